@@ -1,0 +1,138 @@
+// Package api is vipd's control surface: a JSON API on a unix socket (what
+// vipctl talks to), and an opt-in HTTP listener with Prometheus metrics, a
+// live status page and liveness/readiness endpoints.
+//
+// The daemon implements Source; this package only reads through it, so the
+// daemon's goroutines stay the single owners of their state.
+package api
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/vipd/vipd/internal/lvs"
+)
+
+// Source is what the daemon exposes to the API. Every method returns a
+// snapshot the caller may keep; none blocks for long.
+type Source interface {
+	Status() Status
+	Conns() []lvs.ConnEntry
+	// Reload re-reads the configuration, validates it and applies the
+	// difference. A configuration error leaves the running one in place
+	// and is returned as *ConfigError.
+	Reload(ctx context.Context) error
+	// Ready returns nil once the configuration is applied (VRRP running,
+	// data plane programmed); otherwise why not.
+	Ready() error
+}
+
+// ConfigError is a rejected configuration: every diagnostic, each naming
+// file:line.
+type ConfigError struct {
+	Diagnostics []string `json:"diagnostics"`
+}
+
+func (e *ConfigError) Error() string {
+	if len(e.Diagnostics) == 1 {
+		return "configuration rejected: " + e.Diagnostics[0]
+	}
+	s := "configuration rejected:"
+	for _, d := range e.Diagnostics {
+		s += "\n  " + d
+	}
+	return s
+}
+
+// Status is the whole observable state of a vipd daemon.
+type Status struct {
+	Version      string    `json:"version"`
+	RouterID     string    `json:"router_id"`
+	Hostname     string    `json:"hostname"`
+	PID          int       `json:"pid"`
+	Started      time.Time `json:"started"`
+	ConfigFile   string    `json:"config_file"`
+	ConfigLoaded time.Time `json:"config_loaded"`
+	Reloads      uint64    `json:"reloads"`
+	Dataplane    string    `json:"dataplane"` // proxy or ipvs
+
+	Instances  []Instance          `json:"instances"`
+	SyncGroups []SyncGroup         `json:"sync_groups,omitempty"`
+	Services   []lvs.ServiceStatus `json:"services"`
+	Checks     []Check             `json:"checks"`
+	Scripts    []Script            `json:"scripts,omitempty"`
+}
+
+// Instance is one VRRP instance.
+type Instance struct {
+	Name              string        `json:"name"`
+	Interface         string        `json:"interface"`
+	VRID              int           `json:"vrid"`
+	Version           int           `json:"version"` // 2 or 3
+	Family            string        `json:"family"`  // inet or inet6
+	State             string        `json:"state"`   // INIT, BACKUP, MASTER, FAULT, STOP
+	Priority          int           `json:"priority"`
+	EffectivePriority int           `json:"effective_priority"`
+	AdvertInterval    time.Duration `json:"advert_interval"`
+	MasterAddr        netip.Addr    `json:"master_addr"`     // current master as last heard (ourselves when master)
+	MasterPriority    int           `json:"master_priority"` // as last heard
+	VIPs              []string      `json:"vips"`
+	SyncGroup         string        `json:"sync_group,omitempty"`
+	Transitions       uint64        `json:"transitions"`
+	LastTransition    time.Time     `json:"last_transition"`
+	FaultReasons      []string      `json:"fault_reasons,omitempty"`
+	Stats             VRRPStats     `json:"stats"`
+}
+
+// VRRPStats are an instance's counters, named after keepalived's own
+// statistics (SIGUSR2's keepalived.stats) so dashboards map one to one.
+type VRRPStats struct {
+	AdvertRcvd        uint64 `json:"advert_rcvd"`
+	AdvertSent        uint64 `json:"advert_sent"`
+	BecomeMaster      uint64 `json:"become_master"`
+	ReleaseMaster     uint64 `json:"release_master"`
+	PacketLenErr      uint64 `json:"packet_len_err"`
+	AdvertIntervalErr uint64 `json:"advert_interval_err"`
+	IPTTLErr          uint64 `json:"ip_ttl_err"`
+	InvalidTypeRcvd   uint64 `json:"invalid_type_rcvd"`
+	AddrListErr       uint64 `json:"addr_list_err"`
+	InvalidAuthType   uint64 `json:"invalid_authtype"`
+	AuthTypeMismatch  uint64 `json:"authtype_mismatch"`
+	AuthFailure       uint64 `json:"auth_failure"`
+	PriZeroRcvd       uint64 `json:"pri_zero_rcvd"`
+	PriZeroSent       uint64 `json:"pri_zero_sent"`
+	// Dropped counts every advert dropped, by reason (checksum, vrid,
+	// version, ttl, auth, length, ...): vipd's own, finer than the above.
+	Dropped map[string]uint64 `json:"dropped,omitempty"`
+}
+
+// SyncGroup is a vrrp_sync_group.
+type SyncGroup struct {
+	Name      string   `json:"name"`
+	State     string   `json:"state"`
+	Instances []string `json:"instances"`
+}
+
+// Check is one health checker of one real server.
+type Check struct {
+	VirtualServer string        `json:"virtual_server"` // "TCP 198.18.0.100:80" or "FWM 1"
+	RealServer    string        `json:"real_server"`    // "198.18.0.21:80"
+	Kind          string        `json:"kind"`           // HTTP_GET, TCP_CHECK, ...
+	Up            bool          `json:"up"`
+	Reason        string        `json:"reason"` // last result and why
+	Weight        int           `json:"weight"` // effective weight given to the data plane
+	LastCheck     time.Time     `json:"last_check"`
+	LastChange    time.Time     `json:"last_change"`
+	Duration      time.Duration `json:"duration"` // of the last check
+	Checks        uint64        `json:"checks"`
+	Failures      uint64        `json:"failures"`
+}
+
+// Script is a vrrp_script (tracking script).
+type Script struct {
+	Name       string    `json:"name"`
+	State      string    `json:"state"` // GOOD, BAD, INIT
+	Weight     int       `json:"weight"`
+	LastChange time.Time `json:"last_change"`
+}
