@@ -30,7 +30,9 @@ func startAPI(t *testing.T, src api.Source) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- api.NewServer(src, api.Options{Now: func() time.Time { return apitest.T0 }}).Serve(ctx, ln) }()
+	go func() {
+		done <- api.NewServer(src, api.Options{Now: func() time.Time { return apitest.T0 }}).Serve(ctx, ln)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {

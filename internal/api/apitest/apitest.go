@@ -170,7 +170,7 @@ func Sample() api.Status {
 				AdvertInterval: time.Second,
 				VIPs:           []string{"198.18.1.100/24"},
 				Transitions:    1, LastTransition: T0.Add(-30 * time.Minute),
-				FaultReasons:   []string{"interface eth1 down"},
+				FaultReasons: []string{"interface eth1 down"},
 				Stats: api.VRRPStats{
 					PacketLenErr: 4, IPTTLErr: 1,
 					Dropped: map[string]uint64{"length": 4, "ttl": 1, "checksum": 7},
