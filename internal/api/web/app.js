@@ -84,7 +84,7 @@ function renderInstances(d) {
     const dropped = Object.entries(i.stats.dropped || {}).sort().map(([k, v]) => k + " " + v).join(", ");
     rows.push(el("tr", { class: "st-" + i.state, "data-instance": i.name },
       td(i.name), td(i.interface), num(i.vrid), td("v" + i.version), td(i.state, "st-" + i.state),
-      num(i.priority), num(i.effective_priority), td(i.master_addr || ""), num(i.master_priority),
+      num(i.priority), num(i.effective_priority), td(i.master_addr || ""), num(i.master_addr ? i.master_priority : null),
       td(fmtDur(i.advert_interval)), td((i.vips || []).join(" "), "wrap"), td(i.sync_group || ""),
       num(i.transitions), td(ago(i.last_transition, d.now)), num(i.stats.advert_sent), num(i.stats.advert_rcvd),
       td(dropped), td((i.fault_reasons || []).join("; "), "wrap")));
@@ -93,14 +93,14 @@ function renderInstances(d) {
 
   const extra = [];
   if ((d.status.sync_groups || []).length) {
-    const t = el("table", { class: "grid" }, header("Sync group", "State", "Instances"));
+    const t = el("table", { class: "grid narrow" }, header("Sync group", "State", "Instances"));
     for (const g of d.status.sync_groups) {
       t.appendChild(el("tr", { class: "st-" + g.state }, td(g.name), td(g.state, "st-" + g.state), td(g.instances.join(" "))));
     }
     extra.push(el("h3", {}, "Sync groups"), t);
   }
   if ((d.status.scripts || []).length) {
-    const t = el("table", { class: "grid" }, header("Tracking script", "State", "Weight", "Last change"));
+    const t = el("table", { class: "grid narrow" }, header("Tracking script", "State", "Weight", "Last change"));
     for (const s of d.status.scripts) {
       const cls = s.state === "GOOD" ? "rs-up" : s.state === "BAD" ? "rs-down" : "";
       t.appendChild(el("tr", { class: cls }, td(s.name), td(s.state), num(s.weight), td(ago(s.last_change, d.now))));
