@@ -29,10 +29,6 @@ type Ping struct {
 	Endpoint
 }
 
-// rawOnly remembers that datagram ICMP sockets were refused, so later
-// attempts go straight to raw sockets.
-var rawOnly [2]atomic.Bool
-
 var pingSeq atomic.Uint32
 
 // Check sends one echo request.
@@ -40,13 +36,10 @@ func (c *Ping) Check(ctx context.Context) Result {
 	ctx, cancel := c.attemptContext(ctx)
 	defer cancel()
 	v6 := c.Addr.Addr().Is6() && !c.Addr.Addr().Is4In6()
-	fam := 0
-	if v6 {
-		fam = 1
-	}
-	conn, raw, err := c.open(v6, rawOnly[fam].Load())
-	if err != nil && !rawOnly[fam].Load() && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EPROTONOSUPPORT)) {
-		rawOnly[fam].Store(true)
+	// ping_group_range is per network namespace and may change, so the
+	// datagram socket is tried every time (a refused socket() is cheap).
+	conn, raw, err := c.open(v6, false)
+	if err != nil && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EPROTONOSUPPORT)) {
 		conn, raw, err = c.open(v6, true)
 	}
 	if err != nil {

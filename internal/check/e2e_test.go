@@ -1,0 +1,460 @@
+package check
+
+// End-to-end acceptance: real servers (nginx over HTTP and HTTPS, dnsmasq,
+// Python's smtpd, socat) in network namespaces, checked by a Runner in a
+// helper process inside the load balancer's namespace, with faults
+// injected (process stopped, packets dropped, server frozen). Each case
+// measures how long the Runner takes to declare the server down and up and
+// asserts it against keepalived's formula.
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/lab"
+)
+
+// e2eChecker describes a checker for the helper process.
+type e2eChecker struct {
+	Server       string
+	Kind         string
+	Addr         string
+	Timing       Timing
+	Path, Digest string
+	TLS          bool
+	DNSName      string
+	DNSType      string
+	RequireReply bool
+	Payload      []byte
+	Argv         []string
+	Helo         string
+}
+
+func (c e2eChecker) build() (Checker, error) {
+	ep := Endpoint{Addr: netip.MustParseAddrPort(c.Addr), Timeout: c.Timing.Timeout}
+	switch c.Kind {
+	case "HTTP_GET", "SSL_GET":
+		h := &HTTP{Endpoint: ep, URLs: []URL{{Path: c.Path, Digest: c.Digest}}}
+		if c.TLS {
+			cfg, err := SSL{}.Config()
+			if err != nil {
+				return nil, err
+			}
+			h.TLS = cfg
+		}
+		return h, nil
+	case "TCP_CHECK":
+		return &TCP{Endpoint: ep}, nil
+	case "PING_CHECK":
+		return &Ping{Endpoint: ep}, nil
+	case "DNS_CHECK":
+		typ, err := DNSType(c.DNSType)
+		if err != nil {
+			return nil, err
+		}
+		return &DNS{Endpoint: ep, Name: c.DNSName, Type: typ}, nil
+	case "SMTP_CHECK":
+		return &SMTP{Endpoint: ep, HeloName: c.Helo}, nil
+	case "UDP_CHECK":
+		return &UDP{Endpoint: ep, Payload: c.Payload, RequireReply: c.RequireReply}, nil
+	case "MISC_CHECK":
+		return &Misc{Argv: c.Argv, Timeout: c.Timing.Timeout}, nil
+	}
+	return nil, fmt.Errorf("unknown kind %q", c.Kind)
+}
+
+const helperEnv = "VIPD_CHECK_E2E_CONFIG"
+
+// TestE2EHelperProcess is not a test: it is the Runner process the e2e test
+// starts in the load balancer's namespace (via the test binary). It prints
+// each event as a JSON line prefixed with "EVENT ".
+func TestE2EHelperProcess(t *testing.T) {
+	path := os.Getenv(helperEnv)
+	if path == "" {
+		t.Skip("helper process for TestE2E")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []e2eChecker
+	if err := json.Unmarshal(b, &cs); err != nil {
+		t.Fatal(err)
+	}
+	var servers []Server
+	for _, c := range cs {
+		chk, err := c.build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, Server{Name: c.Server, Weight: 1, Checkers: []Spec{{Name: c.Kind + " " + c.Addr, Checker: chk, Timing: c.Timing}}})
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	r := NewRunner(servers, Options{OnEvent: func(e Event) {
+		b, _ := json.Marshal(e)
+		mu.Lock()
+		fmt.Fprintf(out, "EVENT %s\n", b)
+		out.Flush()
+		mu.Unlock()
+	}})
+	_ = r.Run(context.Background()) // until the test kills the process
+}
+
+// eventLog follows the helper's output.
+type eventLog struct {
+	p *lab.Proc
+}
+
+func (l *eventLog) events() []Event {
+	var evs []Event
+	for _, line := range strings.Split(l.p.Output(), "\n") {
+		if s, ok := strings.CutPrefix(line, "EVENT "); ok {
+			var e Event
+			if json.Unmarshal([]byte(s), &e) == nil {
+				evs = append(evs, e)
+			}
+		}
+	}
+	return evs
+}
+
+// wait returns the first event of server of kind after t.
+func (l *eventLog) wait(tb testing.TB, server string, kind EventKind, after time.Time, timeout time.Duration) Event {
+	tb.Helper()
+	var found Event
+	lab.Eventually(tb, timeout, func() bool {
+		for _, e := range l.events() {
+			if e.Server == server && e.Kind == kind && e.Time.After(after) {
+				found = e
+				return true
+			}
+		}
+		return false
+	}, "no %s event for %s after %s", kind, server, after.Format("15:04:05.000"))
+	return found
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// worldReadableDir is a temp dir nginx's and dnsmasq's unprivileged
+// workers can read.
+func worldReadableDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	for p := d; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rs.vipd.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"rs.vipd.test"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
+	return certFile, keyFile
+}
+
+// nginxConf writes an nginx config serving dir/www over HTTP on ip:80 and
+// HTTPS on ip:443.
+func nginxConf(t *testing.T, ip netip.Addr, page string) (conf, dir string) {
+	t.Helper()
+	dir = worldReadableDir(t)
+	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "www", "index.html"), page)
+	cert, key := selfSignedCert(t, dir)
+	conf = filepath.Join(dir, "nginx.conf")
+	tmp := filepath.Join(dir, "tmp")
+	writeFile(t, conf, fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path %[2]s; proxy_temp_path %[2]s; fastcgi_temp_path %[2]s; uwsgi_temp_path %[2]s; scgi_temp_path %[2]s;
+  server { listen %[3]s:80; root %[1]s/www; }
+  server { listen %[3]s:443 ssl; ssl_certificate %[4]s; ssl_certificate_key %[5]s; root %[1]s/www; }
+}
+`, dir, tmp, ip, cert, key))
+	return conf, dir
+}
+
+type e2eCase struct {
+	name   string
+	server string
+	fault  func(t *testing.T)
+	repair func(t *testing.T)
+	// slow: every failing attempt waits connect_timeout (no RST, no ICMP).
+	slow bool
+}
+
+func TestE2E(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireCommand(t, "nginx", "dnsmasq", "socat", "python3")
+	if err := exec.Command("python3", "-c", "import smtpd").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 lacks the smtpd module (Python <= 3.11 ships it)")
+		}
+		t.Skip("python3 lacks the smtpd module")
+	}
+	l := lab.New(t)
+	lb := l.Host("lb", "198.18.0.11/24", "2001:2::11/64")
+	web := l.Host("web", "198.18.0.12/24")
+	web2 := l.Host("web2", "198.18.0.13/24", "2001:2::13/64")
+	dns := l.Host("dns", "198.18.0.14/24")
+	mail := l.Host("mail", "198.18.0.15/24")
+	udp := l.Host("udp", "198.18.0.16/24")
+	tcp := l.Host("tcp", "198.18.0.17/24")
+	// Unprivileged ICMP sockets in the balancer's namespace: PING_CHECK
+	// takes its datagram-socket path here (the unit test covers raw).
+	lb.MustRun("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
+
+	page := "vipd e2e page\n"
+	sum := md5.Sum([]byte(page))
+	digest := hex.EncodeToString(sum[:])
+
+	// Real servers.
+	webConf, _ := nginxConf(t, web.Addr, page)
+	web2Conf, _ := nginxConf(t, web2.Addr, page)
+	startNginx := func(h *lab.Host, conf string) *lab.Proc {
+		return h.Start("nginx", "-c", conf, "-e", filepath.Join(filepath.Dir(conf), "error.log"))
+	}
+	var mu sync.Mutex
+	procs := map[string]*lab.Proc{}
+	setProc := func(k string, p *lab.Proc) { mu.Lock(); procs[k] = p; mu.Unlock() }
+	getProc := func(k string) *lab.Proc { mu.Lock(); defer mu.Unlock(); return procs[k] }
+	setProc("web", startNginx(web, webConf))
+	setProc("web2", startNginx(web2, web2Conf))
+	dnsDir := worldReadableDir(t)
+	startDNS := func() *lab.Proc {
+		return dns.Start("dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "-u", "root",
+			"--bind-interfaces", "--listen-address="+dns.Addr.String(), "--port=53",
+			"--pid-file="+filepath.Join(dnsDir, "pid"), "--address=/web.vipd.test/198.18.0.12", "--log-facility=-")
+	}
+	setProc("dns", startDNS())
+	startSMTP := func() *lab.Proc {
+		return mail.Start("python3", "-W", "ignore", "-m", "smtpd", "-n", "-c", "DebuggingServer", mail.Addr.String()+":25")
+	}
+	setProc("mail", startSMTP())
+	startUDP := func() *lab.Proc {
+		return udp.Start("socat", "UDP4-RECVFROM:7,bind="+udp.Addr.String()+",fork", "EXEC:cat")
+	}
+	setProc("udp", startUDP())
+	startTCP := func() *lab.Proc {
+		return tcp.Start("socat", "TCP4-LISTEN:5000,bind="+tcp.Addr.String()+",reuseaddr,fork", "EXEC:cat")
+	}
+	setProc("tcp", startTCP())
+	miscDir := worldReadableDir(t)
+	flag := filepath.Join(miscDir, "healthy")
+	writeFile(t, flag, "1")
+	miscScript := filepath.Join(miscDir, "check.sh")
+	if err := os.WriteFile(miscScript, []byte("#!/bin/sh\ntest -f "+flag+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	tm := Timing{DelayLoop: time.Second, Retry: 1, DelayBeforeRetry: 500 * time.Millisecond, Timeout: time.Second, Alpha: true}
+	checkers := []e2eChecker{
+		{Server: "web-http", Kind: "HTTP_GET", Addr: "198.18.0.12:80", Path: "/index.html", Digest: digest},
+		{Server: "web-freeze", Kind: "HTTP_GET", Addr: "198.18.0.12:80", Path: "/"},
+		{Server: "web-https", Kind: "SSL_GET", Addr: "198.18.0.12:443", Path: "/index.html", Digest: digest, TLS: true},
+		{Server: "web2-http", Kind: "HTTP_GET", Addr: "198.18.0.13:80", Path: "/index.html", Digest: digest},
+		{Server: "web2-ping", Kind: "PING_CHECK", Addr: "198.18.0.13:0"},
+		{Server: "web2-ping6", Kind: "PING_CHECK", Addr: "[2001:2::13]:0"},
+		{Server: "dns", Kind: "DNS_CHECK", Addr: "198.18.0.14:53", DNSName: "web.vipd.test", DNSType: "A"},
+		{Server: "mail", Kind: "SMTP_CHECK", Addr: "198.18.0.15:25", Helo: "lb.vipd.test"},
+		{Server: "udp", Kind: "UDP_CHECK", Addr: "198.18.0.16:7", Payload: []byte("vipd"), RequireReply: true},
+		{Server: "tcp", Kind: "TCP_CHECK", Addr: "198.18.0.17:5000"},
+		{Server: "misc", Kind: "MISC_CHECK", Argv: []string{miscScript}, Addr: "198.18.0.12:0"},
+	}
+	for i := range checkers {
+		checkers[i].Timing = tm
+	}
+	cfg, _ := json.Marshal(checkers)
+	cfgPath := filepath.Join(t.TempDir(), "checkers.json")
+	writeFile(t, cfgPath, string(cfg))
+	t.Setenv(helperEnv, cfgPath)
+	start := time.Now()
+	helper := lb.Start(os.Args[0], "-test.run=^TestE2EHelperProcess$", "-test.timeout=10m")
+	log := &eventLog{p: helper}
+
+	// alpha: every server starts down and comes up at its first success,
+	// which is also the sign that the real servers are ready.
+	for _, c := range checkers {
+		log.wait(t, c.Server, ServerUp, start, 20*time.Second)
+	}
+
+	pgKill := func(key string, sig syscall.Signal) func(t *testing.T) {
+		return func(t *testing.T) {
+			if err := syscall.Kill(-getProc(key).Cmd.Process.Pid, sig); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stop := func(key string) func(t *testing.T) {
+		return func(t *testing.T) {
+			p := getProc(key)
+			p.Kill()
+			<-p.Done()
+		}
+	}
+	restart := func(key string, start func() *lab.Proc) func(t *testing.T) {
+		return func(t *testing.T) { setProc(key, start()) }
+	}
+	// Cases on different hosts run in parallel; cases on one host run in
+	// sequence inside one group.
+	groups := [][]e2eCase{
+		{
+			{name: "nginx stopped", server: "web-http", fault: stop("web"), repair: restart("web", func() *lab.Proc { return startNginx(web, webConf) })},
+			{name: "nginx frozen (SIGSTOP): no answer within connect_timeout", server: "web-freeze", fault: pgKill("web", syscall.SIGSTOP), repair: pgKill("web", syscall.SIGCONT), slow: true},
+			{name: "nginx https stopped", server: "web-https", fault: stop("web"), repair: restart("web", func() *lab.Proc { return startNginx(web, webConf) })},
+		},
+		{
+			{name: "web2 blackholed: HTTP", server: "web2-http", fault: func(*testing.T) { web2.Blackhole() }, repair: func(*testing.T) { web2.Unblackhole() }, slow: true},
+		},
+		{
+			{name: "dnsmasq stopped", server: "dns", fault: stop("dns"), repair: restart("dns", startDNS)},
+			{name: "dnsmasq frozen", server: "dns", fault: pgKill("dns", syscall.SIGSTOP), repair: pgKill("dns", syscall.SIGCONT), slow: true},
+		},
+		{
+			{name: "smtpd stopped", server: "mail", fault: stop("mail"), repair: restart("mail", startSMTP)},
+			{name: "mail host blackholed", server: "mail", fault: func(*testing.T) { mail.Blackhole() }, repair: func(*testing.T) { mail.Unblackhole() }, slow: true},
+		},
+		{
+			{name: "udp echo stopped (ICMP port unreachable)", server: "udp", fault: stop("udp"), repair: restart("udp", startUDP)},
+			{name: "udp echo frozen (no reply)", server: "udp", fault: pgKill("udp", syscall.SIGSTOP), repair: pgKill("udp", syscall.SIGCONT), slow: true},
+		},
+		{
+			{name: "tcp listener stopped", server: "tcp", fault: stop("tcp"), repair: restart("tcp", startTCP)},
+		},
+		{
+			{name: "misc script fails", server: "misc", fault: func(t *testing.T) { os.Remove(flag) }, repair: func(t *testing.T) { writeFile(t, flag, "1") }},
+		},
+	}
+	var rmu sync.Mutex
+	var report []string
+	t.Run("faults", func(t *testing.T) {
+		for gi, g := range groups {
+			t.Run(fmt.Sprint("group", gi), func(t *testing.T) {
+				t.Parallel()
+				for _, c := range g {
+					t.Run(c.name, func(t *testing.T) {
+						line := runFaultCase(t, log, tm, c)
+						rmu.Lock()
+						report = append(report, line)
+						rmu.Unlock()
+					})
+				}
+			})
+		}
+	})
+	t.Run("ping over a blackhole", func(t *testing.T) {
+		// After the HTTP group has restored web2: both address families.
+		fault := time.Now()
+		web2.Blackhole()
+		for _, s := range []string{"web2-ping", "web2-ping6"} {
+			e := log.wait(t, s, ServerDown, fault, 10*time.Second)
+			checkBound(t, s+" down", e.Time.Sub(fault), tm, true)
+		}
+		fix := time.Now()
+		web2.Unblackhole()
+		for _, s := range []string{"web2-ping", "web2-ping6"} {
+			e := log.wait(t, s, ServerUp, fix, 10*time.Second)
+			if d := e.Time.Sub(fix); d > tm.DelayLoop+tm.Timeout+tolerance {
+				t.Errorf("%s up %v after repair, want <= %v", s, d, tm.DelayLoop+tm.Timeout+tolerance)
+			}
+		}
+	})
+	for _, r := range report {
+		t.Log(r)
+	}
+}
+
+// tolerance absorbs scheduling on two shared cores and process start-up.
+const tolerance = 700 * time.Millisecond
+
+// downBound is keepalived's detection bound: the next round comes within
+// delay_loop, then retry more attempts spaced by delay_before_retry; when
+// attempts time out rather than fail at once, each also waits
+// connect_timeout.
+func downBound(tm Timing, slow bool) time.Duration {
+	b := tm.DelayLoop + time.Duration(tm.Retry)*tm.DelayBeforeRetry
+	if slow {
+		b += time.Duration(tm.Retry+1) * tm.Timeout
+	}
+	return b
+}
+
+func checkBound(t *testing.T, what string, d time.Duration, tm Timing, slow bool) {
+	t.Helper()
+	lower := time.Duration(tm.Retry) * tm.DelayBeforeRetry
+	if slow {
+		lower += time.Duration(tm.Retry+1) * tm.Timeout
+	}
+	if d < lower-100*time.Millisecond || d > downBound(tm, slow)+tolerance {
+		t.Errorf("%s after %v, want in [%v, %v]", what, d.Round(time.Millisecond), lower, downBound(tm, slow)+tolerance)
+	}
+}
+
+func runFaultCase(t *testing.T, log *eventLog, tm Timing, c e2eCase) string {
+	fault := time.Now()
+	c.fault(t)
+	e := log.wait(t, c.server, ServerDown, fault, 15*time.Second)
+	detect := e.Time.Sub(fault)
+	checkBound(t, "down", detect, tm, c.slow)
+	fix := time.Now()
+	c.repair(t)
+	u := log.wait(t, c.server, ServerUp, fix, 15*time.Second)
+	back := u.Time.Sub(fix)
+	if back > tm.DelayLoop+tm.Timeout+tolerance {
+		t.Errorf("up %v after repair, want <= delay_loop + connect_timeout (+%v) = %v", back.Round(time.Millisecond), tolerance, tm.DelayLoop+tm.Timeout+tolerance)
+	}
+	return fmt.Sprintf("%-55s down after %6v (bound %v), up after %6v (reason: %s)", c.name, detect.Round(time.Millisecond), downBound(tm, c.slow), back.Round(time.Millisecond), e.Reason)
+}
