@@ -24,13 +24,19 @@ type genhashFlags struct {
 
 func (g *genhashFlags) add(fs *flag.FlagSet) {
 	both := func(short, long string, f func(name string)) { f(short); f(long) }
-	both("s", "server", func(n string) { fs.StringVar(&g.server, n, "", "real server to fetch from, an IP address or a host name (`ADDR`)") })
+	both("s", "server", func(n string) {
+		fs.StringVar(&g.server, n, "", "real server to fetch from, an IP address or a host name (`ADDR`)")
+	})
 	both("p", "port", func(n string) { fs.UintVar(&g.port, n, 0, "`PORT` to connect to") })
 	both("u", "url", func(n string) { fs.StringVar(&g.url, n, "", "`PATH` of the page to hash, as in url { path ... }") })
 	both("S", "use-ssl", func(n string) { fs.BoolVar(&g.ssl, n, false, "use TLS, as SSL_GET does") })
 	both("I", "use-sni", func(n string) { fs.BoolVar(&g.sni, n, false, "send the virtual host as SNI in the TLS handshake") })
-	both("V", "use-virtualhost", func(n string) { fs.StringVar(&g.vhost, n, "", "`HOST` for the Host header (default: the server address)") })
-	both("v", "verbose", func(n string) { fs.BoolVar(&g.verbose, n, false, "dump the header and body in hex, and the response time") })
+	both("V", "use-virtualhost", func(n string) {
+		fs.StringVar(&g.vhost, n, "", "`HOST` for the Host header (default: the server address)")
+	})
+	both("v", "verbose", func(n string) {
+		fs.BoolVar(&g.verbose, n, false, "dump the header and body in hex, and the response time")
+	})
 	both("m", "fwmark", func(n string) { fs.UintVar(&g.mark, n, 0, "firewall `MARK` to set on the socket") })
 	both("P", "protocol", func(n string) {
 		fs.StringVar(&g.proto, n, "1.0", "HTTP `VERSION`: 1.0, 1.0c (1.0 with Connection: close) or 1.1")
