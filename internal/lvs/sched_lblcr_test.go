@@ -9,14 +9,14 @@ import (
 // Worked example, weights 1 and 1, one virtual address, connections stay
 // open (overheads in units of 256):
 //
-//	1. no entry: wlc picks A; set {A}                      A=1
-//	2. least in set A (1), not above its weight            A=2
-//	3. A: 2 > 1 while B has 0 < 1/2: wlc picks B; set {B A}  B=1
-//	4. set min: B (1) vs A (2) -> B                        B=2
-//	5. B (2) vs A (2) tie -> B; nobody below half weight   B=3
-//	6. B (3) vs A (2) -> A                                 A=3
-//	7. B (3) vs A (3) tie -> B                             B=4
-//	8. B (4) vs A (3) -> A
+//  1. no entry: wlc picks A; set {A}                      A=1
+//  2. least in set A (1), not above its weight            A=2
+//  3. A: 2 > 1 while B has 0 < 1/2: wlc picks B; set {B A}  B=1
+//  4. set min: B (1) vs A (2) -> B                        B=2
+//  5. B (2) vs A (2) tie -> B; nobody below half weight   B=3
+//  6. B (3) vs A (2) -> A                                 A=3
+//  7. B (3) vs A (3) tie -> B                             B=4
+//  8. B (4) vs A (3) -> A
 func TestLBLCRSequence(t *testing.T) {
 	dests := []*Dest{d("A", 1), d("B", 1)}
 	s := newSched(t, "lblcr", 0, dests)
