@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/vipd/vipd/internal/lvs"
@@ -50,7 +51,11 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("cannot reach vipd at %s: %v (is vipd running? --socket)", e.Socket, e.Err)
+	hint := "is vipd running? --socket"
+	if errors.Is(e.Err, syscall.EACCES) || errors.Is(e.Err, syscall.EPERM) {
+		hint = "the control socket is root-only: run vipctl as root"
+	}
+	return fmt.Sprintf("cannot reach vipd at %s: %v (%s)", e.Socket, e.Err, hint)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
