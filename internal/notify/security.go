@@ -78,6 +78,9 @@ func checkScript(arg0 string, id identity, security bool, warn func(string)) (st
 		return "", fmt.Errorf("%w: %s is not a regular file", ErrRefused, real)
 	}
 	st := fi.Sys().(*syscall.Stat_t)
+	if err := searchable(exe, id); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrRefused, err)
+	}
 	if !executable(st, id) {
 		return "", fmt.Errorf("%w: %s is not executable by uid:gid %d:%d (mode %s, owner %d:%d)",
 			ErrRefused, real, id.uid, id.gid, fi.Mode(), st.Uid, st.Gid)
@@ -159,6 +162,28 @@ func pathSecurity(p string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// searchable checks that uid:gid may walk the directories of p
+// (keepalived resolves the path as the script's user and refuses the
+// script when that fails).
+func searchable(p string, id identity) error {
+	if id.uid == 0 {
+		return nil
+	}
+	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("%s: %v", d, unwrapPathError(err))
+		}
+		if !executable(fi.Sys().(*syscall.Stat_t), id) {
+			return fmt.Errorf("directory %s is not searchable by uid:gid %d:%d (mode %s), so %s cannot be run as that user",
+				d, id.uid, id.gid, fi.Mode(), p)
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }
 
 // executable is keepalived's test of whether uid:gid may execute a file.
