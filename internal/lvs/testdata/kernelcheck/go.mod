@@ -1,0 +1,3 @@
+module kernelcheck
+
+go 1.26
