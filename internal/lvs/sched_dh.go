@@ -23,6 +23,7 @@ func init() {
 
 type dhScheduler struct {
 	buckets [dhTabSize]*Dest
+	ready   bool // Update was called
 }
 
 func (s *dhScheduler) Name() string { return "dh" }
@@ -30,6 +31,7 @@ func (s *dhScheduler) Name() string { return "dh" }
 // Update rebuilds the table. The kernel rebuilds it on add and delete only;
 // an edit cannot change it since weights do not matter.
 func (s *dhScheduler) Update(dests []*Dest) {
+	s.ready = true
 	for i := range s.buckets {
 		if len(dests) == 0 {
 			s.buckets[i] = nil
@@ -39,7 +41,10 @@ func (s *dhScheduler) Update(dests []*Dest) {
 	}
 }
 
-func (s *dhScheduler) Schedule(_ []*Dest, f Flow, _ time.Time) *Dest {
+func (s *dhScheduler) Schedule(dests []*Dest, f Flow, _ time.Time) *Dest {
+	if !s.ready {
+		s.Update(dests)
+	}
 	d := s.buckets[hash32(addrFold(f.Virtual.Addr()), dhTabBits)]
 	if d == nil || !usable(d) {
 		return nil

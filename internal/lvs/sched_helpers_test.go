@@ -140,3 +140,17 @@ func TestSchedulersNoDestination(t *testing.T) {
 		}
 	}
 }
+
+// A scheduler used without Update builds its state from the list given to
+// Schedule, as the kernel's init_svc does for a populated service.
+func TestSchedulersWithoutUpdate(t *testing.T) {
+	for _, sched := range SchedulerNames() {
+		t.Run(sched, func(t *testing.T) {
+			dests := []*Dest{d("A", 1), d("B", 2)}
+			s, _ := NewScheduler(sched, 0)
+			if x := s.Schedule(dests, defaultFlow, t0); x == nil {
+				t.Error("no destination")
+			}
+		})
+	}
+}

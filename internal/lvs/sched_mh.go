@@ -152,9 +152,9 @@ func (s *mhScheduler) Update(dests []*Dest) {
 	}
 }
 
-func (s *mhScheduler) Schedule(_ []*Dest, f Flow, _ time.Time) *Dest {
+func (s *mhScheduler) Schedule(dests []*Dest, f Flow, _ time.Time) *Dest {
 	if s.lookup == nil {
-		return nil
+		s.Update(dests) // never updated: build from the current list
 	}
 	var port uint16
 	if s.flags&FlagMHPort != 0 {

@@ -38,11 +38,13 @@ func init() {
 type shScheduler struct {
 	flags   SchedFlags
 	buckets [shTabSize]*Dest
+	ready   bool // Update was called
 }
 
 func (s *shScheduler) Name() string { return "sh" }
 
 func (s *shScheduler) Update(dests []*Dest) {
+	s.ready = true
 	if len(dests) == 0 {
 		s.buckets = [shTabSize]*Dest{}
 		return
@@ -64,7 +66,10 @@ func shHash(addr netip.Addr, port uint16, offset uint32) uint32 {
 	return (offset + hash32(uint32(port)+addrFold(addr), shTabBits)) & shTabMask
 }
 
-func (s *shScheduler) Schedule(_ []*Dest, f Flow, _ time.Time) *Dest {
+func (s *shScheduler) Schedule(dests []*Dest, f Flow, _ time.Time) *Dest {
+	if !s.ready {
+		s.Update(dests)
+	}
 	var port uint16
 	if s.flags&FlagSHPort != 0 {
 		port = flowPort(f)

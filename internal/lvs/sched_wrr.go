@@ -33,11 +33,13 @@ type wrrScheduler struct {
 	cw     int            // current weight
 	mw     int            // maximum weight - (di - 1)
 	di     int            // gcd of the positive weights (1 when none)
+	ready  bool           // Update was called
 }
 
 func (s *wrrScheduler) Name() string { return "wrr" }
 
 func (s *wrrScheduler) Update(dests []*Dest) {
+	s.ready = true
 	s.cl = -1
 	g, maxw := 0, 0
 	for _, d := range dests {
@@ -65,6 +67,9 @@ func (s *wrrScheduler) Update(dests []*Dest) {
 }
 
 func (s *wrrScheduler) Schedule(dests []*Dest, _ Flow, _ time.Time) *Dest {
+	if !s.ready {
+		s.Update(dests) // as the kernel's init_svc on a populated service
+	}
 	if s.mw == 0 {
 		return nil
 	}
