@@ -75,7 +75,7 @@ func openFIFO(cfg *FIFOConfig, ncfg *Config, log *slog.Logger, warn func(string)
 	case err != nil:
 		return nil, fmt.Errorf("notify fifo %s: %w", cfg.Path, err)
 	case fi.Mode()&fs.ModeNamedPipe == 0:
-		return nil, fmt.Errorf("notify fifo %s: exists and is not a FIFO (%s)", cfg.Path, fi.Mode().Type())
+		return nil, fmt.Errorf("notify fifo %s: exists and is not a FIFO but %s", cfg.Path, fileKind(fi.Mode()))
 	}
 	if cfg.Script != nil {
 		p, err := prepare(cfg.Script, ncfg, []string{cfg.Path}, warn)
@@ -195,4 +195,20 @@ func (ff *fifo) cleanup() {
 		_ = os.Remove(ff.path)
 		ff.created = false
 	}
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "of type " + m.Type().String()
 }

@@ -117,8 +117,7 @@ func New(cfg Config) (*Notifier, error) {
 		cancel:   cancel,
 		lastMail: map[string]State{},
 	}
-	paths := map[string]string{}
-	for _, f := range []struct {
+	fifos := []struct {
 		kw  string
 		cfg *FIFOConfig
 		dst **fifo
@@ -126,16 +125,22 @@ func New(cfg Config) (*Notifier, error) {
 		{"notify_fifo", &n.cfg.NotifyFIFO, &n.all},
 		{"vrrp_notify_fifo", &n.cfg.VRRPNotifyFIFO, &n.vrrpFIFO},
 		{"lvs_notify_fifo", &n.cfg.LVSNotifyFIFO, &n.lvsFIFO},
-	} {
+	}
+	paths := map[string]string{}
+	for _, f := range fifos {
 		if f.cfg.Path == "" {
 			continue
 		}
 		if other, dup := paths[f.cfg.Path]; dup {
-			n.closeFIFOs(context.Background())
 			cancel()
 			return nil, fmt.Errorf("%s %s: the same FIFO as %s (the FIFO names must all be different)", f.kw, f.cfg.Path, other)
 		}
 		paths[f.cfg.Path] = f.kw
+	}
+	for _, f := range fifos {
+		if f.cfg.Path == "" {
+			continue
+		}
 		ff, err := openFIFO(f.cfg, &n.cfg, n.log, n.warn)
 		if err != nil {
 			n.closeFIFOs(context.Background())
