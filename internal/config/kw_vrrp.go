@@ -1,0 +1,512 @@
+package config
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const noBFD = "BFD (RFC 5880) is not implemented in vipd"
+
+// trackList parses a track_interface / track_script / track_file /
+// track_process / track_bfd block: one name per line with an optional
+// "weight N [reverse]".
+func trackList(name string, lo, hi int64, dst func(c *cx) *[]TrackRef) *Keyword {
+	return list(name, "{ NAME [weight "+itoa(lo)+".."+itoa(hi)+" [reverse]] ... }", func(c *cx, n *Node) {
+		out := dst(c)
+		for _, it := range n.Children {
+			w, set, rev := c.weightArgs(it, 0, lo, hi)
+			*out = append(*out, TrackRef{Pos: it.Pos, Name: it.Name, Weight: w, WeightSet: set, Reverse: rev})
+		}
+	})
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// notifyKw is a notify script keyword of an instance or sync group.
+func notifyKw(name string, dst func(c *cx) **Script) *Keyword {
+	return kw(name, "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) {
+		*dst(c) = c.script(n, 0)
+	})
+}
+
+func notifyOf(c *cx) *Notify {
+	if c.inst != nil {
+		return &c.inst.Notify
+	}
+	return &c.sg.Notify
+}
+
+var vrrpScriptSection = newSection("vrrp_script", "VRRP tracking script",
+	kw("script", "STRING|QUOTED_STRING", 1, "", func(c *cx, n *Node) { c.scr.Script = c.script(n, 0) }),
+	kw("interval", "SECONDS", 1, "1", func(c *cx, n *Node) { c.durVal(n, &c.scr.Interval, 0.000001, 4294.967295) }),
+	kw("timeout", "SECONDS", 1, "interval", func(c *cx, n *Node) { c.durVal(n, &c.scr.Timeout, 0.000001, 4294.967295) }),
+	kw("weight", "-253..253 [reverse]", 1, "0", func(c *cx, n *Node) {
+		w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -253, 253)
+		if set {
+			c.scr.Weight, c.scr.Reverse = w, rev
+		}
+	}),
+	kw("rise", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.scr.Rise, 1, 1<<31-1) }),
+	kw("fall", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.scr.Fall, 1, 1<<31-1) }),
+	kw("user", "USERNAME [GROUPNAME]", 1, "script_user", func(c *cx, n *Node) {
+		if c.scr.Script == nil {
+			c.scr.Script = &Script{Pos: n.Pos}
+		}
+		c.scr.userPos = n.Pos
+		c.scr.user, c.scr.group = n.Args[0], arg(n, 1)
+	}),
+	flag("init_fail", func(c *cx, n *Node) { c.scr.InitFail = true }),
+)
+
+var trackProcessSection = newSection("vrrp_track_process", "VRRP process tracking",
+	kw("process", "STRING|QUOTED_STRING [PARAM ...]", 1, "", func(c *cx, n *Node) { c.tp.Process = append([]string(nil), n.Args...) }),
+	kw("param_match", "initial|partial", 1, "exact", func(c *cx, n *Node) {
+		switch n.Args[0] {
+		case "initial", "partial":
+			c.tp.ParamMatch = n.Args[0]
+		default:
+			c.errf(n, "use initial or partial", "unknown param_match '%s'", n.Args[0])
+		}
+	}),
+	kw("weight", "-254..254 [reverse]", 1, "0", func(c *cx, n *Node) {
+		w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -254, 254)
+		if set {
+			c.tp.Weight, c.tp.Reverse = w, rev
+		}
+	}),
+	kw("quorum", "NUM", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.tp.Quorum, 1, 65535) }),
+	kw("quorum_max", "NUM", 1, "unlimited", func(c *cx, n *Node) { c.intVal(n, &c.tp.QuorumMax, 0, 65535) }),
+	kw("fork_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.ForkDelay, 0, 4294) }),
+	kw("terminate_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.TerminateDelay, 0, 4294) }),
+	kw("delay", "SECONDS", 1, "0", func(c *cx, n *Node) {
+		if c.durVal(n, &c.tp.ForkDelay, 0, 4294) {
+			c.tp.TerminateDelay = c.tp.ForkDelay
+		}
+	}),
+	flag("full_command", func(c *cx, n *Node) { c.tp.FullCommand = true }),
+)
+
+var trackFileSection = newSection("track_file", "Tracked file",
+	kw("file", "QUOTED_STRING", 1, "", func(c *cx, n *Node) { c.tf.File = n.Args[0] }),
+	kw("weight", "-2147483647..2147483647 [reverse]", 1, "1", func(c *cx, n *Node) {
+		w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -2147483647, 2147483647)
+		if set {
+			c.tf.Weight, c.tf.Reverse = w, rev
+		}
+	}),
+	kw("init_file", "[VALUE] [overwrite]", 0, "", func(c *cx, n *Node) {
+		f := &InitFile{}
+		for i, a := range n.Args {
+			if a == "overwrite" {
+				f.Overwrite = true
+				continue
+			}
+			if v, ok := c.integer(n, i, -2147483648, 2147483647); ok {
+				f.Value = int(v)
+			}
+		}
+		c.tf.InitFile = f
+	}),
+)
+
+var syncGroupSection = newSection("vrrp_sync_group", "VRRP synchronization group",
+	list("group", "{ VRRP_INSTANCE ... }", func(c *cx, n *Node) {
+		c.sg.Instances = append(c.sg.Instances, names(n)...)
+	}),
+	trackList("track_interface", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.Interfaces }),
+	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.Scripts }),
+	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Files }),
+	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Processes }),
+	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.BFDs }).status(Refused).note(noBFD),
+	notifyKw("notify_master", func(c *cx) **Script { return &notifyOf(c).Master }),
+	notifyKw("notify_backup", func(c *cx) **Script { return &notifyOf(c).Backup }),
+	notifyKw("notify_fault", func(c *cx) **Script { return &notifyOf(c).Fault }),
+	notifyKw("notify_stop", func(c *cx) **Script { return &notifyOf(c).Stop }),
+	notifyKw("notify", func(c *cx) **Script { return &notifyOf(c).Any }),
+	flag("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.sg.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
+	flag("smtp_alert", func(c *cx, n *Node) { c.boolVal(n, &c.sg.SMTPAlert) }).args("[<BOOL>]", 0),
+	&Keyword{Name: "global_tracking", Warn: true, Deprecated: "track_interface/track_script/track_file on the sync group",
+		set: func(c *cx, n *Node) { c.sg.GlobalTracking = true }},
+	flag("sync_group_tracking_weight", func(c *cx, n *Node) { c.sg.SyncGroupTrackingWeight = true }),
+)
+
+var garpGroupSection = newSection("garp_group", "Gratuitous ARP / unsolicited NA pacing",
+	kw("garp_interval", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.gg.Interval, 0, 1) }),
+	kw("gna_interval", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.gg.NAInterval, 0, 1) }),
+	kw("interface", "IFNAME", 1, "", func(c *cx, n *Node) { c.gg.Interfaces = append(c.gg.Interfaces, n.Args[0]) }),
+	list("interfaces", "{ IFNAME ... }", func(c *cx, n *Node) { c.gg.Interfaces = append(c.gg.Interfaces, names(n)...) }),
+)
+
+var trackGroupSection = newSection("track_group", "Static track group",
+	list("group", "{ VRRP_INSTANCE ... }", func(c *cx, n *Node) { c.tg.Instances = append(c.tg.Instances, names(n)...) }),
+)
+
+var authSection = newSection("authentication", "VRRPv2 authentication",
+	kw("auth_type", "PASS|AH", 1, "", func(c *cx, n *Node) {
+		if c.inst.Auth == nil {
+			c.inst.Auth = &Auth{}
+		}
+		switch n.Args[0] {
+		case "PASS":
+			c.inst.Auth.Type = AuthPass
+		case "AH":
+			c.inst.Auth.Type = AuthAH
+		default:
+			c.errf(n, "use PASS (or AH)", "unknown authentication type '%s'", n.Args[0])
+		}
+	}),
+	kw("auth_pass", "PASSWORD", 1, "", func(c *cx, n *Node) {
+		if c.inst.Auth == nil {
+			c.inst.Auth = &Auth{}
+		}
+		p := n.Args[0]
+		if len(p) > 8 {
+			c.warnf(n, "VRRP passwords are 8 bytes; shorten it so all routers agree on what is sent", "truncating auth_pass to 8 characters")
+			p = p[:8]
+		}
+		c.inst.Auth.Pass = p
+	}),
+)
+
+// bfdSection lists bfd_instance's keywords; the block is refused as a
+// whole.
+var bfdSection = newSection("bfd_instance", "BFD instance (refused: "+noBFD+")",
+	ign("neighbor_ip", "IP", 1, noBFD), ign("neighbour_ip", "IP", 1, noBFD), ign("source_ip", "IP", 1, noBFD),
+	ign("min_rx", "MS", 1, noBFD), ign("min_tx", "MS", 1, noBFD), ign("idle_tx", "MS", 1, noBFD),
+	ign("multiplier", "INTEGER", 1, noBFD), ign("passive", "", 0, noBFD), ign("ttl", "INTEGER", 1, noBFD),
+	ign("hoplimit", "INTEGER", 1, noBFD), ign("max_hops", "INTEGER", 1, noBFD), ign("weight", "-253..253 [reverse]", 1, noBFD),
+	ign("vrrp", "", 0, noBFD), ign("checker", "", 0, noBFD),
+)
+
+func (c *cx) inheritGARP() *garpSet {
+	s := c.b.instGARP[c.inst]
+	if s == nil {
+		s = &garpSet{}
+		c.b.instGARP[c.inst] = s
+	}
+	return s
+}
+
+func vipList(name string, excluded bool) *Keyword {
+	return list(name, "{ IP[/MASK] [brd IP] [dev IF] [scope SCOPE] [label LABEL] ... }", func(c *cx, n *Node) {
+		for _, it := range n.Children {
+			v, err := parseVIP(append([]string{it.Name}, it.Args...), false)
+			if err != nil {
+				c.errf(it, "write IP[/MASK] [brd IP] [dev IF] [scope SCOPE] [label LABEL] [no_track] ...", "%s: %v - skipping", name, err)
+				continue
+			}
+			v.Pos = it.Pos
+			if excluded {
+				c.inst.ExcludedVIPs = append(c.inst.ExcludedVIPs, v)
+			} else {
+				c.inst.VIPs = append(c.inst.VIPs, v)
+			}
+		}
+	})
+}
+
+func routeList(name string, dst func(c *cx) *[]Route) *Keyword {
+	return list(name, "{ [src IP] [to] PREFIX [via IP] [dev IF] [table T] ... }", func(c *cx, n *Node) {
+		for _, it := range n.Children {
+			r, warns, err := parseRoute(append([]string{it.Name}, it.Args...))
+			for _, w := range warns {
+				c.warnf(it, w.hint, "%s", w.msg)
+			}
+			if err != nil {
+				c.errf(it, "write routes as ip route add would take them", "%s: %v - skipping", name, err)
+				continue
+			}
+			r.Pos = it.Pos
+			*dst(c) = append(*dst(c), r)
+		}
+	})
+}
+
+func ruleList(name string, dst func(c *cx) *[]Rule) *Keyword {
+	return list(name, "{ [from PREFIX] [to PREFIX] [table T] [preference N] ... }", func(c *cx, n *Node) {
+		for _, it := range n.Children {
+			r, err := parseRule(append([]string{it.Name}, it.Args...))
+			if err != nil {
+				c.errf(it, "write rules as ip rule add would take them", "%s: %v - skipping", name, err)
+				continue
+			}
+			r.Pos = it.Pos
+			if r.Priority == 0 {
+				c.b.ruleNoPref++
+				c.warnf(it, "add preference N: rules are added in a changing order", "rule has no preference specified - setting to %d. This is probably not what you want", 16385-c.b.ruleNoPref)
+			}
+			*dst(c) = append(*dst(c), r)
+		}
+	})
+}
+
+func instSrcIP(name string) *Keyword {
+	return kw(name, "IPADDR", 1, "primary address of the interface", func(c *cx, n *Node) {
+		if a, ok := c.addr(n, 0); ok {
+			c.inst.SrcIP = a
+		}
+		if name == "unicast_src_ip" {
+			c.inheritGARP().unicastKeyword = n
+		}
+	})
+}
+
+var instanceSection = newSection("vrrp_instance", "VRRP instance",
+	kw("state", "MASTER|BACKUP", 1, "BACKUP", func(c *cx, n *Node) {
+		switch n.Args[0] {
+		case "MASTER":
+			c.inst.State = StateMaster
+		case "BACKUP":
+			c.inst.State = StateBackup
+		default:
+			c.errf(n, "use MASTER or BACKUP", "(%s) unknown state '%s', defaulting to BACKUP", c.inst.Name, n.Args[0])
+		}
+	}),
+	kw("interface", "IFNAME", 1, "", func(c *cx, n *Node) {
+		c.inst.Interface = n.Args[0]
+		c.inst.ifacePos = n.Pos
+	}),
+	kw("vrf", "VRF_IF", 1, "", func(c *cx, n *Node) { c.inst.VRF = n.Args[0] }).status(Refused).note("VRFs are not supported by vipd"),
+	kw("use_vmac", "[IFNAME] [MAC]", 0, "vrrp.<VRID>", func(c *cx, n *Node) {
+		v := &VMAC{}
+		if c.inst.UseVMAC != nil {
+			v.XmitBase = c.inst.UseVMAC.XmitBase
+		}
+		for _, a := range n.Args {
+			if strings.Count(a, ":") >= 4 {
+				v.MAC = a
+			} else {
+				v.Interface = a
+			}
+		}
+		c.inst.UseVMAC = v
+	}),
+	flag("use_vmac_addr", nil).status(Refused).note("per-address VMACs are not implemented"),
+	flag("vmac_xmit_base", func(c *cx, n *Node) {
+		if c.inst.UseVMAC == nil {
+			c.inst.UseVMAC = &VMAC{}
+			c.inst.vmacImplicit = true
+		}
+		c.inst.UseVMAC.XmitBase = true
+	}),
+	refuse("use_ipvlan", "[IFNAME] [IP] [bridge|private|vepa]", 0, "ipvlan interfaces are not implemented"),
+	flag("native_ipv6", func(c *cx, n *Node) { c.inst.NativeIPv6 = true }),
+	flag("dont_track_primary", func(c *cx, n *Node) { c.inst.DontTrackPrimary = true }),
+	trackList("track_interface", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Interfaces }),
+	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Scripts }),
+	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Files }),
+	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Processes }),
+	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.BFDs }).status(Refused).note(noBFD),
+	instSrcIP("mcast_src_ip"),
+	instSrcIP("unicast_src_ip"),
+	kw("mcast_dst_ip", "MULTICAST_IPADDR", 1, "vrrp_mcast_group4/6", func(c *cx, n *Node) {
+		if a, ok := c.addr(n, 0); ok {
+			if !a.IsMulticast() {
+				c.errf(n, "give a multicast address", "mcast_dst_ip '%s' is not a multicast address", n.Args[0])
+				return
+			}
+			c.inst.McastDstIP = a
+		}
+	}),
+	flag("track_src_ip", func(c *cx, n *Node) { c.inst.TrackSrcIP = true }),
+	kw("version", "2|3", 1, "vrrp_version", func(c *cx, n *Node) {
+		if c.intVal(n, &c.inst.Version, 2, 3) {
+			c.inheritGARP().version = true
+		}
+	}),
+	flag("check_unicast_src", func(c *cx, n *Node) {
+		c.inst.CheckUnicastSrc = true
+		c.inheritGARP().unicastKeyword = n
+	}),
+	list("unicast_peer", "{ IPADDR [min_ttl 0..255] [max_ttl 0..255] ... }", func(c *cx, n *Node) {
+		for _, it := range n.Children {
+			a, err := netip.ParseAddr(it.Name)
+			if err != nil {
+				c.errf(it, "one peer address per line", "invalid unicast_peer address '%s' - skipping", it.Name)
+				continue
+			}
+			p := UnicastPeer{Addr: a}
+			for i := 0; i < len(it.Args); i += 2 {
+				v, ok := c.integer(it, i+1, 0, 255)
+				if !ok {
+					continue
+				}
+				switch it.Args[i] {
+				case "min_ttl":
+					p.MinTTL = int(v)
+				case "max_ttl":
+					p.MaxTTL = int(v)
+				default:
+					c.errf(it, "options are min_ttl and max_ttl", "unknown unicast_peer option '%s'", it.Args[i])
+				}
+			}
+			if p.MinTTL > 0 || p.MaxTTL > 0 {
+				c.inst.CheckUnicastSrc = true
+			}
+			c.inst.UnicastPeers = append(c.inst.UnicastPeers, p)
+		}
+	}),
+	flag("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }),
+	kw("unicast_ttl", "0..255", 1, "255", func(c *cx, n *Node) {
+		c.intVal(n, &c.inst.UnicastTTL, 0, 255)
+		c.inheritGARP().unicastKeyword = n
+	}),
+	kw("old_unicast_checksum", "[never]", 0, "", func(c *cx, n *Node) {
+		c.inst.OldUnicastChecksum = arg(n, 0) != "never"
+		c.inheritGARP().unicastKeyword = n
+	}),
+	kw("garp_master_delay", "SECONDS", 1, "vrrp_garp_master_delay", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 0, 86400); ok {
+			c.inst.GARP.MasterDelay = time.Duration(v) * time.Second
+			c.inheritGARP().masterDelay = true
+		}
+	}),
+	kw("garp_master_repeat", "COUNT", 1, "vrrp_garp_master_repeat", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 1, 1<<31-1); ok {
+			c.inst.GARP.MasterRepeat = int(v)
+			c.inheritGARP().masterRepeat = true
+		}
+	}),
+	kw("garp_lower_prio_delay", "SECONDS", 1, "garp_master_delay", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 0, 86400); ok {
+			c.inst.GARP.LowerPrioDelay = time.Duration(v) * time.Second
+			c.inheritGARP().lowerDelay = true
+		}
+	}),
+	kw("garp_lower_prio_repeat", "COUNT", 1, "garp_master_repeat", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 0, 1<<31-1); ok {
+			c.inst.GARP.LowerPrioRepeat = int(v)
+			c.inheritGARP().lowerRepeat = true
+		}
+	}),
+	kw("garp_master_refresh", "SECONDS", 1, "vrrp_garp_master_refresh", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 0, 1<<31-1); ok {
+			c.inst.GARP.MasterRefresh = time.Duration(v) * time.Second
+			c.inheritGARP().refresh = true
+		}
+	}),
+	kw("garp_master_refresh_repeat", "COUNT", 1, "vrrp_garp_master_refresh_repeat", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 1, 1<<31-1); ok {
+			c.inst.GARP.MasterRefreshRepeat = int(v)
+			c.inheritGARP().refreshRepeat = true
+		}
+	}),
+	garpExtraIf("garp_extra_if", func(c *cx) (*time.Duration, *bool) {
+		c.inheritGARP().extraIf = true
+		return &c.inst.GARPExtraIf, &c.inst.GARPExtraIfAll
+	}),
+	kw("down_timer_adverts", "1..100", 1, "vrrp_down_timer_adverts", func(c *cx, n *Node) {
+		if c.intVal(n, &c.inst.DownTimerAdverts, 1, 100) {
+			c.inheritGARP().downTimer = true
+		}
+	}),
+	flag("lower_prio_no_advert", func(c *cx, n *Node) {
+		c.boolVal(n, &c.inst.LowerPrioNoAdvert)
+		c.inheritGARP().lowerNoAdvert = true
+	}).args("[<BOOL>]", 0),
+	flag("higher_prio_send_advert", func(c *cx, n *Node) {
+		c.boolVal(n, &c.inst.HigherPrioSendAdvert)
+		c.inheritGARP().higherSend = true
+	}).args("[<BOOL>]", 0),
+	kw("virtual_router_id", "1..255", 1, "", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 1, 255); ok {
+			c.inst.VRID = int(v)
+		} else {
+			c.errf(n, "give a number between 1 and 255, the same on all routers of the group", "(%s) VRID '%s' not valid - must be between 1 & 255", c.inst.Name, n.Args[0])
+		}
+	}),
+	kw("priority", "1..255", 1, "100", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 1, 255); ok {
+			c.inst.Priority = int(v)
+		} else {
+			c.errf(n, "give a number between 1 and 255 (255: address owner)", "(%s) priority not valid, using default 100", c.inst.Name)
+		}
+	}),
+	kw("advert_int", "SECONDS", 1, "1", func(c *cx, n *Node) {
+		v, ok := c.seconds(n, 0, 0.01, 255)
+		if !ok {
+			return
+		}
+		c.inst.AdvertInt = v
+	}),
+	block("authentication", "{ auth_type PASS|AH; auth_pass PASSWORD }", 0, authSection, func(c *cx, n *Node) {
+		c.walk(authSection, n.Children)
+		if c.inst.Auth != nil && c.inst.Auth.Type == AuthAH {
+			c.refuse(n, "IPsec AH authentication is not implemented; use auth_type PASS or no authentication")
+		}
+	}),
+	vipList("virtual_ipaddress", false),
+	vipList("virtual_ipaddress_excluded", true),
+	flag("promote_secondaries", func(c *cx, n *Node) { c.inst.PromoteSecondaries = true }),
+	routeList("virtual_routes", func(c *cx) *[]Route { return &c.inst.Routes }),
+	ruleList("virtual_rules", func(c *cx) *[]Rule { return &c.inst.Rules }),
+	flag("accept", func(c *cx, n *Node) { c.inst.Accept = true; c.inheritGARP().accept = true }),
+	flag("no_accept", func(c *cx, n *Node) { c.inst.Accept = false; c.inheritGARP().accept = true }),
+	flag("nopreempt", func(c *cx, n *Node) { c.inst.Preempt = false }),
+	flag("preempt", func(c *cx, n *Node) { c.inst.Preempt = true }),
+	kw("preempt_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.inst.PreemptDelay, 0, 1000) }),
+	flag("skip_check_adv_addr", func(c *cx, n *Node) {
+		c.boolVal(n, &c.inst.SkipCheckAdvAddr)
+		c.inheritGARP().skipCheck = true
+	}).args("[<BOOL>]", 0),
+	flag("strict_mode", func(c *cx, n *Node) {
+		c.boolVal(n, &c.inst.Strict)
+		c.inheritGARP().strict = true
+	}).args("[<BOOL>]", 0),
+	kw("debug", "0..4", 0, "0", func(c *cx, n *Node) {
+		if len(n.Args) > 0 {
+			c.intVal(n, &c.inst.Debug, 0, 4)
+		}
+	}).status(Ignored).note("not implemented in keepalived either"),
+	notifyKw("notify_master", func(c *cx) **Script { return &notifyOf(c).Master }),
+	notifyKw("notify_backup", func(c *cx) **Script { return &notifyOf(c).Backup }),
+	notifyKw("notify_fault", func(c *cx) **Script { return &notifyOf(c).Fault }),
+	notifyKw("notify_stop", func(c *cx) **Script { return &notifyOf(c).Stop }),
+	notifyKw("notify", func(c *cx) **Script { return &notifyOf(c).Any }),
+	notifyKw("notify_master_rx_lower_pri", func(c *cx) **Script { return &notifyOf(c).MasterRxLowerPri }),
+	kw("notify_deleted", "[STRING|QUOTED_STRING [username [groupname]]]", 0, "", func(c *cx, n *Node) {
+		nt := notifyOf(c)
+		nt.Deleted = true
+		if len(n.Args) > 0 {
+			nt.DeletedScript = c.script(n, 0)
+		}
+	}),
+	flag("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.inst.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
+	flag("smtp_alert", func(c *cx, n *Node) {
+		c.boolVal(n, &c.inst.SMTPAlert)
+		c.inst.smtpSet = true
+	}).args("[<BOOL>]", 0),
+	kw("kernel_rx_buf_size", "BYTES", 1, "", func(c *cx, n *Node) {}).status(Ignored).note(noEffectNL),
+	&Keyword{Name: "linkbeat_use_polling", Warn: true, Deprecated: "the linkbeat_interfaces block", Status: Ignored,
+		Note: "vipd follows link state through netlink"},
+	&Keyword{Name: "lvs_sync_daemon_interface", Args: "IFNAME", Min: 1, Warn: true, Deprecated: "global_defs lvs_sync_daemon",
+		Status: Refused, Note: "the IPVS connection synchronisation daemon is not implemented"},
+)
+
+func init() {
+	instanceSection.addKeywords(
+		alias("vmac_garp_intvl", garpExtraIf("garp_extra_if", func(c *cx) (*time.Duration, *bool) {
+			c.inheritGARP().extraIf = true
+			return &c.inst.GARPExtraIf, &c.inst.GARPExtraIfAll
+		}), true),
+	)
+}
+
+// refuse reports a feature vipd cannot run: a notice for `vipd -t`, an
+// error once the daemon validates for a data plane.
+func (c *cx) refuse(n *Node, why string) {
+	sev := Notice
+	if c.b.opts.Dataplane != "" {
+		sev = Error
+	}
+	c.b.add(n.Pos, sev, n.Name, why, "not supported by vipd; the daemon refuses this configuration")
+}
+
+func newInstance(name string, pos Pos) *Instance {
+	return &Instance{
+		Pos: pos, Name: name, State: StateBackup, Priority: 100, AdvertInt: time.Second,
+		Preempt: true, Accept: true,
+	}
+}

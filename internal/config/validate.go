@@ -1,0 +1,491 @@
+package config
+
+import (
+	"time"
+
+	"github.com/vipd/vipd/internal/lvs"
+)
+
+// finishChecker applies per-type checks when a checker block ends and
+// reports whether the checker is kept.
+func (b *builder) finishChecker(c *cx, n *Node, ch *Checker) bool {
+	switch ch.Type {
+	case CheckHTTP, CheckSSL:
+		if len(ch.HTTP.URLs) == 0 {
+			c.errf(n, "add a url { path / } block", "HTTP/SSL_GET checker has no urls specified - ignoring")
+			return false
+		}
+	case CheckMisc:
+		if ch.Misc.Path == nil {
+			c.errf(n, "add misc_path /path/to/script", "no script path has been specified for MISC_CHECK - skipping")
+			return false
+		}
+		if c.miscUser != "" {
+			ch.Misc.Path.User, ch.Misc.Path.Group = c.miscUser, c.miscGroup
+		}
+	case CheckFile:
+		if ch.File.TrackFile == "" {
+			c.errf(n, "add track_file NAME", "FILE_CHECK has no track_file specified - ignoring")
+			return false
+		}
+		found := false
+		for _, tf := range b.cfg.TrackFiles {
+			if tf.Name == ch.File.TrackFile {
+				found = true
+				if !ch.File.WeightSet {
+					ch.File.Weight = tf.Weight
+				}
+			}
+		}
+		if !found {
+			c.errf(n, "define track_file "+ch.File.TrackFile+" { file ... } before using it", "track_file %s not found", ch.File.TrackFile)
+			return false
+		}
+	case CheckBFD:
+		return false
+	}
+	return true
+}
+
+// finish resolves inheritance and defaults that depend on the whole file.
+func (b *builder) finish() {
+	g := &b.cfg.Global
+	for _, in := range b.cfg.Instances {
+		s := b.instGARP[in]
+		if s == nil {
+			s = &garpSet{}
+		}
+		if !s.masterDelay {
+			in.GARP.MasterDelay = g.GARP.MasterDelay
+		}
+		if !s.masterRepeat {
+			in.GARP.MasterRepeat = g.GARP.MasterRepeat
+		}
+		if !s.lowerDelay {
+			if s.masterDelay && !b.globalSet[globalLowerDelaySet] {
+				in.GARP.LowerPrioDelay = in.GARP.MasterDelay
+			} else {
+				in.GARP.LowerPrioDelay = g.GARP.LowerPrioDelay
+			}
+		}
+		if !s.lowerRepeat {
+			if s.masterRepeat && !b.globalSet[globalLowerRepeatSet] {
+				in.GARP.LowerPrioRepeat = in.GARP.MasterRepeat
+			} else {
+				in.GARP.LowerPrioRepeat = g.GARP.LowerPrioRepeat
+			}
+		}
+		if !s.refresh {
+			in.GARP.MasterRefresh = g.GARP.MasterRefresh
+		}
+		if !s.refreshRepeat {
+			in.GARP.MasterRefreshRepeat = g.GARP.MasterRefreshRepeat
+		}
+		in.GARP.Interval, in.GARP.NAInterval = g.GARP.Interval, g.GARP.NAInterval
+		if !s.extraIf {
+			in.GARPExtraIf, in.GARPExtraIfAll = g.GARPExtraIf, g.GARPExtraIfAll
+		}
+		if !s.version {
+			in.Version = g.VRRPVersion
+		}
+		if !s.downTimer {
+			in.DownTimerAdverts = g.DownTimerAdverts
+		}
+		if !s.lowerNoAdvert {
+			in.LowerPrioNoAdvert = g.LowerPrioNoAdvert
+		}
+		if !s.higherSend {
+			in.HigherPrioSendAdvert = g.HigherPrioSendAdvert
+		}
+		if !s.skipCheck {
+			in.SkipCheckAdvAddr = g.SkipCheckAdvAddr
+		}
+		if !s.strict {
+			in.Strict = g.Strict
+		}
+		if !s.accept && in.Strict {
+			in.Accept = in.Priority == 255
+		}
+		if !in.CheckUnicastSrc {
+			in.CheckUnicastSrc = g.CheckUnicastSrc && len(in.UnicastPeers) > 0
+		}
+		if !in.smtpSet {
+			switch {
+			case g.SMTPAlertVRRP != nil:
+				in.SMTPAlert = *g.SMTPAlertVRRP
+			case g.SMTPAlert != nil:
+				in.SMTPAlert = *g.SMTPAlert
+			}
+		}
+		if s.unicastKeyword != nil && len(in.UnicastPeers) == 0 {
+			b.add(s.unicastKeyword.Pos, Warning, s.unicastKeyword.Name, "add a unicast_peer block, or remove "+s.unicastKeyword.Name,
+				"(%s) a unicast keyword has been specified without any unicast peers; defaulting to multicast (deprecated usage)", in.Name)
+		}
+		if in.Family() && in.Version == 2 {
+			in.Version = 3
+		}
+		if in.vmacImplicit {
+			b.add(in.Pos, Warning, "vmac_xmit_base", "add use_vmac", "(%s) vmac_xmit_base has no effect without use_vmac", in.Name)
+		}
+	}
+	for _, vs := range b.cfg.VirtualServers {
+		b.finishVS(vs)
+	}
+}
+
+func (b *builder) finishVS(vs *VirtualServer) {
+	g := &b.cfg.Global
+	cs := vs.cset
+	if cs == nil {
+		cs = newCheckSet()
+	}
+	d := CheckDefaults{DelayLoop: 60 * time.Second, ConnectTimeout: 5 * time.Second, Retry: unsetInt, DelayBeforeRetry: unsetDur, Warmup: unsetDur}
+	applySet(&d, cs)
+	if d.SMTPAlert == nil {
+		if g.SMTPAlertChecker != nil {
+			d.SMTPAlert = g.SMTPAlertChecker
+		} else if g.SMTPAlert != nil {
+			d.SMTPAlert = g.SMTPAlert
+		}
+	}
+	vs.Check = d
+	for _, rs := range vs.RealServers {
+		if !rs.weightSet {
+			rs.Weight = vs.defaultWeight
+		}
+		if !rs.methodSet {
+			rs.Method = vs.Method
+		}
+		rd := d
+		if rs.cset != nil {
+			applySet(&rd, rs.cset)
+		}
+		rs.Check = rd
+		if rs.Addr.Port() == 0 && vs.Kind == VSAddr {
+			rs.Addr = addrPortWith(rs.Addr, vs.Addr.Port())
+		}
+		for i, ch := range rs.Checkers {
+			cd := rd
+			applySet(&cd, rs.checkSets[i])
+			ch.Alpha = cd.Alpha
+			ch.DelayLoop = cd.DelayLoop
+			ch.ConnectTimeout = cd.ConnectTimeout
+			ch.Retry = cd.Retry
+			if ch.Retry == unsetInt {
+				switch ch.Type {
+				case CheckDNS:
+					ch.Retry = 3
+				case CheckMisc:
+					ch.Retry = 0
+				default:
+					ch.Retry = 1
+				}
+			}
+			ch.DelayBeforeRetry = cd.DelayBeforeRetry
+			if ch.DelayBeforeRetry == unsetDur {
+				switch ch.Type {
+				case CheckHTTP, CheckSSL:
+					ch.DelayBeforeRetry = 3 * time.Second
+				case CheckDNS:
+					ch.DelayBeforeRetry = ch.DelayLoop
+				default:
+					ch.DelayBeforeRetry = time.Second
+				}
+			}
+			ch.Warmup = cd.Warmup
+			if ch.Warmup == unsetDur {
+				ch.Warmup = ch.DelayLoop
+			}
+			if !rs.portSet[i] {
+				ch.ConnectPort = rs.Addr.Port()
+			}
+			if ch.HTTP != nil && ch.HTTP.Virtualhost == "" {
+				ch.HTTP.Virtualhost = cd.Virtualhost
+			}
+			if ch.Misc != nil && ch.Misc.Timeout == 0 {
+				ch.Misc.Timeout = ch.DelayLoop
+			}
+		}
+	}
+	if vs.SorryServer != nil && !vs.SorryServer.methodSet {
+		vs.SorryServer.Method = vs.Method
+	}
+}
+
+func applySet(d *CheckDefaults, s *checkSet) {
+	if s.DelayLoop != unsetDur {
+		d.DelayLoop = s.DelayLoop
+	}
+	if s.ConnectTimeout != unsetDur {
+		d.ConnectTimeout = s.ConnectTimeout
+	}
+	if s.Retry != unsetInt {
+		d.Retry = s.Retry
+	}
+	if s.DelayBeforeRetry != unsetDur {
+		d.DelayBeforeRetry = s.DelayBeforeRetry
+	}
+	if s.Warmup != unsetDur {
+		d.Warmup = s.Warmup
+	}
+	if s.Alpha != nil {
+		d.Alpha = *s.Alpha
+	}
+	if s.Inhibit != nil {
+		d.InhibitOnFailure = *s.Inhibit
+	}
+	if s.Virtualhost != nil {
+		d.Virtualhost = *s.Virtualhost
+	}
+	if s.SMTPAlert != nil {
+		d.SMTPAlert = s.SMTPAlert
+	}
+}
+
+// validate makes the cross-checks keepalived makes once the whole file is
+// read: references, required settings, families, duplicates, and the
+// data-plane fit.
+func (b *builder) validate() {
+	cfg := b.cfg
+	scripts := map[string]*VRRPScript{}
+	for _, s := range cfg.Scripts {
+		scripts[s.Name] = s
+	}
+	files := map[string]*TrackFile{}
+	for _, f := range cfg.TrackFiles {
+		files[f.Name] = f
+	}
+	procs := map[string]*TrackProcess{}
+	for _, p := range cfg.TrackProcesses {
+		procs[p.Name] = p
+	}
+	insts := map[string]*Instance{}
+
+	var kept []*Instance
+	for _, in := range cfg.Instances {
+		if in.VRID == 0 {
+			b.add(in.Pos, Error, "virtual_router_id", "add virtual_router_id 1..255 to the instance", "(%s) the virtual router id must be set", in.Name)
+			continue
+		}
+		if in.Interface == "" && len(in.UnicastPeers) == 0 {
+			b.add(in.Pos, Error, "interface", "add interface IFNAME", "(%s) unknown interface!", in.Name)
+			continue
+		}
+		if len(in.VIPs) == 0 {
+			b.add(in.Pos, Warning, "virtual_ipaddress", "add a virtual_ipaddress block", "(%s) no VIP specified; at least one is sensible", in.Name)
+		}
+		b.checkVIPFamily(in)
+		if in.Auth != nil && in.Auth.Type == AuthAH && in.State == StateMaster {
+			b.add(in.Pos, Warning, "state", "use auth_type PASS, or state BACKUP", "(%s) initial state master is incompatible with AH authentication - clearing", in.Name)
+			in.State = StateBackup
+		}
+		if in.Auth != nil && in.Auth.Type == AuthNone {
+			b.add(in.Pos, Error, "authentication", "add auth_type PASS", "(%s) authentication block without auth_type", in.Name)
+			in.Auth = nil
+		}
+		if in.Auth != nil && in.Version == 3 {
+			b.add(in.Pos, Warning, "authentication", "remove the authentication block; VRRPv3 has none", "(%s) cannot use authentication with VRRPv3 - ignoring", in.Name)
+			in.Auth = nil
+		}
+		if in.Strict {
+			b.checkStrict(in)
+		}
+		in.Track.Scripts = b.checkRefs(in.Name, "track script", in.Track.Scripts, func(n string) bool { return scripts[n] != nil })
+		in.Track.Files = b.checkRefs(in.Name, "track file", in.Track.Files, func(n string) bool { return files[n] != nil })
+		in.Track.Processes = b.checkRefs(in.Name, "track process", in.Track.Processes, func(n string) bool { return procs[n] != nil })
+		insts[in.Name] = in
+		kept = append(kept, in)
+	}
+	cfg.Instances = kept
+	b.checkDuplicateVRIDs()
+
+	var groups []*SyncGroup
+	for _, sg := range cfg.SyncGroups {
+		var members []string
+		for _, name := range sg.Instances {
+			in := insts[name]
+			if in == nil {
+				b.add(sg.Pos, Error, "group", "list vrrp_instance names defined in this file", "sync group %s: virtual router %s specified but not found", sg.Name, name)
+				continue
+			}
+			if in.SyncGroup != "" {
+				b.add(sg.Pos, Error, "group", "an instance can belong to one sync group only", "virtual router %s cannot exist in more than one sync group; ignoring %s", name, sg.Name)
+				continue
+			}
+			in.SyncGroup = sg.Name
+			members = append(members, name)
+		}
+		sg.Instances = members
+		if len(members) == 0 {
+			b.add(sg.Pos, Error, "vrrp_sync_group", "list its instances in a group { ... } block", "sync group %s has no virtual router(s) - removing", sg.Name)
+			continue
+		}
+		if len(members) == 1 {
+			b.add(sg.Pos, Warning, "vrrp_sync_group", "a sync group needs at least two instances to be useful", "sync group %s has only 1 virtual router(s) - this probably isn't what you want", sg.Name)
+		}
+		sg.Track.Scripts = b.checkRefs(sg.Name, "track script", sg.Track.Scripts, func(n string) bool { return scripts[n] != nil })
+		sg.Track.Files = b.checkRefs(sg.Name, "track file", sg.Track.Files, func(n string) bool { return files[n] != nil })
+		sg.Track.Processes = b.checkRefs(sg.Name, "track process", sg.Track.Processes, func(n string) bool { return procs[n] != nil })
+		groups = append(groups, sg)
+	}
+	cfg.SyncGroups = groups
+
+	b.validateLVS()
+	if b.opts.Host != nil {
+		b.checkHost()
+	}
+}
+
+func (b *builder) checkRefs(owner, what string, refs []TrackRef, ok func(string) bool) []TrackRef {
+	var out []TrackRef
+	for _, r := range refs {
+		if !ok(r.Name) {
+			b.add(r.Pos, Error, r.Name, "define it first, or fix the name", "(%s) %s %s not found, ignoring...", owner, what, r.Name)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (b *builder) checkVIPFamily(in *Instance) {
+	if len(in.VIPs) == 0 {
+		return
+	}
+	v6 := in.VIPs[0].Prefix.Addr().Is6()
+	var keep []VIP
+	for _, v := range in.VIPs {
+		if v.Prefix.Addr().Is6() != v6 {
+			b.add(v.Pos, Error, "virtual_ipaddress", "put addresses of the other family in virtual_ipaddress_excluded",
+				"(%s): address family must match VRRP instance [%s] - ignoring", in.Name, v.Prefix.Addr())
+			continue
+		}
+		keep = append(keep, v)
+	}
+	in.VIPs = keep
+}
+
+func (b *builder) checkStrict(in *Instance) {
+	bad := func(kw, hint, format string, args ...any) {
+		b.add(in.Pos, Warning, kw, hint, "(%s) strict mode: "+format, append([]any{in.Name}, args...)...)
+	}
+	if len(in.VIPs) == 0 {
+		bad("virtual_ipaddress", "add a VIP or drop vrrp_strict", "no VIPs")
+	}
+	if len(in.UnicastPeers) > 0 {
+		bad("unicast_peer", "drop vrrp_strict to use unicast", "unicast peers not allowed")
+	}
+	if in.Auth != nil {
+		bad("authentication", "remove the authentication block or drop vrrp_strict", "authentication is not supported - ignoring")
+		in.Auth = nil
+	}
+	if in.PreemptDelay > 0 {
+		bad("preempt_delay", "remove preempt_delay or drop vrrp_strict", "preempt_delay is not supported - ignoring")
+		in.PreemptDelay = 0
+	}
+	if in.State == StateMaster && in.Priority != 255 {
+		bad("state", "use state BACKUP, or priority 255", "state MASTER requires priority 255 - resetting to BACKUP")
+		in.State = StateBackup
+	}
+}
+
+func (b *builder) checkDuplicateVRIDs() {
+	type key struct {
+		iface string
+		vrid  int
+		v6    bool
+	}
+	seen := map[key]*Instance{}
+	for _, in := range b.cfg.Instances {
+		if in.Interface == "" || len(in.UnicastPeers) > 0 || in.McastDstIP.IsValid() {
+			continue
+		}
+		k := key{in.Interface, in.VRID, in.Family()}
+		if o := seen[k]; o != nil {
+			fam := "IPv4"
+			if k.v6 {
+				fam = "IPv6"
+			}
+			b.add(in.Pos, Error, "virtual_router_id", "give each instance on an interface its own virtual_router_id",
+				"%s and %s both use VRID %d with %s on interface %s", o.Name, in.Name, in.VRID, fam, in.Interface)
+			continue
+		}
+		seen[k] = in
+	}
+}
+
+func (b *builder) validateLVS() {
+	groups := map[string]*VSGroup{}
+	for _, g := range b.cfg.VSGroups {
+		groups[g.Name] = g
+	}
+	var kept []*VirtualServer
+	for _, vs := range b.cfg.VirtualServers {
+		name := vs.String()
+		if vs.Kind == VSGroupK && groups[vs.Group] == nil {
+			b.add(vs.Pos, Error, "virtual_server", "define virtual_server_group "+vs.Group+" { ... }", "virtual server group %s not found - removing virtual server", vs.Group)
+			continue
+		}
+		if vs.family != "" {
+			if vs.Kind != VSFWMark {
+				b.add(vs.Pos, Warning, "ip_family", "ip_family only applies to fwmark virtual servers", "virtual server %s: ip_family ignored", name)
+			} else {
+				vs.IPv6 = vs.family == "inet6"
+			}
+		}
+		if vs.Kind == VSFWMark && vs.protoSet {
+			b.add(vs.Pos, Warning, "protocol", "remove protocol from fwmark virtual servers", "virtual server %s: protocol specified for fwmark - protocol will be ignored", name)
+		}
+		if !vs.protoSet && vs.Kind != VSFWMark {
+			b.add(vs.Pos, Warning, "protocol", "add protocol TCP (or UDP, SCTP)", "virtual server %s: no protocol set - defaulting to UDP", name)
+			vs.Protocol = lvs.UDP
+		}
+		if vs.Scheduler != "" && !schedulers[vs.Scheduler] {
+			b.add(vs.Pos, Error, "lvs_sched", "use rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh or twos", "invalid lvs_scheduler '%s' - ignoring", vs.Scheduler)
+			vs.Scheduler = ""
+		}
+		if vs.Scheduler == "" {
+			b.add(vs.Pos, Warning, "lvs_sched", "add lvs_sched (e.g. rr or wlc)", "virtual server %s: no scheduler set, setting default 'wlc'", vs.String())
+			vs.Scheduler = "wlc"
+		}
+		if !vs.methodSet {
+			b.add(vs.Pos, Warning, "lvs_method", "add lvs_method NAT (or DR, TUN)", "virtual server %s: no forwarding method set, setting default NAT", vs.String())
+		}
+		if vs.Kind == VSAddr && vs.Addr.Port() == 0 && vs.PersistenceTimeout == 0 {
+			b.add(vs.Pos, Warning, "virtual_server", "give the port, or make the service persistent", "virtual server %s: zero port only valid for persistent services - setting persistence", vs.String())
+			vs.PersistenceTimeout = 360 * time.Second
+		}
+		b.checkDataplane(vs)
+		kept = append(kept, vs)
+	}
+	b.cfg.VirtualServers = kept
+}
+
+// checkDataplane refuses what the selected data plane cannot run.
+func (b *builder) checkDataplane(vs *VirtualServer) {
+	if vs.ProxyProtocol != 0 && b.opts.Dataplane == DataplaneIPVS {
+		b.add(vs.Pos, Error, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane")
+	}
+	if b.opts.Dataplane != DataplaneProxy {
+		return
+	}
+	hint := "run with --dataplane ipvs or set global_defs vipd_dataplane ipvs"
+	if vs.Kind == VSFWMark {
+		b.add(vs.Pos, Error, "virtual_server", hint, "fwmark virtual servers need the ipvs data plane")
+	}
+	check := func(pos Pos, m Method, what string) {
+		if m.Forward == lvs.Route || m.Forward == lvs.Tunnel {
+			fw := "DR"
+			if m.Forward == lvs.Tunnel {
+				fw = "TUN"
+			}
+			b.add(pos, Error, "lvs_method", hint, "%s: lvs_method %s needs the ipvs data plane (the proxy data plane forwards as NAT)", what, fw)
+		}
+	}
+	check(vs.Pos, vs.Method, "virtual server "+vs.String())
+	for _, rs := range vs.RealServers {
+		if rs.methodSet {
+			check(rs.Pos, rs.Method, "real server "+rs.Addr.String())
+		}
+	}
+}
