@@ -136,6 +136,21 @@ func ListenVRRP(ifname string, v6 bool, groups ...netip.Addr) (*VRRPConn, error)
 	return c, nil
 }
 
+// Join joins a multicast group on the socket's interface.
+func (c *VRRPConn) Join(group netip.Addr) error {
+	g := &net.IPAddr{IP: group.AsSlice()}
+	var err error
+	if c.v6 {
+		err = c.c6.JoinGroup(c.ifi, g)
+	} else {
+		err = c.c4.JoinGroup(c.ifi, g)
+	}
+	if err != nil {
+		return fmt.Errorf("join %v on %s: %w", group, c.ifname, err)
+	}
+	return nil
+}
+
 // Interface returns the interface name.
 func (c *VRRPConn) Interface() string { return c.ifname }
 
