@@ -88,7 +88,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 	}),
 	kw("smtp_helo_name", "STRING", 1, "local host name", func(c *cx, n *Node) { c.b.cfg.Global.SMTPHeloName = n.Args[0] }),
 	kw("smtp_connect_timeout", "SECONDS", 1, "30", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 1, 1<<31-1); ok {
+		if v, ok := c.integer(n, 0, 0, 4294); ok {
 			c.b.cfg.Global.SMTPConnectTimeout = time.Duration(v) * time.Second
 		}
 	}),
@@ -135,7 +135,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 	}),
 	kw("default_interface", "IFNAME", 1, "eth0", func(c *cx, n *Node) { c.b.cfg.Global.DefaultInterface = n.Args[0] }),
 	globalGARP("vrrp_garp_master_delay", "SECONDS", "5", func(c *cx, n *Node, g *Global) {
-		if v, ok := c.integer(n, 0, 0, 86400); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			g.GARP.MasterDelay = time.Duration(v) * time.Second
 			if !c.b.globalSet[globalLowerDelaySet] {
 				g.GARP.LowerPrioDelay = g.GARP.MasterDelay
@@ -143,7 +143,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 		}
 	}),
 	globalGARP("vrrp_garp_master_repeat", "COUNT", "5", func(c *cx, n *Node, g *Global) {
-		if v, ok := c.integer(n, 0, 1, 1<<31-1); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			g.GARP.MasterRepeat = int(v)
 			if !c.b.globalSet[globalLowerRepeatSet] {
 				g.GARP.LowerPrioRepeat = g.GARP.MasterRepeat
@@ -151,29 +151,31 @@ var globalSection = newSection("global_defs", "Global definitions",
 		}
 	}),
 	globalGARP("vrrp_garp_lower_prio_delay", "SECONDS", "vrrp_garp_master_delay", func(c *cx, n *Node, g *Global) {
-		if v, ok := c.integer(n, 0, 0, 86400); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			g.GARP.LowerPrioDelay = time.Duration(v) * time.Second
 			c.b.globalSet[globalLowerDelaySet] = true
 		}
 	}),
 	globalGARP("vrrp_garp_lower_prio_repeat", "COUNT", "vrrp_garp_master_repeat", func(c *cx, n *Node, g *Global) {
-		if v, ok := c.integer(n, 0, 0, 1<<31-1); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			g.GARP.LowerPrioRepeat = int(v)
 			c.b.globalSet[globalLowerRepeatSet] = true
 		}
 	}),
 	globalGARP("vrrp_garp_master_refresh", "SECONDS", "0 (off)", func(c *cx, n *Node, g *Global) {
-		if v, ok := c.integer(n, 0, 0, 1<<31-1); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			g.GARP.MasterRefresh = time.Duration(v) * time.Second
 		}
 	}),
 	globalGARP("vrrp_garp_master_refresh_repeat", "COUNT", "1", func(c *cx, n *Node, g *Global) {
-		if v, ok := c.integer(n, 0, 1, 1<<31-1); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			g.GARP.MasterRefreshRepeat = int(v)
 		}
 	}),
-	globalGARP("vrrp_garp_interval", "SECONDS", "0", func(c *cx, n *Node, g *Global) { c.durVal(n, &g.GARP.Interval, 0, 1) }),
-	globalGARP("vrrp_gna_interval", "SECONDS", "0", func(c *cx, n *Node, g *Global) { c.durVal(n, &g.GARP.NAInterval, 0, 1) }),
+	globalGARP("vrrp_garp_interval", "SECONDS", "0", func(c *cx, n *Node, g *Global) { c.durVal(n, &g.GARP.Interval, 0.000001, 4294.967295) }).
+		note("keepalived 2.2 rejects 0 (range 0.000001..4294.967295); leave it out for no delay"),
+	globalGARP("vrrp_gna_interval", "SECONDS", "0", func(c *cx, n *Node, g *Global) { c.durVal(n, &g.GARP.NAInterval, 0.000001, 4294.967295) }).
+		note("keepalived 2.2 rejects 0 (range 0.000001..4294.967295); leave it out for no delay"),
 	flag("vrrp_min_garp", func(c *cx, n *Node) {
 		var v bool
 		c.boolVal(n, &v)
@@ -192,7 +194,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 	flag("vrrp_skip_check_adv_addr", func(c *cx, n *Node) { c.b.cfg.Global.SkipCheckAdvAddr = true }),
 	flag("vrrp_strict", func(c *cx, n *Node) { c.b.cfg.Global.Strict = true }).note("strict RFC checks are made at load; no_accept mode follows (see no_accept)"),
 	flag("vrrp_notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
-	kw("vrrp_startup_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.b.cfg.Global.StartupDelay, 0, 7200) }),
+	kw("vrrp_startup_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.b.cfg.Global.StartupDelay, 0.001, 4294.967295) }),
 	kw("max_auto_priority", "[-1..99]", 0, "0", func(c *cx, n *Node) {
 		if len(n.Args) == 0 {
 			c.b.cfg.Global.MaxAutoPriority = 99
@@ -320,7 +322,10 @@ var globalSection = newSection("global_defs", "Global definitions",
 	ign("reload_file", "[PATH]", 0, noEffectReload),
 	ign("data_use_instance", "[<BOOL>]", 0, "vipctl status replaces the SIGUSR1 data files"),
 	ign("disable_local_igmp", "", 0, "vipd does not change igmp_link_local_mcast_reports"),
-	ign("vrrp_iptables", "[IN_CHAIN [OUT_CHAIN]]", 0, noEffectFW),
+	(&Keyword{Name: "vrrp_iptables", Args: "[IN_CHAIN [OUT_CHAIN]]", Status: Ignored, Note: noEffectFW + "; keepalived 2.2 (Debian) warns that iptables is not supported",
+		set: func(c *cx, n *Node) {
+			c.warnf(n, "replace vrrp_iptables and vrrp_ipsets with nftables", "iptables not supported, using nftables instead")
+		}}),
 	ign("vrrp_ipsets", "[NAMES...]", 0, noEffectFW),
 	ign("nftables", "[TABLENAME]", 0, noEffectFW),
 	ign("nftables_priority", "PRIORITY", 1, noEffectFW),

@@ -33,9 +33,9 @@ func newCheckSet() *checkSet {
 
 const maxTimer = 9e9 // seconds; fits time.Duration
 
-func timerKw(name, def string, dst func(s *checkSet) *time.Duration, lo float64) *Keyword {
+func timerKw(name, def string, dst func(s *checkSet) *time.Duration, lo, hi float64) *Keyword {
 	return kw(name, "SECONDS", 1, def, func(c *cx, n *Node) {
-		if v, ok := c.seconds(n, 0, lo, maxTimer); ok {
+		if v, ok := c.seconds(n, 0, lo, hi); ok {
 			*dst(c.cset) = v
 		}
 	})
@@ -80,11 +80,11 @@ func virtualhostKw(url bool) *Keyword {
 // and checkers.
 func commonTiming() []*Keyword {
 	return []*Keyword{
-		timerKw("connect_timeout", "5", func(s *checkSet) *time.Duration { return &s.ConnectTimeout }, 0.000001),
+		timerKw("connect_timeout", "5", func(s *checkSet) *time.Duration { return &s.ConnectTimeout }, 0.000001, 4294.967295),
 		retryKw("retry"),
-		timerKw("delay_before_retry", "3 (HTTP_GET, SSL_GET), delay_loop (DNS_CHECK), 1 (others)", func(s *checkSet) *time.Duration { return &s.DelayBeforeRetry }, 0),
-		timerKw("warmup", "delay_loop", func(s *checkSet) *time.Duration { return &s.Warmup }, 0),
-		timerKw("delay_loop", "60", func(s *checkSet) *time.Duration { return &s.DelayLoop }, 0),
+		timerKw("delay_before_retry", "3 (HTTP_GET, SSL_GET), delay_loop (DNS_CHECK), 1 (others)", func(s *checkSet) *time.Duration { return &s.DelayBeforeRetry }, 0, maxTimer),
+		timerKw("warmup", "delay_loop", func(s *checkSet) *time.Duration { return &s.Warmup }, 0, maxTimer),
+		timerKw("delay_loop", "60", func(s *checkSet) *time.Duration { return &s.DelayLoop }, 0, maxTimer),
 		alphaKw(),
 	}
 }
@@ -174,6 +174,10 @@ var urlSection = newSection("url", "HTTP_GET / SSL_GET url",
 	kw("path", "STRING", 1, "", func(c *cx, n *Node) { c.url.Path = n.Args[0] }),
 	kw("digest", "MD5_HEX", 1, "", func(c *cx, n *Node) {
 		d := strings.ToLower(n.Args[0])
+		if len(d) != 32 {
+			c.errf(n, "give the 32 hex digits genhash prints", "digest '%s' character length should be 32 rather than %d", n.Args[0], len(d))
+			return
+		}
 		if b, err := hex.DecodeString(d); err != nil || len(b) != 16 {
 			c.errf(n, "give the 32 hex digits genhash prints", "digest '%s' is not an MD5 digest", n.Args[0])
 			return
@@ -459,7 +463,7 @@ func checkerKw(t CheckerType, sec *Section, status Status, note string) *Keyword
 
 var realServerSection = newSection("real_server", "Real server",
 	kw("weight", "INTEGER", 1, "1", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 65535); ok {
+		if v, ok := c.integer(n, 0, 0, 2147483647); ok {
 			c.rs.Weight = int(v)
 			c.rs.weightSet = true
 		}
@@ -510,7 +514,7 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 			c.vs.PersistenceTimeout = 360 * time.Second
 			return
 		}
-		if v, ok := c.integer(n, 0, 0, 2678400); ok {
+		if v, ok := c.integer(n, 0, 1, 2678400); ok {
 			c.vs.PersistenceTimeout = time.Duration(v) * time.Second
 		}
 	}),
@@ -551,8 +555,8 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 	virtualhostKw(false),
 	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.vs.SNMPName = n.Args[0] }).note("kept for vipctl output; no SNMP"),
 	flag("omega", func(c *cx, n *Node) { c.vs.Omega = true }),
-	kw("quorum", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.vs.Quorum, 1, 1<<31-1) }),
-	kw("hysteresis", "INTEGER", 1, "0", func(c *cx, n *Node) { c.intVal(n, &c.vs.Hysteresis, 0, 1<<31-1) }),
+	kw("quorum", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.vs.Quorum, 1, 1<<32-1) }),
+	kw("hysteresis", "INTEGER", 1, "0", func(c *cx, n *Node) { c.intVal(n, &c.vs.Hysteresis, 0, 1<<32-1) }),
 	kw("quorum_up", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { c.vs.QuorumUp = c.script(n, 0) }),
 	kw("quorum_down", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { c.vs.QuorumDown = c.script(n, 0) }),
 	kw("ip_family", "inet|inet6", 1, "inet", func(c *cx, n *Node) {
@@ -602,7 +606,7 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 	}),
 	inhibitKw(),
 	kw("weight", "INTEGER", 1, "1", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 65535); ok {
+		if v, ok := c.integer(n, 0, 1, 2147483647); ok {
 			c.vs.defaultWeight = int(v)
 		}
 	}).note("default weight of the real servers"),

@@ -124,6 +124,10 @@ var topSection = newSection("top level", "Top-level blocks",
 		c.gg = g
 		c.walk(garpGroupSection, n.Children)
 		c.gg = nil
+		if !g.delaySet {
+			c.errf(n, "add garp_interval and/or gna_interval", "garp group does not have any delay set - removing")
+			return
+		}
 		if len(g.Interfaces) == 0 {
 			c.errf(n, "add interface IFNAME or interfaces { ... }", "garp_group has no interfaces - ignoring")
 			return

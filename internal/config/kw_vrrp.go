@@ -40,16 +40,24 @@ func notifyOf(c *cx) *Notify {
 
 var vrrpScriptSection = newSection("vrrp_script", "VRRP tracking script",
 	kw("script", "STRING|QUOTED_STRING", 1, "", func(c *cx, n *Node) { c.scr.Script = c.script(n, 0) }),
-	kw("interval", "SECONDS", 1, "1", func(c *cx, n *Node) { c.durVal(n, &c.scr.Interval, 0.000001, 4294.967295) }),
-	kw("timeout", "SECONDS", 1, "interval", func(c *cx, n *Node) { c.durVal(n, &c.scr.Timeout, 0.000001, 4294.967295) }),
+	kw("interval", "SECONDS", 1, "1", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 1, 4294); ok {
+			c.scr.Interval = time.Duration(v) * time.Second
+		}
+	}),
+	kw("timeout", "SECONDS", 1, "interval", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
+			c.scr.Timeout = time.Duration(v) * time.Second
+		}
+	}),
 	kw("weight", "-253..253 [reverse]", 1, "0", func(c *cx, n *Node) {
 		w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -253, 253)
 		if set {
 			c.scr.Weight, c.scr.Reverse = w, rev
 		}
 	}),
-	kw("rise", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.scr.Rise, 1, 1<<31-1) }),
-	kw("fall", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.scr.Fall, 1, 1<<31-1) }),
+	kw("rise", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.scr.Rise, 0, 1<<32-1) }),
+	kw("fall", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.scr.Fall, 0, 1<<32-1) }),
 	kw("user", "USERNAME [GROUPNAME]", 1, "script_user", func(c *cx, n *Node) {
 		if c.scr.Script == nil {
 			c.scr.Script = &Script{Pos: n.Pos}
@@ -78,10 +86,10 @@ var trackProcessSection = newSection("vrrp_track_process", "VRRP process trackin
 	}),
 	kw("quorum", "NUM", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.tp.Quorum, 1, 65535) }),
 	kw("quorum_max", "NUM", 1, "unlimited", func(c *cx, n *Node) { c.intVal(n, &c.tp.QuorumMax, 0, 65535) }),
-	kw("fork_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.ForkDelay, 0, 4294) }),
-	kw("terminate_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.TerminateDelay, 0, 4294) }),
+	kw("fork_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.ForkDelay, 0.000001, 3600) }),
+	kw("terminate_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.TerminateDelay, 0.000001, 3600) }),
 	kw("delay", "SECONDS", 1, "0", func(c *cx, n *Node) {
-		if c.durVal(n, &c.tp.ForkDelay, 0, 4294) {
+		if c.durVal(n, &c.tp.ForkDelay, 0.000001, 3600) {
 			c.tp.TerminateDelay = c.tp.ForkDelay
 		}
 	}),
@@ -133,8 +141,16 @@ var syncGroupSection = newSection("vrrp_sync_group", "VRRP synchronization group
 )
 
 var garpGroupSection = newSection("garp_group", "Gratuitous ARP / unsolicited NA pacing",
-	kw("garp_interval", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.gg.Interval, 0, 1) }),
-	kw("gna_interval", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.gg.NAInterval, 0, 1) }),
+	kw("garp_interval", "SECONDS", 1, "0", func(c *cx, n *Node) {
+		if c.durVal(n, &c.gg.Interval, 0, 2147.483647) {
+			c.gg.delaySet = true
+		}
+	}),
+	kw("gna_interval", "SECONDS", 1, "0", func(c *cx, n *Node) {
+		if c.durVal(n, &c.gg.NAInterval, 0, 2147.483647) {
+			c.gg.delaySet = true
+		}
+	}),
 	kw("interface", "IFNAME", 1, "", func(c *cx, n *Node) { c.gg.Interfaces = append(c.gg.Interfaces, n.Args[0]) }),
 	list("interfaces", "{ IFNAME ... }", func(c *cx, n *Node) { c.gg.Interfaces = append(c.gg.Interfaces, names(n)...) }),
 )
@@ -244,7 +260,10 @@ func ruleList(name string, dst func(c *cx) *[]Rule) *Keyword {
 
 func instSrcIP(name string) *Keyword {
 	return kw(name, "IPADDR", 1, "primary address of the interface", func(c *cx, n *Node) {
-		if a, ok := c.addr(n, 0); ok {
+		a, err := netip.ParseAddr(n.Args[0])
+		if err != nil {
+			c.errf(n, "give an IP address of this host", "(%s) malformed src address %s - skipping", c.inst.Name, n.Args[0])
+		} else {
 			c.inst.SrcIP = a
 		}
 		if name == "unicast_src_ip" {
@@ -358,37 +377,37 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 		c.inheritGARP().unicastKeyword = n
 	}),
 	kw("garp_master_delay", "SECONDS", 1, "vrrp_garp_master_delay", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 86400); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			c.inst.GARP.MasterDelay = time.Duration(v) * time.Second
 			c.inheritGARP().masterDelay = true
 		}
 	}),
 	kw("garp_master_repeat", "COUNT", 1, "vrrp_garp_master_repeat", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 1, 1<<31-1); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			c.inst.GARP.MasterRepeat = int(v)
 			c.inheritGARP().masterRepeat = true
 		}
 	}),
 	kw("garp_lower_prio_delay", "SECONDS", 1, "garp_master_delay", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 86400); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			c.inst.GARP.LowerPrioDelay = time.Duration(v) * time.Second
 			c.inheritGARP().lowerDelay = true
 		}
 	}),
 	kw("garp_lower_prio_repeat", "COUNT", 1, "garp_master_repeat", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 1<<31-1); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			c.inst.GARP.LowerPrioRepeat = int(v)
 			c.inheritGARP().lowerRepeat = true
 		}
 	}),
 	kw("garp_master_refresh", "SECONDS", 1, "vrrp_garp_master_refresh", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 1<<31-1); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			c.inst.GARP.MasterRefresh = time.Duration(v) * time.Second
 			c.inheritGARP().refresh = true
 		}
 	}),
 	kw("garp_master_refresh_repeat", "COUNT", 1, "vrrp_garp_master_refresh_repeat", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 1, 1<<31-1); ok {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			c.inst.GARP.MasterRefreshRepeat = int(v)
 			c.inheritGARP().refreshRepeat = true
 		}

@@ -341,6 +341,8 @@ type GARPGroup struct {
 	Interval   time.Duration `json:"garp_interval"`
 	NAInterval time.Duration `json:"gna_interval"`
 	Interfaces []string      `json:"interfaces"`
+
+	delaySet bool
 }
 
 // State is the initial state of a VRRP instance.

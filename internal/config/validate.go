@@ -448,6 +448,7 @@ func (b *builder) validateLVS() {
 			b.add(vs.Pos, Warning, "lvs_sched", "add lvs_sched (e.g. rr or wlc)", "virtual server %s: no scheduler set, setting default 'wlc'", vs.String())
 			vs.Scheduler = "wlc"
 		}
+		b.checkSchedFlags(vs)
 		if !vs.methodSet {
 			b.add(vs.Pos, Warning, "lvs_method", "add lvs_method NAT (or DR, TUN)", "virtual server %s: no forwarding method set, setting default NAT", vs.String())
 		}
@@ -486,6 +487,22 @@ func (b *builder) checkDataplane(vs *VirtualServer) {
 	for _, rs := range vs.RealServers {
 		if rs.methodSet {
 			check(rs.Pos, rs.Method, "real server "+rs.Addr.String())
+		}
+	}
+}
+
+// checkSchedFlags warns about scheduler flags that do not apply to the
+// virtual server's scheduler, as keepalived does.
+func (b *builder) checkSchedFlags(vs *VirtualServer) {
+	type fl struct {
+		name  string
+		f     lvs.SchedFlags
+		sched string
+	}
+	for _, x := range []fl{{"sh-port", lvs.FlagSHPort, "sh"}, {"sh-fallback", lvs.FlagSHFallback, "sh"}, {"hashed", lvs.FlagHashed, "sh"}} {
+		if vs.Flags&x.f != 0 && vs.Scheduler != "sh" && vs.Scheduler != "mh" {
+			b.add(vs.Pos, Warning, x.name, "remove it, or use lvs_sched "+x.sched, "%s only applies to the sh scheduler - ignoring", x.name)
+			vs.Flags &^= x.f
 		}
 	}
 }
