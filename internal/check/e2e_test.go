@@ -433,7 +433,11 @@ func TestE2E(t *testing.T) {
 		}
 	})
 	t.Run("ping over a blackhole", func(t *testing.T) {
-		// After the HTTP group has restored web2: both address families.
+		// After the HTTP group has restored web2 (which took the pings
+		// down too): both address families.
+		for _, s := range []string{"web2-ping", "web2-ping6"} {
+			lab.Eventually(t, 15*time.Second, func() bool { return log.isUp(s) }, "%s not up before the fault", s)
+		}
 		fault := time.Now()
 		web2.Blackhole()
 		for _, s := range []string{"web2-ping", "web2-ping6"} {
