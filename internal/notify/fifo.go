@@ -162,6 +162,7 @@ func (ff *fifo) close(ctx context.Context) {
 	// loop from reopening this one.
 	ff.cleanup()
 	_ = ff.f.Close()
+	<-ff.done // writes to the closed file fail at once: the rest is counted as dropped
 	if ff.script != nil {
 		select {
 		case <-ff.exited:

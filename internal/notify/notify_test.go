@@ -160,10 +160,11 @@ func TestSourcesDoNotWaitForEachOther(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	gate := filepath.Join(dir, "gate")
 	n, _ := newNotifier(t, Config{})
-	n.VRRP(VRRPEvent{Name: "VI_1", State: StateMaster, Scripts: VRRPScripts{Master: recorder(t, dir, "slow", out, gate)}})
-	n.VRRP(VRRPEvent{Group: true, Name: "G1", State: StateFault, Scripts: VRRPScripts{Notify: recorder(t, dir, "group", out, "")}})
+	slow, group, rs := recorder(t, dir, "slow", out, gate), recorder(t, dir, "group", out, ""), recorder(t, dir, "rs", out, "")
+	n.VRRP(VRRPEvent{Name: "VI_1", State: StateMaster, Scripts: VRRPScripts{Master: slow}})
+	n.VRRP(VRRPEvent{Group: true, Name: "G1", State: StateFault, Scripts: VRRPScripts{Notify: group}})
 	n.RealServer(RealServerEvent{VS: VirtualServer{Key: lvs.ServiceKey{Proto: lvs.TCP, Addr: netip.MustParseAddrPort("198.18.0.100:80")}},
-		RS: netip.MustParseAddrPort("198.18.0.21:80"), Up: true, Script: recorder(t, dir, "rs", out, "")})
+		RS: netip.MustParseAddrPort("198.18.0.21:80"), Up: true, Script: rs})
 	got := waitLines(t, out, 2)
 	if strings.Contains(strings.Join(got, "\n"), "slow") {
 		t.Fatalf("the gated script ran: %q", got)
@@ -188,9 +189,10 @@ func TestScriptTimeoutKillsProcessGroup(t *testing.T) {
 	pidFile := filepath.Join(dir, "pid")
 	out := filepath.Join(dir, "out")
 	hang := writeScript(t, dir, "hang.sh", "#!/bin/sh\nsleep 60 &\necho $! > "+pidFile+"\nwait\n")
+	after := recorder(t, dir, "after", out, "")
 	n, logs := newNotifier(t, Config{ScriptTimeout: 300 * time.Millisecond})
 	n.VRRP(VRRPEvent{Name: "VI_1", State: StateMaster, Scripts: VRRPScripts{Master: &Script{Args: []string{hang}}}})
-	n.VRRP(VRRPEvent{Name: "VI_1", State: StateBackup, Scripts: VRRPScripts{Backup: recorder(t, dir, "after", out, "")}})
+	n.VRRP(VRRPEvent{Name: "VI_1", State: StateBackup, Scripts: VRRPScripts{Backup: after}})
 	waitLines(t, out, 1) // the next script of the instance ran
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -277,8 +279,8 @@ func TestCloseWaitsThenKills(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	n, _ := newNotifier(t, Config{ScriptTimeout: -1})
 	quick := recorder(t, dir, "stop", out, "")
-	n.VRRP(VRRPEvent{Name: "VI_1", State: StateStop, Scripts: VRRPScripts{Stop: quick}})
 	hang := writeScript(t, dir, "hang.sh", "#!/bin/sh\nexec sleep 60\n")
+	n.VRRP(VRRPEvent{Name: "VI_1", State: StateStop, Scripts: VRRPScripts{Stop: quick}})
 	n.VRRP(VRRPEvent{Name: "VI_2", State: StateStop, Scripts: VRRPScripts{Stop: &Script{Args: []string{hang}}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()

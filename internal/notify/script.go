@@ -145,10 +145,23 @@ func run(ctx context.Context, p *prepared, timeout time.Duration) error {
 }
 
 func runOnce(ctx context.Context, path string, args []string, id identity) error {
-	cmd := &exec.Cmd{Path: path, Args: args}
-	cmd.SysProcAttr = sysProcAttr(id)
-	if err := cmd.Start(); err != nil {
-		return err
+	var cmd *exec.Cmd
+	for try := 0; ; try++ {
+		cmd = &exec.Cmd{Path: path, Args: args, SysProcAttr: sysProcAttr(id)}
+		err := cmd.Start()
+		if err == nil {
+			break
+		}
+		// A script just written may still be open for writing in a
+		// process that is between fork and exec: retry briefly.
+		if !errors.Is(err, syscall.ETXTBSY) || try == 5 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(10<<try) * time.Millisecond):
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

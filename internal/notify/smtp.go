@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// mail is one alert to send.
-type mail struct {
+// alert is one mail to send.
+type alert struct {
 	subject, body string
 	at            time.Time
 }
@@ -34,7 +34,7 @@ type mailer struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	queue  chan mail
+	queue  chan alert
 	done   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -57,7 +57,7 @@ func newMailer(cfg *Config, log *slog.Logger) (*mailer, error) {
 		to:      cfg.Email,
 		timeout: cfg.SMTPConnectTimeout,
 		log:     log,
-		queue:   make(chan mail, mailQueue),
+		queue:   make(chan alert, mailQueue),
 		done:    make(chan struct{}),
 	}
 	if m.helo == "" {
@@ -105,7 +105,7 @@ func smtpAddr(s string) (addr, host string, err error) {
 
 func (m *mailer) send(subject, body string) {
 	select {
-	case m.queue <- mail{subject: subject, body: body, at: time.Now()}:
+	case m.queue <- alert{subject: subject, body: body, at: time.Now()}:
 	default:
 		m.dropped.Add(1)
 		m.log.Warn("SMTP alert dropped: too many alerts waiting for the mail server", "subject", subject)
@@ -129,7 +129,7 @@ func (m *mailer) loop() {
 	}
 }
 
-func (m *mailer) deliver(ml mail) error {
+func (m *mailer) deliver(ml alert) error {
 	d := net.Dialer{Timeout: m.timeout}
 	conn, err := d.DialContext(m.ctx, "tcp", m.addr)
 	if err != nil {
@@ -178,7 +178,7 @@ func (m *mailer) deliver(ml mail) error {
 }
 
 // message is the mail as keepalived writes it (with vipd as the mailer).
-func (m *mailer) message(ml mail) []byte {
+func (m *mailer) message(ml alert) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Date: %s\r\n", ml.at.Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 	fmt.Fprintf(&b, "From: %s\r\n", m.from)
