@@ -1,0 +1,246 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/netip"
+	"os/user"
+	"regexp"
+	"syscall"
+
+	"github.com/vipd/vipd/internal/check"
+	"github.com/vipd/vipd/internal/config"
+)
+
+// checkServers maps every real server of the plans to a check.Server with
+// its checkers. Errors name the checker's file:line.
+func checkServers(c *config.Config, plans []*vsPlan) ([]check.Server, error) {
+	var tlsConf *tls.Config
+	trackFiles := map[string]*config.TrackFile{}
+	for _, tf := range c.TrackFiles {
+		trackFiles[tf.Name] = tf
+	}
+	var out []check.Server
+	for _, p := range plans {
+		for _, rs := range p.rss {
+			srv := check.Server{Name: rs.check, Weight: int64(rs.cfg.Weight)}
+			rsAddr := rs.cfg.Addr
+			if rsAddr.Port() == 0 && len(p.keys) > 0 {
+				rsAddr = netip.AddrPortFrom(rsAddr.Addr(), p.keys[0].port)
+			}
+			for _, ck := range rs.cfg.Checkers {
+				spec, err := checkSpec(c, ck, rsAddr, &tlsConf, trackFiles)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", ck.Pos, ck.Type, err)
+				}
+				srv.Checkers = append(srv.Checkers, spec)
+			}
+			// A real server's own track_file entries adjust its weight
+			// like FILE_CHECK does.
+			for _, ref := range rs.cfg.TrackFiles {
+				tf := trackFiles[ref.Name]
+				if tf == nil {
+					return nil, fmt.Errorf("%s: track_file %s: no track_file block of that name", ref.Pos, ref.Name)
+				}
+				w := tf.Weight
+				if ref.WeightSet {
+					w = ref.Weight
+				}
+				f := &check.File{Path: tf.File, Weight: int64(w), Reverse: ref.Reverse != tf.Reverse}
+				srv.Checkers = append(srv.Checkers, check.Spec{
+					Name:    fmt.Sprintf("FILE_CHECK %s on %s", tf.File, rs.check),
+					Checker: f,
+					Timing:  check.Resolve(check.KindFile, check.Layer{DelayLoop: &rs.cfg.Check.DelayLoop}, check.Layer{}, check.Layer{}),
+				})
+			}
+			out = append(out, srv)
+		}
+	}
+	return out, nil
+}
+
+func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsConf **tls.Config, trackFiles map[string]*config.TrackFile) (check.Spec, error) {
+	ip := ck.ConnectIP
+	if !ip.IsValid() {
+		ip = rsAddr.Addr()
+	}
+	port := ck.ConnectPort
+	if port == 0 {
+		port = rsAddr.Port()
+	}
+	ep := check.Endpoint{
+		Addr:     netip.AddrPortFrom(ip, port),
+		BindTo:   ck.BindTo,
+		BindPort: ck.BindPort,
+		BindIf:   ck.BindIf,
+		Fwmark:   ck.FWMark,
+		Timeout:  ck.ConnectTimeout,
+	}
+	kind, err := checkKind(ck.Type)
+	if err != nil {
+		return check.Spec{}, err
+	}
+	layer := check.Layer{
+		DelayLoop:        &ck.DelayLoop,
+		DelayBeforeRetry: &ck.DelayBeforeRetry,
+		Warmup:           &ck.Warmup,
+		Timeout:          &ck.ConnectTimeout,
+		Alpha:            &ck.Alpha,
+	}
+	if ck.Retry >= 0 {
+		layer.Retry = &ck.Retry
+	}
+	if ck.DelayBeforeRetry < 0 {
+		layer.DelayBeforeRetry = nil
+	}
+	if ck.Warmup < 0 {
+		layer.Warmup = nil
+	}
+	spec := check.Spec{Name: fmt.Sprintf("%s %s", ck.Type, ep.Addr)}
+	switch ck.Type {
+	case config.CheckHTTP, config.CheckSSL:
+		h := &check.HTTP{Endpoint: ep}
+		if hc := ck.HTTP; hc != nil {
+			h.Protocol = hc.Protocol
+			h.VirtualHost = hc.Virtualhost
+			h.EnableSNI = hc.EnableSNI
+			for _, u := range hc.URLs {
+				cu := check.URL{Path: u.Path, Digest: u.Digest, VirtualHost: u.Virtualhost, RegexNoMatch: u.RegexNoMatch}
+				for _, r := range u.StatusCodes {
+					cu.Status = append(cu.Status, check.StatusRange{Min: r.Min, Max: r.Max})
+				}
+				if u.Regex != "" {
+					re, err := regexp.Compile(u.Regex)
+					if err != nil {
+						return spec, fmt.Errorf("%s: regex %q: %w (vipd uses Go RE2 syntax, not PCRE)", u.Pos, u.Regex, err)
+					}
+					cu.Regex = re
+				}
+				h.URLs = append(h.URLs, cu)
+			}
+		}
+		if ck.Type == config.CheckSSL {
+			if *tlsConf == nil {
+				var s check.SSL
+				if c.SSL != nil {
+					s = check.SSL{CA: c.SSL.CA, Certificate: c.SSL.Certificate, Key: c.SSL.Key, Password: c.SSL.Password}
+				}
+				tc, err := s.Config()
+				if err != nil {
+					return spec, fmt.Errorf("SSL block: %w", err)
+				}
+				*tlsConf = tc
+			}
+			h.TLS = *tlsConf
+		}
+		spec.Checker = h
+	case config.CheckTCP:
+		spec.Checker = &check.TCP{Endpoint: ep}
+	case config.CheckPing:
+		spec.Checker = &check.Ping{Endpoint: ep}
+	case config.CheckSMTP:
+		s := &check.SMTP{Endpoint: ep}
+		if ck.SMTP != nil {
+			s.HeloName = ck.SMTP.HeloName
+		}
+		spec.Checker = s
+	case config.CheckDNS:
+		d := &check.DNS{Endpoint: ep}
+		if ck.DNS != nil {
+			t, err := check.DNSType(ck.DNS.Type)
+			if err != nil {
+				return spec, err
+			}
+			d.Type, d.Name = t, ck.DNS.Name
+		}
+		spec.Checker = d
+	case config.CheckUDP:
+		u := &check.UDP{Endpoint: ep}
+		if uc := ck.UDP; uc != nil {
+			u.Payload = uc.Payload
+			u.RequireReply = uc.RequireReply
+			u.ReplyPattern, u.ReplyMask = uc.ReplyData, uc.ReplyMask
+			u.MinReply, u.MaxReply = uc.MinReplyLength, uc.MaxReplyLength
+		}
+		spec.Checker = u
+	case config.CheckMisc:
+		if ck.Misc == nil || ck.Misc.Path == nil || len(ck.Misc.Path.Argv) == 0 {
+			return spec, fmt.Errorf("misc_path missing")
+		}
+		m := &check.Misc{Argv: ck.Misc.Path.Argv, Dynamic: ck.Misc.Dynamic, Timeout: ck.Misc.Timeout}
+		cred, err := scriptCredential(c, ck.Misc.Path)
+		if err != nil {
+			return spec, err
+		}
+		m.Credential = cred
+		if ck.Misc.Timeout > 0 {
+			layer.Timeout = &ck.Misc.Timeout
+		} else {
+			layer.Timeout = nil
+		}
+		spec.Name = fmt.Sprintf("MISC_CHECK %s", commandLine(ck.Misc.Path))
+		spec.Checker = m
+	case config.CheckFile:
+		if ck.File == nil {
+			return spec, fmt.Errorf("track_file missing")
+		}
+		tf := trackFiles[ck.File.TrackFile]
+		if tf == nil {
+			return spec, fmt.Errorf("track_file %s: no track_file block of that name", ck.File.TrackFile)
+		}
+		w := tf.Weight
+		if ck.File.WeightSet {
+			w = ck.File.Weight
+		}
+		spec.Name = fmt.Sprintf("FILE_CHECK %s", tf.File)
+		spec.Checker = &check.File{Path: tf.File, Weight: int64(w), Reverse: ck.File.Reverse != tf.Reverse}
+	default:
+		return spec, fmt.Errorf("checker not supported by vipd")
+	}
+	spec.Timing = check.Resolve(kind, check.Layer{}, check.Layer{}, layer)
+	return spec, nil
+}
+
+func checkKind(t config.CheckerType) (check.Kind, error) {
+	switch t {
+	case config.CheckHTTP:
+		return check.KindHTTP, nil
+	case config.CheckSSL:
+		return check.KindSSL, nil
+	case config.CheckTCP:
+		return check.KindTCP, nil
+	case config.CheckSMTP:
+		return check.KindSMTP, nil
+	case config.CheckDNS:
+		return check.KindDNS, nil
+	case config.CheckMisc:
+		return check.KindMisc, nil
+	case config.CheckPing:
+		return check.KindPing, nil
+	case config.CheckUDP:
+		return check.KindUDP, nil
+	case config.CheckFile:
+		return check.KindFile, nil
+	}
+	return 0, fmt.Errorf("%s is not supported by vipd", t)
+}
+
+// scriptCredential resolves the user a script runs as: its own user
+// keyword, else global_defs script_user, else keepalived_script when that
+// user exists, else root (nil: the daemon's own).
+func scriptCredential(c *config.Config, s *config.Script) (*syscall.Credential, error) {
+	name, group := s.User, s.Group
+	if name == "" {
+		name, group = c.Global.ScriptUser, c.Global.ScriptGroup
+	}
+	if name == "" {
+		if _, err := user.Lookup("keepalived_script"); err != nil {
+			return nil, nil
+		}
+		name = "keepalived_script"
+	}
+	if name == "root" && group == "" {
+		return nil, nil
+	}
+	return check.LookupCredential(name, group)
+}

@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/lvs"
+)
+
+// source is the Daemon as the API sees it.
+type source Daemon
+
+var _ api.Source = (*source)(nil)
+
+func (s *source) d() *Daemon { return (*Daemon)(s) }
+
+// Status assembles a snapshot from every part: VRRP, data plane and
+// checkers answer for themselves; the daemon's own state comes from the
+// last published snapshot.
+func (s *source) Status() api.Status {
+	d := s.d()
+	d.mu.Lock()
+	snap := d.snap
+	d.mu.Unlock()
+	host, _ := os.Hostname()
+	st := api.Status{
+		Version:      d.opts.Version,
+		Hostname:     host,
+		PID:          os.Getpid(),
+		Started:      d.started,
+		ConfigFile:   d.opts.ConfigFile,
+		ConfigLoaded: snap.loaded,
+		Reloads:      snap.reloads,
+		Dataplane:    d.dpName,
+		Services:     []lvs.ServiceStatus{},
+		Instances:    []api.Instance{},
+		Checks:       []api.Check{},
+	}
+	if d.opts.VRRPOnly {
+		st.Dataplane = "none"
+	}
+	if snap.cfg != nil {
+		st.RouterID = snap.cfg.Global.RouterID
+	}
+	if st.RouterID == "" {
+		st.RouterID = strings.SplitN(host, ".", 2)[0]
+	}
+	if d.node != nil {
+		vs := d.node.Status()
+		for _, in := range vs.Instances {
+			ai := api.Instance{
+				Name: in.Name, Interface: in.Interface, VRID: in.VRID, Version: in.Version, Family: in.Family,
+				State: in.State, Priority: in.Priority, EffectivePriority: in.EffectivePriority,
+				AdvertInterval: in.AdvertInterval, MasterAddr: in.MasterAddr, MasterPriority: in.MasterPriority,
+				VIPs: in.VIPs, SyncGroup: in.SyncGroup, Transitions: in.Transitions, LastTransition: in.LastTransition,
+				FaultReasons: in.FaultReasons,
+			}
+			ai.Stats = api.VRRPStats{
+				AdvertRcvd: in.Stats.AdvertRcvd, AdvertSent: in.Stats.AdvertSent,
+				BecomeMaster: in.Stats.BecomeMaster, ReleaseMaster: in.Stats.ReleaseMaster,
+				PriZeroRcvd: in.Stats.PriZeroRcvd, PriZeroSent: in.Stats.PriZeroSent,
+				Dropped: in.Stats.Dropped,
+			}
+			// keepalived's error counters, from vipd's drop reasons.
+			dr := in.Stats.Dropped
+			ai.Stats.PacketLenErr = dr["length"]
+			ai.Stats.AdvertIntervalErr = dr["interval"]
+			ai.Stats.IPTTLErr = dr["ttl"]
+			ai.Stats.InvalidTypeRcvd = dr["type"]
+			ai.Stats.AddrListErr = dr["addr_list"]
+			ai.Stats.InvalidAuthType = dr["auth_type"]
+			ai.Stats.AuthTypeMismatch = dr["auth_type"]
+			ai.Stats.AuthFailure = dr["auth"]
+			st.Instances = append(st.Instances, ai)
+		}
+		for _, g := range vs.Groups {
+			st.SyncGroups = append(st.SyncGroups, api.SyncGroup{Name: g.Name, State: g.State, Instances: g.Instances})
+		}
+		for _, sc := range vs.Scripts {
+			st.Scripts = append(st.Scripts, api.Script{Name: sc.Name, State: sc.State, Weight: sc.Weight, LastChange: sc.LastChange})
+		}
+	}
+	if d.dp != nil {
+		st.Services = d.dp.Services()
+	}
+	if r := snap.runner; r != nil && snap.rsOfName != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		checks, _ := r.Status(ctx)
+		cancel()
+		for _, c := range checks {
+			ref := snap.rsOfName[c.Server]
+			h := snap.health[c.Server]
+			kind, _, _ := strings.Cut(c.Checker, " ")
+			st.Checks = append(st.Checks, api.Check{
+				VirtualServer: ref.vs, RealServer: ref.rs, Kind: kind, Up: c.Up, Reason: c.Last.Reason,
+				Weight: clampWeight(h.weight), LastCheck: c.LastCheck, LastChange: c.LastChange,
+				Duration: c.Duration, Checks: c.Checks, Failures: c.Failed,
+			})
+		}
+		sort.SliceStable(st.Checks, func(i, j int) bool {
+			if st.Checks[i].VirtualServer != st.Checks[j].VirtualServer {
+				return st.Checks[i].VirtualServer < st.Checks[j].VirtualServer
+			}
+			return st.Checks[i].RealServer < st.Checks[j].RealServer
+		})
+	}
+	return st
+}
+
+func (s *source) Conns() []lvs.ConnEntry {
+	if s.d().dp == nil {
+		return nil
+	}
+	return s.d().dp.Conns()
+}
+
+func (s *source) Reload(ctx context.Context) error { return s.d().Reload(ctx) }
+
+func (s *source) Ready() error {
+	d := s.d()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.snap.ready
+}

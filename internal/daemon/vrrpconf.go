@@ -1,0 +1,153 @@
+package daemon
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/netif"
+	"github.com/vipd/vipd/internal/vrrp"
+)
+
+// vrrpConfig maps the VRRP part of the configuration model onto the vrrp
+// package's own configuration.
+func vrrpConfig(c *config.Config) vrrp.Config {
+	g := c.Global
+	out := vrrp.Config{
+		McastGroup4:  g.VRRPMcastGroup4,
+		McastGroup6:  g.VRRPMcastGroup6,
+		GARPInterval: g.GARP.Interval,
+		GNAInterval:  g.GARP.NAInterval,
+	}
+	for _, s := range c.Scripts {
+		out.Scripts = append(out.Scripts, vrrp.ScriptConfig{
+			Name:     s.Name,
+			Script:   commandLine(s.Script),
+			Interval: s.Interval,
+			Timeout:  s.Timeout,
+			Weight:   s.Weight,
+			Reverse:  s.Reverse,
+			Rise:     s.Rise,
+			Fall:     s.Fall,
+			InitFail: s.InitFail,
+		})
+	}
+	for _, f := range c.TrackFiles {
+		w := f.Weight
+		out.TrackFiles = append(out.TrackFiles, vrrp.TrackFileConfig{Name: f.Name, Path: f.File, Weight: &w, Reverse: f.Reverse})
+	}
+	for _, sg := range c.SyncGroups {
+		out.Groups = append(out.Groups, vrrp.GroupConfig{
+			Name:            sg.Name,
+			Instances:       append([]string(nil), sg.Instances...),
+			TrackInterfaces: trackRefs(sg.Track.Interfaces),
+			TrackScripts:    trackRefs(sg.Track.Scripts),
+			TrackFiles:      trackRefs(sg.Track.Files),
+		})
+	}
+	for _, in := range c.Instances {
+		ic := vrrp.InstanceConfig{
+			Name:                 in.Name,
+			Interface:            in.Interface,
+			VRID:                 in.VRID,
+			Version:              in.Version,
+			Priority:             in.Priority,
+			State:                string(in.State),
+			AdvertInt:            in.AdvertInt,
+			NoPreempt:            !in.Preempt,
+			PreemptDelay:         in.PreemptDelay,
+			VIPs:                 vips(in.VIPs, in.Interface),
+			ExcludedVIPs:         vips(in.ExcludedVIPs, in.Interface),
+			UnicastTTL:           in.UnicastTTL,
+			CheckUnicastSrc:      in.CheckUnicastSrc || g.CheckUnicastSrc,
+			DontTrackPrimary:     in.DontTrackPrimary,
+			TrackInterfaces:      trackRefs(in.Track.Interfaces),
+			TrackScripts:         trackRefs(in.Track.Scripts),
+			TrackFiles:           trackRefs(in.Track.Files),
+			DownTimerAdverts:     in.DownTimerAdverts,
+			LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
+			HigherPrioSendAdvert: in.HigherPrioSendAdvert,
+			SkipCheckAdvAddr:     in.SkipCheckAdvAddr || g.SkipCheckAdvAddr,
+			Strict:               in.Strict || g.Strict,
+		}
+		if in.Auth != nil {
+			ic.AuthType = string(in.Auth.Type)
+			ic.AuthPass = in.Auth.Pass
+		}
+		for _, p := range in.UnicastPeers {
+			ic.UnicastPeers = append(ic.UnicastPeers, p.Addr)
+		}
+		if len(ic.UnicastPeers) > 0 {
+			ic.UnicastSrcIP = in.SrcIP
+		} else {
+			ic.McastSrcIP = in.SrcIP
+		}
+		gp := in.GARP
+		repeat, delay := gp.MasterRepeat, gp.MasterDelay
+		lrepeat, ldelay := gp.LowerPrioRepeat, gp.LowerPrioDelay
+		ic.GARPMasterRepeat = &repeat
+		ic.GARPMasterDelay = &delay
+		ic.GARPLowerPrioRepeat = &lrepeat
+		ic.GARPLowerPrioDelay = &ldelay
+		ic.GARPMasterRefresh = gp.MasterRefresh
+		ic.GARPMasterRefreshRepeat = gp.MasterRefreshRepeat
+		out.Instances = append(out.Instances, ic)
+	}
+	return out
+}
+
+func vips(in []config.VIP, defaultDev string) []vrrp.VIP {
+	var out []vrrp.VIP
+	for _, v := range in {
+		dev := v.Dev
+		if dev == "" {
+			dev = defaultDev
+		}
+		a := netif.Addr{Prefix: v.Prefix, Dev: dev, Label: v.Label, Scope: string(v.Scope), Broadcast: v.Brd}
+		if v.BrdSet && v.Prefix.Addr().Is4() {
+			a.Broadcast = broadcastOf(v.Prefix)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// broadcastOf returns the prefix's address with all host bits set
+// ("brd +").
+func broadcastOf(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		a[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom4(a)
+}
+
+func trackRefs(in []config.TrackRef) []vrrp.TrackRef {
+	var out []vrrp.TrackRef
+	for _, r := range in {
+		tr := vrrp.TrackRef{Name: r.Name, Reverse: r.Reverse}
+		if r.WeightSet {
+			w := r.Weight
+			tr.Weight = &w
+		}
+		out = append(out, tr)
+	}
+	return out
+}
+
+// commandLine joins a script's words back into keepalived's command-line
+// syntax (single quotes around words with spaces), for packages that take
+// the command as one string.
+func commandLine(s *config.Script) string {
+	if s == nil {
+		return ""
+	}
+	words := make([]string, len(s.Argv))
+	for i, w := range s.Argv {
+		if w == "" || strings.ContainsAny(w, " \t'\"") {
+			w = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+		words[i] = w
+	}
+	return strings.Join(words, " ")
+}
