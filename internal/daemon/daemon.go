@@ -58,7 +58,7 @@ type Daemon struct {
 	started time.Time
 	dpName  string
 
-	reqs chan func() // run on the loop goroutine
+	reqs chan func()   // run on the loop goroutine
 	quit chan struct{} // closed when the loop has returned
 
 	// Owned by the loop goroutine.
