@@ -278,19 +278,7 @@ func checkConfig(o Options, stdout, stderr io.Writer) int {
 
 // LoadConfig loads the configuration as the options say: with the
 // configuration id, against the running system, and for the data plane
-// of --dataplane or, when that is not given, the configuration's
-// vipd_dataplane (auto is left to the daemon: "" judges as keepalived).
+// of --dataplane (see config.Check).
 func LoadConfig(o Options) (*config.Config, config.Diagnostics) {
-	copts := config.Options{ConfigID: o.ConfigID, Host: config.OSHost{}, Dataplane: o.Dataplane}
-	if copts.Dataplane == config.DataplaneAuto {
-		copts.Dataplane = ""
-	}
-	cfg, diags := config.Load(o.ConfigFile, copts)
-	if o.Dataplane == "" && cfg != nil {
-		if dp := cfg.Global.Dataplane; dp == config.DataplaneProxy || dp == config.DataplaneIPVS {
-			copts.Dataplane = dp
-			cfg, diags = config.Load(o.ConfigFile, copts)
-		}
-	}
-	return cfg, diags
+	return config.Check(o.ConfigFile, config.Options{ConfigID: o.ConfigID, Host: config.OSHost{}, Dataplane: o.Dataplane})
 }

@@ -19,6 +19,7 @@ type builder struct {
 	// set records which inheritable options were given explicitly.
 	instGARP      map[*Instance]*garpSet
 	globalSet     map[string]bool
+	bfdInstances  map[string]bool
 	ruleNoPref    uint32
 	scriptUserPos Pos
 }
@@ -61,6 +62,8 @@ type cx struct {
 	methodSet           bool
 	chkPortSet          bool
 	miscUser, miscGroup string
+	bfdName             string
+	bfdNamePos          Pos
 }
 
 func (b *builder) build(nodes []*Node) *Config {

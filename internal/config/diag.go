@@ -136,7 +136,7 @@ func (ds Diagnostics) HasProblems() bool { return ds.Max() > Notice }
 // (keepalived aborts there), then a security violation's 6, then a fatal
 // 4, then 5 for any other warning or error.
 func (ds Diagnostics) ExitCode() int {
-	rank := map[int]int{ExitOK: 0, ExitConfigTest: 1, ExitConfig: 2, ExitConfigTestSecurity: 3, ExitProgramError: 4}
+	rank := map[int]int{ExitOK: 0, ExitConfigTest: 1, ExitConfig: 2, ExitFatal: 2, ExitConfigTestSecurity: 3, ExitProgramError: 4, ExitNoConfig: 5}
 	best := ExitOK
 	for _, d := range ds {
 		c := d.exitCode()

@@ -152,21 +152,8 @@ func (b *builder) allScripts() []*Script {
 			add(f.Script)
 		}
 	}
-	tracked := map[string]bool{}
-	for _, in := range cfg.Instances {
-		for _, t := range in.Track.Scripts {
-			tracked[t.Name] = true
-		}
-	}
-	for _, sg := range cfg.SyncGroups {
-		for _, t := range sg.Track.Scripts {
-			tracked[t.Name] = true
-		}
-	}
 	for _, s := range cfg.Scripts {
-		if tracked[s.Name] { // keepalived runs only the scripts something tracks
-			add(s.Script)
-		}
+		add(s.Script) // keepalived checks every vrrp_script, tracked or not
 	}
 	for _, sg := range cfg.SyncGroups {
 		notify(&sg.Notify)

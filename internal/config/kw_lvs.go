@@ -159,6 +159,7 @@ var schedulers = map[string]bool{
 func schedKw(name string) *Keyword {
 	return kw(name, "rr|wrr|lc|wlc|lblc|sh|mh|dh|fo|ovf|lblcr|sed|nq|twos", 1, "wlc", func(c *cx, n *Node) {
 		s := n.Args[0]
+		c.vs.schedPos = n.Pos
 		if len(s) > 15 {
 			s = s[:15]
 		}
@@ -376,7 +377,9 @@ var (
 		}),
 	)
 	bfdCheckSection = newSection(string(CheckBFD), "BFD_CHECK checker (refused: "+noBFD+")",
-		ign("name", "STRING", 1, noBFD), ign("alpha", "[<BOOL>]", 0, noBFD),
+		(&Keyword{Name: "name", Args: "STRING", Min: 1, Status: Ignored, Note: noBFD, set: func(c *cx, n *Node) {
+			c.bfdName, c.bfdNamePos = n.Args[0], n.Pos
+		}}), ign("alpha", "[<BOOL>]", 0, noBFD),
 	)
 )
 
@@ -448,6 +451,7 @@ func checkerKw(t CheckerType, sec *Section, status Status, note string) *Keyword
 		c.chk, c.cset = ch, newCheckSet()
 		c.chkPortSet = false
 		c.miscUser, c.miscGroup = "", ""
+		c.bfdName = ""
 		c.walk(sec, n.Children)
 		keep := c.b.finishChecker(c, n, ch)
 		if keep {

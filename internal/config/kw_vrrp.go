@@ -274,6 +274,7 @@ func instSrcIP(name string) *Keyword {
 
 var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	kw("state", "MASTER|BACKUP", 1, "BACKUP", func(c *cx, n *Node) {
+		c.inst.statePos = n.Pos
 		switch n.Args[0] {
 		case "MASTER":
 			c.inst.State = StateMaster
@@ -439,6 +440,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	kw("priority", "1..255", 1, "100", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 255); ok {
 			c.inst.Priority = int(v)
+			c.inst.prioritySet = true
 		} else {
 			c.errf(n, "give a number between 1 and 255 (255: address owner)", "(%s) priority not valid, using default 100", c.inst.Name)
 		}

@@ -265,7 +265,7 @@ func parseDefinition(s string) (name, val string, ok bool) {
 
 func (r *reader) define(pos Pos, name string, vals []string) {
 	if strings.HasPrefix(name, "_") {
-		r.add(pos, Warning, "$"+name, "rename the parameter; names starting with _ are reserved", "parameter names starting with an underscore are reserved")
+		r.add(pos, Notice, "$"+name, "rename the parameter; names starting with _ are reserved for keepalived's predefined ones", "parameter names starting with an underscore are reserved")
 	}
 	r.defs[name] = &definition{lines: vals}
 }
@@ -277,8 +277,10 @@ func (r *reader) process(pos Pos, text string, depth int) {
 		return
 	}
 	if depth > r.lim.MaxSubstDepth {
-		r.add(pos, Error, "", "check the $definitions used on this line for a definition that refers to itself",
-			"parameter substitution nested more than %d levels deep", r.lim.MaxSubstDepth)
+		// keepalived accepts such a configuration (it stops expanding);
+		// vipd drops the line and says so.
+		r.add(pos, Notice, "", "check the $definitions used on this line for a definition that refers to itself",
+			"parameter substitution nested more than %d levels deep; line dropped", r.lim.MaxSubstDepth)
 		return
 	}
 	text = strings.TrimLeft(text, " \t")
@@ -678,7 +680,7 @@ func (r *reader) include(pos Pos, kw, arg string) {
 		pattern = pattern[1 : len(pattern)-1]
 	}
 	if pattern == "" {
-		r.add(pos, Fatal, kw, "write include FILE", "include is missing a file name").Exit = ExitProgramError
+		r.add(pos, Error, kw, "write "+kw+" FILE", "%s without a file name (keepalived: unknown keyword)", kw)
 		return
 	}
 	if len(r.stack) > r.lim.MaxIncludeDepth {
@@ -713,7 +715,7 @@ func (r *reader) include(pos Pos, kw, arg string) {
 		if kw != "include" && kw != "includer" {
 			sev, exit = Fatal, ExitConfigTestSecurity // keepalived -t exits 6 here
 		}
-		d := r.add(pos, sev, kw, "", "no file matches '%s'", arg)
+		d := r.add(pos, sev, kw, "create the file, or use include to make it optional", "no file matches '%s'", arg)
 		d.Exit = exit
 		if sev == Notice {
 			d.Hint = "keepalived ignores a missing include; use includea to make it an error"

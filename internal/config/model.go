@@ -36,6 +36,9 @@ func (p Pos) String() string {
 	if p.File == "" {
 		return fmt.Sprintf("line %d", p.Line)
 	}
+	if p.Line == 0 {
+		return p.File
+	}
 	return fmt.Sprintf("%s:%d", p.File, p.Line)
 }
 
@@ -447,6 +450,8 @@ type Instance struct {
 	SyncGroup string `json:"sync_group,omitempty"`
 
 	ifacePos     Pos
+	statePos     Pos
+	prioritySet  bool
 	vmacImplicit bool
 	smtpSet      bool
 }
@@ -699,6 +704,7 @@ type VirtualServer struct {
 	ProxyProtocol int `json:"proxy_protocol,omitempty"`
 
 	cset          *checkSet
+	schedPos      Pos
 	methodSet     bool
 	protoSet      bool
 	family        string

@@ -72,6 +72,25 @@ func Load(path string, opts Options) (*Config, Diagnostics) {
 	return Parse(path, src, opts)
 }
 
+// Check loads a configuration as `vipd -t` judges it. With
+// opts.Dataplane empty it judges as keepalived -t does, unless the
+// configuration itself selects a data plane (global_defs vipd_dataplane
+// proxy|ipvs), which it is then also validated for. "auto" is treated as
+// empty: the daemon resolves it.
+func Check(path string, opts Options) (*Config, Diagnostics) {
+	if opts.Dataplane == DataplaneAuto {
+		opts.Dataplane = ""
+	}
+	cfg, diags := Load(path, opts)
+	if opts.Dataplane == "" && cfg != nil {
+		if dp := cfg.Global.Dataplane; dp == DataplaneProxy || dp == DataplaneIPVS {
+			opts.Dataplane = dp
+			cfg, diags = Load(path, opts)
+		}
+	}
+	return cfg, diags
+}
+
 // Parse is Load for configuration text already in memory; name is its
 // file name (for positions and relative includes).
 func Parse(name string, src []byte, opts Options) (*Config, Diagnostics) {
@@ -80,7 +99,7 @@ func Parse(name string, src []byte, opts Options) (*Config, Diagnostics) {
 	r.lexSource(name, src)
 	p := &parser{lines: r.out}
 	p.list = r.list
-	nodes := p.parseBlock(topSection, 0)
+	nodes := p.parseBlock(topSection, 0, Pos{})
 	b := newBuilder(opts, p.list)
 	cfg := b.build(nodes)
 	cfg.Files = r.files
@@ -106,7 +125,7 @@ func ParseTree(name string, src []byte, opts Options) ([]*Node, Diagnostics) {
 	r.lexSource(name, src)
 	p := &parser{lines: r.out}
 	p.list = r.list
-	return p.parseBlock(topSection, 0), p.list
+	return p.parseBlock(topSection, 0, Pos{}), p.list
 }
 
 type parser struct {
@@ -116,8 +135,8 @@ type parser struct {
 }
 
 // parseBlock parses keyword lines of section sec until the '}' closing the
-// block (depth > 0) or the end of input.
-func (p *parser) parseBlock(sec *Section, depth int) []*Node {
+// block (depth > 0) opened at open, or the end of input.
+func (p *parser) parseBlock(sec *Section, depth int, open Pos) []*Node {
 	var nodes []*Node
 	for p.i < len(p.lines) {
 		l := p.lines[p.i]
@@ -153,28 +172,24 @@ func (p *parser) parseBlock(sec *Section, depth int) []*Node {
 				}
 			}
 			if kw.List {
-				n.Children = p.parseList(name, depth+1)
+				n.Children = p.parseList(name, depth+1, l.Pos)
 			} else {
-				n.Children = p.parseBlock(kw.Block, depth+1)
+				n.Children = p.parseBlock(kw.Block, depth+1, l.Pos)
 			}
 		} else if l.Open {
 			p.add(l.Pos, Error, name, name+" takes no block; remove the '{'", "unexpected '{' - ignoring")
 		}
 		nodes = append(nodes, n)
 	}
-	if depth > 0 {
-		pos := Pos{}
-		if len(p.lines) > 0 {
-			pos = p.lines[len(p.lines)-1].Pos
-		}
-		p.add(pos, Error, "", "add the missing '}'", "end of configuration inside a block: %d missing '}'", depth)
+	if depth == 1 {
+		p.add(open, Error, sec.Name, "add the '}' that closes it", "block never closed: end of configuration inside it")
 	}
 	return nodes
 }
 
 // parseList reads the lines of a list block: each is an item, not a
 // keyword.
-func (p *parser) parseList(name string, depth int) []*Node {
+func (p *parser) parseList(name string, depth int, open Pos) []*Node {
 	var nodes []*Node
 	for p.i < len(p.lines) {
 		l := p.lines[p.i]
@@ -191,7 +206,9 @@ func (p *parser) parseList(name string, depth int) []*Node {
 		}
 		nodes = append(nodes, &Node{Pos: l.Pos, Name: l.Words[0], Args: l.Words[1:]})
 	}
-	p.add(p.lines[len(p.lines)-1].Pos, Error, name, "add the missing '}'", "end of configuration inside a block: %d missing '}'", depth)
+	if depth == 1 {
+		p.add(open, Error, name, "add the '}' that closes it", "block never closed: end of configuration inside it")
+	}
 	return nodes
 }
 

@@ -42,6 +42,11 @@ func (b *builder) finishChecker(c *cx, n *Node, ch *Checker) bool {
 			return false
 		}
 	case CheckBFD:
+		if c.bfdName == "" {
+			c.errf(n, "add name BFD_INSTANCE", "no name has been specified for BFD_CHECK - skipping")
+		} else if !b.bfdInstances[c.bfdName] {
+			b.add(c.bfdNamePos, Error, "name", "define bfd_instance "+c.bfdName+" { ... }", "BFD_CHECK - BFD %s not configured", c.bfdName)
+		}
 		return false
 	}
 	return true
@@ -275,8 +280,10 @@ func (b *builder) validate() {
 			b.add(in.Pos, Warning, "virtual_ipaddress", "add a virtual_ipaddress block", "(%s) no VIP specified; at least one is sensible", in.Name)
 		}
 		b.checkVIPFamily(in)
-		if in.Auth != nil && in.Auth.Type == AuthAH && in.State == StateMaster {
-			b.add(in.Pos, Warning, "state", "use auth_type PASS, or state BACKUP", "(%s) initial state master is incompatible with AH authentication - clearing", in.Name)
+		// keepalived 2.2 makes this check only when priority is
+		// configured explicitly.
+		if in.Auth != nil && in.Auth.Type == AuthAH && in.State == StateMaster && in.prioritySet && in.Priority != 255 {
+			b.add(in.statePos, Warning, "state", "use auth_type PASS, or state BACKUP", "(%s) initial state master is incompatible with AH authentication - clearing", in.Name)
 			in.State = StateBackup
 		}
 		if in.Auth != nil && in.Auth.Type == AuthNone {
@@ -384,7 +391,9 @@ func (b *builder) checkStrict(in *Instance) {
 		in.PreemptDelay = 0
 	}
 	if in.State == StateMaster && in.Priority != 255 {
-		bad("state", "use state BACKUP, or priority 255", "state MASTER requires priority 255 - resetting to BACKUP")
+		// keepalived 2.2 -t accepts this silently
+		b.add(in.Pos, Notice, "state", "use state BACKUP, or priority 255",
+			"(%s) strict mode: state MASTER requires priority 255; starting as BACKUP", in.Name)
 		in.State = StateBackup
 	}
 }
@@ -423,7 +432,8 @@ func (b *builder) validateLVS() {
 	for _, vs := range b.cfg.VirtualServers {
 		name := vs.String()
 		if vs.Kind == VSGroupK && groups[vs.Group] == nil {
-			b.add(vs.Pos, Error, "virtual_server", "define virtual_server_group "+vs.Group+" { ... }", "virtual server group %s not found - removing virtual server", vs.Group)
+			// keepalived 2.2 -t accepts this; the service never runs
+			b.add(vs.Pos, Notice, "virtual_server", "define virtual_server_group "+vs.Group+" { ... }", "virtual server group %s not found; the virtual server will not run", vs.Group)
 			continue
 		}
 		if vs.family != "" {
@@ -441,7 +451,7 @@ func (b *builder) validateLVS() {
 			vs.Protocol = lvs.UDP
 		}
 		if vs.Scheduler != "" && !schedulers[vs.Scheduler] {
-			b.add(vs.Pos, Error, "lvs_sched", "use rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh or twos", "invalid lvs_scheduler '%s' - ignoring", vs.Scheduler)
+			b.add(vs.schedPos, Error, "lvs_sched", "use rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh or twos", "invalid lvs_scheduler '%s' - ignoring", vs.Scheduler)
 			vs.Scheduler = ""
 		}
 		if vs.Scheduler == "" {

@@ -1,0 +1,159 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/lab"
+)
+
+const keepalivedSamples = "/usr/share/doc/keepalived/samples"
+
+// knownExitDifferences are the configurations where vipd -t and
+// keepalived -t both reject but with different exit codes, with the
+// reason (docs/compat.md repeats them).
+var knownExitDifferences = map[string]string{}
+
+// TestKeepalivedSideBySide runs `keepalived -t` and `vipd -t` on the same
+// configurations, in a network namespace that has the interfaces they
+// name, and requires that vipd accepts exactly when keepalived does (and,
+// unless a reason is recorded, with the same exit code). The
+// configurations are every sample of the keepalived package, the
+// configurations transcribed from the users' posts in testdata/seeds, and
+// every case of the diagnostics table.
+func TestKeepalivedSideBySide(t *testing.T) {
+	lab.RequireCommand(t, "keepalived")
+	l := lab.New(t)
+	h := l.Host("kt")
+	// Interfaces the configurations name, besides eth0 (veth pairs: the
+	// kernel has no dummy interfaces).
+	for _, name := range []string{"eth1", "eth2", "ens33"} {
+		h.MustRun("ip", "link", "add", name, "type", "veth", "peer", "name", name+"-p")
+		h.MustRun("ip", "link", "set", name, "up")
+	}
+	dir := t.TempDir()
+
+	type cfgFile struct{ name, path string }
+	var files []cfgFile
+	samples, _ := filepath.Glob(filepath.Join(keepalivedSamples, "keepalived.conf.*"))
+	if len(samples) == 0 {
+		t.Fatalf("no keepalived samples in %s", keepalivedSamples)
+	}
+	for _, f := range samples {
+		files = append(files, cfgFile{"sample/" + filepath.Base(f), f})
+	}
+	seeds, _ := filepath.Glob("testdata/seeds/*.conf")
+	if len(seeds) < 8 {
+		t.Fatalf("want the seed configurations in testdata/seeds, found %d", len(seeds))
+	}
+	for _, f := range seeds {
+		abs, _ := filepath.Abs(f)
+		files = append(files, cfgFile{"seed/" + filepath.Base(f), abs})
+	}
+	golden, _ := filepath.Glob("testdata/golden/*.conf")
+	for _, f := range golden {
+		abs, _ := filepath.Abs(f)
+		files = append(files, cfgFile{"golden/" + filepath.Base(f), abs})
+	}
+	for i, tc := range diagCases {
+		if tc.vipdOnly {
+			continue
+		}
+		p := filepath.Join(dir, fmt.Sprintf("diag%03d.conf", i))
+		if err := os.WriteFile(p, []byte(tc.conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, cfgFile{"diag/" + tc.name, p})
+	}
+
+	accepted, rejected := 0, 0
+	for _, f := range files {
+		t.Run(f.name, func(t *testing.T) {
+			pids := t.TempDir()
+			kout, kcode := runIn(t, h, "keepalived", "-t", "-f", f.path,
+				"-p", pids+"/k.pid", "-r", pids+"/v.pid", "-c", pids+"/c.pid", "-b", pids+"/b.pid")
+			vout, vcode := vipdCheck(t, h, f.path)
+			if (kcode == 0) != (vcode == 0) {
+				t.Fatalf("keepalived -t exits %d, vipd -t exits %d\n--- keepalived:\n%s--- vipd:\n%s", kcode, vcode, kout, vout)
+			}
+			if kcode != vcode {
+				if why, ok := knownExitDifferences[f.name]; ok {
+					t.Logf("exit codes differ (keepalived %d, vipd %d): %s", kcode, vcode, why)
+				} else {
+					t.Errorf("both reject, but keepalived -t exits %d and vipd -t %d\n--- keepalived:\n%s--- vipd:\n%s", kcode, vcode, kout, vout)
+				}
+			}
+			if kcode == 0 {
+				accepted++
+			} else {
+				rejected++
+				if !regexp.MustCompile(`:\d+: (warning|error|fatal|security)|^(error|fatal|security)`).MatchString(vout) && vcode != ExitConfigTestSecurity {
+					t.Errorf("vipd rejects without a file:line diagnostic:\n%s", vout)
+				}
+			}
+		})
+	}
+	t.Logf("%d configurations: %d accepted and %d rejected by both", len(files), accepted, rejected)
+}
+
+// vipdCheck judges a configuration as `vipd -t` does (config.Check with
+// the host's view of the system) in a child process started inside the
+// host's network namespace: this test binary again, running
+// TestVipdCheckHelper. It returns the diagnostics as vipd -t prints them
+// and the exit status. (cmd/vipd's own tests cover the command line.)
+func vipdCheck(t *testing.T, h *lab.Host, path string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", h.NS, os.Args[0], "-test.run=^TestVipdCheckHelper$")
+	cmd.Env = append(os.Environ(), "VIPD_CHECK_FILE="+path)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		return string(out), ee.ExitCode()
+	}
+	t.Fatalf("vipd check of %s: %v\n%s", path, err, out)
+	return "", -1
+}
+
+// TestVipdCheckHelper is the child process of vipdCheck; it does nothing
+// in a normal test run.
+func TestVipdCheckHelper(t *testing.T) {
+	path := os.Getenv("VIPD_CHECK_FILE")
+	if path == "" {
+		t.Skip("helper process of TestKeepalivedSideBySide")
+	}
+	_, diags := Check(path, Options{Host: OSHost{}})
+	fmt.Print(diags.String())
+	os.Exit(diags.ExitCode())
+}
+
+// runIn runs a command in the host's namespace and returns its combined
+// output and exit status.
+func runIn(t *testing.T, h *lab.Host, name string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		return string(out), ee.ExitCode()
+	}
+	t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	return "", -1
+}
