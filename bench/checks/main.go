@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -40,7 +41,9 @@ func main() {
 	measure := flag.Duration("measure", 60*time.Second, "measurement window, after one warmup delay_loop")
 	ports := flag.Int("ports", 20, "nginx listening ports the servers are spread over")
 	keepalived := flag.Bool("keepalived", true, "also try keepalived's checker on the same configuration")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measurement window to this file")
 	flag.Parse()
+	profilePath = *cpuProfile
 	if err := run(*servers, *delay, *measure, *ports, *keepalived); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/checks:", err)
 		os.Exit(1)
@@ -48,6 +51,8 @@ func main() {
 }
 
 const page = "vipd bench page\n"
+
+var profilePath string
 
 func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) error {
 	dir, err := os.MkdirTemp("", "vipd-bench-checks")
@@ -105,6 +110,7 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 		},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	countChecks := func() (total, failed uint64) {
@@ -119,7 +125,24 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 	time.Sleep(delay + delay/2)
 	c0, f0 := countChecks()
 	cpu1, w1 := cpuTime(), time.Now()
+	var ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	if profilePath != "" {
+		f, err := os.Create(profilePath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	time.Sleep(measure)
+	if profilePath != "" {
+		pprof.StopCPUProfile()
+	}
+	var ru2 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru2)
 	c1, f1 := countChecks()
 	cpu2, w2 := cpuTime(), time.Now()
 	cancel()
@@ -131,7 +154,8 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 	perCheck := time.Duration(float64(cpu2-cpu1) / checks)
 	fmt.Printf("vipd check.Runner: %d real servers, HTTP_GET, delay_loop %v, window %v\n", n, delay, w2.Sub(w1).Round(time.Millisecond))
 	fmt.Printf("  checks:            %.0f (%.0f/s; expected %.0f/s), failed %d, servers down %d\n", checks, checks/wall, float64(n)/delay.Seconds(), f1-f0, downs.Load())
-	fmt.Printf("  CPU:               %.3f s in %.1f s = %.2f %% of one core\n", cpu, wall, 100*cpu/wall)
+	fmt.Printf("  CPU:               %.3f s in %.1f s = %.2f %% of one core (user %.2f s, system %.2f s)\n", cpu, wall, 100*cpu/wall,
+		time.Duration(ru2.Utime.Nano()-ru1.Utime.Nano()).Seconds(), time.Duration(ru2.Stime.Nano()-ru1.Stime.Nano()).Seconds())
 	fmt.Printf("  checks per CPU-s:  %.0f (%v CPU per check)\n", checks/cpu, perCheck.Round(time.Microsecond))
 	fmt.Printf("  peak RSS:          %s (now %s)\n", procStatus("VmHWM"), procStatus("VmRSS"))
 	fmt.Printf("reference, same check in a bare loop: %d checks, %v CPU per check, %.0f checks per CPU-s (%.0f checks/s wall)\n",

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"net"
 	"strings"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -51,11 +50,7 @@ func (c *DNS) Check(ctx context.Context) Result {
 	if err != nil {
 		return down("%s", err)
 	}
-	d := net.Dialer{Control: c.control}
-	if l := c.udpLocal(); l != nil {
-		d.LocalAddr = l
-	}
-	conn, err := d.DialContext(ctx, "udp", c.Addr.String())
+	conn, err := c.dialUDP(ctx)
 	if err != nil {
 		return down("%s", reason("connect", err))
 	}

@@ -30,11 +30,7 @@ type UDP struct {
 func (c *UDP) Check(ctx context.Context) Result {
 	ctx, cancel := c.attemptContext(ctx)
 	defer cancel()
-	d := net.Dialer{Control: c.control}
-	if l := c.udpLocal(); l != nil {
-		d.LocalAddr = l
-	}
-	conn, err := d.DialContext(ctx, "udp", c.Addr.String())
+	conn, err := c.dialUDP(ctx)
 	if err != nil {
 		return down("%s", reason("connect", err))
 	}
