@@ -21,8 +21,12 @@ func netnsPath(ns string) string {
 // inNetns runs fn on an OS thread that has joined the network namespace at
 // path (or on the calling goroutine when path is empty). Netlink sockets
 // and /proc/thread-self/net files opened by fn belong to that namespace
-// for their lifetime. The thread is never unlocked, so it dies with its
-// goroutine and no other goroutine ever runs in the wrong namespace.
+// for their lifetime. Afterwards the thread goes back to its namespace and
+// is released; if it cannot go back it stays locked and dies with the
+// goroutine. (Letting every such thread die is not enough: when the
+// goroutine happens to run on the process's main thread, Go parks that
+// thread for good instead, and the whole process would then appear to
+// live in the namespace.)
 func inNetns(path string, fn func() error) error {
 	if path == "" {
 		return fn()
@@ -30,17 +34,30 @@ func inNetns(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
 		f, err := os.Open(path)
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("network namespace: %w", err)
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", path, err)
 			return
 		}
-		errc <- fn()
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
 	}()
 	return <-errc
 }
