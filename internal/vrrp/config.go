@@ -437,4 +437,3 @@ func (in *InstanceConfig) machineConfig() MachineConfig {
 func (in *InstanceConfig) identity() string {
 	return fmt.Sprintf("%s|%d|%d|%v|%v|%v", in.Interface, in.VRID, in.version(), in.family6(), len(in.UnicastPeers) > 0, in.UnicastSrcIP)
 }
-

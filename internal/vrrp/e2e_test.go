@@ -1,8 +1,10 @@
 package vrrp_test
 
 import (
+	"flag"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,6 +18,19 @@ import (
 // thread in a namespace, and a main thread there would make the lab's
 // cleanup kill the test binary.
 func init() { runtime.LockOSThread() }
+
+// TestMain lets more of the end-to-end tests run at once than there are
+// cores: they wait on VRRP timers, not on the CPU (a few % of a core
+// each), and the v2 ones take ~20 s each. An explicit -parallel wins.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit && runtime.GOMAXPROCS(0) < 4 {
+		_ = flag.Set("test.parallel", "8")
+	}
+	os.Exit(m.Run())
+}
 
 const probePort = 9999
 
@@ -37,7 +52,9 @@ func newPair(t *testing.T) *pair {
 	return p
 }
 
-func (p *pair) probe(t *testing.T) { p.p = vrrptest.Probe(t, p.cl, vip, probePort, 10*time.Millisecond) }
+func (p *pair) probe(t *testing.T) {
+	p.p = vrrptest.Probe(t, p.cl, vip, probePort, 10*time.Millisecond)
+}
 
 func spec(version int, interval time.Duration, prio int) vrrptest.Spec {
 	return vrrptest.Spec{VRID: 51, Version: version, Priority: prio, AdvertInt: interval,
@@ -75,6 +92,7 @@ const slack = 100 * time.Millisecond
 // TestVipdPairFailover is the acceptance list for a vipd pair: link cut,
 // crash with the address removed, SIGTERM, and the master's return.
 func TestVipdPairFailover(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		version  int
 		interval time.Duration

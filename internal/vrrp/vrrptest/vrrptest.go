@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -190,8 +192,15 @@ func StartProc(h *lab.Host, name string, args ...string) *lab.Proc {
 }
 
 // Restart starts the director's command again (after a stop or kill).
+// Pid files left by a killed daemon are removed first (keepalived refuses
+// to start while its VRRP child's pid file names a pid it sees).
 func (d *Director) Restart(t testing.TB) {
 	t.Helper()
+	if old, _ := filepath.Glob(filepath.Join(d.Dir, "*.pid")); len(old) > 0 {
+		for _, f := range old {
+			os.Remove(f)
+		}
+	}
 	d.Proc = StartProc(d.Host, d.cmd[0], d.cmd[1:]...)
 }
 
@@ -206,8 +215,18 @@ func (d *Director) Term(t testing.TB) {
 	}
 }
 
-// Kill kills the daemon (SIGKILL to its process group): it cannot clean up.
-func (d *Director) Kill() { d.Proc.Kill() }
+// Kill kills the daemon and every process in the host's namespace
+// (keepalived's children leave its process group): it cannot clean up.
+func (d *Director) Kill() {
+	d.Proc.Kill()
+	if out, err := exec.Command("ip", "netns", "pids", d.Host.NS).Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+}
 
 // Signal sends a signal to the daemon.
 func (d *Director) Signal(sig syscall.Signal) error { return d.Proc.Signal(sig) }
