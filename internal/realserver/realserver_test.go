@@ -253,6 +253,10 @@ func TestTUN(t *testing.T) {
 	lab.RequireCommand(t, "sysctl")
 	l := lab.New(t)
 	rs := l.Host("rs")
+	// Strict reverse-path filtering, as many distributions set it: Up
+	// must turn it off (for all; tunl0 may not exist yet) and Down must
+	// restore it.
+	rs.MustRun("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1")
 	cfg := Config{Mode: TUN, VIPs: []netip.Addr{netip.MustParseAddr(vip)}, StateFile: filepath.Join(t.TempDir(), "state.json")}
 	_, err := inHost(t, rs, "up", cfg)
 	if err != nil && strings.Contains(err.Error(), "ipip module") {
@@ -275,6 +279,9 @@ func TestTUN(t *testing.T) {
 	down(t, rs, cfg)
 	if out := rs.MustRun("ip", "-4", "addr", "show", "dev", "tunl0"); strings.Contains(out, vip) {
 		t.Errorf("VIP still on tunl0:\n%s", out)
+	}
+	if got := sysctl(t, rs, "net.ipv4.conf.all.rp_filter"); got != "1" {
+		t.Errorf("rp_filter = %s after down, want 1 restored", got)
 	}
 }
 
