@@ -20,6 +20,7 @@ import (
 	"github.com/vipd/vipd/internal/dataplane/ipvs"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/lvs"
+	"github.com/vipd/vipd/internal/realserver"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,19 +46,17 @@ func sysctl(t *testing.T, h *lab.Host, kv ...string) {
 	}
 }
 
-// realServerUp does on a DR/TUN real server what `vipctl realserver up`
-// will do (package internal/realserver, not written yet): the VIP on lo,
-// so the host accepts packets for it without answering ARP for it
-// (arp_ignore=1, arp_announce=2), and no reverse-path filter, because
-// decapsulated TUN packets arrive on tunl0/gre0 from a client routed via
-// eth0.
+// realServerUp prepares a DR real server as `vipctl realserver up` does
+// (package realserver: the VIP on lo, arp_ignore=1, arp_announce=2), and
+// turns off reverse-path filtering, which the TUN tests need for packets
+// decapsulated on tunl0/gre0 from a client routed via eth0.
 func realServerUp(t *testing.T, h *lab.Host, vip string) {
 	t.Helper()
-	sysctl(t, h,
-		"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
-		"net.ipv4.conf.eth0.arp_ignore=1", "net.ipv4.conf.eth0.arp_announce=2",
-		"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0")
-	h.MustRun("ip", "addr", "add", vip+"/32", "dev", "lo")
+	cfg := realserver.Config{VIPs: []netip.Addr{netip.MustParseAddr(vip)}, Mode: realserver.DR, StateFile: filepath.Join(t.TempDir(), "realserver.json")}
+	if err := inNS(h, func() error { _, err := realserver.Up(cfg); return err }); err != nil {
+		t.Fatalf("realserver up on %s: %v", h.Name, err)
+	}
+	sysctl(t, h, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0")
 }
 
 // newDataplane opens the IPVS of h's namespace, closed at cleanup.
