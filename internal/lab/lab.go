@@ -208,7 +208,7 @@ func (h *Host) Start(name string, args ...string) *Proc {
 	p := &Proc{Cmd: h.Cmd(name, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.Cmd.Start(); err != nil {
+	if err := startPinned(p.Cmd); err != nil {
 		h.lab.t.Fatalf("%s: start %s: %v", h.Name, name, err)
 	}
 	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
@@ -222,6 +222,36 @@ func (h *Host) Start(name string, args ...string) *Proc {
 		}
 	})
 	return p
+}
+
+// The kernel sends Pdeathsig when the thread that forked the child exits,
+// not the process. Go ends a thread when a goroutine locked to it returns
+// (as Host.Do's do), so children are forked from one goroutine locked to
+// a thread that lives as long as the test process: they die with the test
+// binary (a timeout or a crash leaves nothing behind), and only then.
+var (
+	spawnOnce sync.Once
+	spawnReq  chan spawnCall
+)
+
+type spawnCall struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+func startPinned(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnReq = make(chan spawnCall)
+		go func() {
+			runtime.LockOSThread()
+			for c := range spawnReq {
+				c.err <- c.cmd.Start()
+			}
+		}()
+	})
+	c := spawnCall{cmd: cmd, err: make(chan error, 1)}
+	spawnReq <- c
+	return <-c.err
 }
 
 // Output returns what the process wrote so far.

@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/lab"
+)
+
+// director is a vipd running in a lab host.
+type director struct {
+	t    testing.TB
+	host *lab.Host
+	proc *lab.Proc
+	dir  string
+	conf string
+	sock string
+}
+
+// startVipd writes conf into a temporary directory and starts vipd on it in
+// h's namespace, with every runtime path private to the test.
+func startVipd(t testing.TB, h *lab.Host, conf string, args ...string) *director {
+	t.Helper()
+	bin := lab.Binary(t, "./cmd/vipd")
+	dir := t.TempDir()
+	d := &director{t: t, host: h, dir: dir, conf: filepath.Join(dir, "keepalived.conf"), sock: filepath.Join(dir, "vipd.sock")}
+	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"-n", "-l", "-D", "-f", d.conf, "-p", filepath.Join(dir, "vipd.pid"), "--control", d.sock}, args...)
+	d.proc = h.Start(bin, all...)
+	lab.Eventually(t, 10*time.Second, func() bool {
+		select {
+		case <-d.proc.Done():
+			t.Fatalf("vipd on %s exited: %v\n%s", h.Name, d.proc.Err(), d.proc.Output())
+		default:
+		}
+		r, err := api.NewClient(d.sock).Ready(context.Background())
+		return err == nil && r.Ready
+	}, "vipd on %s not ready:\n%s", h.Name, d.proc.Output())
+	return d
+}
+
+// status asks the director's control API.
+func (d *director) status() api.Status {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := api.NewClient(d.sock).Status(ctx)
+	if err != nil {
+		d.t.Fatalf("status of %s: %v", d.host.Name, err)
+	}
+	return st
+}
+
+// state returns the state of the named VRRP instance.
+func (d *director) state(instance string) string {
+	for _, in := range d.status().Instances {
+		if in.Name == instance {
+			return in.State
+		}
+	}
+	return ""
+}
+
+// nginx starts nginx in h serving a page that names the server.
+func nginx(t testing.TB, h *lab.Host, name string) *lab.Proc {
+	t.Helper()
+	lab.RequireCommand(t, "nginx")
+	// nginx's workers run as nobody: they must be able to reach the page,
+	// and t.TempDir's parent is private, so the directory is made here.
+	dir, err := os.MkdirTemp("", "vipd-nginx-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(name+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+worker_processes 1;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s;
+    proxy_temp_path %[1]s;
+    fastcgi_temp_path %[1]s;
+    uwsgi_temp_path %[1]s;
+    scgi_temp_path %[1]s;
+    server { listen 80 reuseport; root %[1]s; }
+}
+`, dir)
+	cf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := h.Start("nginx", "-c", cf)
+	var lastErr error
+	lab.Eventually(t, 10*time.Second, func() bool {
+		_, lastErr = get(h, h.Addr.String(), time.Second)
+		return lastErr == nil
+	}, "nginx on %s not serving: %v", h.Name, &lastErr)
+	return p
+}
+
+// get fetches http://addr/ from inside h's namespace and returns the body
+// with surrounding space trimmed.
+func get(h *lab.Host, addr string, timeout time.Duration) (string, error) {
+	var body string
+	err := h.Do(func() error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "80"), timeout)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: vip\r\n\r\n"); err != nil {
+			return err
+		}
+		r := bufio.NewReader(c)
+		status, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(status, " 200 ") {
+			return fmt.Errorf("status %q", strings.TrimSpace(status))
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		_, after, _ := strings.Cut(string(b), "\r\n\r\n")
+		body = strings.TrimSpace(after)
+		return nil
+	})
+	return body, err
+}
+
+// gets fetches n times and returns the bodies.
+func gets(t testing.TB, h *lab.Host, addr string, n int) []string {
+	t.Helper()
+	var out []string
+	for i := 0; i < n; i++ {
+		b, err := get(h, addr, 2*time.Second)
+		if err != nil {
+			t.Fatalf("GET %s from %s: %v", addr, h.Name, err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// stop sends SIGTERM to a process and waits for it.
+func stop(t testing.TB, p *lab.Proc) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("did not stop within 10 s:\n%s", p.Output())
+	}
+}
+
+// hasAddr reports whether h has addr on any interface.
+func hasAddr(h *lab.Host, addr string) bool {
+	out, err := h.Run("ip", "-o", "addr", "show")
+	return err == nil && strings.Contains(out, " "+addr+"/")
+}

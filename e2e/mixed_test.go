@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/lab"
+)
+
+// keepalived starts Debian's keepalived (VRRP only: this kernel has no
+// IPVS) on conf in h, with private pid files.
+func keepalived(t testing.TB, h *lab.Host, conf string) *lab.Proc {
+	t.Helper()
+	lab.RequireCommand(t, "keepalived")
+	dir := t.TempDir()
+	cf := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h.Start("keepalived", "-n", "-l", "-D", "-P", "-f", cf,
+		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"))
+}
+
+// mixedConf is one keepalived.conf both daemons read unchanged: the point
+// of a rolling migration.
+func mixedConf(state string, prio string) string {
+	return strings.NewReplacer("STATE", state, "PRIO", prio).Replace(`global_defs {
+    router_id mixed
+    vrrp_version 2
+}
+vrrp_instance VI_1 {
+    state STATE
+    interface eth0
+    virtual_router_id 61
+    priority PRIO
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass s3cret
+    }
+    virtual_ipaddress {
+        198.18.0.100/24 dev eth0
+    }
+}
+`)
+}
+
+// TestMixedPairWithKeepalived: a vipd and a keepalived director share a
+// VIP, each in turn master, with PASS authentication. Whoever is master,
+// the other follows, and they never both hold the VIP once converged.
+func TestMixedPairWithKeepalived(t *testing.T) {
+	l := lab.New(t)
+	client := l.Host("client")
+	dv := l.Host("vipd")
+	dk := l.Host("kad")
+	const vip = "198.18.0.100"
+
+	k := keepalived(t, dk, mixedConf("MASTER", "150"))
+	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, vip) }, "keepalived did not take the VIP")
+	v := startVipd(t, dv, mixedConf("BACKUP", "100"))
+	lab.Eventually(t, 5*time.Second, func() bool { return v.state("VI_1") == "BACKUP" }, "vipd not BACKUP behind keepalived: %s", v.state("VI_1"))
+	// vipd hears keepalived's adverts and accepts them (no drops).
+	lab.Eventually(t, 5*time.Second, func() bool {
+		st := v.status().Instances[0]
+		return st.Stats.AdvertRcvd >= 2 && st.MasterAddr.String() == dk.Addr.String()
+	}, "vipd does not see keepalived as master")
+	if d := v.status().Instances[0].Stats.Dropped; len(d) > 0 {
+		t.Fatalf("vipd dropped keepalived's adverts: %v", d)
+	}
+	if hasAddr(dv, vip) {
+		t.Fatal("both hold the VIP")
+	}
+	if _, err := client.Run("ping", "-c1", "-W2", vip); err != nil {
+		t.Fatal(err)
+	}
+
+	// keepalived stops (priority 0): vipd takes over within skew time.
+	stop(t, k)
+	lab.Eventually(t, 3*time.Second, func() bool { return v.state("VI_1") == "MASTER" && hasAddr(dv, vip) }, "vipd did not take over from keepalived")
+	if hasAddr(dk, vip) {
+		t.Fatal("keepalived left the VIP behind")
+	}
+	if _, err := client.Run("ping", "-c1", "-W2", vip); err != nil {
+		t.Fatal(err)
+	}
+
+	// keepalived comes back with the higher priority: it preempts vipd,
+	// and vipd logs keepalived's lines while giving way.
+	k = keepalived(t, dk, mixedConf("BACKUP", "150"))
+	lab.Eventually(t, 10*time.Second, func() bool { return v.state("VI_1") == "BACKUP" && hasAddr(dk, vip) },
+		"keepalived did not preempt vipd (vipd %s)", v.state("VI_1"))
+	lab.Eventually(t, 3*time.Second, func() bool { return !hasAddr(dv, vip) }, "vipd kept the VIP after keepalived preempted")
+	if !strings.Contains(k.Output(), "(VI_1) Entering MASTER STATE") {
+		t.Errorf("keepalived did not log its MASTER transition:\n%s", k.Output())
+	}
+
+	// And the other way round: vipd stops; keepalived stays master; vipd
+	// restarted at a higher priority preempts keepalived.
+	stop(t, v.proc)
+	v = startVipd(t, dv, mixedConf("BACKUP", "200"))
+	lab.Eventually(t, 10*time.Second, func() bool { return v.state("VI_1") == "MASTER" && !hasAddr(dk, vip) },
+		"vipd at priority 200 did not preempt keepalived (vipd %s)", v.state("VI_1"))
+	lab.Eventually(t, 5*time.Second, func() bool { return strings.Contains(k.Output(), "Entering BACKUP STATE") }, "keepalived did not log BACKUP")
+}
