@@ -162,7 +162,9 @@ func (h *Host) Restore() { h.lab.must("ip", "-n", h.lab.Bridge, "link", "set", h
 func (h *Host) Blackhole() { h.lab.must("ip", "-n", h.lab.Bridge, "link", "set", h.Port, "nomaster") }
 
 // Unblackhole reattaches the host's port to the bridge.
-func (h *Host) Unblackhole() { h.lab.must("ip", "-n", h.lab.Bridge, "link", "set", h.Port, "master", "br0") }
+func (h *Host) Unblackhole() {
+	h.lab.must("ip", "-n", h.lab.Bridge, "link", "set", h.Port, "master", "br0")
+}
 
 // Cmd returns a command that runs in the host's namespace.
 func (h *Host) Cmd(name string, args ...string) *exec.Cmd {
