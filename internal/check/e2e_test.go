@@ -109,6 +109,10 @@ func TestE2EHelperProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		servers = append(servers, Server{Name: c.Server, Weight: 1, Checkers: []Spec{{Name: c.Kind + " " + c.Addr, Checker: chk, Timing: c.Timing}}})
+		// A twin checked every 50 ms without retries tells the test when
+		// the real server serves again after a repair.
+		fast := Timing{DelayLoop: 50 * time.Millisecond, Timeout: c.Timing.Timeout, Alpha: true}
+		servers = append(servers, Server{Name: "probe:" + c.Server, Weight: 1, Checkers: []Spec{{Name: "probe", Checker: chk, Timing: fast}}})
 	}
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
@@ -120,6 +124,24 @@ func TestE2EHelperProcess(t *testing.T) {
 		mu.Unlock()
 	}})
 	_ = r.Run(context.Background()) // until the test kills the process
+}
+
+const genhashEnv = "VIPD_CHECK_E2E_GENHASH"
+
+// TestE2EGenhashProcess is not a test: TestE2E runs it inside a namespace
+// to print Genhash's output for the options in $VIPD_CHECK_E2E_GENHASH.
+func TestE2EGenhashProcess(t *testing.T) {
+	opts := os.Getenv(genhashEnv)
+	if opts == "" {
+		t.Skip("helper process for TestE2E")
+	}
+	var o GenhashOptions
+	if err := json.Unmarshal([]byte(opts), &o); err != nil {
+		t.Fatal(err)
+	}
+	if err := Genhash(context.Background(), os.Stdout, o); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // eventLog follows the helper's output.
@@ -257,6 +279,12 @@ func TestE2E(t *testing.T) {
 	// Unprivileged ICMP sockets in the balancer's namespace: PING_CHECK
 	// takes its datagram-socket path here (the unit test covers raw).
 	lb.MustRun("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
+	// The kernel sends at most about one ICMP error a second to a peer;
+	// the 50 ms probe twins would use that up and turn "port unreachable"
+	// into a timeout for the checker under test.
+	for _, h := range []*lab.Host{dns, udp} {
+		h.MustRun("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
+	}
 
 	page := "vipd e2e page\n"
 	sum := md5.Sum([]byte(page))
@@ -266,9 +294,9 @@ func TestE2E(t *testing.T) {
 	webConf, _ := nginxConf(t, web.Addr, page)
 	web2Conf, _ := nginxConf(t, web2.Addr, page)
 	// Every process is started from one pinned thread: lab.Start sets
-	// Pdeathsig, which fires when the forking *thread* exits, and every
-	// lab.Do ends the thread it ran on. Forking from an ordinary goroutine
-	// lets a later Do (the probes) kill real servers at random.
+	// Pdeathsig, which fires when the forking *thread* exits, so a thread
+	// that ends (after any LockOSThread without unlock, lab.Do's for one)
+	// would take the real servers it forked with it.
 	pin := newPinnedThread(t)
 	startNginx := func(h *lab.Host, conf string) (p *lab.Proc) {
 		pin.do(func() { p = h.Start("nginx", "-c", conf, "-e", filepath.Join(filepath.Dir(conf), "error.log")) })
@@ -396,25 +424,6 @@ func TestE2E(t *testing.T) {
 			{name: "misc script fails", server: "misc", fault: func(t *testing.T) { os.Remove(flag) }, repair: func(t *testing.T) { writeFile(t, flag, "1") }},
 		},
 	}
-	// probe runs the server's checker once from the balancer's namespace,
-	// to learn when a restarted server really serves again.
-	probe := func(server string) func() bool {
-		for _, c := range checkers {
-			if c.Server == server {
-				chk, err := c.build()
-				if err != nil {
-					t.Fatal(err)
-				}
-				return func() bool {
-					var r Result
-					_ = lb.Do(func() error { r = chk.Check(context.Background()); return nil })
-					return r.Up
-				}
-			}
-		}
-		t.Fatalf("no checker for %s", server)
-		return nil
-	}
 	var rmu sync.Mutex
 	var report []string
 	t.Run("faults", func(t *testing.T) {
@@ -423,7 +432,7 @@ func TestE2E(t *testing.T) {
 				t.Parallel()
 				for _, c := range g {
 					t.Run(c.name, func(t *testing.T) {
-						line := runFaultCase(t, log, tm, c, probe(c.server))
+						line := runFaultCase(t, log, tm, c)
 						rmu.Lock()
 						report = append(report, line)
 						rmu.Unlock()
@@ -467,12 +476,14 @@ func TestE2E(t *testing.T) {
 				port = 443
 			}
 			want := lb.MustRun("genhash", args...)
-			var got strings.Builder
-			err := lb.Do(func() error {
-				return Genhash(context.Background(), &got, GenhashOptions{Server: netip.AddrPortFrom(web.Addr, port), URL: tc.url, SSL: tc.ssl})
-			})
-			if err != nil || got.String() != want {
-				t.Errorf("%s ssl=%v: vipd %q (%v), genhash %q", tc.url, tc.ssl, got.String(), err, want)
+			// Genhash runs in a process of the test binary inside the
+			// namespace (lab.Do would leave a thread of this process in it).
+			o, _ := json.Marshal(GenhashOptions{Server: netip.AddrPortFrom(web.Addr, port), URL: tc.url, SSL: tc.ssl})
+			t.Setenv(genhashEnv, string(o))
+			got, err := lb.Run(os.Args[0], "-test.run=^TestE2EGenhashProcess$")
+			got, _, _ = strings.Cut(got, "PASS\n")
+			if err != nil || got != want {
+				t.Errorf("%s ssl=%v: vipd %q (%v), genhash %q", tc.url, tc.ssl, got, err, want)
 			}
 		}
 	})
@@ -540,7 +551,7 @@ func (l *eventLog) isUp(server string) bool {
 	return up
 }
 
-func runFaultCase(t *testing.T, log *eventLog, tm Timing, c e2eCase, probe func() bool) string {
+func runFaultCase(t *testing.T, log *eventLog, tm Timing, c e2eCase) string {
 	// A previous case on the same host may have taken this server down
 	// too; start from up.
 	lab.Eventually(t, 15*time.Second, func() bool { return log.isUp(c.server) }, "%s not up before the fault", c.server)
@@ -549,11 +560,12 @@ func runFaultCase(t *testing.T, log *eventLog, tm Timing, c e2eCase, probe func(
 	e := log.wait(t, c.server, ServerDown, fault, 15*time.Second)
 	detect := e.Time.Sub(fault)
 	checkBound(t, "down", detect, tm, c.slow)
+	// The twin probe went down long before the checker did.
+	repaired := time.Now()
 	c.repair(t)
 	// The clock for recovery starts when the server serves again (a
 	// restarted python or nginx takes a while on two busy cores).
-	lab.Eventually(t, 15*time.Second, probe, "%s does not serve after the repair", c.server)
-	fix := time.Now()
+	fix := log.wait(t, "probe:"+c.server, ServerUp, repaired, 15*time.Second).Time
 	u := log.wait(t, c.server, ServerUp, fix.Add(-tm.DelayLoop-tm.Timeout), 15*time.Second)
 	back := max(u.Time.Sub(fix), 0)
 	if back > tm.DelayLoop+tolerance {
