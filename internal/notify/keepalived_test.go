@@ -91,8 +91,7 @@ func TestSameAsKeepalived(t *testing.T) {
 	// good.sh and rootgrp.sh as notify_master, the generic notify for
 	// BACKUP (the initial state) and MASTER.
 	lab.Eventually(t, 20*time.Second, func() bool { return len(readLines(out)) >= 4 }, "keepalived ran %q; log:\n%s", readLines(out), p.Output())
-	time.Sleep(500 * time.Millisecond) // any script keepalived wrongly ran would show up by now
-	_ = p.Signal(syscall.SIGTERM)      // the generic notify gets STOP
+	_ = p.Signal(syscall.SIGTERM) // the generic notify gets STOP
 	select {
 	case <-p.Done():
 	case <-time.After(10 * time.Second):
