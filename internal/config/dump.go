@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/vipd/vipd/internal/lvs"
 )
 
 // Dump renders the normalized model as indented JSON: field names are the
@@ -27,6 +29,27 @@ var (
 	textMarshalerType = reflect.TypeOf((*encoding.TextMarshaler)(nil)).Elem()
 )
 
+// dumpNames renders the enumerations of package lvs by name.
+var dumpNames = map[reflect.Type]func(reflect.Value) string{
+	reflect.TypeOf(lvs.SchedFlags(0)): func(v reflect.Value) string {
+		f := lvs.SchedFlags(v.Uint())
+		var names []string
+		for _, x := range []struct {
+			f lvs.SchedFlags
+			n string
+		}{{lvs.FlagPersistent, "persistent"}, {lvs.FlagHashed, "hashed"}, {lvs.FlagOnePacket, "ops"},
+			{lvs.FlagSched1, "flag-1"}, {lvs.FlagSched2, "flag-2"}, {lvs.FlagSched3, "flag-3"}} {
+			if f&x.f != 0 {
+				names = append(names, x.n)
+			}
+		}
+		return strings.Join(names, "|")
+	},
+	reflect.TypeOf(lvs.TunnelType(0)): func(v reflect.Value) string {
+		return [...]string{"ipip", "gue", "gre", "?"}[min(v.Uint(), 3)]
+	},
+}
+
 func indent(b *bytes.Buffer, n int) {
 	b.WriteByte('\n')
 	b.WriteString(strings.Repeat("  ", n))
@@ -35,6 +58,10 @@ func indent(b *bytes.Buffer, n int) {
 func dumpValue(b *bytes.Buffer, v reflect.Value, depth int) {
 	if !v.IsValid() {
 		b.WriteString("null")
+		return
+	}
+	if f, ok := dumpNames[v.Type()]; ok {
+		writeJSON(b, f(v))
 		return
 	}
 	if v.Type() == durationType {

@@ -138,7 +138,7 @@ func kw(name, args string, min int, def string, set func(c *cx, n *Node)) *Keywo
 
 // flag is a supported keyword without arguments (or with an optional
 // boolean).
-func flag(name string, set func(c *cx, n *Node)) *Keyword {
+func flagKw(name string, set func(c *cx, n *Node)) *Keyword {
 	return &Keyword{Name: name, set: set}
 }
 

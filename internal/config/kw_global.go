@@ -92,16 +92,16 @@ var globalSection = newSection("global_defs", "Global definitions",
 			c.b.cfg.Global.SMTPConnectTimeout = time.Duration(v) * time.Second
 		}
 	}),
-	flag("smtp_alert", func(c *cx, n *Node) { c.boolPtr(n, &c.b.cfg.Global.SMTPAlert) }).args("[<BOOL>]", 0),
-	flag("smtp_alert_vrrp", func(c *cx, n *Node) { c.boolPtr(n, &c.b.cfg.Global.SMTPAlertVRRP) }).args("[<BOOL>]", 0),
-	flag("smtp_alert_checker", func(c *cx, n *Node) { c.boolPtr(n, &c.b.cfg.Global.SMTPAlertChecker) }).args("[<BOOL>]", 0),
-	flag("checker_log_all_failures", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.CheckerLogAllFailures) }).args("[<BOOL>]", 0),
-	flag("no_email_faults", func(c *cx, n *Node) { c.b.cfg.Global.NoEmailFaults = true }),
+	flagKw("smtp_alert", func(c *cx, n *Node) { c.boolPtr(n, &c.b.cfg.Global.SMTPAlert) }).args("[<BOOL>]", 0),
+	flagKw("smtp_alert_vrrp", func(c *cx, n *Node) { c.boolPtr(n, &c.b.cfg.Global.SMTPAlertVRRP) }).args("[<BOOL>]", 0),
+	flagKw("smtp_alert_checker", func(c *cx, n *Node) { c.boolPtr(n, &c.b.cfg.Global.SMTPAlertChecker) }).args("[<BOOL>]", 0),
+	flagKw("checker_log_all_failures", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.CheckerLogAllFailures) }).args("[<BOOL>]", 0),
+	flagKw("no_email_faults", func(c *cx, n *Node) { c.b.cfg.Global.NoEmailFaults = true }),
 	kw("script_user", "USERNAME [GROUPNAME]", 1, "keepalived_script if it exists, else root", func(c *cx, n *Node) {
 		c.b.cfg.Global.ScriptUser, c.b.cfg.Global.ScriptGroup = n.Args[0], arg(n, 1)
 		c.b.scriptUserPos = n.Pos
 	}),
-	flag("enable_script_security", func(c *cx, n *Node) { c.b.cfg.Global.EnableScriptSecurity = true }),
+	flagKw("enable_script_security", func(c *cx, n *Node) { c.b.cfg.Global.EnableScriptSecurity = true }),
 	kw("startup_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.StartupScript = c.script(n, 0) }),
 	kw("startup_script_timeout", "SECONDS", 1, "10", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 1000); ok {
@@ -176,7 +176,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 		note("keepalived 2.2 rejects 0 (range 0.000001..4294.967295); leave it out for no delay"),
 	globalGARP("vrrp_gna_interval", "SECONDS", "0", func(c *cx, n *Node, g *Global) { c.durVal(n, &g.GARP.NAInterval, 0.000001, 4294.967295) }).
 		note("keepalived 2.2 rejects 0 (range 0.000001..4294.967295); leave it out for no delay"),
-	flag("vrrp_min_garp", func(c *cx, n *Node) {
+	flagKw("vrrp_min_garp", func(c *cx, n *Node) {
 		var v bool
 		c.boolVal(n, &v)
 		if v {
@@ -188,12 +188,12 @@ var globalSection = newSection("global_defs", "Global definitions",
 		return &c.b.cfg.Global.GARPExtraIf, &c.b.cfg.Global.GARPExtraIfAll
 	}),
 	kw("vrrp_down_timer_adverts", "1..100", 1, "3", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.DownTimerAdverts, 1, 100) }),
-	flag("vrrp_lower_prio_no_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.LowerPrioNoAdvert) }).args("[<BOOL>]", 0),
-	flag("vrrp_higher_prio_send_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.HigherPrioSendAdvert) }).args("[<BOOL>]", 0),
-	flag("vrrp_check_unicast_src", func(c *cx, n *Node) { c.b.cfg.Global.CheckUnicastSrc = true }),
-	flag("vrrp_skip_check_adv_addr", func(c *cx, n *Node) { c.b.cfg.Global.SkipCheckAdvAddr = true }),
-	flag("vrrp_strict", func(c *cx, n *Node) { c.b.cfg.Global.Strict = true }).note("strict RFC checks are made at load; no_accept mode follows (see no_accept)"),
-	flag("vrrp_notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
+	flagKw("vrrp_lower_prio_no_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.LowerPrioNoAdvert) }).args("[<BOOL>]", 0),
+	flagKw("vrrp_higher_prio_send_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.HigherPrioSendAdvert) }).args("[<BOOL>]", 0),
+	flagKw("vrrp_check_unicast_src", func(c *cx, n *Node) { c.b.cfg.Global.CheckUnicastSrc = true }),
+	flagKw("vrrp_skip_check_adv_addr", func(c *cx, n *Node) { c.b.cfg.Global.SkipCheckAdvAddr = true }),
+	flagKw("vrrp_strict", func(c *cx, n *Node) { c.b.cfg.Global.Strict = true }).note("strict RFC checks are made at load; no_accept mode follows (see no_accept)"),
+	flagKw("vrrp_notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
 	kw("vrrp_startup_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.b.cfg.Global.StartupDelay, 0.001, 4294.967295) }),
 	kw("max_auto_priority", "[-1..99]", 0, "0", func(c *cx, n *Node) {
 		if len(n.Args) == 0 {
@@ -229,7 +229,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 	}),
 	kw("lvs_sync_daemon", "INTERFACE [[inst] VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL] [group IP]", 1, "", lvsSyncDaemon).
 		status(Refused).note("the IPVS connection synchronisation daemon is not implemented"),
-	flag("lvs_flush", func(c *cx, n *Node) { c.b.cfg.Global.LVSFlush = true }),
+	flagKw("lvs_flush", func(c *cx, n *Node) { c.b.cfg.Global.LVSFlush = true }),
 	lvsFlushOnStop("lvs_flush_on_stop"),
 	alias("lvs_flush_onstop", lvsFlushOnStop("lvs_flush_on_stop"), false),
 	fifoKw("notify_fifo", func(g *Global) **FIFO { return &g.NotifyFIFO }, false),
@@ -238,7 +238,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 	fifoKw("vrrp_notify_fifo_script", func(g *Global) **FIFO { return &g.VRRPNotifyFIFO }, true),
 	fifoKw("lvs_notify_fifo", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, false),
 	fifoKw("lvs_notify_fifo_script", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, true),
-	flag("fifo_write_vrrp_states_on_reload", func(c *cx, n *Node) { c.b.cfg.Global.FIFOWriteVRRPStatesOnReload = true }),
+	flagKw("fifo_write_vrrp_states_on_reload", func(c *cx, n *Node) { c.b.cfg.Global.FIFOWriteVRRPStatesOnReload = true }),
 	kw("dynamic_interfaces", "[allow_if_changes]", 0, "off", func(c *cx, n *Node) {
 		g := &c.b.cfg.Global
 		g.DynamicInterfaces = true
@@ -250,8 +250,8 @@ var globalSection = newSection("global_defs", "Global definitions",
 			g.AllowIfChanges = true
 		}
 	}),
-	flag("rs_init_notifies", func(c *cx, n *Node) { c.b.cfg.Global.RSInitNotifies = true }),
-	flag("no_checker_emails", func(c *cx, n *Node) { c.b.cfg.Global.NoCheckerEmails = true }),
+	flagKw("rs_init_notifies", func(c *cx, n *Node) { c.b.cfg.Global.RSInitNotifies = true }),
+	flagKw("no_checker_emails", func(c *cx, n *Node) { c.b.cfg.Global.NoCheckerEmails = true }),
 	kw("vmac_prefix", "STRING", 1, "vrrp", func(c *cx, n *Node) { c.b.cfg.Global.VMACPrefix = n.Args[0] }),
 	kw("vmac_addr_prefix", "STRING", 1, "vmac_prefix", func(c *cx, n *Node) { c.b.cfg.Global.VMACAddrPrefix = n.Args[0] }),
 	kw("vipd_dataplane", "auto|proxy|ipvs", 1, "auto", func(c *cx, n *Node) {

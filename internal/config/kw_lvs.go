@@ -50,7 +50,7 @@ func retryKw(name string) *Keyword {
 }
 
 func alphaKw() *Keyword {
-	return flag("alpha", func(c *cx, n *Node) {
+	return flagKw("alpha", func(c *cx, n *Node) {
 		if v, ok := c.boolOpt(n); ok {
 			c.cset.Alpha = &v
 		}
@@ -58,7 +58,7 @@ func alphaKw() *Keyword {
 }
 
 func inhibitKw() *Keyword {
-	return flag("inhibit_on_failure", func(c *cx, n *Node) {
+	return flagKw("inhibit_on_failure", func(c *cx, n *Node) {
 		if v, ok := c.boolOpt(n); ok {
 			c.cset.Inhibit = &v
 		}
@@ -168,7 +168,7 @@ func schedKw(name string) *Keyword {
 }
 
 func schedFlag(name string, f lvs.SchedFlags) *Keyword {
-	return flag(name, func(c *cx, n *Node) { c.vs.Flags |= f })
+	return flagKw(name, func(c *cx, n *Node) { c.vs.Flags |= f })
 }
 
 var urlSection = newSection("url", "HTTP_GET / SSL_GET url",
@@ -203,7 +203,7 @@ var urlSection = newSection("url", "HTTP_GET / SSL_GET url",
 	}),
 	virtualhostKw(true),
 	kw("regex", "STRING", 1, "", func(c *cx, n *Node) { c.url.Regex = n.Args[0] }),
-	flag("regex_no_match", func(c *cx, n *Node) { c.url.RegexNoMatch = true }),
+	flagKw("regex_no_match", func(c *cx, n *Node) { c.url.RegexNoMatch = true }),
 	kw("regex_options", "OPTIONS...", 1, "", func(c *cx, n *Node) { c.url.RegexOptions = append(c.url.RegexOptions, n.Args...) }),
 	kw("regex_stack", "START MAX", 2, "", func(c *cx, n *Node) {}).status(Ignored).note("Go's regexp engine needs no JIT stack"),
 	kw("regex_min_offset", "OFFSET", 1, "0", func(c *cx, n *Node) { c.intVal(n, &c.url.RegexMinOffset, 0, 1<<31-1) }),
@@ -244,7 +244,7 @@ func checkerConn() []*Keyword {
 				c.chk.FWMark = uint32(v)
 			}
 		}),
-		flag("log_all_failures", func(c *cx, n *Node) { c.boolVal(n, &c.chk.LogAllFailures) }).args("[<BOOL>]", 0),
+		flagKw("log_all_failures", func(c *cx, n *Node) { c.boolVal(n, &c.chk.LogAllFailures) }).args("[<BOOL>]", 0),
 	}
 }
 
@@ -254,7 +254,7 @@ func checkerSection(t CheckerType, doc string, conn bool, extra ...*Keyword) *Se
 	if conn {
 		s.addKeywords(checkerConn()...)
 	} else {
-		s.addKeywords(flag("log_all_failures", func(c *cx, n *Node) { c.boolVal(n, &c.chk.LogAllFailures) }).args("[<BOOL>]", 0))
+		s.addKeywords(flagKw("log_all_failures", func(c *cx, n *Node) { c.boolVal(n, &c.chk.LogAllFailures) }).args("[<BOOL>]", 0))
 	}
 	s.addKeywords(extra...)
 	return s
@@ -272,8 +272,8 @@ func httpExtra() []*Keyword {
 				c.errf(n, "use 1.0, 1.0C or 1.1", "invalid http_protocol version %s", n.Args[0])
 			}
 		}),
-		flag("fast_recovery", func(c *cx, n *Node) { c.boolVal(n, &c.chk.HTTP.FastRecovery) }).args("[<BOOL>]", 0),
-		flag("enable_sni", func(c *cx, n *Node) { c.boolVal(n, &c.chk.HTTP.EnableSNI) }).args("[<BOOL>]", 0),
+		flagKw("fast_recovery", func(c *cx, n *Node) { c.boolVal(n, &c.chk.HTTP.FastRecovery) }).args("[<BOOL>]", 0),
+		flagKw("enable_sni", func(c *cx, n *Node) { c.boolVal(n, &c.chk.HTTP.EnableSNI) }).args("[<BOOL>]", 0),
 		kw("virtualhost", "STRING", 1, "real/virtual server virtualhost", func(c *cx, n *Node) { c.chk.HTTP.Virtualhost = n.Args[0] }),
 		block("url", "{ path ...; digest ...; status_code ... }", 0, urlSection, func(c *cx, n *Node) {
 			c.url = &URL{Pos: n.Pos}
@@ -337,7 +337,7 @@ var (
 				c.chk.Misc.Timeout = time.Duration(v) * time.Second
 			}
 		}),
-		flag("misc_dynamic", func(c *cx, n *Node) { c.chk.Misc.Dynamic = true }),
+		flagKw("misc_dynamic", func(c *cx, n *Node) { c.chk.Misc.Dynamic = true }),
 		kw("user", "USERNAME [GROUPNAME]", 1, "script_user", func(c *cx, n *Node) {
 			c.miscUser, c.miscGroup = n.Args[0], arg(n, 1)
 		}),
@@ -477,7 +477,7 @@ var realServerSection = newSection("real_server", "Real server",
 	kw("notify_down", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { c.rs.NotifyDown = c.script(n, 0) }),
 	kw("uthreshold", "INTEGER", 1, "0 (none)", func(c *cx, n *Node) { c.intVal(n, &c.rs.UThreshold, 0, 1<<31-1) }),
 	kw("lthreshold", "INTEGER", 1, "0 (none)", func(c *cx, n *Node) { c.intVal(n, &c.rs.LThreshold, 0, 1<<31-1) }),
-	flag("smtp_alert", func(c *cx, n *Node) {
+	flagKw("smtp_alert", func(c *cx, n *Node) {
 		if v, ok := c.boolOpt(n); ok {
 			c.cset.SMTPAlert = &v
 		}
@@ -550,15 +550,15 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 		}
 		c.vs.protoSet = true
 	}),
-	flag("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }),
-	flag("smtp_alert", func(c *cx, n *Node) {
+	flagKw("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }),
+	flagKw("smtp_alert", func(c *cx, n *Node) {
 		if v, ok := c.boolOpt(n); ok {
 			c.cset.SMTPAlert = &v
 		}
 	}).args("[<BOOL>]", 0),
 	virtualhostKw(false),
 	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.vs.SNMPName = n.Args[0] }).note("kept for vipctl output; no SNMP"),
-	flag("omega", func(c *cx, n *Node) { c.vs.Omega = true }),
+	flagKw("omega", func(c *cx, n *Node) { c.vs.Omega = true }),
 	kw("quorum", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.vs.Quorum, 1, 1<<32-1) }),
 	kw("hysteresis", "INTEGER", 1, "0", func(c *cx, n *Node) { c.intVal(n, &c.vs.Hysteresis, 0, 1<<32-1) }),
 	kw("quorum_up", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { c.vs.QuorumUp = c.script(n, 0) }),
@@ -591,7 +591,7 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 		}
 		c.vs.SorryServer = ss
 	}),
-	flag("sorry_server_inhibit", func(c *cx, n *Node) {
+	flagKw("sorry_server_inhibit", func(c *cx, n *Node) {
 		if c.vs.SorryServer == nil {
 			c.errf(n, "put sorry_server_inhibit after sorry_server", "ignoring sorry_server_inhibit used before or without sorry_server")
 			return

@@ -65,7 +65,7 @@ var vrrpScriptSection = newSection("vrrp_script", "VRRP tracking script",
 		c.scr.userPos = n.Pos
 		c.scr.user, c.scr.group = n.Args[0], arg(n, 1)
 	}),
-	flag("init_fail", func(c *cx, n *Node) { c.scr.InitFail = true }),
+	flagKw("init_fail", func(c *cx, n *Node) { c.scr.InitFail = true }),
 )
 
 var trackProcessSection = newSection("vrrp_track_process", "VRRP process tracking",
@@ -93,7 +93,7 @@ var trackProcessSection = newSection("vrrp_track_process", "VRRP process trackin
 			c.tp.TerminateDelay = c.tp.ForkDelay
 		}
 	}),
-	flag("full_command", func(c *cx, n *Node) { c.tp.FullCommand = true }),
+	flagKw("full_command", func(c *cx, n *Node) { c.tp.FullCommand = true }),
 )
 
 var trackFileSection = newSection("track_file", "Tracked file",
@@ -133,11 +133,11 @@ var syncGroupSection = newSection("vrrp_sync_group", "VRRP synchronization group
 	notifyKw("notify_fault", func(c *cx) **Script { return &notifyOf(c).Fault }),
 	notifyKw("notify_stop", func(c *cx) **Script { return &notifyOf(c).Stop }),
 	notifyKw("notify", func(c *cx) **Script { return &notifyOf(c).Any }),
-	flag("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.sg.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
-	flag("smtp_alert", func(c *cx, n *Node) { c.boolVal(n, &c.sg.SMTPAlert) }).args("[<BOOL>]", 0),
+	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.sg.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
+	flagKw("smtp_alert", func(c *cx, n *Node) { c.boolVal(n, &c.sg.SMTPAlert) }).args("[<BOOL>]", 0),
 	&Keyword{Name: "global_tracking", Warn: true, Deprecated: "track_interface/track_script/track_file on the sync group",
 		set: func(c *cx, n *Node) { c.sg.GlobalTracking = true }},
-	flag("sync_group_tracking_weight", func(c *cx, n *Node) { c.sg.SyncGroupTrackingWeight = true }),
+	flagKw("sync_group_tracking_weight", func(c *cx, n *Node) { c.sg.SyncGroupTrackingWeight = true }),
 )
 
 var garpGroupSection = newSection("garp_group", "Gratuitous ARP / unsolicited NA pacing",
@@ -303,8 +303,8 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 		}
 		c.inst.UseVMAC = v
 	}),
-	flag("use_vmac_addr", nil).status(Refused).note("per-address VMACs are not implemented"),
-	flag("vmac_xmit_base", func(c *cx, n *Node) {
+	flagKw("use_vmac_addr", nil).status(Refused).note("per-address VMACs are not implemented"),
+	flagKw("vmac_xmit_base", func(c *cx, n *Node) {
 		if c.inst.UseVMAC == nil {
 			c.inst.UseVMAC = &VMAC{}
 			c.inst.vmacImplicit = true
@@ -312,8 +312,8 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 		c.inst.UseVMAC.XmitBase = true
 	}),
 	refuse("use_ipvlan", "[IFNAME] [IP] [bridge|private|vepa]", 0, "ipvlan interfaces are not implemented"),
-	flag("native_ipv6", func(c *cx, n *Node) { c.inst.NativeIPv6 = true }),
-	flag("dont_track_primary", func(c *cx, n *Node) { c.inst.DontTrackPrimary = true }),
+	flagKw("native_ipv6", func(c *cx, n *Node) { c.inst.NativeIPv6 = true }),
+	flagKw("dont_track_primary", func(c *cx, n *Node) { c.inst.DontTrackPrimary = true }),
 	trackList("track_interface", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Interfaces }),
 	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Scripts }),
 	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Files }),
@@ -330,13 +330,13 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			c.inst.McastDstIP = a
 		}
 	}),
-	flag("track_src_ip", func(c *cx, n *Node) { c.inst.TrackSrcIP = true }),
+	flagKw("track_src_ip", func(c *cx, n *Node) { c.inst.TrackSrcIP = true }),
 	kw("version", "2|3", 1, "vrrp_version", func(c *cx, n *Node) {
 		if c.intVal(n, &c.inst.Version, 2, 3) {
 			c.inheritGARP().version = true
 		}
 	}),
-	flag("check_unicast_src", func(c *cx, n *Node) {
+	flagKw("check_unicast_src", func(c *cx, n *Node) {
 		c.inst.CheckUnicastSrc = true
 		c.inheritGARP().unicastKeyword = n
 	}),
@@ -368,7 +368,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			c.inst.UnicastPeers = append(c.inst.UnicastPeers, p)
 		}
 	}),
-	flag("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }),
+	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }),
 	kw("unicast_ttl", "0..255", 1, "255", func(c *cx, n *Node) {
 		c.intVal(n, &c.inst.UnicastTTL, 0, 255)
 		c.inheritGARP().unicastKeyword = n
@@ -422,11 +422,11 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			c.inheritGARP().downTimer = true
 		}
 	}),
-	flag("lower_prio_no_advert", func(c *cx, n *Node) {
+	flagKw("lower_prio_no_advert", func(c *cx, n *Node) {
 		c.boolVal(n, &c.inst.LowerPrioNoAdvert)
 		c.inheritGARP().lowerNoAdvert = true
 	}).args("[<BOOL>]", 0),
-	flag("higher_prio_send_advert", func(c *cx, n *Node) {
+	flagKw("higher_prio_send_advert", func(c *cx, n *Node) {
 		c.boolVal(n, &c.inst.HigherPrioSendAdvert)
 		c.inheritGARP().higherSend = true
 	}).args("[<BOOL>]", 0),
@@ -460,19 +460,19 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	}),
 	vipList("virtual_ipaddress", false),
 	vipList("virtual_ipaddress_excluded", true),
-	flag("promote_secondaries", func(c *cx, n *Node) { c.inst.PromoteSecondaries = true }),
+	flagKw("promote_secondaries", func(c *cx, n *Node) { c.inst.PromoteSecondaries = true }),
 	routeList("virtual_routes", func(c *cx) *[]Route { return &c.inst.Routes }),
 	ruleList("virtual_rules", func(c *cx) *[]Rule { return &c.inst.Rules }),
-	flag("accept", func(c *cx, n *Node) { c.inst.Accept = true; c.inheritGARP().accept = true }),
-	flag("no_accept", func(c *cx, n *Node) { c.inst.Accept = false; c.inheritGARP().accept = true }),
-	flag("nopreempt", func(c *cx, n *Node) { c.inst.Preempt = false }),
-	flag("preempt", func(c *cx, n *Node) { c.inst.Preempt = true }),
+	flagKw("accept", func(c *cx, n *Node) { c.inst.Accept = true; c.inheritGARP().accept = true }),
+	flagKw("no_accept", func(c *cx, n *Node) { c.inst.Accept = false; c.inheritGARP().accept = true }),
+	flagKw("nopreempt", func(c *cx, n *Node) { c.inst.Preempt = false }),
+	flagKw("preempt", func(c *cx, n *Node) { c.inst.Preempt = true }),
 	kw("preempt_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.inst.PreemptDelay, 0, 1000) }),
-	flag("skip_check_adv_addr", func(c *cx, n *Node) {
+	flagKw("skip_check_adv_addr", func(c *cx, n *Node) {
 		c.boolVal(n, &c.inst.SkipCheckAdvAddr)
 		c.inheritGARP().skipCheck = true
 	}).args("[<BOOL>]", 0),
-	flag("strict_mode", func(c *cx, n *Node) {
+	flagKw("strict_mode", func(c *cx, n *Node) {
 		c.boolVal(n, &c.inst.Strict)
 		c.inheritGARP().strict = true
 	}).args("[<BOOL>]", 0),
@@ -494,8 +494,8 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			nt.DeletedScript = c.script(n, 0)
 		}
 	}),
-	flag("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.inst.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
-	flag("smtp_alert", func(c *cx, n *Node) {
+	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.inst.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
+	flagKw("smtp_alert", func(c *cx, n *Node) {
 		c.boolVal(n, &c.inst.SMTPAlert)
 		c.inst.smtpSet = true
 	}).args("[<BOOL>]", 0),

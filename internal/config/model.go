@@ -31,6 +31,9 @@ type Pos struct {
 	Line int    `json:"line"`
 }
 
+// MarshalText renders the position as file:line (in dumps and JSON).
+func (p Pos) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
 // String formats the position as file:line.
 func (p Pos) String() string {
 	if p.File == "" {
@@ -85,7 +88,7 @@ const (
 
 // Global is the global_defs block with keepalived's defaults applied.
 type Global struct {
-	Pos Pos `json:"pos"`
+	Pos Pos `json:"pos,omitzero"`
 
 	// RouterID identifies the machine in alerts; default: the short host
 	// name (resolved by the daemon when empty).
@@ -652,15 +655,15 @@ type Method struct {
 // CheckDefaults are the timing options a virtual server or real server
 // passes down to its checkers (a checker's own setting wins).
 type CheckDefaults struct {
-	DelayLoop        time.Duration `json:"delay_loop"`
-	ConnectTimeout   time.Duration `json:"connect_timeout"`
-	Retry            int           `json:"retry"`              // -1: the checker type's default
-	DelayBeforeRetry time.Duration `json:"delay_before_retry"` // -1: the checker type's default
-	Warmup           time.Duration `json:"warmup"`             // -1: DelayLoop
-	Alpha            bool          `json:"alpha,omitempty"`
-	InhibitOnFailure bool          `json:"inhibit_on_failure,omitempty"`
-	Virtualhost      string        `json:"virtualhost,omitempty"`
-	SMTPAlert        *bool         `json:"smtp_alert,omitempty"`
+	DelayLoop        time.Duration  `json:"delay_loop"`
+	ConnectTimeout   time.Duration  `json:"connect_timeout"`
+	Retry            *int           `json:"retry,omitempty"`              // nil: the checker type's default
+	DelayBeforeRetry *time.Duration `json:"delay_before_retry,omitempty"` // nil: the checker type's default
+	Warmup           *time.Duration `json:"warmup,omitempty"`             // nil: DelayLoop
+	Alpha            bool           `json:"alpha,omitempty"`
+	InhibitOnFailure bool           `json:"inhibit_on_failure,omitempty"`
+	Virtualhost      string         `json:"virtualhost,omitempty"`
+	SMTPAlert        *bool          `json:"smtp_alert,omitempty"`
 }
 
 // VirtualServer is a virtual_server block.

@@ -144,7 +144,7 @@ func (b *builder) finishVS(vs *VirtualServer) {
 	if cs == nil {
 		cs = newCheckSet()
 	}
-	d := CheckDefaults{DelayLoop: 60 * time.Second, ConnectTimeout: 5 * time.Second, Retry: unsetInt, DelayBeforeRetry: unsetDur, Warmup: unsetDur}
+	d := CheckDefaults{DelayLoop: 60 * time.Second, ConnectTimeout: 5 * time.Second}
 	applySet(&d, cs)
 	if d.SMTPAlert == nil {
 		if g.SMTPAlertChecker != nil {
@@ -175,7 +175,10 @@ func (b *builder) finishVS(vs *VirtualServer) {
 			ch.Alpha = cd.Alpha
 			ch.DelayLoop = cd.DelayLoop
 			ch.ConnectTimeout = cd.ConnectTimeout
-			ch.Retry = cd.Retry
+			ch.Retry = unsetInt
+			if cd.Retry != nil {
+				ch.Retry = *cd.Retry
+			}
 			if ch.Retry == unsetInt {
 				switch ch.Type {
 				case CheckDNS:
@@ -186,7 +189,10 @@ func (b *builder) finishVS(vs *VirtualServer) {
 					ch.Retry = 1
 				}
 			}
-			ch.DelayBeforeRetry = cd.DelayBeforeRetry
+			ch.DelayBeforeRetry = unsetDur
+			if cd.DelayBeforeRetry != nil {
+				ch.DelayBeforeRetry = *cd.DelayBeforeRetry
+			}
 			if ch.DelayBeforeRetry == unsetDur {
 				switch ch.Type {
 				case CheckHTTP, CheckSSL:
@@ -197,7 +203,10 @@ func (b *builder) finishVS(vs *VirtualServer) {
 					ch.DelayBeforeRetry = time.Second
 				}
 			}
-			ch.Warmup = cd.Warmup
+			ch.Warmup = unsetDur
+			if cd.Warmup != nil {
+				ch.Warmup = *cd.Warmup
+			}
 			if ch.Warmup == unsetDur {
 				ch.Warmup = ch.DelayLoop
 			}
@@ -225,13 +234,16 @@ func applySet(d *CheckDefaults, s *checkSet) {
 		d.ConnectTimeout = s.ConnectTimeout
 	}
 	if s.Retry != unsetInt {
-		d.Retry = s.Retry
+		v := s.Retry
+		d.Retry = &v
 	}
 	if s.DelayBeforeRetry != unsetDur {
-		d.DelayBeforeRetry = s.DelayBeforeRetry
+		v := s.DelayBeforeRetry
+		d.DelayBeforeRetry = &v
 	}
 	if s.Warmup != unsetDur {
-		d.Warmup = s.Warmup
+		v := s.Warmup
+		d.Warmup = &v
 	}
 	if s.Alpha != nil {
 		d.Alpha = *s.Alpha
@@ -330,6 +342,11 @@ func (b *builder) validate() {
 		if len(members) == 1 {
 			b.add(sg.Pos, Warning, "vrrp_sync_group", "a sync group needs at least two instances to be useful", "sync group %s has only 1 virtual router(s) - this probably isn't what you want", sg.Name)
 		}
+		if !sg.SyncGroupTrackingWeight {
+			for _, name := range members {
+				b.zeroGroupWeights(insts[name], scripts, files, procs)
+			}
+		}
 		sg.Track.Scripts = b.checkRefs(sg.Name, "track script", sg.Track.Scripts, func(n string) bool { return scripts[n] != nil })
 		sg.Track.Files = b.checkRefs(sg.Name, "track file", sg.Track.Files, func(n string) bool { return files[n] != nil })
 		sg.Track.Processes = b.checkRefs(sg.Name, "track process", sg.Track.Processes, func(n string) bool { return procs[n] != nil })
@@ -341,6 +358,30 @@ func (b *builder) validate() {
 	if b.opts.Host != nil {
 		b.checkHost()
 	}
+}
+
+// zeroGroupWeights applies keepalived's rule that the tracking of an
+// instance in a sync group is unweighted (unless
+// sync_group_tracking_weight): a weighted track script, file or process
+// is reported and its weight set to 0.
+func (b *builder) zeroGroupWeights(in *Instance, scripts map[string]*VRRPScript, files map[string]*TrackFile, procs map[string]*TrackProcess) {
+	zero := func(refs []TrackRef, what string, weightOf func(string) int) {
+		for i := range refs {
+			r := &refs[i]
+			w := r.Weight
+			if !r.WeightSet {
+				w = weightOf(r.Name)
+			}
+			if w != 0 {
+				b.add(r.Pos, Warning, r.Name, "set weight 0, or add sync_group_tracking_weight to the vrrp_sync_group",
+					"(%s) ignoring tracked %s %s with weights due to SYNC group", in.Name, what, r.Name)
+				r.Weight, r.WeightSet = 0, true
+			}
+		}
+	}
+	zero(in.Track.Scripts, "script", func(n string) int { return scripts[n].Weight })
+	zero(in.Track.Files, "file", func(n string) int { return files[n].Weight })
+	zero(in.Track.Processes, "process", func(n string) int { return procs[n].Weight })
 }
 
 func (b *builder) checkRefs(owner, what string, refs []TrackRef, ok func(string) bool) []TrackRef {
@@ -466,6 +507,7 @@ func (b *builder) validateLVS() {
 			b.add(vs.Pos, Warning, "virtual_server", "give the port, or make the service persistent", "virtual server %s: zero port only valid for persistent services - setting persistence", vs.String())
 			vs.PersistenceTimeout = 360 * time.Second
 		}
+		b.checkQuorum(vs)
 		b.checkDataplane(vs)
 		kept = append(kept, vs)
 	}
@@ -514,5 +556,27 @@ func (b *builder) checkSchedFlags(vs *VirtualServer) {
 			b.add(vs.Pos, Warning, x.name, "remove it, or use lvs_sched "+x.sched, "%s only applies to the sh scheduler - ignoring", x.name)
 			vs.Flags &^= x.f
 		}
+	}
+}
+
+// checkQuorum lowers a quorum the real servers cannot reach, as keepalived
+// does (with a warning), and keeps the hysteresis below the quorum.
+func (b *builder) checkQuorum(vs *VirtualServer) {
+	if len(vs.RealServers) == 0 {
+		return
+	}
+	total := 0
+	for _, rs := range vs.RealServers {
+		total += rs.Weight
+	}
+	if vs.Quorum > total {
+		b.add(vs.Pos, Warning, "quorum", "lower quorum, or raise the real servers' weights",
+			"quorum %d for %s exceeds total weight of real servers %d, reducing quorum to %d", vs.Quorum, vs, total, total)
+		vs.Quorum = total
+	}
+	if vs.Hysteresis >= vs.Quorum {
+		b.add(vs.Pos, Warning, "hysteresis", "keep hysteresis below quorum",
+			"virtual server %s: hysteresis %d >= quorum %d; setting hysteresis to %d", vs, vs.Hysteresis, vs.Quorum, 0)
+		vs.Hysteresis = 0
 	}
 }
