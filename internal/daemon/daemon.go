@@ -460,7 +460,12 @@ func (d *Daemon) checkEvent(ev check.Event) {
 				if now.up {
 					prep = "to"
 				}
-				d.log.Info(fmt.Sprintf("%s service %s %s VS %s", verb, rs.check, prep, p.name), "reason", ev.Reason)
+				msg := fmt.Sprintf("%s service %s %s VS %s", verb, rs.check, prep, p.name)
+				if ev.Reason != "" {
+					d.log.Info(msg, "reason", ev.Reason)
+				} else {
+					d.log.Info(msg)
+				}
 				var script *config.Script
 				if now.up {
 					script = rs.cfg.NotifyUp
