@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -121,6 +122,27 @@ func TestOwnersFile(t *testing.T) {
 		}
 		if _, err := loadOwners(path); err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("%s: err = %v, want one naming the file", name, err)
+		}
+	}
+}
+
+// TestNewWithoutIPVS: on a kernel without IPVS (this project's hosts),
+// New fails with ErrUnavailable instead of pretending to work.
+func TestNewWithoutIPVS(t *testing.T) {
+	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+		t.Skip("this kernel has IPVS; the VM tests cover New")
+	}
+	for _, opts := range []Options{{NoModprobe: true}, {}} {
+		d, err := New(opts)
+		if err == nil {
+			d.Close()
+			t.Fatalf("New(%+v) succeeded on a kernel without /proc/net/ip_vs", opts)
+		}
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "IPVS") {
+			t.Errorf("New(%+v) = %v; want ErrUnavailable naming IPVS", opts, err)
+		}
+		if testing.Verbose() {
+			t.Logf("New(%+v): %v", opts, err)
 		}
 	}
 }

@@ -119,7 +119,7 @@ func (d *Dataplane) dial(ns string) error {
 	return inNetns(ns, func() error {
 		c, err := cf.New()
 		if err != nil {
-			return fmt.Errorf("ipvs: generic netlink family IPVS: %w (%w)", ErrUnavailable, err)
+			return fmt.Errorf("ipvs: %w: no generic netlink family IPVS (ip_vs module not loaded or not available): %w", ErrUnavailable, err)
 		}
 		g, err := genetlink.Dial(nil)
 		if err != nil {
@@ -134,7 +134,7 @@ func (d *Dataplane) dial(ns string) error {
 			if cl, ok := c.(io.Closer); ok {
 				cl.Close()
 			}
-			return fmt.Errorf("ipvs: generic netlink family IPVS: %w (%w)", ErrUnavailable, err)
+			return fmt.Errorf("ipvs: %w: no generic netlink family IPVS (ip_vs module not loaded or not available): %w", ErrUnavailable, err)
 		}
 		d.client, d.genl, d.family = c, g, fam
 		d.closer, _ = c.(io.Closer)
