@@ -340,3 +340,28 @@ func TestChangeString(t *testing.T) {
 		t.Errorf("sysctlName = %s", got)
 	}
 }
+
+// FuzzLoadState: a damaged state file gives an error, never a panic, and
+// never a sysctl path outside /proc/sys/net.
+func FuzzLoadState(f *testing.F) {
+	f.Add([]byte(`{"version":1,"mode":"dr","dev":"lo","vips":[{"prefix":"198.18.0.100/32","added":true}],"sysctls":[{"path":"net/ipv4/conf/all/arp_ignore","prior":"0","set":"1"}]}`))
+	f.Add([]byte(`{"version":1,"sysctls":[{"path":"net/../../etc/shadow"}]}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`{"version":1,"vips":[{"prefix":"nope"}]}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "state.json")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		st, err := load(p)
+		if err != nil || st == nil {
+			return
+		}
+		for _, s := range st.Sysctls {
+			if !strings.HasPrefix(s.Path, "net/") || strings.Contains(s.Path, "..") {
+				t.Fatalf("accepted sysctl path %q", s.Path)
+			}
+		}
+	})
+}
