@@ -304,9 +304,17 @@ func (h *Host) Do(fn func() error) error {
 func inNetns(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is not unlocked: it dies with the goroutine, so no
-		// other goroutine ever runs in the wrong namespace.
 		runtime.LockOSThread()
+		// The thread goes back to its own namespace afterwards. Go ends a
+		// locked thread whose goroutine returns, except the main thread,
+		// which it parks: left in the lab's namespace, that would make
+		// the test process one of the namespace's pids.
+		self, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer self.Close()
 		target, err := os.Open("/run/netns/" + name)
 		if err != nil {
 			errc <- err
@@ -317,7 +325,11 @@ func inNetns(name string, fn func() error) error {
 			errc <- fmt.Errorf("setns %s: %w", name, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if setns(int(self.Fd())) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
@@ -370,7 +382,7 @@ func (l *Lab) cleanup() {
 		if out, err := exec.Command("ip", "netns", "pids", h.NS).Output(); err == nil {
 			for _, f := range strings.Fields(string(out)) {
 				var pid int
-				if _, err := fmt.Sscan(f, &pid); err == nil && pid > 1 {
+				if _, err := fmt.Sscan(f, &pid); err == nil && pid > 1 && pid != os.Getpid() {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			}
