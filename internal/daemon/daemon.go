@@ -243,6 +243,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		if err := d.apply(ctx); err != nil {
 			return err
 		}
+		if d.cfg.Global.LVSSyncDaemon != nil {
+			// Backup until VRRP says master, as keepalived starts it.
+			d.syncDaemonState("INIT")
+			defer d.syncDaemonState("STOP")
+		}
 	}
 
 	if !d.opts.CheckOnly {

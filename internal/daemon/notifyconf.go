@@ -126,13 +126,13 @@ func (d *Daemon) syncDaemonState(state string) {
 	var err error
 	switch state {
 	case "MASTER":
-		_ = k.SyncStop()
 		err = k.SyncMaster(sc)
 		d.log.Info("lvs_sync_daemon: starting as master", "interface", sc.Interface, "syncid", sc.SyncID)
-	case "BACKUP", "FAULT":
-		_ = k.SyncStop()
+	case "BACKUP", "FAULT", "INIT":
 		err = k.SyncBackup(sc)
 		d.log.Info("lvs_sync_daemon: starting as backup", "interface", sc.Interface, "syncid", sc.SyncID)
+	case "STOP":
+		err = k.SyncStop()
 	}
 	if err != nil {
 		d.log.Error("lvs_sync_daemon", "err", err)
