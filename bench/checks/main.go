@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/check"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -148,6 +150,12 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 	cancel()
 	<-done
 
+	// Measured after the Runner's window so its thousands of closed
+	// connections do not disturb the window.
+	floorPerCheck, err := syscallFloor(addr(2), 3000)
+	if err != nil {
+		return err
+	}
 	checks := float64(c1 - c0)
 	wall := w2.Sub(w1).Seconds()
 	cpu := (cpu2 - cpu1).Seconds()
@@ -160,11 +168,46 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 	fmt.Printf("  peak RSS:          %s (now %s)\n", procStatus("VmHWM"), procStatus("VmRSS"))
 	fmt.Printf("reference, same check in a bare loop: %d checks, %v CPU per check, %.0f checks per CPU-s (%.0f checks/s wall)\n",
 		refChecks, refPerCheck.Round(time.Microsecond), float64(refChecks)/refCPU.Seconds(), float64(refChecks)/refWall.Seconds())
-	fmt.Printf("ratio Runner/bare CPU per check: %.2f\n", float64(perCheck)/float64(refPerCheck))
+	fmt.Printf("floor, blocking syscalls only (socket, connect, write, read to EOF, close): %v CPU per check\n", floorPerCheck.Round(time.Microsecond))
+	fmt.Printf("ratio Runner/bare CPU per check: %.2f, Runner/floor: %.2f\n", float64(perCheck)/float64(refPerCheck), float64(perCheck)/float64(floorPerCheck))
 	if tryKeepalived {
 		fmt.Println("keepalived checker:", runKeepalived(dir, n, delay, addr))
 	}
 	return nil
+}
+
+// syscallFloor measures the kernel's share: the same HTTP exchange with
+// blocking system calls and nothing else (no poller, no timers, no
+// digest), n times in a row.
+func syscallFloor(a netip.AddrPort, n int) (time.Duration, error) {
+	req := []byte("GET /index.html HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: " + a.String() + "\r\n\r\n")
+	sa := &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().As4()}
+	buf := make([]byte, 4096)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c0 := cpuTime()
+	for range n {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return 0, err
+		}
+		if err := unix.Connect(fd, sa); err != nil {
+			unix.Close(fd)
+			return 0, err
+		}
+		if _, err := unix.Write(fd, req); err != nil {
+			unix.Close(fd)
+			return 0, err
+		}
+		for {
+			m, err := unix.Read(fd, buf)
+			if err != nil || m == 0 {
+				break
+			}
+		}
+		unix.Close(fd)
+	}
+	return (cpuTime() - c0) / time.Duration(n), nil
 }
 
 // cpuTime is this process's user+system CPU time.

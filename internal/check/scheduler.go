@@ -295,10 +295,10 @@ type dueQueue []*checkState
 
 func (q dueQueue) Len() int { return len(q) }
 func (q dueQueue) Less(i, j int) bool {
-	if q[i].due.Equal(q[j].due) {
-		return q[i].id < q[j].id
+	if d := q[i].due.Compare(q[j].due); d != 0 {
+		return d < 0
 	}
-	return q[i].due.Before(q[j].due)
+	return q[i].id < q[j].id
 }
 func (q dueQueue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
