@@ -41,6 +41,9 @@ type Spec struct {
 	// Unicast: UnicastSrc and UnicastPeers set.
 	UnicastSrc   netip.Addr
 	UnicastPeers []netip.Addr
+	// Extra adjusts the vipd configuration (scripts, tracking...); the
+	// keepalived.conf does not see it.
+	Extra func(*vrrp.Config)
 }
 
 func (s Spec) name() string {
@@ -70,7 +73,11 @@ func (s Spec) Config() vrrp.Config {
 	for _, v := range s.VIPs {
 		in.VIPs = append(in.VIPs, vrrp.VIP{Prefix: v, Dev: s.iface()})
 	}
-	return vrrp.Config{Instances: []vrrp.InstanceConfig{in}}
+	cfg := vrrp.Config{Instances: []vrrp.InstanceConfig{in}}
+	if s.Extra != nil {
+		s.Extra(&cfg)
+	}
+	return cfg
 }
 
 func seconds(d time.Duration) string {
@@ -367,22 +374,21 @@ func (p *Prober) FirstFrom(host string, t0 time.Time) (Reply, bool) {
 	return Reply{}, false
 }
 
-// Outage measures a failover that started at t0: the time from t0 to the
-// first reply received after t0 from host, and the gap the client saw
-// between the last reply before t0 and that one.
+// Outage measures a failover that started at t0 (the command that
+// causes it was about to run). fromEvent is the time from t0 to the first
+// reply from host after t0; gap is what the client saw: the time between
+// the last reply before that one (from anyone: the old master answers
+// until the failure really happens) and it.
 func (p *Prober) Outage(host string, t0 time.Time) (fromEvent, gap time.Duration, ok bool) {
 	var last time.Time
 	for _, r := range p.Replies() {
-		if !r.At.After(t0) {
-			last = r.At
-			continue
-		}
-		if r.From == host {
+		if r.At.After(t0) && r.From == host {
 			if last.IsZero() {
 				last = t0
 			}
 			return r.At.Sub(t0), r.At.Sub(last), true
 		}
+		last = r.At
 	}
 	return 0, 0, false
 }

@@ -6,7 +6,8 @@
 //	vrrpnode -config node.json [-status status.json]
 //
 // SIGTERM or SIGINT stops it cleanly (priority 0 advert, VIPs removed);
-// SIGUSR1 writes the status as JSON to the -status file.
+// SIGHUP re-reads the configuration and applies it (hot reload); SIGUSR1
+// writes the status as JSON to the -status file.
 package main
 
 import (
@@ -36,14 +37,22 @@ func main() {
 	}
 }
 
+func load(path string) (vrrp.Config, error) {
+	var cfg vrrp.Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, err
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
 func run(confPath, statusPath string, log *slog.Logger) error {
-	b, err := os.ReadFile(confPath)
+	cfg, err := load(confPath)
 	if err != nil {
 		return err
-	}
-	var cfg vrrp.Config
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("%s: %w", confPath, err)
 	}
 	notifier := vrrp.NotifierFunc(func(n vrrp.Notification) {
 		log.Info(fmt.Sprintf("notify %s %s %s %d", n.Type, n.Name, n.State, n.Priority))
@@ -66,6 +75,22 @@ func run(confPath, statusPath string, log *slog.Logger) error {
 					_ = os.Rename(tmp, statusPath)
 				}
 			}
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			log.Info("Reloading")
+			cfg, err := load(confPath)
+			if err == nil {
+				err = node.Reload(cfg)
+			}
+			if err != nil {
+				log.Error(fmt.Sprintf("reload refused, running configuration kept: %v", err))
+				continue
+			}
+			log.Info("Reload complete")
 		}
 	}()
 	log.Info("Starting VRRP child process (vrrpnode)")
