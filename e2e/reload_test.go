@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/lab"
+)
+
+func reloadConf(rs []string, weights []int) string {
+	var b strings.Builder
+	b.WriteString(`global_defs {
+    router_id reload
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 71
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        198.18.0.100/24 dev eth0
+    }
+}
+virtual_server 198.18.0.100 80 {
+    delay_loop 1
+    lb_algo wrr
+    lb_kind NAT
+    protocol TCP
+`)
+	for i, r := range rs {
+		fmt.Fprintf(&b, "    real_server %s 80 {\n        weight %d\n        TCP_CHECK { connect_timeout 1 }\n    }\n", r, weights[i])
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// TestReloadUnderLoad is issue 6's acceptance: under a steady wrk load
+// through the VIP, 20 reloads alternating configurations that add and
+// remove a real server and change a weight lose no request and cause no
+// VRRP transition.
+func TestReloadUnderLoad(t *testing.T) {
+	lab.RequireCommand(t, "wrk")
+	l := lab.New(t)
+	client := l.Host("client")
+	d1 := l.Host("d1")
+	var rss []string
+	for i := 1; i <= 3; i++ {
+		h := l.Host(fmt.Sprintf("rs%d", i))
+		nginx(t, h, h.Name)
+		rss = append(rss, h.Addr.String())
+	}
+	confA := reloadConf(rss[:2], []int{1, 1})
+	confB := reloadConf(rss, []int{3, 1, 1})
+	d := startVipd(t, d1, confA)
+	lab.Eventually(t, 5*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "not MASTER")
+	lab.Eventually(t, 5*time.Second, func() bool { _, err := get(client, "198.18.0.100", time.Second); return err == nil }, "VIP not serving")
+	before := d.status().Instances[0].Transitions
+
+	w := client.Start("wrk", "-t1", "-c8", "-d60s", "--latency", "http://198.18.0.100/")
+	c := api.NewClient(d.sock)
+	seen := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		conf := confB
+		if i%2 == 1 {
+			conf = confA
+		}
+		if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if _, err := c.Reload(ctx); err != nil {
+			cancel()
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		cancel()
+		// Let traffic flow on the new configuration for a moment, and
+		// make sure the new real server does get requests.
+		lab.Eventually(t, 5*time.Second, func() bool {
+			b, err := get(client, "198.18.0.100", time.Second)
+			seen[b] = true
+			return err == nil
+		}, "VIP not serving after reload %d", i)
+	}
+	if err := w.Signal(2); err != nil { // SIGINT: wrk prints its summary
+		t.Fatal(err)
+	}
+	select {
+	case <-w.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("wrk did not stop")
+	}
+	out := w.Output()
+	t.Logf("wrk:\n%s", out)
+	if m := regexp.MustCompile(`(\d+) requests in`).FindStringSubmatch(out); m == nil || m[1] == "0" {
+		t.Fatalf("wrk made no requests:\n%s", out)
+	}
+	for _, bad := range []string{"Socket errors", "Non-2xx"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("requests lost during reloads (%s):\n%s", bad, out)
+		}
+	}
+	if after := d.status().Instances[0].Transitions; after != before {
+		t.Errorf("VRRP transitions went from %d to %d during reloads", before, after)
+	}
+	if !seen["rs3"] {
+		t.Errorf("the real server added by reload never answered (saw %v)", seen)
+	}
+}
