@@ -1,0 +1,350 @@
+// Package proxy is vipd's userspace data plane: an L4 proxy for TCP and
+// UDP that behaves like IPVS in NAT mode as far as a user can see (the
+// same schedulers, persistence templates, connection states and timeouts,
+// active/inactive counts, thresholds and counters), and needs nothing from
+// the kernel but sockets. It is what HAProxy `mode tcp` does in the
+// "HAProxy + Keepalived" setups, with IPVS's semantics.
+//
+// TCP runs on one epoll event loop per core (see worker.go), with
+// SO_REUSEPORT listeners and splice(2) for bulk data. UDP runs a flow
+// table keyed by the client's address (see udp.go).
+package proxy
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vipd/vipd/internal/dataplane"
+	"github.com/vipd/vipd/internal/lvs"
+)
+
+// Options configure a proxy data plane.
+type Options struct {
+	// Workers is the number of TCP event loops (threads); 0 means one per
+	// CPU the Go runtime uses (GOMAXPROCS).
+	Workers int
+	// Logger receives warnings and debug messages; nil means slog.Default.
+	Logger *slog.Logger
+}
+
+// Dataplane is the userspace proxy. It implements dataplane.Dataplane.
+type Dataplane struct {
+	log     *slog.Logger
+	workers []*worker
+
+	mu       sync.Mutex // serialises Apply and Close; guards the maps
+	services map[lvs.ServiceKey]*service
+	draining []*service // removed, with connections still open
+	closed   bool
+
+	stop chan struct{}
+	bg   sync.WaitGroup
+}
+
+var _ dataplane.Dataplane = (*Dataplane)(nil)
+
+// New starts a proxy data plane with no services.
+func New(opts Options) (*Dataplane, error) {
+	dp := &Dataplane{log: opts.Logger, services: map[lvs.ServiceKey]*service{}, stop: make(chan struct{})}
+	if dp.log == nil {
+		dp.log = slog.Default()
+	}
+	dp.log = dp.log.With("dataplane", "proxy")
+	n := opts.Workers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	for i := range n {
+		w, err := newWorker(dp, i)
+		if err != nil {
+			dp.Close()
+			return nil, fmt.Errorf("proxy: worker %d: %w", i, err)
+		}
+		dp.workers = append(dp.workers, w)
+		dp.bg.Add(1)
+		go func() { defer dp.bg.Done(); w.run() }()
+	}
+	dp.bg.Add(1)
+	go func() { defer dp.bg.Done(); dp.housekeeper() }()
+	return dp, nil
+}
+
+// Validate reports why the proxy cannot run s, or nil. The daemon can call
+// it when it checks a configuration, to name the offending line.
+func Validate(s lvs.Service) error {
+	switch {
+	case s.Key.FWMark != 0:
+		return fmt.Errorf("fwmark %d: firewall-mark services need the ipvs data plane", s.Key.FWMark)
+	case s.Key.Proto != lvs.TCP && s.Key.Proto != lvs.UDP:
+		return fmt.Errorf("protocol %s: the proxy data plane runs TCP and UDP only (use the ipvs data plane)", s.Key.Proto)
+	case !s.Key.Addr.Addr().IsValid():
+		return errors.New("virtual address missing")
+	case s.Key.Addr.Port() == 0:
+		return errors.New("port 0 (all ports) needs the ipvs data plane")
+	case s.ProxyProtocol != 0 && s.ProxyProtocol != 1 && s.ProxyProtocol != 2:
+		return fmt.Errorf("proxy_protocol %d: must be 1 or 2", s.ProxyProtocol)
+	case s.ProxyProtocol != 0 && s.Key.Proto != lvs.TCP:
+		return errors.New("proxy_protocol works on TCP services only")
+	case s.Persistence < 0:
+		return fmt.Errorf("persistence_timeout %v: negative", s.Persistence)
+	}
+	if _, err := lvs.NewScheduler(s.Scheduler, s.Flags); err != nil {
+		return fmt.Errorf("lb_algo: %w", err)
+	}
+	seen := map[any]bool{}
+	for _, d := range s.Destinations {
+		switch {
+		case d.Forward != lvs.Masq:
+			return fmt.Errorf("real_server %s: lb_kind %s needs the ipvs data plane (the proxy does NAT only)", d.Addr, fwdName(d.Forward))
+		case !d.Addr.Addr().IsValid() || d.Addr.Port() == 0:
+			return fmt.Errorf("real_server %s: needs an address and a port", d.Addr)
+		case d.Weight < 0:
+			return fmt.Errorf("real_server %s: weight %d is negative", d.Addr, d.Weight)
+		case seen[d.Addr]:
+			return fmt.Errorf("real_server %s: listed twice", d.Addr)
+		}
+		seen[d.Addr] = true
+	}
+	return nil
+}
+
+func fwdName(f lvs.Forward) string {
+	switch f {
+	case lvs.Route:
+		return "DR"
+	case lvs.Tunnel:
+		return "TUN"
+	}
+	return f.String()
+}
+
+// Apply reconciles the running services to desired. It is idempotent.
+// An invalid service is reported and skipped, leaving its running version
+// (if any) untouched; the others are applied. Removing a destination lets
+// its connections drain; removing a service closes its listeners at once
+// while its TCP connections drain as IPVS lets them (they keep running
+// until they close or idle out); a UDP service's flows close with it, as
+// replies could no longer leave from the VIP.
+func (dp *Dataplane) Apply(ctx context.Context, desired []lvs.Service) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	if dp.closed {
+		return errors.New("proxy: closed")
+	}
+	var errs []error
+	keep := map[lvs.ServiceKey]bool{}
+	for _, d := range desired {
+		if keep[d.Key] {
+			errs = append(errs, fmt.Errorf("proxy: service %s: listed twice", d.Key))
+			continue
+		}
+		keep[d.Key] = true
+		if err := Validate(d); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: service %s: %w", d.Key, err))
+			continue
+		}
+		s := dp.services[d.Key]
+		if s != nil {
+			if err := s.update(d); err != nil {
+				errs = append(errs, fmt.Errorf("proxy: service %s: %w", d.Key, err))
+			}
+			continue
+		}
+		s = newService(d.Key)
+		if err := s.update(d); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: service %s: %w", d.Key, err))
+			continue
+		}
+		if err := dp.start(s); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: service %s: %w", d.Key, err))
+			continue
+		}
+		dp.services[d.Key] = s
+	}
+	for k, s := range dp.services {
+		if !keep[k] {
+			dp.remove(s)
+			delete(dp.services, k)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// start opens a new service's sockets.
+func (dp *Dataplane) start(s *service) error {
+	if s.key.Proto == lvs.UDP {
+		u, err := startUDP(dp, s)
+		if err != nil {
+			return err
+		}
+		s.udp = u
+		return nil
+	}
+	for _, w := range dp.workers {
+		fd, err := listenTCP(s.key.Addr)
+		if err != nil {
+			dp.closeListeners(s)
+			return err
+		}
+		ln := &listener{svc: s, w: w, ep: endpoint{fd: fd, kind: kindListener}}
+		ln.ep.ln = ln
+		var rerr error
+		if !w.call(func() { rerr = w.addListener(ln) }) {
+			rerr = errors.New("worker stopped")
+		}
+		if rerr != nil {
+			sysClose(fd)
+			dp.closeListeners(s)
+			return rerr
+		}
+		s.listeners = append(s.listeners, ln)
+	}
+	return nil
+}
+
+func (dp *Dataplane) closeListeners(s *service) {
+	for _, ln := range s.listeners {
+		ln.w.call(func() { ln.w.removeListener(ln) })
+	}
+	s.listeners = nil
+}
+
+// remove stops a service's listeners; its connections drain.
+func (dp *Dataplane) remove(s *service) {
+	dp.closeListeners(s)
+	if s.udp != nil {
+		s.udp.close()
+	}
+	s.mu.Lock()
+	s.removed = true
+	s.mu.Unlock()
+	dp.draining = append(dp.draining, s)
+}
+
+// Services returns the running services, sorted by protocol, address and
+// port, each with its destinations in list order (most recently added
+// first, as the kernel lists them).
+func (dp *Dataplane) Services() []lvs.ServiceStatus {
+	dp.mu.Lock()
+	svcs := make([]*service, 0, len(dp.services))
+	for _, s := range dp.services {
+		svcs = append(svcs, s)
+	}
+	dp.mu.Unlock()
+	slices.SortFunc(svcs, func(a, b *service) int { return compareKeys(a.key, b.key) })
+	out := make([]lvs.ServiceStatus, 0, len(svcs))
+	for _, s := range svcs {
+		out = append(out, s.status())
+	}
+	return out
+}
+
+func compareKeys(a, b lvs.ServiceKey) int {
+	return cmp.Or(
+		cmp.Compare(a.FWMark, b.FWMark),
+		cmp.Compare(a.Proto, b.Proto),
+		a.Addr.Addr().Compare(b.Addr.Addr()),
+		cmp.Compare(a.Addr.Port(), b.Addr.Port()),
+	)
+}
+
+// Conns returns the connection table: live connections, closed ones still
+// lingering in TIME_WAIT or CLOSE, UDP flows and persistence templates.
+func (dp *Dataplane) Conns() []lvs.ConnEntry {
+	now := time.Now()
+	var out []lvs.ConnEntry
+	for _, w := range dp.workers {
+		w.call(func() { out = w.entries(now, out) })
+	}
+	dp.mu.Lock()
+	svcs := make([]*service, 0, len(dp.services)+len(dp.draining))
+	for _, s := range dp.services {
+		svcs = append(svcs, s)
+	}
+	svcs = append(svcs, dp.draining...)
+	dp.mu.Unlock()
+	for _, s := range svcs {
+		out = s.entries(now, out)
+	}
+	return out
+}
+
+// Close stops the data plane: listeners, connections (reset), flows.
+func (dp *Dataplane) Close() error {
+	dp.mu.Lock()
+	if dp.closed {
+		dp.mu.Unlock()
+		return nil
+	}
+	dp.closed = true
+	for _, s := range dp.services {
+		if s.udp != nil {
+			s.udp.close()
+		}
+	}
+	dp.mu.Unlock()
+	close(dp.stop)
+	for _, w := range dp.workers {
+		w.do(func() { w.stopping = true })
+	}
+	dp.bg.Wait()
+	return nil
+}
+
+// housekeeper expires lingering entries, templates and UDP flows every
+// second and feeds the rate estimators every 2 s.
+func (dp *Dataplane) housekeeper() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	est := time.NewTicker(lvs.EstimatorInterval)
+	defer est.Stop()
+	for {
+		select {
+		case <-dp.stop:
+			return
+		case now := <-tick.C:
+			dp.mu.Lock()
+			svcs := make([]*service, 0, len(dp.services)+len(dp.draining))
+			for _, s := range dp.services {
+				svcs = append(svcs, s)
+			}
+			svcs = append(svcs, dp.draining...)
+			dp.mu.Unlock()
+			for _, s := range svcs {
+				if s.udp != nil {
+					s.udp.expire(now)
+				}
+				s.mu.Lock()
+				s.housekeep(now)
+				s.mu.Unlock()
+			}
+			dp.mu.Lock()
+			dp.draining = slices.DeleteFunc(dp.draining, func(s *service) bool {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				return s.idle()
+			})
+			dp.mu.Unlock()
+		case <-est.C:
+			dp.mu.Lock()
+			svcs := make([]*service, 0, len(dp.services))
+			for _, s := range dp.services {
+				svcs = append(svcs, s)
+			}
+			dp.mu.Unlock()
+			for _, s := range svcs {
+				s.estimate()
+			}
+		}
+	}
+}
