@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,8 +38,8 @@ type FIFOConfig struct {
 // a bounded queue while the pipe is full, and lines beyond the queue are
 // dropped and counted.
 type fifo struct {
-	path    string
-	created bool
+	path     string
+	released bool // cleanup ran
 	f       *os.File
 	lines   chan string
 	done    chan struct{}
@@ -50,32 +52,24 @@ type fifo struct {
 
 const fifoQueue = 1024
 
+// fifos counts the Notifiers of this process that use each FIFO, so that
+// a reload, which starts a new Notifier before closing the old one, keeps
+// the FIFO that the old one created: it is removed when its last user
+// closes.
+var fifos = struct {
+	sync.Mutex
+	m map[string]*fifoUse
+}{m: map[string]*fifoUse{}}
+
+type fifoUse struct {
+	users   int
+	created bool // by this process: remove it after the last user
+}
+
 func openFIFO(cfg *FIFOConfig, ncfg *Config, log *slog.Logger, warn func(string)) (*fifo, error) {
-	ff := &fifo{path: cfg.Path, lines: make(chan string, fifoQueue), done: make(chan struct{}), log: log}
-	fi, err := os.Lstat(cfg.Path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := unix.Mkfifo(cfg.Path, 0o644); err != nil {
-			return nil, fmt.Errorf("notify fifo %s: create: %w", cfg.Path, err)
-		}
-		// Mkfifo is subject to the umask; keepalived's FIFOs are 0644.
-		_ = os.Chmod(cfg.Path, 0o644)
-		ff.created = true
-		if cfg.User != "" {
-			id, err := lookupIdentity(cfg.User, cfg.Group)
-			if err != nil {
-				_ = os.Remove(cfg.Path)
-				return nil, fmt.Errorf("notify fifo %s: %w", cfg.Path, err)
-			}
-			if err := os.Chown(cfg.Path, int(id.uid), int(id.gid)); err != nil {
-				_ = os.Remove(cfg.Path)
-				return nil, fmt.Errorf("notify fifo %s: %w", cfg.Path, err)
-			}
-		}
-	case err != nil:
-		return nil, fmt.Errorf("notify fifo %s: %w", cfg.Path, err)
-	case fi.Mode()&fs.ModeNamedPipe == 0:
-		return nil, fmt.Errorf("notify fifo %s: exists and is not a FIFO but %s", cfg.Path, fileKind(fi.Mode()))
+	ff := &fifo{path: filepath.Clean(cfg.Path), lines: make(chan string, fifoQueue), done: make(chan struct{}), log: log}
+	if err := ff.acquire(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Script != nil {
 		p, err := prepare(cfg.Script, ncfg, []string{cfg.Path}, warn)
@@ -191,10 +185,67 @@ func (ff *fifo) stopScript(grace time.Duration) {
 	<-ff.exited
 }
 
+// acquire creates the FIFO if needed (0644, owned by cfg's user) and
+// registers this use of it.
+func (ff *fifo) acquire(cfg *FIFOConfig) error {
+	fifos.Lock()
+	defer fifos.Unlock()
+	if u := fifos.m[ff.path]; u != nil {
+		if fi, err := os.Lstat(ff.path); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+			u.users++
+			return nil
+		}
+		delete(fifos.m, ff.path) // removed behind our back: start over
+	}
+	use := &fifoUse{users: 1}
+	fi, err := os.Lstat(ff.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := unix.Mkfifo(ff.path, 0o644); err != nil {
+			return fmt.Errorf("notify fifo %s: create: %w", ff.path, err)
+		}
+		// Mkfifo is subject to the umask; keepalived's FIFOs are 0644.
+		_ = os.Chmod(ff.path, 0o644)
+		use.created = true
+		if cfg.User != "" {
+			id, err := lookupIdentity(cfg.User, cfg.Group)
+			if err == nil {
+				err = os.Chown(ff.path, int(id.uid), int(id.gid))
+			}
+			if err != nil {
+				_ = os.Remove(ff.path)
+				return fmt.Errorf("notify fifo %s: %w", ff.path, err)
+			}
+		}
+	case err != nil:
+		return fmt.Errorf("notify fifo %s: %w", ff.path, err)
+	case fi.Mode()&fs.ModeNamedPipe == 0:
+		return fmt.Errorf("notify fifo %s: exists and is not a FIFO but %s", ff.path, fileKind(fi.Mode()))
+	}
+	fifos.m[ff.path] = use
+	return nil
+}
+
+// cleanup ends this use of the FIFO and removes the FIFO when this
+// process created it and no other Notifier uses it.
 func (ff *fifo) cleanup() {
-	if ff.created {
+	if ff.released {
+		return
+	}
+	ff.released = true
+	fifos.Lock()
+	defer fifos.Unlock()
+	u := fifos.m[ff.path]
+	if u == nil {
+		return
+	}
+	u.users--
+	if u.users > 0 {
+		return
+	}
+	delete(fifos.m, ff.path)
+	if u.created {
 		_ = os.Remove(ff.path)
-		ff.created = false
 	}
 }
 

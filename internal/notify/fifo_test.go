@@ -269,3 +269,31 @@ func TestFIFOWithKeepalivedSampleReader(t *testing.T) {
 		t.Errorf("the sample reader did not understand a line:\n%s", b2)
 	}
 }
+
+// TestFIFOAcrossReload: a reload starts a new Notifier on the same FIFO
+// before closing the old one; the FIFO must survive the old one's Close,
+// keep its reader, and go with the last Notifier.
+func TestFIFOAcrossReload(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	old, _ := newNotifier(t, Config{VRRPNotifyFIFO: FIFOConfig{Path: p}})
+	r := readFIFO(t, p)
+	old.VRRP(VRRPEvent{Name: "VI_1", State: StateBackup, Priority: 100})
+	cur, _ := newNotifier(t, Config{VRRPNotifyFIFO: FIFOConfig{Path: p}, RouterID: "changed"})
+	if err := old.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(p); err != nil {
+		t.Fatalf("the old Notifier's Close removed the FIFO the new one uses: %v", err)
+	}
+	cur.VRRP(VRRPEvent{Name: "VI_1", State: StateMaster, Priority: 100})
+	if err := cur.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-r.done
+	if got := r.get(); strings.Join(got, "\n") != `INSTANCE "VI_1" BACKUP 100`+"\n"+`INSTANCE "VI_1" MASTER 100` {
+		t.Errorf("reader got %q", got)
+	}
+	if _, err := os.Lstat(p); !os.IsNotExist(err) {
+		t.Errorf("FIFO not removed after the last Close: %v", err)
+	}
+}
