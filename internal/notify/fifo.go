@@ -40,14 +40,14 @@ type FIFOConfig struct {
 type fifo struct {
 	path     string
 	released bool // cleanup ran
-	f       *os.File
-	lines   chan string
-	done    chan struct{}
-	dropped atomic.Uint64
-	written atomic.Uint64
-	script  *exec.Cmd
-	exited  chan struct{}
-	log     *slog.Logger
+	f        *os.File
+	lines    chan string
+	done     chan struct{}
+	dropped  atomic.Uint64
+	written  atomic.Uint64
+	script   *exec.Cmd
+	exited   chan struct{}
+	log      *slog.Logger
 }
 
 const fifoQueue = 1024
