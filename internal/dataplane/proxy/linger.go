@@ -98,13 +98,6 @@ func (q *lingerQueue) expire(now time.Time, s *service) {
 	}
 }
 
-// flush expires everything (data plane closing).
-func (q *lingerQueue) flush(s *service) {
-	for q.n > 0 {
-		q.pop(s)
-	}
-}
-
 func (q *lingerQueue) entries(now time.Time, key lvs.ServiceKey, out []lvs.ConnEntry) []lvs.ConnEntry {
 	m := mono(now)
 	for i := 0; i < q.n; i++ {

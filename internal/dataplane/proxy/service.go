@@ -47,7 +47,6 @@ type config struct {
 	svc      lvs.Service
 	timeouts lvs.Timeouts // with defaults filled in
 	connect  time.Duration
-	family   int // address family of the VIP
 }
 
 // service is one running virtual service.

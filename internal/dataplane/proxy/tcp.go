@@ -47,8 +47,8 @@ type tcpConn struct {
 	tried                             []*destination
 
 	// Last TCP_INFO sample of the client socket, for counter deltas.
-	segsIn, segsOut     uint32
-	bytesIn, bytesOut   uint64
+	segsIn, segsOut   uint32
+	bytesIn, bytesOut uint64
 }
 
 func (w *worker) newConn(s *service, fd int, client netip.AddrPort) {

@@ -222,7 +222,7 @@ func (w *worker) pollTimeout() int {
 	if len(w.ready) > 0 {
 		return 0
 	}
-	d := w.nextTick.Sub(time.Now())
+	d := time.Until(w.nextTick)
 	if len(w.connecting) > 0 && d > connectCheck {
 		d = connectCheck
 	}

@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/lvs"
+)
+
+// udpServer answers each datagram with "name:payload".
+func udpServer(t *testing.T, name string) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			c.WriteToUDPAddrPort(append([]byte(name+":"), buf[:n]...), from)
+		}
+	}()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+func udpSvc(v netip.AddrPort, sched string, dests ...netip.AddrPort) lvs.Service {
+	s := lvs.Service{Key: lvs.ServiceKey{Proto: lvs.UDP, Addr: v}, Scheduler: sched}
+	for _, d := range dests {
+		s.Destinations = append(s.Destinations, lvs.Destination{Addr: d, Weight: 1})
+	}
+	return s
+}
+
+// ask sends msg from c to v and returns the answer, checking that it came
+// from the VIP.
+func ask(t *testing.T, c *net.UDPConn, v netip.AddrPort, msg string) string {
+	t.Helper()
+	if _, err := c.WriteToUDPAddrPort([]byte(msg), v); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64<<10)
+	n, from, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from != v {
+		t.Fatalf("reply from %v, want it from the VIP %v", from, v)
+	}
+	name, payload, _ := strings.Cut(string(buf[:n]), ":")
+	if payload != msg {
+		t.Fatalf("reply %q to %q", buf[:n], msg)
+	}
+	return name
+}
+
+func udpClient(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestUDPFlows(t *testing.T) {
+	a, b := udpServer(t, "a"), udpServer(t, "b")
+	dp := newDP(t)
+	v := vip(t)
+	s := udpSvc(v, "rr", a, b)
+	s.Timeouts.UDP = 2 * time.Second
+	apply(t, dp, s)
+	c1, c2 := udpClient(t), udpClient(t)
+	n1 := ask(t, c1, v, "hello")
+	n2 := ask(t, c2, v, "hello")
+	if n1 == n2 {
+		t.Fatalf("rr put both clients on %s", n1)
+	}
+	// A client's flow sticks to its destination.
+	for range 5 {
+		if n := ask(t, c1, v, "again"); n != n1 {
+			t.Fatalf("client moved from %s to %s", n1, n)
+		}
+	}
+	udp := connsOf(dp, "UDP")
+	if len(udp) != 2 {
+		t.Fatalf("UDP entries %+v", udp)
+	}
+	for _, e := range udp {
+		if e.Expire <= time.Second || e.Expire > 2*time.Second || e.Virtual != v {
+			t.Fatalf("entry %+v", e)
+		}
+	}
+	st := dp.Services()[0]
+	var conns, inact uint64
+	for _, d := range st.Dests {
+		conns += d.Stats.Conns
+		inact += uint64(d.InactiveConns)
+		if d.ActiveConns != 0 {
+			t.Fatalf("UDP entries counted active: %+v", d)
+		}
+	}
+	if conns != 2 || inact != 2 || st.Stats.InPkts != 7 || st.Stats.OutPkts != 7 {
+		t.Fatalf("conns %d inactive %d stats %+v, want 2 2 and 7 packets each way", conns, inact, st.Stats)
+	}
+	// 5+5+5*5 payload bytes plus 28 bytes of headers per datagram in;
+	// out adds the 2-byte "a:" prefix.
+	if want := uint64(5+5+25) + 7*28; st.Stats.InBytes != want {
+		t.Fatalf("in bytes %d, want %d", st.Stats.InBytes, want)
+	}
+	if want := uint64(5+5+25) + 7*2 + 7*28; st.Stats.OutBytes != want {
+		t.Fatalf("out bytes %d, want %d", st.Stats.OutBytes, want)
+	}
+	// Idle flows expire after the udp timeout and stop counting.
+	eventually(t, 10*time.Second, func() bool { return len(connsOf(dp, "UDP")) == 0 }, "flows did not expire")
+	for _, d := range dp.Services()[0].Dests {
+		if d.InactiveConns != 0 {
+			t.Fatalf("expired flow still counted: %+v", d)
+		}
+	}
+}
+
+func TestUDPOnePacket(t *testing.T) {
+	a, b := udpServer(t, "a"), udpServer(t, "b")
+	dp := newDP(t)
+	v := vip(t)
+	s := udpSvc(v, "rr", a, b)
+	s.Flags = lvs.FlagOnePacket
+	apply(t, dp, s)
+	c := udpClient(t)
+	var got []string
+	for range 6 {
+		got = append(got, ask(t, c, v, "q"))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] == got[i-1] {
+			t.Fatalf("ops: datagrams of one client not spread: %v", got)
+		}
+	}
+	if e := connsOf(dp, "UDP"); len(e) != 0 {
+		t.Fatalf("ops left entries: %+v", e)
+	}
+	if st := dp.Services()[0].Stats; st.Conns != 6 {
+		t.Fatalf("ops counts one connection per datagram: %+v", st)
+	}
+}
+
+func TestUDPPersistence(t *testing.T) {
+	a, b := udpServer(t, "a"), udpServer(t, "b")
+	dp := newDP(t)
+	v := vip(t)
+	s := udpSvc(v, "rr", a, b)
+	s.Flags = lvs.FlagOnePacket
+	s.Persistence = time.Minute
+	apply(t, dp, s)
+	c := udpClient(t)
+	first := ask(t, c, v, "q")
+	for range 4 {
+		if n := ask(t, c, v, "q"); n != first {
+			t.Fatalf("persistent client moved from %s to %s", first, n)
+		}
+	}
+	if n := len(connsOf(dp, "NONE")); n != 1 {
+		t.Fatalf("%d templates", n)
+	}
+}
+
+func TestUDPRemove(t *testing.T) {
+	a := udpServer(t, "a")
+	dp := newDP(t)
+	v := vip(t)
+	apply(t, dp, udpSvc(v, "rr", a))
+	c := udpClient(t)
+	ask(t, c, v, "q")
+	apply(t, dp)
+	if n := len(dp.Conns()); n != 0 {
+		t.Fatalf("%d entries after the UDP service was removed", n)
+	}
+	// The port is free again.
+	pc, err := net.ListenPacket("udp", v.String())
+	if err != nil {
+		t.Fatalf("port still bound: %v", err)
+	}
+	pc.Close()
+}
