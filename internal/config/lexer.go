@@ -104,6 +104,7 @@ type reader struct {
 	stack []string // files being read, for loop detection
 	dir   string   // directory of the file being read (${_PWD})
 	err   error    // limit hit
+	steps int      // lines processed, including expansions
 }
 
 func newReader(opts Options) *reader {
@@ -276,6 +277,14 @@ func (r *reader) process(pos Pos, text string, depth int) {
 	if r.err != nil {
 		return
 	}
+	// Every expansion step counts, also those that produce no line
+	// (~SEQ over an empty definition), so that nothing runs unbounded.
+	r.steps++
+	if r.steps > 8*r.lim.MaxLines+1000 {
+		r.err = errLimit{"too many expansion steps"}
+		r.add(pos, Fatal, "", "the ~SEQ/~LST blocks and $definitions expand too much", "configuration expansion exceeds %d steps", 8*r.lim.MaxLines+1000)
+		return
+	}
 	if depth > r.lim.MaxSubstDepth {
 		// keepalived accepts such a configuration (it stops expanding);
 		// vipd drops the line and says so.
@@ -339,7 +348,8 @@ func (r *reader) substitute(pos Pos, text string) ([]string, bool) {
 		}
 		var name, arg string
 		end := -1
-		if i+1 < len(text) && text[i+1] == '{' {
+		braced := i+1 < len(text) && text[i+1] == '{'
+		if braced {
 			if j := strings.IndexByte(text[i+2:], '}'); j >= 0 {
 				inner := text[i+2 : i+2+j]
 				name, arg = inner, ""
@@ -356,8 +366,13 @@ func (r *reader) substitute(pos Pos, text string) ([]string, bool) {
 			name = text[i+1 : j]
 			end = j
 		}
-		val, ok := r.lookup(pos, name, arg, end > 0 && text[i+1] == '{')
-		if end < 0 || !ok {
+		if end < 0 {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		val, ok := r.lookup(pos, name, arg, braced)
+		if !ok {
 			b.WriteByte(c)
 			i++
 			continue

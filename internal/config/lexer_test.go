@@ -168,6 +168,7 @@ func TestLexLimits(t *testing.T) {
 		{"nested SEQ explosion", "~SEQ(A, 1, 100) ~SEQ(B, 1, 100) ~SEQ(C, 1, 100) x $A\n", "more than 1000 configuration lines", Limits{MaxLines: 1000}},
 		{"LST explosion", "~LST(A, 1,2,3,4,5,6,7,8,9,10) ~LST(B, 1,2,3,4,5,6,7,8,9,10) ~LST(C, 1,2,3,4,5,6,7,8,9,10) ~LST(D, 1,2) x\n", "more than 1000", Limits{MaxLines: 1000}},
 		{"definition doubling", "$A=x x\n$B=$A $A $A $A $A $A $A $A\n$C=$B $B $B $B $B $B $B $B\n$D=$C $C $C $C $C $C $C $C\n$E=$D $D $D $D $D $D $D $D\n$F=$E $E $E $E $E $E $E $E\nv $F $F $F $F $F $F $F $F\n", "longer than", Limits{MaxLineLength: 10000}},
+		{"silent SEQ explosion", "$E=\n~SEQ(A, 1, 900) ~SEQ(B, 1, 900) $E\n", "expansion exceeds", Limits{MaxLines: 1000}},
 		{"definition recursion", "$A=x$A\nv $A\n", "nested more than", Limits{}},
 	}
 	for _, tc := range tests {
