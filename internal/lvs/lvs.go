@@ -150,7 +150,7 @@ type Service struct {
 	Scheduler    string // rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos
 	Flags        SchedFlags
 	Persistence  time.Duration // 0: not persistent
-	PersistMask  int           // persistence_granularity as a prefix length (32 / 128 = per client)
+	PersistMask  int           // persistence_granularity as a prefix length; 0 means unset (per client: 32 / 128)
 	Timeouts     Timeouts
 	Destinations []Destination
 
