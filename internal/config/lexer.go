@@ -143,7 +143,11 @@ func (r *reader) lexSource(name string, src []byte) {
 	r.stack = append(r.stack, name)
 	saved := r.dir
 	r.dir = filepath.Dir(name)
-	r.lexLines(name, splitLines(src))
+	lines := splitLines(src)
+	if r.out == nil {
+		r.out = make([]Line, 0, min(len(lines), r.lim.MaxLines))
+	}
+	r.lexLines(name, lines)
 	r.dir = saved
 	r.stack = r.stack[:len(r.stack)-1]
 }
@@ -627,15 +631,6 @@ func unbrace(s string) []string {
 // interprets them (in scripts).
 func (r *reader) tokenize(pos Pos, text string) {
 	var words []string
-	var cur strings.Builder
-	have := false
-	flush := func() {
-		if have {
-			words = append(words, cur.String())
-			cur.Reset()
-			have = false
-		}
-	}
 	emit := func(l Line) {
 		if len(r.out) >= r.lim.MaxLines {
 			if r.err == nil {
@@ -646,11 +641,10 @@ func (r *reader) tokenize(pos Pos, text string) {
 		}
 		r.out = append(r.out, l)
 	}
-	for i := 0; i < len(text); i++ {
+	for i := 0; i < len(text); {
 		c := text[i]
 		switch {
 		case c == '"':
-			flush()
 			j := strings.IndexByte(text[i+1:], '"')
 			if j < 0 {
 				r.add(pos, Warning, "", "add the closing quote", "unterminated quote in '%s'", strings.TrimSpace(text))
@@ -659,26 +653,34 @@ func (r *reader) tokenize(pos Pos, text string) {
 				continue
 			}
 			words = append(words, text[i+1:i+1+j])
-			i += j + 1
+			i += j + 2
 		case c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r':
-			flush()
+			i++
 		case c == '{':
-			flush()
 			emit(Line{Pos: pos, Words: words, Open: true})
 			words = nil
+			i++
 		case c == '}':
-			flush()
 			if len(words) > 0 {
 				emit(Line{Pos: pos, Words: words})
 				words = nil
 			}
 			emit(Line{Pos: pos, Close: true})
+			i++
 		default:
-			cur.WriteByte(c)
-			have = true
+			// a bare word runs to the next blank, quote or brace
+			j := i + 1
+			for j < len(text) {
+				d := text[j]
+				if d == ' ' || d == '\t' || d == '\v' || d == '\f' || d == '\r' || d == '"' || d == '{' || d == '}' {
+					break
+				}
+				j++
+			}
+			words = append(words, text[i:j])
+			i = j
 		}
 	}
-	flush()
 	if len(words) > 0 {
 		emit(Line{Pos: pos, Words: words})
 	}
