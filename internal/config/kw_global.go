@@ -326,7 +326,6 @@ var globalSection = newSection("global_defs", "Global definitions",
 		set: func(c *cx, n *Node) {
 			c.warnf(n, "replace vrrp_iptables and vrrp_ipsets with nftables", "iptables not supported, using nftables instead")
 		}}),
-	ign("vrrp_ipsets", "[NAMES...]", 0, noEffectFW),
 	ign("nftables", "[TABLENAME]", 0, noEffectFW),
 	ign("nftables_priority", "PRIORITY", 1, noEffectFW),
 	ign("nftables_counters", "", 0, noEffectFW),

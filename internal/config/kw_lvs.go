@@ -250,7 +250,12 @@ func checkerConn() []*Keyword {
 
 func checkerSection(t CheckerType, doc string, conn bool, extra ...*Keyword) *Section {
 	s := newSection(string(t), doc)
-	s.addKeywords(commonTiming()...)
+	for _, k := range commonTiming() {
+		if k.Name == "connect_timeout" && !conn {
+			continue // MISC_CHECK has no connection
+		}
+		s.addKeywords(k)
+	}
 	if conn {
 		s.addKeywords(checkerConn()...)
 	} else {

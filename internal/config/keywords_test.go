@@ -1,0 +1,70 @@
+package config
+
+import (
+	"bufio"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestKeywordTableMatchesKeepalived compares the keyword table with the
+// keywords keepalived 2.2.7 accepts in each block (testdata: found by
+// probing the keepalived binary). Every keyword keepalived knows must be
+// in the table (supported, ignored or refused), and the table must not
+// accept keywords keepalived rejects, except vipd's own extensions.
+func TestKeywordTableMatchesKeepalived(t *testing.T) {
+	f, err := os.Open("testdata/keepalived-2.2.7-keywords.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := map[string]map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		sec, kw, _ := strings.Cut(line, " ")
+		if want[sec] == nil {
+			want[sec] = map[string]bool{}
+		}
+		want[sec][kw] = true
+	}
+	probed := 0
+	for _, s := range Sections() {
+		name := s.Name
+		if name == "top level" {
+			name = "top"
+		}
+		w, ok := want[name]
+		if !ok {
+			continue // not probed (the obsolete SMTP_CHECK host block)
+		}
+		probed++
+		have := map[string]bool{}
+		for _, k := range s.Keywords {
+			if k.VipdOnly {
+				continue
+			}
+			have[k.Name] = true
+			if !w[k.Name] {
+				t.Errorf("%s: %s is in the table but keepalived 2.2.7 does not accept it", name, k.Name)
+			}
+		}
+		var missing []string
+		for k := range w {
+			if !have[k] && !isInclude(k) {
+				missing = append(missing, k)
+			}
+		}
+		sort.Strings(missing)
+		for _, k := range missing {
+			t.Errorf("%s: keepalived 2.2.7 accepts %s but the table does not", name, k)
+		}
+	}
+	if probed < len(want)-1 {
+		t.Errorf("only %d of %d probed blocks found in the table", probed, len(want))
+	}
+}
