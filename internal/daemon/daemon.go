@@ -570,7 +570,12 @@ func (d *Daemon) publish(notReady error) {
 	names := map[string]rsRef{}
 	for _, p := range d.plans {
 		for _, rs := range p.rss {
-			names[rs.check] = rsRef{vs: p.name, rs: destination(rs.cfg, p.keys[0].port).Addr.String()}
+			// The API joins checks to services by the IPVS key's string.
+			vs := p.name
+			if len(p.keys) > 0 {
+				vs = p.keys[0].key.String()
+			}
+			names[rs.check] = rsRef{vs: vs, rs: destination(rs.cfg, p.keys[0].port).Addr.String()}
 		}
 	}
 	h := make(map[string]health, len(d.health))
