@@ -92,6 +92,9 @@ func (c *cx) walk(sec *Section, nodes []*Node) {
 		if k.Deprecated != "" && k.Warn {
 			c.b.add(n.Pos, Warning, n.Name, "use '"+k.Deprecated+"'", "'%s' is deprecated", n.Name)
 		}
+		if k.Since != "" {
+			c.b.add(n.Pos, Notice, n.Name, "keepalived "+k.Since+" added it; older keepalived (Debian 12 has 2.2.7) rejects the configuration", "keyword of keepalived %s and later", k.Since)
+		}
 		switch k.Status {
 		case Ignored:
 			c.b.add(n.Pos, Notice, n.Name, k.Note, "ignored by vipd")

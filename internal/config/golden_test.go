@@ -52,3 +52,33 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestCompatDoc keeps docs/compat.md equal to what the keyword table
+// generates (run with -update to regenerate it).
+func TestCompatDoc(t *testing.T) {
+	path := filepath.Join("..", "..", "docs", "compat.md")
+	got := CompatMarkdown()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/config -run TestCompatDoc -args -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("docs/compat.md is stale: run go test ./internal/config -run TestCompatDoc -args -update")
+	}
+	for _, s := range Sections() {
+		for _, k := range s.Keywords {
+			if k.Status != Supported && k.Note == "" {
+				t.Errorf("%s %s is %s without a note saying why", s.Name, k.Name, k.Status)
+			}
+		}
+	}
+}

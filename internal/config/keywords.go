@@ -52,6 +52,10 @@ type Keyword struct {
 	Warn       bool
 	// VipdOnly marks vipd's extensions (unknown to keepalived).
 	VipdOnly bool
+	// Since is the keepalived version that introduced a keyword unknown
+	// to keepalived 2.2.7 (which vipd's side-by-side tests run against);
+	// "" for keywords 2.2.7 knows.
+	Since string
 	// Block holds the sub-keywords of a block keyword; List marks a block
 	// of free-form items (addresses, names, routes).
 	Block *Section
@@ -188,3 +192,5 @@ func (s *Section) keywordNames() []string {
 }
 
 var _ = strings.TrimSpace
+
+func (k *Keyword) since(v string) *Keyword { k.Since = v; return k }

@@ -207,6 +207,7 @@ var urlSection = newSection("url", "HTTP_GET / SSL_GET url",
 	kw("regex_options", "OPTIONS...", 1, "", func(c *cx, n *Node) { c.url.RegexOptions = append(c.url.RegexOptions, n.Args...) }),
 	kw("regex_stack", "START MAX", 2, "", func(c *cx, n *Node) {}).status(Ignored).note("Go's regexp engine needs no JIT stack"),
 	kw("regex_min_offset", "OFFSET", 1, "0", func(c *cx, n *Node) { c.intVal(n, &c.url.RegexMinOffset, 0, 1<<31-1) }),
+	flagKw("tls_compliant", nil).status(Ignored).note("set tls_compliant on the SSL_GET checker").since("2.3"),
 	kw("regex_max_offset", "OFFSET", 1, "", func(c *cx, n *Node) { c.intVal(n, &c.url.RegexMaxOffset, 0, 1<<31-1) }),
 )
 
@@ -279,6 +280,8 @@ func httpExtra() []*Keyword {
 		}),
 		flagKw("fast_recovery", func(c *cx, n *Node) { c.boolVal(n, &c.chk.HTTP.FastRecovery) }).args("[<BOOL>]", 0),
 		flagKw("enable_sni", func(c *cx, n *Node) { c.boolVal(n, &c.chk.HTTP.EnableSNI) }).args("[<BOOL>]", 0),
+		kw("sni_name", "NAME", 1, "virtualhost", func(c *cx, n *Node) { c.chk.HTTP.SNIName = n.Args[0] }).since("2.3"),
+		flagKw("tls_compliant", func(c *cx, n *Node) { c.chk.HTTP.TLSCompliant = true }).since("2.3"),
 		kw("virtualhost", "STRING", 1, "real/virtual server virtualhost", func(c *cx, n *Node) { c.chk.HTTP.Virtualhost = n.Args[0] }),
 		block("url", "{ path ...; digest ...; status_code ... }", 0, urlSection, func(c *cx, n *Node) {
 			c.url = &URL{Pos: n.Pos}
@@ -373,6 +376,7 @@ var (
 		kw("max_reply_length", "INT", 1, "255", func(c *cx, n *Node) { c.intVal(n, &c.chk.UDP.MaxReplyLength, 0, 65535) }),
 	)
 	fileSection = newSection(string(CheckFile), "FILE_CHECK checker",
+		flagKw("dynamic", func(c *cx, n *Node) { c.chk.File.Dynamic = true }).since("2.3"),
 		kw("track_file", "STRING", 1, "", func(c *cx, n *Node) { c.chk.File.TrackFile = n.Args[0] }),
 		kw("weight", "-2147483647..2147483647 [reverse]", 1, "track_file weight", func(c *cx, n *Node) {
 			w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -2147483647, 2147483647)

@@ -186,6 +186,13 @@ var authSection = newSection("authentication", "VRRPv2 authentication",
 	}),
 )
 
+// authHMACSection is keepalived's auth_hmac block (refused as a whole).
+var authHMACSection = newSection("auth_hmac", "HMAC advert authentication (refused)",
+	ign("key", "ID VALUE", 2, "auth_hmac is refused"), ign("active_key", "ID", 1, "auth_hmac is refused"),
+	ign("anti_replay", "time|monotonic", 1, "auth_hmac is refused"), ign("time_window", "SECONDS", 1, "auth_hmac is refused"),
+	ign("mode", "enforce|permissive|receive-only", 1, "auth_hmac is refused"),
+)
+
 // bfdSection lists bfd_instance's keywords; the block is refused as a
 // whole.
 var bfdSection = newSection("bfd_instance", "BFD instance (refused: "+noBFD+")",
@@ -193,7 +200,7 @@ var bfdSection = newSection("bfd_instance", "BFD instance (refused: "+noBFD+")",
 	ign("min_rx", "MS", 1, noBFD), ign("min_tx", "MS", 1, noBFD), ign("idle_tx", "MS", 1, noBFD),
 	ign("multiplier", "INTEGER", 1, noBFD), ign("passive", "", 0, noBFD), ign("ttl", "INTEGER", 1, noBFD),
 	ign("hoplimit", "INTEGER", 1, noBFD), ign("max_hops", "INTEGER", 1, noBFD), ign("weight", "-253..253 [reverse]", 1, noBFD),
-	ign("vrrp", "", 0, noBFD), ign("checker", "", 0, noBFD),
+	ign("vrrp", "", 0, noBFD), ign("checker", "", 0, noBFD), ign("multihop", "[<BOOL>]", 0, noBFD).since("2.3"),
 )
 
 func (c *cx) inheritGARP() *garpSet {
@@ -368,6 +375,15 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			c.inst.UnicastPeers = append(c.inst.UnicastPeers, p)
 		}
 	}),
+	flagKw("v3_checksum_as_v2", func(c *cx, n *Node) {
+		c.boolVal(n, &c.inst.V3ChecksumAsV2)
+		c.inst.v3set = true
+	}).args("[<BOOL>]", 0).since("2.3"),
+	kw("timer_expired_backup", "[HIGHEST_PRIORITY_OF_OTHER_INSTANCES]", 0, "254", nil).status(Ignored).
+		note("vipd's timers are not run late by a busy scheduler the way keepalived's are").since("2.3"),
+	flagKw("no_virtual_ipaddress", func(c *cx, n *Node) { c.inst.NoVIPs = true }).since("2.3"),
+	(&Keyword{Name: "auth_hmac", Args: "{ key ID VALUE; active_key ID; anti_replay time|monotonic; time_window S; mode M }", Block: authHMACSection,
+		Status: Refused, Note: "HMAC-SHA256 advert authentication is not implemented", Since: "2.4"}),
 	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }),
 	kw("unicast_ttl", "0..255", 1, "255", func(c *cx, n *Node) {
 		c.intVal(n, &c.inst.UnicastTTL, 0, 255)

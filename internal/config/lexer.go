@@ -408,6 +408,11 @@ func (r *reader) lookup(pos Pos, name, arg string, braced bool) ([]string, bool)
 		return []string{r.dir}, true
 	case "_INSTANCE":
 		return []string{r.configID}, true
+	case "_ENV":
+		if !braced || arg == "" {
+			return nil, false
+		}
+		return []string{os.Getenv(arg)}, true
 	case "_HASH":
 		return []string{"#"}, true
 	case "_BANG":

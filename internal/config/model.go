@@ -139,8 +139,14 @@ type Global struct {
 	SkipCheckAdvAddr      bool `json:"vrrp_skip_check_adv_addr,omitempty"`
 	Strict                bool `json:"vrrp_strict,omitempty"`
 	NotifyPriorityChanges bool `json:"vrrp_notify_priority_changes,omitempty"`
-	// StartupDelay holds VRRP back after start (vrrp_startup_delay).
-	StartupDelay time.Duration `json:"vrrp_startup_delay,omitempty"`
+	// StartupDelay holds VRRP back after start (vrrp_startup_delay);
+	// DelayAfterBoot holds it back until that long after boot
+	// (vrrp_delay_after_boot, keepalived >= 2.3). The longer one applies.
+	StartupDelay   time.Duration `json:"vrrp_startup_delay,omitempty"`
+	DelayAfterBoot time.Duration `json:"vrrp_delay_after_boot,omitempty"`
+	// V3ChecksumAsV2 leaves the IPv4 pseudo-header out of VRRPv3
+	// checksums, as Cisco and Juniper do (default of v3_checksum_as_v2).
+	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`
 	// MaxAutoPriority caps the realtime priority keepalived raises itself
 	// to when it runs late; 0 off, -1 off without warning.
 	MaxAutoPriority int `json:"max_auto_priority,omitempty"`
@@ -413,6 +419,11 @@ type Instance struct {
 	UnicastTTL         int           `json:"unicast_ttl,omitempty"` // 0: 255
 	CheckUnicastSrc    bool          `json:"check_unicast_src,omitempty"`
 	OldUnicastChecksum bool          `json:"old_unicast_checksum,omitempty"`
+	// V3ChecksumAsV2: see Global.V3ChecksumAsV2.
+	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`
+	// NoVIPs suppresses the warning for an instance without VIPs
+	// (no_virtual_ipaddress, keepalived >= 2.3).
+	NoVIPs bool `json:"no_virtual_ipaddress,omitempty"`
 
 	// Version is 2 or 3 (the global vrrp_version, 3 for IPv6 instances).
 	Version   int           `json:"version"`
@@ -457,6 +468,7 @@ type Instance struct {
 	prioritySet  bool
 	vmacImplicit bool
 	smtpSet      bool
+	v3set        bool
 }
 
 // Family reports whether the instance runs over IPv6 (its first VIP, else
@@ -817,6 +829,8 @@ type HTTPCheck struct {
 	Protocol     string `json:"http_protocol"`
 	FastRecovery bool   `json:"fast_recovery,omitempty"`
 	EnableSNI    bool   `json:"enable_sni,omitempty"`
+	SNIName      string `json:"sni_name,omitempty"`      // SNI to send instead of the virtualhost (keepalived >= 2.3)
+	TLSCompliant bool   `json:"tls_compliant,omitempty"` // send close_notify (keepalived >= 2.3)
 	Virtualhost  string `json:"virtualhost,omitempty"` // resolved from RS / VS when unset
 	URLs         []URL  `json:"urls"`
 }

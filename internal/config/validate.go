@@ -93,6 +93,9 @@ func (b *builder) finish() {
 		if !s.version {
 			in.Version = g.VRRPVersion
 		}
+		if !in.v3set {
+			in.V3ChecksumAsV2 = g.V3ChecksumAsV2
+		}
 		if !s.downTimer {
 			in.DownTimerAdverts = g.DownTimerAdverts
 		}
@@ -288,7 +291,7 @@ func (b *builder) validate() {
 			b.add(in.Pos, Error, "interface", "add interface IFNAME", "(%s) unknown interface!", in.Name)
 			continue
 		}
-		if len(in.VIPs) == 0 {
+		if len(in.VIPs) == 0 && !in.NoVIPs {
 			b.add(in.Pos, Warning, "virtual_ipaddress", "add a virtual_ipaddress block", "(%s) no VIP specified; at least one is sensible", in.Name)
 		}
 		b.checkVIPFamily(in)
