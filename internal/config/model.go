@@ -831,7 +831,7 @@ type HTTPCheck struct {
 	EnableSNI    bool   `json:"enable_sni,omitempty"`
 	SNIName      string `json:"sni_name,omitempty"`      // SNI to send instead of the virtualhost (keepalived >= 2.3)
 	TLSCompliant bool   `json:"tls_compliant,omitempty"` // send close_notify (keepalived >= 2.3)
-	Virtualhost  string `json:"virtualhost,omitempty"` // resolved from RS / VS when unset
+	Virtualhost  string `json:"virtualhost,omitempty"`   // resolved from RS / VS when unset
 	URLs         []URL  `json:"urls"`
 }
 
