@@ -57,7 +57,6 @@ type cx struct {
 	chk  *Checker
 	cset *checkSet
 	url  *URL
-	ssl  *SSL
 
 	methodSet           bool
 	chkPortSet          bool

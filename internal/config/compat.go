@@ -109,11 +109,9 @@ func CompatMarkdown() []byte {
 	p("`~SEQ(VAR, [START, [STEP,]] END)`, `~SEQx(...)` and `~LST(VAR, v1, ...)` / `~LST({A,B}, {1,2}, ...)`.\n\n")
 
 	for _, s := range Sections() {
-		title := s.Name
+		title := "Top level"
 		if s != topSection {
 			title = fmt.Sprintf("`%s` — %s", s.Name, s.Doc)
-		} else {
-			title = "Top level"
 		}
 		p("## %s\n\n", title)
 		p("| keyword | arguments | default | status | notes |\n|---|---|---|---|---|\n")

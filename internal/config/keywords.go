@@ -2,7 +2,6 @@ package config
 
 import (
 	"sort"
-	"strings"
 )
 
 // Status says what vipd does with a keyword keepalived accepts.
@@ -169,8 +168,6 @@ func list(name, args string, set func(c *cx, n *Node)) *Keyword {
 func (k *Keyword) note(s string) *Keyword          { k.Note = s; return k }
 func (k *Keyword) status(s Status) *Keyword        { k.Status = s; return k }
 func (k *Keyword) vipd() *Keyword                  { k.VipdOnly = true; return k }
-func (k *Keyword) deflt(s string) *Keyword         { k.Default = s; return k }
-func (k *Keyword) asList() *Keyword                { k.List = true; return k }
 func (k *Keyword) args(a string, min int) *Keyword { k.Args, k.Min = a, min; return k }
 
 // alias makes a deprecated synonym of k.
@@ -181,16 +178,5 @@ func alias(old string, k *Keyword, warn bool) *Keyword {
 	a.Warn = warn
 	return &a
 }
-
-// keywordNames lists the names of a section, for tests and docs.
-func (s *Section) keywordNames() []string {
-	out := make([]string, 0, len(s.Keywords))
-	for _, k := range s.Keywords {
-		out = append(out, k.Name)
-	}
-	return out
-}
-
-var _ = strings.TrimSpace
 
 func (k *Keyword) since(v string) *Keyword { k.Since = v; return k }
