@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -402,4 +403,27 @@ func (s SSL) Config() (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// sameConfig compares two HTTP checkers for SameSpec: regular expressions
+// by source, TLS configurations by presence.
+func (c *HTTP) sameConfig(o Checker) bool {
+	d, ok := o.(*HTTP)
+	if !ok || c == nil || d == nil {
+		return ok && c == d
+	}
+	if c.Endpoint != d.Endpoint || c.Protocol != d.Protocol || c.VirtualHost != d.VirtualHost ||
+		(c.TLS == nil) != (d.TLS == nil) || c.EnableSNI != d.EnableSNI || c.SNIName != d.SNIName ||
+		c.MaxBody != d.MaxBody || len(c.URLs) != len(d.URLs) {
+		return false
+	}
+	for i := range c.URLs {
+		u, v := &c.URLs[i], &d.URLs[i]
+		if u.Path != v.Path || !strings.EqualFold(u.Digest, v.Digest) || u.VirtualHost != v.VirtualHost ||
+			u.RegexNoMatch != v.RegexNoMatch || !slices.Equal(u.Status, v.Status) ||
+			(u.Regex == nil) != (v.Regex == nil) || (u.Regex != nil && u.Regex.String() != v.Regex.String()) {
+			return false
+		}
+	}
+	return true
 }

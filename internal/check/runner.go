@@ -2,8 +2,11 @@ package check
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -41,14 +44,23 @@ type Options struct {
 }
 
 // Runner runs the checkers of a set of real servers with keepalived's
-// timing. One goroutine owns all state (a Scheduler); each attempt runs in
-// a goroutine of its own that lives only for the attempt, so 10,000 idle
-// checkers cost a heap entry each, not a goroutine.
+// timing. One goroutine owns all state (a Scheduler); attempts run on a
+// pool of goroutines that grows with the attempts in flight, so 10,000
+// idle checkers cost a heap entry each, not a goroutine. Events reach
+// OnEvent from a goroutine of their own, in order, so a slow consumer
+// never holds up the checks, and a consumer that waits for the caller of
+// Update cannot deadlock with it.
 type Runner struct {
 	opts    Options
 	servers []Server
 	status  chan chan snapshot
+	updates chan update
 	started chan struct{}
+	done    chan struct{}
+
+	evMu   sync.Mutex
+	evQ    []Event
+	evWake chan struct{}
 }
 
 type snapshot struct {
@@ -56,11 +68,27 @@ type snapshot struct {
 	servers []ServerStatus
 }
 
+type update struct {
+	servers []Server
+	done    chan struct{}
+}
+
 type attemptDone struct {
 	id  int
 	d   time.Duration
 	res Result
 }
+
+// job is one attempt handed to a worker.
+type job struct {
+	id      int
+	checker Checker
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// ErrStopped is returned by Update once Run has returned.
+var ErrStopped = errors.New("health checks stopped")
 
 // NewRunner returns a Runner for servers; Run starts it.
 func NewRunner(servers []Server, opts Options) *Runner {
@@ -84,23 +112,58 @@ func NewRunner(servers []Server, opts Options) *Runner {
 	if opts.Coalesce < 0 {
 		opts.Coalesce = 0
 	}
-	return &Runner{opts: opts, servers: servers, status: make(chan chan snapshot), started: make(chan struct{})}
+	return &Runner{
+		opts: opts, servers: servers,
+		status: make(chan chan snapshot), updates: make(chan update),
+		started: make(chan struct{}), done: make(chan struct{}),
+		evWake: make(chan struct{}, 1),
+	}
+}
+
+// validate refuses what the Scheduler cannot run: two servers of one
+// name (they would share state across a reload) and a spec without a
+// Checker.
+func validate(servers []Server) error {
+	seen := make(map[string]bool, len(servers))
+	for _, srv := range servers {
+		if seen[srv.Name] {
+			return fmt.Errorf("health checks: two real servers named %s", srv.Name)
+		}
+		seen[srv.Name] = true
+		for _, sp := range srv.Checkers {
+			if sp.Checker == nil {
+				return fmt.Errorf("health checks: %s: checker %q has no Checker", srv.Name, sp.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // Run checks until ctx is canceled, then cancels the attempts in flight,
-// waits for them and returns. It emits one ServerInitial event per server
-// first.
+// waits for them and returns; events not yet handed to OnEvent are
+// dropped. It emits one ServerInitial event per server first. Run may be
+// called once.
 func (r *Runner) Run(ctx context.Context) error {
+	defer close(r.done)
+	if err := validate(r.servers); err != nil {
+		return err
+	}
 	clk := r.opts.Clock
 	s := NewScheduler(r.servers, clk.Now(), r.opts.Jitter)
-	for _, e := range s.Initial(clk.Now()) {
-		r.emit(e)
-	}
-	close(r.started)
+	r.servers = nil // the Scheduler has them; Update replaces them
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.deliver(actx)
+	}()
+	for _, e := range s.Initial(clk.Now()) {
+		r.emit(e)
+	}
+	close(r.started)
 	results := make(chan attemptDone)
 	// Attempts run on a pool of goroutines that outlive one attempt: a
 	// fresh goroutine per attempt would grow its stack again every time
@@ -108,25 +171,23 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Go-side cost at 10,000 checkers. The pool grows on demand, so a
 	// thousand blackholed servers waiting out connect_timeout never
 	// delay the others, and shrinks back to maxIdle.
-	jobs := make(chan int)
+	jobs := make(chan job)
 	idle := 0
 	const maxIdle = 64
-	worker := func(id int) {
+	worker := func(j job) {
 		defer wg.Done()
 		for {
-			sp := s.Spec(id)
 			start := clk.Now()
-			cctx, ccancel := context.WithTimeout(actx, sp.Timing.Timeout)
-			res := sp.Checker.Check(cctx)
-			ccancel()
+			res := j.checker.Check(j.ctx)
+			j.cancel()
 			select {
-			case results <- attemptDone{id: id, d: clk.Now().Sub(start), res: res}:
+			case results <- attemptDone{id: j.id, d: clk.Now().Sub(start), res: res}:
 			case <-actx.Done():
 				return
 			}
 			select {
-			case id = <-jobs:
-				if id < 0 {
+			case j = <-jobs:
+				if j.checker == nil {
 					return
 				}
 			case <-actx.Done():
@@ -134,17 +195,23 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}
+	// inflight cancels the attempts of checkers that Update removes.
+	inflight := map[int]context.CancelFunc{}
 	var timer <-chan time.Time
 	var timerAt time.Time
 	for {
 		now := clk.Now()
 		for _, id := range s.Due(now.Add(r.opts.Coalesce)) {
+			sp, _ := s.Spec(id)
+			j := job{id: id, checker: sp.Checker}
+			j.ctx, j.cancel = context.WithTimeout(actx, sp.Timing.Timeout)
+			inflight[id] = j.cancel
 			select {
-			case jobs <- id:
+			case jobs <- j:
 				idle--
 			default:
 				wg.Add(1)
-				go worker(id)
+				go worker(j)
 			}
 		}
 		// One timer at a time, replaced only when an earlier one is
@@ -159,33 +226,112 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-timer:
 			timer = nil
 		case d := <-results:
-			r.logResult(s, d)
-			for _, e := range s.Done(clk.Now(), d.id, d.d, d.res) {
+			delete(inflight, d.id)
+			before, known := s.Check(d.id)
+			sp, _ := s.Spec(d.id)
+			evs := s.Done(clk.Now(), d.id, d.d, d.res)
+			if known {
+				after, _ := s.Check(d.id)
+				r.logAttempt(sp, before, after, d.res)
+			}
+			for _, e := range evs {
 				r.emit(e)
 			}
 			idle++
 			if idle > maxIdle {
-				// Let an idle worker go: it exits when it gets -1.
+				// Let an idle worker go: it exits on an empty job.
 				select {
-				case jobs <- -1:
+				case jobs <- job{}:
 					idle--
 				default:
 				}
 			}
+		case u := <-r.updates:
+			r.update(s, u.servers, inflight)
+			close(u.done)
 		case q := <-r.status:
 			q <- snapshot{checks: s.Status(), servers: s.Servers()}
 		}
 	}
 }
 
-func (r *Runner) logResult(s *Scheduler, d attemptDone) {
-	if d.res.Up {
-		return
+// update applies a reload on the Run goroutine.
+func (r *Runner) update(s *Scheduler, servers []Server, inflight map[int]context.CancelFunc) {
+	keep := make(map[string]bool, len(servers))
+	for _, srv := range servers {
+		keep[srv.Name] = true
 	}
-	st := s.checks[d.id]
-	r.opts.Logger.Debug("check failed", "server", st.srv.name, "checker", st.spec.Name, "reason", d.res.Reason, "failures", st.fails+1, "retry", st.spec.Timing.Retry)
+	removed := map[string]bool{}
+	for _, ss := range s.Servers() {
+		if !keep[ss.Name] {
+			removed[ss.Name] = true
+		}
+	}
+	events, stopped := s.Update(r.opts.Clock.Now(), servers)
+	for _, id := range stopped {
+		if c := inflight[id]; c != nil {
+			c()
+			delete(inflight, id)
+		}
+	}
+	if len(removed) > 0 {
+		// Events of removed servers that OnEvent has not seen yet are
+		// stale: the caller of Update has forgotten those servers.
+		r.evMu.Lock()
+		r.evQ = slices.DeleteFunc(r.evQ, func(e Event) bool { return removed[e.Server] })
+		r.evMu.Unlock()
+	}
+	added := 0
+	for _, e := range events {
+		if e.Kind == ServerInitial {
+			added++
+		}
+	}
+	r.opts.Logger.Info("health checks reloaded", "servers", len(servers), "new", added, "removed", len(removed), "attempts_canceled", len(stopped))
+	for _, e := range events {
+		r.emit(e)
+	}
 }
 
+// Update replaces the servers being checked, as a configuration reload
+// does (see Scheduler.Update for what keeps its state). It returns once
+// the Runner has applied the change: from then on no event of a removed
+// server reaches OnEvent (except one OnEvent call already in progress),
+// attempts of removed checkers are canceled, and the events the change
+// causes (ServerInitial for new servers; ServerUp, ServerDown or
+// WeightChanged for kept servers whose aggregate changed) are queued for
+// OnEvent. Update waits for Run to have started; it returns ErrStopped
+// once Run has returned, ctx's error if ctx ends first (the change is
+// then applied or not), and a validation error (duplicate server names,
+// a spec without a Checker) without changing anything.
+//
+// Update does not wait for OnEvent, so the caller may hold a lock or
+// a loop that OnEvent waits for.
+func (r *Runner) Update(ctx context.Context, servers []Server) error {
+	if err := validate(servers); err != nil {
+		return err
+	}
+	select {
+	case <-r.started:
+	case <-r.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	u := update{servers: servers, done: make(chan struct{})}
+	select {
+	case r.updates <- u:
+	case <-r.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The Run goroutine applies it at once and never blocks meanwhile.
+	<-u.done
+	return nil
+}
+
+// emit logs a server event and queues it for OnEvent.
 func (r *Runner) emit(e Event) {
 	switch e.Kind {
 	case ServerUp:
@@ -195,8 +341,38 @@ func (r *Runner) emit(e Event) {
 	case WeightChanged:
 		r.opts.Logger.Info("real server weight", "server", e.Server, "checker", e.Checker, "weight", e.Weight)
 	}
-	if r.opts.OnEvent != nil {
-		r.opts.OnEvent(e)
+	if r.opts.OnEvent == nil {
+		return
+	}
+	r.evMu.Lock()
+	r.evQ = append(r.evQ, e)
+	r.evMu.Unlock()
+	select {
+	case r.evWake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver hands queued events to OnEvent, in order, until ctx ends.
+func (r *Runner) deliver(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.evWake:
+		}
+		for {
+			r.evMu.Lock()
+			if len(r.evQ) == 0 || ctx.Err() != nil {
+				r.evMu.Unlock()
+				break
+			}
+			e := r.evQ[0]
+			r.evQ[0] = Event{}
+			r.evQ = r.evQ[1:]
+			r.evMu.Unlock()
+			r.opts.OnEvent(e)
+		}
 	}
 }
 
@@ -206,12 +382,16 @@ func (r *Runner) emit(e Event) {
 func (r *Runner) Status(ctx context.Context) ([]Status, []ServerStatus) {
 	select {
 	case <-r.started:
+	case <-r.done:
+		return nil, nil
 	case <-ctx.Done():
 		return nil, nil
 	}
 	q := make(chan snapshot, 1)
 	select {
 	case r.status <- q:
+	case <-r.done:
+		return nil, nil
 	case <-ctx.Done():
 		return nil, nil
 	}

@@ -3,6 +3,7 @@ package check
 import (
 	"container/heap"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -25,6 +26,11 @@ type Spec struct {
 	Name    string
 	Checker Checker
 	Timing  Timing
+	// LogAllFailures logs every failed attempt of the checker while it
+	// is up at Info (keepalived's log_all_failures, or the global
+	// checker_log_all_failures); otherwise they are logged at Debug. It
+	// does not take part in SameSpec.
+	LogAllFailures bool
 }
 
 // EventKind tells what an Event reports.
@@ -112,7 +118,9 @@ type serverState struct {
 // runs and what its results mean, with keepalived's rules, and owns no
 // goroutine, socket or clock. The driver asks Next for the earliest due
 // time, Due for the checkers to start, and reports each attempt to Done,
-// which returns the server events it causes.
+// which returns the server events it causes. Update replaces the set of
+// servers on a configuration reload, keeping the state of what did not
+// change.
 //
 // The rules (keepalived.conf(5) and keepalived's checker behaviour):
 //   - the first attempt comes after a random delay in [0, warmup);
@@ -124,36 +132,66 @@ type serverState struct {
 //     delay_loop later;
 //   - a checker that is down is retried every delay_loop, with no retries;
 //   - a server is up when all its checkers are up.
+//
+// Checker ids are never reused: an attempt of a checker that Update
+// removed reports to Done under an id the Scheduler no longer knows, and
+// is ignored.
 type Scheduler struct {
-	checks  []*checkState
+	checks  []*checkState // configuration order
+	byID    map[int]*checkState
 	servers []*serverState
 	queue   dueQueue
+	jitter  func(max time.Duration) time.Duration
+	nextID  int
 }
 
 // NewScheduler prepares the checkers of servers to start at now. jitter
-// returns a random duration in [0, max) for warmup (nil: no delay).
+// returns a random duration in [0, max) for warmup (nil: no delay); Update
+// uses it too. Server names must be unique.
 func NewScheduler(servers []Server, now time.Time, jitter func(max time.Duration) time.Duration) *Scheduler {
-	s := &Scheduler{}
+	s := &Scheduler{byID: map[int]*checkState{}, jitter: jitter}
 	for _, srv := range servers {
-		ss := &serverState{name: srv.Name, base: srv.Weight}
-		s.servers = append(s.servers, ss)
-		for _, sp := range srv.Checkers {
-			c := &checkState{id: len(s.checks), srv: ss, spec: sp, up: !sp.Timing.Alpha, index: -1}
-			c.due = now
-			if sp.Timing.Warmup > 0 && jitter != nil {
-				c.due = now.Add(jitter(sp.Timing.Warmup))
-			}
-			c.st = Status{Server: ss.name, Checker: sp.Name, Up: c.up}
-			if !c.up {
-				ss.downs++
-			}
-			ss.checks = append(ss.checks, c)
-			s.checks = append(s.checks, c)
-			heap.Push(&s.queue, c)
-		}
-		ss.weight = ss.effectiveWeight()
+		s.addServer(srv, now)
 	}
 	return s
+}
+
+// addServer starts a server as new: every checker up unless alpha.
+func (s *Scheduler) addServer(srv Server, now time.Time) *serverState {
+	ss := &serverState{name: srv.Name, base: srv.Weight}
+	s.servers = append(s.servers, ss)
+	for _, sp := range srv.Checkers {
+		ss.checks = append(ss.checks, s.newCheck(ss, sp, now))
+	}
+	s.checks = append(s.checks, ss.checks...)
+	ss.recount()
+	return ss
+}
+
+// newCheck makes a checker as it starts: up unless alpha, first attempt
+// after the warmup jitter.
+func (s *Scheduler) newCheck(ss *serverState, sp Spec, now time.Time) *checkState {
+	c := &checkState{id: s.nextID, srv: ss, spec: sp, up: !sp.Timing.Alpha, index: -1}
+	s.nextID++
+	c.due = now
+	if sp.Timing.Warmup > 0 && s.jitter != nil {
+		c.due = now.Add(s.jitter(sp.Timing.Warmup))
+	}
+	c.st = Status{Server: ss.name, Checker: sp.Name, Up: c.up}
+	s.byID[c.id] = c
+	heap.Push(&s.queue, c)
+	return c
+}
+
+// recount recomputes a server's aggregate from its checkers.
+func (ss *serverState) recount() {
+	ss.downs = 0
+	for _, c := range ss.checks {
+		if !c.up {
+			ss.downs++
+		}
+	}
+	ss.weight = ss.effectiveWeight()
 }
 
 // Initial returns one ServerInitial event per server.
@@ -163,6 +201,114 @@ func (s *Scheduler) Initial(now time.Time) []Event {
 		ev = append(ev, Event{Kind: ServerInitial, Time: now, Server: ss.name, Up: ss.downs == 0, Weight: ss.weight})
 	}
 	return ev
+}
+
+// ReloadReason is the Reason of the events Update returns for servers
+// whose state changed because their checkers or weight did.
+const ReloadReason = "configuration reload"
+
+// Update replaces the servers at now, as a configuration reload does, and
+// returns the events it causes and the ids of the removed checkers that
+// are running, whose attempts the driver should cancel (their results are
+// ignored anyway). Server names must be unique.
+//
+//   - A server is the same server when its Name is; a checker is the same
+//     checker when it belongs to the same server and its Name, Timing and
+//     Checker configuration are equal (SameSpec). Same checkers keep all
+//     their state: up or down, retry count, next due time, counters, last
+//     result, dynamic weight, and an attempt in flight, whose result still
+//     counts. They take the new Spec (a new Checker value that compares
+//     equal, such as an SSL_GET with reloaded certificates, is used from
+//     the next attempt on).
+//   - Other checkers start as new (up unless alpha, first attempt after the
+//     warmup jitter); checkers no longer configured stop.
+//   - A new server gets a ServerInitial event. A kept server whose
+//     aggregate (up/down or effective weight, which follows its new
+//     configured Weight) changed gets one ServerUp, ServerDown or
+//     WeightChanged event with Reason ReloadReason; a removed server gets
+//     none.
+func (s *Scheduler) Update(now time.Time, servers []Server) (events []Event, stopped []int) {
+	old := make(map[string]*serverState, len(s.servers))
+	for _, ss := range s.servers {
+		old[ss.name] = ss
+	}
+	s.servers = s.servers[:0:0]
+	s.checks = s.checks[:0:0]
+	for _, srv := range servers {
+		ss, ok := old[srv.Name]
+		if !ok {
+			ss = s.addServer(srv, now)
+			events = append(events, Event{Kind: ServerInitial, Time: now, Server: ss.name, Up: ss.downs == 0, Weight: ss.weight})
+			continue
+		}
+		delete(old, srv.Name)
+		wasUp, oldWeight := ss.downs == 0, ss.weight
+		prev := ss.checks
+		ss.checks = make([]*checkState, 0, len(srv.Checkers))
+		for _, sp := range srv.Checkers {
+			var c *checkState
+			for i, p := range prev {
+				if p != nil && SameSpec(p.spec, sp) {
+					c, prev[i] = p, nil
+					c.spec = sp
+					break
+				}
+			}
+			if c == nil {
+				c = s.newCheck(ss, sp, now)
+			}
+			ss.checks = append(ss.checks, c)
+		}
+		for _, p := range prev {
+			if p != nil && s.removeCheck(p) {
+				stopped = append(stopped, p.id)
+			}
+		}
+		ss.base = srv.Weight
+		ss.recount()
+		s.servers = append(s.servers, ss)
+		s.checks = append(s.checks, ss.checks...)
+		if e, ok := ss.change(now, wasUp, oldWeight); ok {
+			e.Reason = ReloadReason
+			events = append(events, e)
+		}
+	}
+	for _, ss := range old {
+		for _, c := range ss.checks {
+			if s.removeCheck(c) {
+				stopped = append(stopped, c.id)
+			}
+		}
+	}
+	slices.Sort(stopped)
+	return events, stopped
+}
+
+// removeCheck forgets a checker and reports whether it was running.
+func (s *Scheduler) removeCheck(c *checkState) bool {
+	if c.index >= 0 {
+		heap.Remove(&s.queue, c.index)
+	}
+	delete(s.byID, c.id)
+	return c.running
+}
+
+// change returns the event for a server whose aggregate was wasUp with
+// oldWeight, if it changed.
+func (ss *serverState) change(now time.Time, wasUp bool, oldWeight int64) (Event, bool) {
+	isUp := ss.downs == 0
+	ev := Event{Time: now, Server: ss.name, Up: isUp, Weight: ss.weight}
+	switch {
+	case isUp && !wasUp:
+		ev.Kind = ServerUp
+	case !isUp && wasUp:
+		ev.Kind = ServerDown
+	case ss.weight != oldWeight:
+		ev.Kind = WeightChanged
+	default:
+		return ev, false
+	}
+	return ev, true
 }
 
 // Next returns when the earliest idle checker is due; false when every
@@ -186,15 +332,30 @@ func (s *Scheduler) Due(now time.Time) []int {
 	return ids
 }
 
-// Spec returns the spec of checker id.
-func (s *Scheduler) Spec(id int) Spec { return s.checks[id].spec }
+// Spec returns the spec of checker id; false when Update removed it.
+func (s *Scheduler) Spec(id int) (Spec, bool) {
+	c, ok := s.byID[id]
+	if !ok {
+		return Spec{}, false
+	}
+	return c.spec, true
+}
+
+// Check returns the status of checker id; false when Update removed it.
+func (s *Scheduler) Check(id int) (Status, bool) {
+	c, ok := s.byID[id]
+	if !ok {
+		return Status{}, false
+	}
+	return c.status(), true
+}
 
 // Done records the result of an attempt of checker id that took d and
 // ended at now, schedules the next attempt, and returns the server events
 // it causes.
 func (s *Scheduler) Done(now time.Time, id int, d time.Duration, res Result) []Event {
-	c := s.checks[id]
-	if !c.running {
+	c, ok := s.byID[id]
+	if !ok || !c.running {
 		return nil
 	}
 	c.running = false
@@ -235,18 +396,11 @@ func (s *Scheduler) Done(now time.Time, id int, d time.Duration, res Result) []E
 	heap.Push(&s.queue, c)
 
 	ss.weight = ss.effectiveWeight()
-	isUp := ss.downs == 0
-	ev := Event{Time: now, Server: ss.name, Up: isUp, Weight: ss.weight, Checker: c.spec.Name, Reason: res.Reason}
-	switch {
-	case isUp && !wasUp:
-		ev.Kind = ServerUp
-	case !isUp && wasUp:
-		ev.Kind = ServerDown
-	case ss.weight != oldWeight:
-		ev.Kind = WeightChanged
-	default:
+	ev, ok := ss.change(now, wasUp, oldWeight)
+	if !ok {
 		return nil
 	}
+	ev.Checker, ev.Reason = c.spec.Name, res.Reason
 	return []Event{ev}
 }
 
@@ -272,13 +426,18 @@ func (ss *serverState) effectiveWeight() int64 {
 func (s *Scheduler) Status() []Status {
 	out := make([]Status, len(s.checks))
 	for i, c := range s.checks {
-		out[i] = c.st
-		out[i].Running = c.running
-		if !c.running {
-			out[i].Next = c.due
-		}
+		out[i] = c.status()
 	}
 	return out
+}
+
+func (c *checkState) status() Status {
+	st := c.st
+	st.Running = c.running
+	if !c.running {
+		st.Next = c.due
+	}
+	return st
 }
 
 // Servers returns every server's aggregate state, in configuration order.
