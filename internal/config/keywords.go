@@ -180,3 +180,20 @@ func alias(old string, k *Keyword, warn bool) *Keyword {
 }
 
 func (k *Keyword) since(v string) *Keyword { k.Since = v; return k }
+
+// checkInt makes an ignored keyword check its integer argument as
+// keepalived does, so that vipd -t rejects what keepalived -t rejects.
+func (k *Keyword) checkInt(lo, hi int64) *Keyword {
+	k.set = func(c *cx, n *Node) {
+		for i := range n.Args {
+			c.integer(n, i, lo, hi)
+		}
+	}
+	return k
+}
+
+// checkBool makes an ignored keyword check its optional <BOOL> argument.
+func (k *Keyword) checkBool() *Keyword {
+	k.set = func(c *cx, n *Node) { c.boolOpt(n) }
+	return k
+}

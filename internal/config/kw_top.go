@@ -168,5 +168,5 @@ var topSection = newSection("top level", "Top-level blocks",
 	ign("instance", "NAME", 1, "vipd's runtime paths are set with --pid and --control"),
 	ign("use_pid_dir", "", 0, "vipd's runtime paths are set with --pid and --control"),
 	ign("linkbeat_use_polling", "", 0, "vipd follows link state through netlink"),
-	ign("child_wait_time", "SECONDS", 1, "vipd is one process"),
+	ign("child_wait_time", "SECONDS", 1, "vipd is one process").checkInt(0, 1<<32-1),
 )

@@ -515,7 +515,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 		c.boolVal(n, &c.inst.SMTPAlert)
 		c.inst.smtpSet = true
 	}).args("[<BOOL>]", 0),
-	kw("kernel_rx_buf_size", "BYTES", 1, "", func(c *cx, n *Node) {}).status(Ignored).note(noEffectNL),
+	kw("kernel_rx_buf_size", "BYTES", 1, "", nil).status(Ignored).note(noEffectNL).checkInt(0, 1<<32-1),
 	&Keyword{Name: "linkbeat_use_polling", Warn: true, Deprecated: "the linkbeat_interfaces block", Status: Ignored,
 		Note: "vipd follows link state through netlink"},
 	&Keyword{Name: "lvs_sync_daemon_interface", Args: "IFNAME", Min: 1, Warn: true, Deprecated: "global_defs lvs_sync_daemon",
