@@ -179,6 +179,8 @@ var diagCases = []diagCase{
 	// whole-configuration checks
 	{name: "instance without VRID", conf: "vrrp_instance VI_1 { # <-\n    interface eth0\n    virtual_ipaddress {\n        198.18.0.100\n    }\n}\n", sev: Error, kw: "virtual_router_id", msg: "must be set"},
 	{name: "instance without interface", conf: "vrrp_instance VI_1 { # <-\n    virtual_router_id 5\n    virtual_ipaddress {\n        198.18.0.100\n    }\n}\n", sev: Error, kw: "interface", msg: "unknown interface"},
+	{name: "unicast instance without interface", conf: "vrrp_instance VI_1 { # <-\n    virtual_router_id 5\n    unicast_src_ip 198.18.0.11\n    unicast_peer {\n        198.18.0.12\n    }\n    virtual_ipaddress {\n        198.18.0.100\n    }\n}\n", sev: Error, kw: "interface", msg: "unknown interface"},
+	{name: "SSL setting given twice", conf: "SSL {\n    key /a.key\n    key /b.key # <-\n}\n" + vi(""), sev: Warning, kw: "key", msg: "already specified"},
 	{name: "instance without VIP", conf: "vrrp_instance VI_1 { # <-\n    interface eth0\n    virtual_router_id 5\n}\n", sev: Warning, kw: "virtual_ipaddress", msg: "no VIP specified"},
 	{name: "duplicate VRID", conf: vi("") + strings.Replace(strings.Replace(vi(""), "VI_1", "VI_2", 1), "198.18.0.100", "198.18.0.101", 1), sev: Error, kw: "virtual_router_id", msg: "both use VRID 51"},
 	{name: "duplicate instance name", conf: vi("") + strings.Replace(vi(""), "VI_1 {", "VI_1 { # <-", 1), sev: Error, kw: "vrrp_instance", msg: "already defined"},

@@ -794,9 +794,20 @@ var virtualServerKw = block("virtual_server", "IP [PORT] | fwmark N | group NAME
 	c.vs, c.cset = nil, nil
 })
 
+// sslField sets one SSL setting; keepalived warns when it is given twice.
+func sslField(name, what string, dst func(s *SSL) *string) *Keyword {
+	return kw(name, "STRING", 1, "", func(c *cx, n *Node) {
+		p := dst(c.b.cfg.SSL)
+		if *p != "" {
+			c.warnf(n, "give "+name+" once", "SSL %s already specified - replacing", what)
+		}
+		*p = n.Args[0]
+	})
+}
+
 var sslSectionTop = newSection("SSL", "SSL_GET client context",
-	kw("password", "STRING", 1, "", func(c *cx, n *Node) { c.b.cfg.SSL.Password = n.Args[0] }),
-	kw("ca", "FILE", 1, "", func(c *cx, n *Node) { c.b.cfg.SSL.CA = n.Args[0] }),
-	kw("certificate", "FILE", 1, "", func(c *cx, n *Node) { c.b.cfg.SSL.Certificate = n.Args[0] }),
-	kw("key", "FILE", 1, "", func(c *cx, n *Node) { c.b.cfg.SSL.Key = n.Args[0] }),
+	sslField("password", "password", func(s *SSL) *string { return &s.Password }),
+	sslField("ca", "cafile", func(s *SSL) *string { return &s.CA }),
+	sslField("certificate", "certfile", func(s *SSL) *string { return &s.Certificate }),
+	sslField("key", "keyfile", func(s *SSL) *string { return &s.Key }),
 )

@@ -287,7 +287,8 @@ func (b *builder) validate() {
 			b.add(in.Pos, Error, "virtual_router_id", "add virtual_router_id 1..255 to the instance", "(%s) the virtual router id must be set", in.Name)
 			continue
 		}
-		if in.Interface == "" && len(in.UnicastPeers) == 0 {
+		if in.Interface == "" { // keepalived 2.2.7 requires it, unicast or not
+
 			b.add(in.Pos, Error, "interface", "add interface IFNAME", "(%s) unknown interface!", in.Name)
 			continue
 		}
