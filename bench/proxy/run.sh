@@ -8,20 +8,24 @@
 # and runs interleaved rounds of each test against direct (rs1 port 80),
 # HAProxy and vipd; it prints the median of each figure and the ratios.
 #
-#   sudo bench/proxy/run.sh [-r ROUNDS] [-d SECONDS] [-c CONNS] [-i IDLE] [--vipd BINARY]
+#   sudo bench/proxy/run.sh [-r ROUNDS] [-d SECONDS] [-c CONNS] [-i IDLE] [-t TESTS] [--vipd BINARY]
 #
 # -r  rounds (default 5), -d  seconds per wrk run (default 5),
 # -c  wrk connections (default 64), -i  idle connections for the memory
 #     row (default 6000: the file-descriptor hard limit here is 20000 and
 #     HAProxy with splice needs 2.5 descriptors per maxconn, so its maxconn
-#     is 7900; the figure is scaled to 10k), --vipd run `BINARY -n -l -f CONF` (the daemon with a generated
-#     keepalived.conf) instead of bench/proxy/proxyrun.
+#     is 7900; the figure is scaled to 10k; 0 skips the row), -t  the wrk
+#     tests to run (default "keepalive close 1mib"), --vipd run
+#     `BINARY -n -l -f CONF` (the daemon with a generated
+#     keepalived.conf) instead of bench/proxy/proxyrun, --hold  build the
+#     lab, start everything and wait (for investigations).
 #
-# Needs root, ip, nginx, haproxy, wrk, go. Everything it creates is removed
+# PROXYRUN_FLAGS in the environment adds flags to proxyrun (e.g.
+# "-cpuprofile /tmp/cpu.prof"). Needs root, ip, nginx, haproxy, wrk, go. Everything it creates is removed
 # on exit.
 set -euo pipefail
 
-ROUNDS=5 DUR=5 CONNS=64 IDLE=6000 VIPD=""
+ROUNDS=5 DUR=5 CONNS=64 IDLE=6000 VIPD="" TESTS="keepalive close 1mib" HOLD=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-r) ROUNDS=$2; shift 2 ;;
@@ -29,7 +33,9 @@ while [ $# -gt 0 ]; do
 	-c) CONNS=$2; shift 2 ;;
 	-i) IDLE=$2; shift 2 ;;
 	--vipd) VIPD=$2; shift 2 ;;
-	*) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [-c CONNS] [-i IDLE] [--vipd BINARY]" >&2; exit 2 ;;
+	-t) TESTS=$2; shift 2 ;;
+	--hold) HOLD=1; shift ;;
+	*) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [-c CONNS] [-i IDLE] [-t 'keepalive close 1mib'] [--vipd BINARY]" >&2; exit 2 ;;
 	esac
 done
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (network namespaces)" >&2; exit 1; }
@@ -79,6 +85,10 @@ host() { # name addr...
 	n=$((n + 1))
 	ip netns add $P-$h
 	ip -n $P-$h link set lo up
+	# At thousands of connections a second every host runs through its
+	# ephemeral ports within the 60 s of TIME_WAIT: give all of them the
+	# usual tuning so that no target suffers from the rounds before it.
+	ip netns exec $P-$h sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
 	ip link add $P-${h}x type veth peer name $P-p$n
 	ip link set $P-${h}x netns $P-$h
 	ip link set $P-p$n netns $P-br
@@ -169,7 +179,7 @@ start_vipd() {
 	if [ -n "$VIPD" ]; then
 		spawn dir "$VIPD" -n -l -f $TMP/keepalived.conf >$TMP/vipd.log 2>&1
 	else
-		spawn dir $TMP/proxyrun -vip $VIP:81 -rs $RS1:80,$RS2:80 -sched rr >$TMP/vipd.log 2>&1
+		spawn dir $TMP/proxyrun -vip $VIP:81 -rs $RS1:80,$RS2:80 -sched rr ${PROXYRUN_FLAGS:-} >$TMP/vipd.log 2>&1
 	fi
 	VIPD_PID=$!
 	PIDS+=($VIPD_PID)
@@ -199,6 +209,12 @@ for t in $RS1:80 $VIP:80 $VIP:81; do
 	case "$a$b" in rs1rs2 | rs2rs1 | rs1rs1) ;; *) echo "$0: unexpected answers from $t" >&2; exit 1 ;; esac
 done
 
+if [ -n "$HOLD" ]; then
+	# For investigations: keep the lab up until interrupted.
+	echo "# holding: namespaces $P-{cli,dir,rs1,rs2}, haproxy pid $HAPROXY_PID ($VIP:80), vipd pid $VIPD_PID ($VIP:81); ^C or kill $$ to end" >&2
+	while :; do sleep 1; done
+fi
+
 declare -A URL=([direct]=http://$RS1:80 [haproxy]=http://$VIP:80 [vipd]=http://$VIP:81)
 TARGETS=(direct haproxy vipd)
 RES=$TMP/results.tsv
@@ -211,10 +227,25 @@ to_ms() { awk -v v="$1" 'BEGIN { u = v; sub(/[0-9.]+/, "", u); x = v + 0;
 to_mib() { awk -v v="$1" 'BEGIN { u = v; sub(/[0-9.]+/, "", u); x = v + 0;
 	if (u == "B") x /= 1048576; else if (u == "KB") x /= 1024; else if (u == "GB") x *= 1024; printf "%.1f", x }'; }
 
+# cpu_ticks PID: user+system time of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' /proc/$1/stat; }
+HZ=$(getconf CLK_TCK)
+
 run_wrk() { # test target round args...
 	local test=$1 target=$2 round=$3; shift 3
-	local out
+	local out pid="" t0=0
+	case $target in haproxy) pid=$HAPROXY_PID ;; vipd) pid=$VIPD_PID ;; esac
+	[ -n "$pid" ] && t0=$(cpu_ticks $pid)
 	out=$(on cli wrk -t2 -c$CONNS -d${DUR}s --latency "$@" 2>&1)
+	if [ -n "$pid" ]; then
+		# The balancer's own CPU time per request: robust against other
+		# load on the machine, unlike the rates.
+		local t1 reqs
+		t1=$(cpu_ticks $pid)
+		reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
+		awk -v a=$t0 -v b=$t1 -v r="$reqs" -v hz=$HZ -v k="$test	$target	$round" \
+			'BEGIN { if (r > 0) printf "%s\tcpu\t%.2f\n", k, (b - a) / hz * 1e6 / r }' >>$RES
+	fi
 	local rps tr p99 errs
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
 	tr=$(awk '/^Transfer\/sec:/ { print $2 }' <<<"$out")
@@ -228,14 +259,18 @@ run_wrk() { # test target round args...
 }
 
 for round in $(seq $ROUNDS); do
-	for target in "${TARGETS[@]}"; do
-		run_wrk keepalive $target $round ${URL[$target]}/
-	done
-	for target in "${TARGETS[@]}"; do
-		run_wrk close $target $round -H "Connection: close" ${URL[$target]}/
-	done
-	for target in "${TARGETS[@]}"; do
-		run_wrk 1mib $target $round -c8 ${URL[$target]}/1m
+	# Rotate the order each round: no target always runs first or last.
+	k=$(((round - 1) % 3))
+	order=("${TARGETS[@]:$k}" "${TARGETS[@]:0:$k}")
+	for test in $TESTS; do
+		for target in "${order[@]}"; do
+			case $test in
+			keepalive) run_wrk keepalive $target $round ${URL[$target]}/ ;;
+			close) run_wrk close $target $round -H "Connection: close" ${URL[$target]}/ ;;
+			1mib) run_wrk 1mib $target $round -c8 ${URL[$target]}/1m ;;
+			*) echo "$0: unknown test $test" >&2; exit 2 ;;
+			esac
+		done
 	done
 done
 
@@ -255,7 +290,7 @@ idle_row() { # target pid port
 	kill $ipid; wait $ipid 2>/dev/null || true
 	awk -v b=$base -v a=$after -v n=$IDLE -v t=$1 'BEGIN { printf "idle\t%s\t1\trss10k\t%.1f\n", t, (a - b) / 1024 * 10000 / n }' >>$RES
 }
-for round in 1 2; do
+for round in $([ "$IDLE" -gt 0 ] && echo 1 2); do
 	kill $HAPROXY_PID $VIPD_PID; wait $HAPROXY_PID $VIPD_PID 2>/dev/null || true
 	start_haproxy; start_vipd
 	wait_port cli $VIP 80; wait_port cli $VIP 81
@@ -284,9 +319,12 @@ END {
 	rows[4] = "keepalive p99 p99 latency ms, keep-alive (lower is better) 1"
 	rows[5] = "close p99 p99 latency ms, Connection: close (lower is better) 1"
 	rows[6] = "idle rss10k RSS MiB per 10k idle connections (lower is better) 1"
+	rows[7] = "keepalive cpu balancer CPU us per request, keep-alive (lower is better) 1"
+	rows[8] = "close cpu balancer CPU us per connection, Connection: close (lower is better) 1"
+	rows[9] = "1mib cpu balancer CPU us per 1 MiB response (lower is better) 1"
 	printf "| %-56s | %10s | %10s | %10s | %13s | %13s |\n", "figure", "direct", "HAProxy", "vipd", "vipd vs HAProxy", "vipd vs direct"
 	printf "|%s|%s|%s|%s|%s|%s|\n", "----------------------------------------------------------", "------------", "------------", "------------", "-----------------", "----------------"
-	for (r = 1; r <= 6; r++) {
+	for (r = 1; r <= 9; r++) {
 		n = split(rows[r], f, " ")
 		test = f[1]; fig = f[2]; lower = f[n]
 		label = ""; for (i = 3; i < n; i++) label = label (i > 3 ? " " : "") f[i]
@@ -296,6 +334,7 @@ END {
 		rh = ""; rd = ""
 		if (h != "" && v != "" && v + 0 > 0 && h + 0 > 0) rh = sprintf("%.2fx", lower ? h / v : v / h)
 		if (d != "" && v != "" && v + 0 > 0 && d + 0 > 0) rd = sprintf("%.2fx", lower ? d / v : v / d)
+		if (h == "" && v == "") continue
 		printf "| %-56s | %10s | %10s | %10s | %15s | %14s |\n", label, d == "" ? "-" : d, h, v, rh, rd
 	}
 	e = 0; for (k in vals) { split(k, p, SUBSEP); if (p[3] == "errors") { n = split(vals[k], a, " "); for (i = 1; i <= n; i++) e += a[i] } }

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +33,17 @@ func main() {
 	pp := flag.Int("proxy-protocol", 0, "PROXY protocol version to send (0, 1, 2)")
 	stats := flag.Bool("stats", false, "print the service's counters when stopping")
 	verbose := flag.Bool("v", false, "debug logging")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "proxyrun:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	level := slog.LevelInfo
 	if *verbose {
@@ -55,6 +66,7 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("proxyrun: ready")
+	defer dp.Close()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
@@ -66,7 +78,6 @@ func main() {
 			}
 		}
 	}
-	dp.Close()
 }
 
 func service(vip, rs, proto, sched string, persist time.Duration, pp int) (lvs.Service, error) {

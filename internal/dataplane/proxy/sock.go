@@ -94,9 +94,24 @@ func sysWrite(fd int, p []byte) (int, error) {
 	}
 }
 
-func sysSplice(in, out, n int) (int, error) {
+// sysSend is write(2) with send(2)'s flags: MSG_MORE holds a short segment
+// back so that a FIN sent next rides on it.
+func sysSend(fd int, p []byte, flags int) (int, error) {
 	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), uintptr(flags), 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(n), nil
+	}
+}
+
+func sysSplice(in, out, n, flags int) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), uintptr(unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK|flags))
 		if e == unix.EINTR {
 			continue
 		}

@@ -91,7 +91,7 @@ func (w *worker) dial(c *tcpConn) {
 		return
 	}
 	setInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	c.be.fd, c.be.readable, c.be.writable, c.be.hup = fd, false, false, false
+	c.be.fd, c.be.readable, c.be.writable, c.be.hup, c.be.failed = fd, false, false, false, false
 	err = sysConnect(fd, &c.dest.sa)
 	if err != nil && err != unix.EINPROGRESS {
 		w.closeEP(&c.be)
@@ -123,12 +123,19 @@ func (w *worker) stopConnecting(c *tcpConn) {
 	w.connecting = w.connecting[:last]
 }
 
+// connectDone handles the first writability of the destination socket:
+// the connect finished. Without an error or hang-up in the event it
+// succeeded (the kernel reports a failed connect with EPOLLERR), so only a
+// failure costs a getsockopt to learn why.
 func (w *worker) connectDone(c *tcpConn) {
-	soerr, err := getInt(c.be.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err == nil && soerr != 0 {
-		err = unix.Errno(soerr)
-	}
-	if err != nil {
+	if c.be.failed {
+		soerr, err := getInt(c.be.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err == nil {
+			err = unix.Errno(soerr)
+			if soerr == 0 {
+				err = unix.ECONNRESET
+			}
+		}
 		w.dialFailed(c, err)
 		return
 	}
@@ -223,12 +230,19 @@ func (w *worker) pump(c *tcpConn, f *flow, src, dst *endpoint, fin lvs.ConnEvent
 		}
 		c.pp = nil
 	}
+	// When the source's FIN already arrived, what is read now is the end:
+	// hold it back (MSG_MORE) so the FIN passed on next rides on the same
+	// segment instead of costing one of its own.
+	more, smore := 0, 0
+	if src.hup {
+		more, smore = unix.MSG_MORE, unix.SPLICE_F_MORE
+	}
 	for range pumpBudget {
 		if f.inPipe > 0 {
 			if !dst.writable {
 				return
 			}
-			n, err := sysSplice(f.pr, dst.fd, f.inPipe)
+			n, err := sysSplice(f.pr, dst.fd, f.inPipe, smore)
 			if err == unix.EAGAIN {
 				dst.writable = false
 				return
@@ -247,7 +261,11 @@ func (w *worker) pump(c *tcpConn, f *flow, src, dst *endpoint, fin lvs.ConnEvent
 		if f.eof {
 			if !f.shut {
 				f.shut = true
-				sysShutdownWrite(dst.fd)
+				// When the other way is done too the connection closes
+				// now, and close(2) sends the FIN: skip the shutdown.
+				if (f == &c.up && !c.down.shut) || (f == &c.down && !c.up.shut) {
+					sysShutdownWrite(dst.fd)
+				}
 				w.transition(c, fin)
 			}
 			return
@@ -271,7 +289,7 @@ func (w *worker) pump(c *tcpConn, f *flow, src, dst *endpoint, fin lvs.ConnEvent
 			c.lastActive, c.dirty = mono(w.now), true
 			m := 0
 			if dst.writable {
-				m, err = sysWrite(dst.fd, w.buf[:n])
+				m, err = sysSend(dst.fd, w.buf[:n], more)
 				if err == unix.EAGAIN {
 					m = 0
 				} else if err != nil {
@@ -295,21 +313,26 @@ func (w *worker) pump(c *tcpConn, f *flow, src, dst *endpoint, fin lvs.ConnEvent
 				dst.writable = false
 				return
 			}
-			if n < len(w.buf) && !src.hup {
+			if n < len(w.buf) {
 				// A short read took everything queued: the socket is
-				// drained and edge-triggered epoll reports new data. Not
-				// so for a FIN or reset that came with the data: its edge
-				// is spent, so read on until the EOF or the error.
+				// drained and edge-triggered epoll reports new data. A
+				// FIN that came with the data spent its edge already: it
+				// is the end of the stream (no further read needed for
+				// the EOF). An error that came with it is read next.
+				switch {
+				case src.failed:
+					continue
+				case src.hup:
+					f.eof = true
+					continue
+				}
 				src.readable = false
 				return
-			}
-			if n < len(w.buf) {
-				continue
 			}
 			f.bulk = true
 			continue
 		}
-		n, err := sysSplice(src.fd, f.pw, pipeSize)
+		n, err := sysSplice(src.fd, f.pw, pipeSize, 0)
 		switch {
 		case err == unix.EAGAIN:
 			src.readable = false

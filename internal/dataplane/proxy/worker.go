@@ -47,7 +47,8 @@ type endpoint struct {
 	kind     uint8
 	readable bool
 	writable bool
-	hup      bool // the peer closed or reset: read on until EOF or the error
+	hup      bool // the peer's FIN (or an error) arrived: read on until EOF or the error
+	failed   bool // an error or hang-up was reported: the next call surfaces it
 	c        *tcpConn
 	ln       *listener
 }
@@ -256,6 +257,9 @@ func (w *worker) dispatch(ev *unix.EpollEvent) {
 		}
 		if e&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			ep.hup = true
+		}
+		if e&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			ep.failed = true
 		}
 		c := ep.c
 		if c.connecting {
