@@ -84,8 +84,19 @@ func (c *cx) walk(sec *Section, nodes []*Node) {
 			continue // reported by the parser
 		}
 		if len(n.Args) < k.Min {
-			c.b.add(n.Pos, Fatal, n.Name, fmt.Sprintf("write: %s %s", k.Name, k.Args),
-				"missing parameter after keyword '%s'", n.Name).Exit = ExitProgramError
+			secName := sec.Name
+			if secName == "top level" {
+				secName = "top"
+			}
+			hint := fmt.Sprintf("write: %s %s", k.Name, k.Args)
+			switch code, listed := missingArg[secName+"/"+k.Name]; {
+			case !listed:
+				c.b.add(n.Pos, Fatal, n.Name, hint, "missing parameter after keyword '%s'", n.Name).Exit = ExitProgramError
+			case code == 0:
+				c.b.add(n.Pos, Notice, n.Name, hint, "'%s' without a value is ignored", n.Name)
+			default:
+				c.b.add(n.Pos, Error, n.Name, hint, "'%s' without a value - ignoring", n.Name)
+			}
 			continue
 		}
 		if k.Deprecated != "" && k.Warn {

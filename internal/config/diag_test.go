@@ -189,9 +189,12 @@ var diagCases = []diagCase{
 	{name: "sync group with unknown instance", conf: vi("") + "vrrp_sync_group G { # <-\n    group {\n        VI_1\n        VI_9\n    }\n}\n", sev: Error, kw: "group", msg: "VI_9 specified but not found"},
 	{name: "sync group members outside group block (sample lvs_syncd)", conf: vi("") + "vrrp_sync_group G { # <-\n    VI_1\n}\n", sev: Error, kw: "vrrp_sync_group", msg: "no virtual router"},
 	{name: "weighted track script in a sync group", conf: "vrrp_script chk {\n    script /nonexistent/chk\n    weight 10\n}\n" + vi("    track_script {\n        chk # <-\n    }") + strings.Replace(strings.Replace(vi(""), "VI_1", "VI_2", 1), "51", "52", 1) + "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n", sev: Warning, kw: "chk", msg: "with weights due to SYNC group"},
+	{name: "weighted tracking on the address owner", conf: vi("    priority 255\n    track_interface {\n        eth1 weight -20 # <-\n    }"), sev: Warning, kw: "eth1", msg: "due to address owner"},
+	{name: "missing value that keepalived reports without aborting", conf: gdefs("    router_id # <-"), sev: Error, kw: "router_id", msg: "without a value"},
+	{name: "missing value that keepalived accepts", conf: gdefs("    smtp_helo_name # <-"), sev: Notice, kw: "smtp_helo_name", msg: "without a value"},
 	{name: "quorum above the total weight", conf: strings.Replace(vsrv("    quorum 5", ""), "198.18.0.100 80 {", "198.18.0.100 80 { # <-", 1), sev: Warning, kw: "quorum", msg: "exceeds total weight"},
 	{name: "AH with state MASTER", conf: vi("    state MASTER # <-\n    priority 100\n    authentication {\n        auth_type AH\n        auth_pass secret\n    }"), sev: Warning, kw: "state", msg: "incompatible with AH"},
-	{name: "strict mode with MASTER below 255", conf: "global_defs {\n    vrrp_strict\n}\n" + strings.Replace(vi("    state MASTER"), "VI_1 {", "VI_1 { # <-", 1), sev: Notice, kw: "state", msg: "requires priority 255"},
+	{name: "strict mode with MASTER below 255", conf: "global_defs {\n    vrrp_strict\n}\n" + strings.Replace(vi("    state MASTER\n    priority 100"), "VI_1 {", "VI_1 { # <-", 1), sev: Warning, kw: "state", msg: "must match being address owner"},
 	{name: "virtual server without protocol", conf: "virtual_server 198.18.0.100 80 { # <-\n    lvs_sched rr\n    lvs_method NAT\n}\n", sev: Warning, kw: "protocol", msg: "no protocol set - defaulting to UDP"},
 	{name: "virtual server without scheduler", conf: "virtual_server 198.18.0.100 80 { # <-\n    lvs_method NAT\n    protocol TCP\n}\n", sev: Warning, kw: "lvs_sched", msg: "no scheduler set"},
 	{name: "virtual server without method", conf: "virtual_server 198.18.0.100 80 { # <-\n    lvs_sched rr\n    protocol TCP\n}\n", sev: Warning, kw: "lvs_method", msg: "no forwarding method"},
@@ -320,4 +323,23 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("Load of a missing file: cfg=%v diags=%s", cfg, diags)
 	}
 	_ = os.ErrNotExist
+}
+
+// TestMasterWithoutPriority checks keepalived's rule that state MASTER
+// without a priority makes the instance the address owner.
+func TestMasterWithoutPriority(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{"    state MASTER", 255},
+		{"    state MASTER\n    priority 150", 150},
+		{"    state BACKUP", 100},
+		{"", 100},
+	} {
+		cfg, _ := Parse("t.conf", []byte(vi(tc.body)), Options{ConfigID: "x"})
+		if got := cfg.Instances[0].Priority; got != tc.want {
+			t.Errorf("%q: priority %d, want %d", tc.body, got, tc.want)
+		}
+	}
 }

@@ -652,10 +652,6 @@ func init() {
 }
 
 var vsGroupKw = list("virtual_server_group", "NAME { IP[-LAST|/PREFIX] [PORT] | fwmark N [inet|inet6] ... }", func(c *cx, n *Node) {
-	if len(n.Args) == 0 {
-		c.errf(n, "write virtual_server_group NAME { ... }", "virtual_server_group has no name")
-		return
-	}
 	g := &VSGroup{Pos: n.Pos, Name: n.Args[0]}
 	for _, it := range n.Children {
 		e := VSGroupEntry{Pos: it.Pos}
@@ -687,7 +683,7 @@ var vsGroupKw = list("virtual_server_group", "NAME { IP[-LAST|/PREFIX] [PORT] | 
 		g.Entries = append(g.Entries, e)
 	}
 	c.b.cfg.VSGroups = append(c.b.cfg.VSGroups, g)
-})
+}).args("NAME { IP[-LAST|/PREFIX] [PORT] | fwmark N [inet|inet6] ... }", 1)
 
 // parseAddrRange parses "IP", "A.B.C.D-E", "IP-IP" or "IP/PREFIX".
 func parseAddrRange(s string) (netip.Addr, netip.Addr, error) {

@@ -492,11 +492,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 		c.boolVal(n, &c.inst.Strict)
 		c.inheritGARP().strict = true
 	}).args("[<BOOL>]", 0),
-	kw("debug", "0..4", 0, "0", func(c *cx, n *Node) {
-		if len(n.Args) > 0 {
-			c.intVal(n, &c.inst.Debug, 0, 4)
-		}
-	}).status(Ignored).note("not implemented in keepalived either"),
+	kw("debug", "0..4", 1, "0", func(c *cx, n *Node) { c.intVal(n, &c.inst.Debug, 0, 4) }).status(Ignored).note("not implemented in keepalived either"),
 	notifyKw("notify_master", func(c *cx) **Script { return &notifyOf(c).Master }),
 	notifyKw("notify_backup", func(c *cx) **Script { return &notifyOf(c).Backup }),
 	notifyKw("notify_fault", func(c *cx) **Script { return &notifyOf(c).Fault }),

@@ -56,6 +56,11 @@ func (b *builder) finishChecker(c *cx, n *Node, ch *Checker) bool {
 func (b *builder) finish() {
 	g := &b.cfg.Global
 	for _, in := range b.cfg.Instances {
+		// keepalived: state MASTER without a priority makes the
+		// instance the address owner.
+		if in.State == StateMaster && !in.prioritySet {
+			in.Priority = 255
+		}
 		s := b.instGARP[in]
 		if s == nil {
 			s = &garpSet{}
@@ -316,6 +321,9 @@ func (b *builder) validate() {
 		in.Track.Scripts = b.checkRefs(in.Name, "track script", in.Track.Scripts, func(n string) bool { return scripts[n] != nil })
 		in.Track.Files = b.checkRefs(in.Name, "track file", in.Track.Files, func(n string) bool { return files[n] != nil })
 		in.Track.Processes = b.checkRefs(in.Name, "track process", in.Track.Processes, func(n string) bool { return procs[n] != nil })
+		if in.Priority == 255 {
+			b.zeroOwnerWeights(in, scripts, files, procs)
+		}
 		insts[in.Name] = in
 		kept = append(kept, in)
 	}
@@ -388,6 +396,30 @@ func (b *builder) zeroGroupWeights(in *Instance, scripts map[string]*VRRPScript,
 	zero(in.Track.Processes, "process", func(n string) int { return procs[n].Weight })
 }
 
+// zeroOwnerWeights applies keepalived's rule that the address owner
+// (priority 255) cannot have its priority changed by tracking: weighted
+// tracked objects are reported and their weight set to 0.
+func (b *builder) zeroOwnerWeights(in *Instance, scripts map[string]*VRRPScript, files map[string]*TrackFile, procs map[string]*TrackProcess) {
+	zero := func(refs []TrackRef, what string, weightOf func(string) int) {
+		for i := range refs {
+			r := &refs[i]
+			w := r.Weight
+			if !r.WeightSet {
+				w = weightOf(r.Name)
+			}
+			if w != 0 {
+				b.add(r.Pos, Warning, r.Name, "set weight 0, or a priority below 255",
+					"(%s) ignoring %s tracked %s due to address owner", in.Name, r.Name, what)
+				r.Weight, r.WeightSet = 0, true
+			}
+		}
+	}
+	zero(in.Track.Interfaces, "interface", func(string) int { return 0 })
+	zero(in.Track.Scripts, "script", func(n string) int { return scripts[n].Weight })
+	zero(in.Track.Files, "file", func(n string) int { return files[n].Weight })
+	zero(in.Track.Processes, "process", func(n string) int { return procs[n].Weight })
+}
+
 func (b *builder) checkRefs(owner, what string, refs []TrackRef, ok func(string) bool) []TrackRef {
 	var out []TrackRef
 	for _, r := range refs {
@@ -436,9 +468,7 @@ func (b *builder) checkStrict(in *Instance) {
 		in.PreemptDelay = 0
 	}
 	if in.State == StateMaster && in.Priority != 255 {
-		// keepalived 2.2 -t accepts this silently
-		b.add(in.Pos, Notice, "state", "use state BACKUP, or priority 255",
-			"(%s) strict mode: state MASTER requires priority 255; starting as BACKUP", in.Name)
+		bad("state", "use state BACKUP, or priority 255", "state MASTER must match being address owner (priority 255) - starting as BACKUP")
 		in.State = StateBackup
 	}
 }
