@@ -140,7 +140,7 @@ func (d *Daemon) load() (*config.Config, error) {
 		}
 		dp = resolveDataplane(dp)
 		if d.opts.VRRPOnly {
-			dp = config.DataplaneProxy // no virtual servers run; judge nothing against IPVS
+			dp = "" // no virtual servers run: judge them as keepalived -t does
 		}
 	}
 	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, Dataplane: dp, Host: config.OSHost{}})
@@ -222,13 +222,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	// the first Apply is right before the first check completes.
 	d.health = map[string]health{}
 	for _, s := range servers {
-		up := true
-		for _, c := range s.Checkers {
-			if c.Timing.Alpha {
-				up = false
-			}
-		}
-		d.health[s.Name] = health{up: up, weight: s.Weight}
+		d.health[s.Name] = initialHealth(s)
 	}
 	d.quorum = map[string]bool{}
 	for _, p := range plans {
@@ -440,12 +434,10 @@ func (d *Daemon) call(ctx context.Context, f func()) error {
 func (d *Daemon) checkEvent(ev check.Event) {
 	prev, known := d.health[ev.Server]
 	now := health{up: ev.Up, weight: ev.Weight}
-	d.health[ev.Server] = now
-	if ev.Kind == check.ServerInitial || !known || prev == now {
-		if prev == now {
-			return
-		}
+	if !known || prev == now {
+		return // a server a reload removed, or nothing new
 	}
+	d.health[ev.Server] = now
 	for _, p := range d.plans {
 		for _, rs := range p.rss {
 			if rs.check != ev.Server {
@@ -648,28 +640,28 @@ func (d *Daemon) reload() error {
 			}()
 		}
 	}
-	if !d.opts.VRRPOnly && !sameServers(d.servers, servers) {
-		d.stopRunner()
+	if !d.opts.VRRPOnly {
 		// Keep what is known of servers that stay; new ones start as
-		// their checkers will report them.
+		// their checkers will report them (the runner confirms with
+		// their initial events).
 		h := map[string]health{}
 		for _, s := range servers {
 			if st, ok := d.health[s.Name]; ok {
-				st.weight = s.Weight
 				h[s.Name] = st
 				continue
 			}
-			up := true
-			for _, c := range s.Checkers {
-				if c.Timing.Alpha {
-					up = false
-				}
-			}
-			h[s.Name] = health{up: up, weight: s.Weight}
+			h[s.Name] = initialHealth(s)
 		}
 		d.health = h
 		d.servers = servers
-		d.startRunner(servers)
+		// Unchanged checkers keep their state; the runner's events for
+		// what changed come to this loop after we return.
+		uctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := d.runner.Update(uctx, servers)
+		cancel()
+		if err != nil {
+			d.log.Error("health checks: reload", "err", err)
+		}
 	}
 	q := map[string]bool{}
 	for _, p := range plans {
@@ -691,24 +683,15 @@ func (d *Daemon) reload() error {
 	return nil
 }
 
-// sameServers reports whether two check configurations are the same, so
-// a reload that does not touch the checkers keeps them running.
-func sameServers(a, b []check.Server) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || a[i].Weight != b[i].Weight || len(a[i].Checkers) != len(b[i].Checkers) {
-			return false
-		}
-		for j := range a[i].Checkers {
-			x, y := a[i].Checkers[j], b[i].Checkers[j]
-			if x.Name != y.Name || x.Timing != y.Timing || !reflect.DeepEqual(x.Checker, y.Checker) {
-				return false
-			}
+// initialHealth is how the checkers will first report a server: up,
+// unless one of its checkers starts in alpha mode.
+func initialHealth(s check.Server) health {
+	for _, c := range s.Checkers {
+		if c.Timing.Alpha {
+			return health{up: false, weight: s.Weight}
 		}
 	}
-	return true
+	return health{up: true, weight: s.Weight}
 }
 
 func writePIDFile(path string) error {
