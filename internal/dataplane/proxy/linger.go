@@ -108,7 +108,7 @@ func (q *lingerQueue) entries(now time.Time, key lvs.ServiceKey, out []lvs.ConnE
 		}
 		out = append(out, lvs.ConnEntry{
 			Proto: key.Proto, Expire: left, State: r.state.String(),
-			Client: r.client(), Virtual: key.Addr, Dest: r.dest.cfg.Addr, FWMark: key.FWMark,
+			Client: r.client(), Virtual: key.Addr, Dest: r.dest.Addr, FWMark: key.FWMark,
 		})
 	}
 	return out
