@@ -35,7 +35,7 @@ func TestLingerQueue(t *testing.T) {
 	}{
 		{119 * time.Second, 3000, 3000},
 		{120 * time.Second, 2999, 2999},
-		{125 * time.Second, 2500, 2500},
+		{125 * time.Second, 2499, 2499}, // i*10ms+120s <= 125s for i = 0..500
 		{149*time.Second + 990*time.Millisecond, 0, 0},
 	}
 	for _, tt := range tests {
