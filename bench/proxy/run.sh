@@ -16,7 +16,7 @@
 #     HAProxy with splice needs 2.5 descriptors per maxconn, so its maxconn
 #     is 7900; the figure is scaled to 10k; 0 skips the row), -t  the wrk
 #     tests to run (default "keepalive close 1mib"), --vipd run
-#     `BINARY -n -l -f CONF` (the daemon with a generated
+#     `BINARY -n -l -f CONF --dataplane proxy` (the daemon with a generated
 #     keepalived.conf) instead of bench/proxy/proxyrun, --hold  build the
 #     lab, start everything and wait (for investigations).
 #
@@ -177,7 +177,7 @@ EOF
 
 start_vipd() {
 	if [ -n "$VIPD" ]; then
-		spawn dir "$VIPD" -n -l -f $TMP/keepalived.conf >$TMP/vipd.log 2>&1
+		spawn dir "$VIPD" -n -l -f $TMP/keepalived.conf --dataplane proxy -p $TMP/vipd.pid --control $TMP/vipd.sock >$TMP/vipd.log 2>&1
 	else
 		spawn dir $TMP/proxyrun -vip $VIP:81 -rs $RS1:80,$RS2:80 -sched rr ${PROXYRUN_FLAGS:-} >$TMP/vipd.log 2>&1
 	fi
@@ -302,7 +302,7 @@ done
 # and memory lower is better, so their "vipd vs" columns are HAProxy/vipd
 # (above 1.0 = vipd better), like the throughput rows.
 echo
-echo "machine: $(nproc) cores, $(uname -r); $ROUNDS rounds x ${DUR}s, wrk -t2 -c$CONNS (1 MiB: -c8); medians"
+echo "machine: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS rounds x ${DUR}s, wrk -t2 -c$CONNS (1 MiB: -c8); medians; CPU = the balancer's own user+system time"
 echo
 awk -F'\t' '
 function median(key,   n, i, j, t, a) {
@@ -319,11 +319,11 @@ END {
 	rows[4] = "keepalive p99 p99 latency ms, keep-alive (lower is better) 1"
 	rows[5] = "close p99 p99 latency ms, Connection: close (lower is better) 1"
 	rows[6] = "idle rss10k RSS MiB per 10k idle connections (lower is better) 1"
-	rows[7] = "keepalive cpu balancer CPU us per request, keep-alive (lower is better) 1"
-	rows[8] = "close cpu balancer CPU us per connection, Connection: close (lower is better) 1"
-	rows[9] = "1mib cpu balancer CPU us per 1 MiB response (lower is better) 1"
-	printf "| %-56s | %10s | %10s | %10s | %13s | %13s |\n", "figure", "direct", "HAProxy", "vipd", "vipd vs HAProxy", "vipd vs direct"
-	printf "|%s|%s|%s|%s|%s|%s|\n", "----------------------------------------------------------", "------------", "------------", "------------", "-----------------", "----------------"
+	rows[7] = "keepalive cpu CPU us per request, keep-alive (lower is better) 1"
+	rows[8] = "close cpu CPU us per connection, Connection: close (lower is better) 1"
+	rows[9] = "1mib cpu CPU us per 1 MiB response (lower is better) 1"
+	printf "| %-60s | %10s | %10s | %10s | %13s | %13s |\n", "figure", "direct", "HAProxy", "vipd", "vipd vs HAProxy", "vipd vs direct"
+	printf "|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------------------------------", "------------", "------------", "------------", "-----------------", "----------------"
 	for (r = 1; r <= 9; r++) {
 		n = split(rows[r], f, " ")
 		test = f[1]; fig = f[2]; lower = f[n]
@@ -335,7 +335,7 @@ END {
 		if (h != "" && v != "" && v + 0 > 0 && h + 0 > 0) rh = sprintf("%.2fx", lower ? h / v : v / h)
 		if (d != "" && v != "" && v + 0 > 0 && d + 0 > 0) rd = sprintf("%.2fx", lower ? d / v : v / d)
 		if (h == "" && v == "") continue
-		printf "| %-56s | %10s | %10s | %10s | %15s | %14s |\n", label, d == "" ? "-" : d, h, v, rh, rd
+		printf "| %-60s | %10s | %10s | %10s | %15s | %14s |\n", label, d == "" ? "-" : d, h, v, rh, rd
 	}
 	e = 0; for (k in vals) { split(k, p, SUBSEP); if (p[3] == "errors") { n = split(vals[k], a, " "); for (i = 1; i <= n; i++) e += a[i] } }
 	printf "\nwrk socket errors and non-2xx responses, all runs: %d\n", e
