@@ -71,7 +71,7 @@ func runExit(t *testing.T, h *lab.Host, name string, args ...string) (string, in
 	return "", -1
 }
 
-// keepalivedOnly lists, for the examples that use vipd extensions, the
+// keepalivedObjections lists, for the examples that use vipd extensions, the
 // keywords keepalived -t objects to; it must object to nothing else.
 var keepalivedObjections = map[string][]string{
 	"tcp-proxy/keepalived-master.conf": {"vipd_dataplane", "proxy_protocol"},
@@ -479,27 +479,8 @@ func TestExampleLVSDR(t *testing.T) {
 		}
 	}
 
-	// vipd -P validates the file for the proxy data plane, which refuses
-	// DR, though it runs no virtual server (daemon.load; reported). Until
-	// that changes there is nothing to run here.
-	vipd := lab.Binary(t, "./cmd/vipd")
-	conf := filepath.Join(t.TempDir(), "keepalived.conf")
-	if err := os.WriteFile(conf, []byte(readExample(t, "lvs-dr/keepalived-master.conf")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	probe := d1.Start(vipd, "-P", "-n", "-l", "-f", conf, "--control", filepath.Join(t.TempDir(), "probe.sock"), "-p", filepath.Join(t.TempDir(), "probe.pid"))
-	select {
-	case <-probe.Done():
-		if strings.Contains(probe.Output(), "needs the ipvs data plane") {
-			t.Skipf("known issue: vipd -P judges the configuration against the proxy data plane and refuses DR:\n%s", probe.Output())
-		}
-		t.Fatalf("vipd -P exited: %v\n%s", probe.Err(), probe.Output())
-	case <-time.After(time.Second):
-		if err := probe.Stop(5 * time.Second); err != nil {
-			t.Fatalf("vipd -P did not stop: %v\n%s", err, probe.Output())
-		}
-	}
-
+	// -P: VRRP only, and the file judged as keepalived -t judges it (no
+	// data plane would accept DR here).
 	m := startVipd(t, d1, readExample(t, "lvs-dr/keepalived-master.conf"), "-P")
 	b := startVipd(t, d2, readExample(t, "lvs-dr/keepalived-backup.conf"), "-P")
 	lab.Eventually(t, 10*time.Second, func() bool { return m.state("VI_1") == "MASTER" && b.state("VI_1") == "BACKUP" },
