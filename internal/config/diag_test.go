@@ -158,6 +158,7 @@ var diagCases = []diagCase{
 	{name: "unknown forwarding method", conf: vsrv("    lvs_method DSR # <-", ""), sev: Error, kw: "lvs_method", msg: "unknown [DSR] routing method"},
 	{name: "unknown protocol", conf: vsrv("    protocol QUIC # <-", ""), sev: Error, kw: "protocol", msg: "unknown protocol 'QUIC'"},
 	{name: "digest with wrong length", conf: vsrv("", "        HTTP_GET {\n            url {\n                path /\n                digest abc # <-\n            }\n        }\n"), sev: Error, kw: "digest", msg: "should be 32"},
+	{name: "second digest in a url", conf: vsrv("", "        HTTP_GET {\n            url {\n                path /\n                digest 9b3a0c85a887a256d6939da88aabd8cd\n                digest 9b3a0c85a887a256d6939da88aabd8ce # <-\n            }\n        }\n"), sev: Error, kw: "digest", msg: "is a duplicate"},
 	{name: "bad status code", conf: vsrv("", "        HTTP_GET {\n            url {\n                path /\n                status_code OK # <-\n            }\n        }\n"), sev: Error, kw: "status_code", msg: "invalid HTTP status code"},
 	{name: "connect_timeout out of range", conf: vsrv("", "        TCP_CHECK {\n            connect_timeout 0 # <-\n        }\n"), sev: Error, kw: "connect_timeout", msg: "outside range"},
 	{name: "bad connect_ip", conf: vsrv("", "        TCP_CHECK {\n            connect_ip 198.18.0.x # <-\n        }\n"), sev: Error, kw: "connect_ip", msg: "invalid connect_ip"},

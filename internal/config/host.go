@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -132,8 +131,9 @@ func (b *builder) checkRoute(r Route, ifCheck func(pos Pos, kw, name, what strin
 }
 
 // allScripts lists every script of the configuration.
-func (b *builder) allScripts() []*Script {
+func (b *builder) allScripts() (scripts []*Script, trackScripts map[*Script]string) {
 	cfg := b.cfg
+	trackScripts = map[*Script]string{}
 	var out []*Script
 	add := func(s ...*Script) {
 		for _, x := range s {
@@ -154,6 +154,7 @@ func (b *builder) allScripts() []*Script {
 	}
 	for _, s := range cfg.Scripts {
 		add(s.Script) // keepalived checks every vrrp_script, tracked or not
+		trackScripts[s.Script] = s.Name
 	}
 	for _, sg := range cfg.SyncGroups {
 		notify(&sg.Notify)
@@ -172,7 +173,7 @@ func (b *builder) allScripts() []*Script {
 			}
 		}
 	}
-	return out
+	return out, trackScripts
 }
 
 // checkScripts follows keepalived: a script that does not exist, or names
@@ -193,24 +194,29 @@ func (b *builder) checkScripts() {
 	}
 	violation, noDefault := false, false
 	var firstRoot Pos
-	for _, s := range b.allScripts() {
+	all, trackScripts := b.allScripts()
+	for _, s := range all {
 		if len(s.Argv) == 0 {
 			continue
+		}
+		notFound := func() {
+			if name, ok := trackScripts[s]; ok {
+				b.add(s.Pos, Warning, "script", "install the script or fix its path", "disabling track script %s since %s is not found/accessible", name, s.Argv[0])
+			} else {
+				b.add(s.Pos, Notice, "", "keepalived drops a script that does not exist, silently", "script %s not found; it will not run", s.Argv[0])
+			}
 		}
 		path := s.Argv[0]
 		if !filepath.IsAbs(path) {
 			p, err := h.LookPath(path)
 			if err != nil {
-				var ee *exec.Error
-				if errors.As(err, &ee) {
-					continue
-				}
+				notFound()
 				continue
 			}
 			path = p
 		}
 		if _, err := h.Stat(path); err != nil {
-			b.add(s.Pos, Notice, "", "keepalived drops a script that does not exist, silently", "script %s not found; it will not run", s.Argv[0])
+			notFound()
 			continue
 		}
 		uid := defUID

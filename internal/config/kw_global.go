@@ -70,6 +70,9 @@ var globalSection = newSection("global_defs", "Global definitions",
 	list("notification_email", "{ EMAIL ... }", func(c *cx, n *Node) {
 		g := &c.b.cfg.Global
 		g.NotificationEmails = append(g.NotificationEmails, names(n)...)
+		if len(n.Children) == 0 {
+			c.warnf(n, "list the addresses, or remove the block", "empty notification_email block")
+		}
 		if len(n.Args) > 0 {
 			c.errf(n, "put the addresses inside the block", "block notification_email has extra parameters %s", strings.Join(n.Args, " "))
 		}

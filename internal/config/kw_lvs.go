@@ -175,6 +175,10 @@ var urlSection = newSection("url", "HTTP_GET / SSL_GET url",
 	kw("path", "STRING", 1, "", func(c *cx, n *Node) { c.url.Path = n.Args[0] }),
 	kw("digest", "MD5_HEX", 1, "", func(c *cx, n *Node) {
 		d := strings.ToLower(n.Args[0])
+		if c.url.Digest != "" {
+			c.errf(n, "give one digest per url block", "digest '%s' is a duplicate", n.Args[0])
+			return
+		}
 		if len(d) != 32 {
 			c.errf(n, "give the 32 hex digits genhash prints", "digest '%s' character length should be 32 rather than %d", n.Args[0], len(d))
 			return
@@ -331,6 +335,11 @@ var (
 		}),
 		kw("name", "STRING", 1, ".", func(c *cx, n *Node) {
 			name := n.Args[0]
+			if c.chk.DNS.nameSet {
+				c.warnf(n, "give name once", "DNS_CHECK name already specified - ignoring")
+				return
+			}
+			c.chk.DNS.nameSet = true
 			if strings.Contains(strings.TrimSuffix(name, "."), "..") || (strings.HasPrefix(name, ".") && name != ".") {
 				c.errf(n, "give a domain name such as example.com", "DNS_CHECK name '%s' has empty label - ignoring", name)
 				return
@@ -482,8 +491,8 @@ var realServerSection = newSection("real_server", "Real server",
 		}
 	}),
 	methodKw("lvs_method", func(c *cx) *Method { return &c.rs.Method }),
-	kw("notify_up", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { c.rs.NotifyUp = c.script(n, 0) }),
-	kw("notify_down", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { c.rs.NotifyDown = c.script(n, 0) }),
+	kw("notify_up", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { setScriptOnce(c, n, &c.rs.NotifyUp) }),
+	kw("notify_down", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { setScriptOnce(c, n, &c.rs.NotifyDown) }),
 	kw("uthreshold", "INTEGER", 1, "0 (none)", func(c *cx, n *Node) { c.intVal(n, &c.rs.UThreshold, 0, 1<<31-1) }),
 	kw("lthreshold", "INTEGER", 1, "0 (none)", func(c *cx, n *Node) { c.intVal(n, &c.rs.LThreshold, 0, 1<<31-1) }),
 	flagKw("smtp_alert", func(c *cx, n *Node) {

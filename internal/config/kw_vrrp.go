@@ -15,7 +15,20 @@ const noBFD = "BFD (RFC 5880) is not implemented in vipd"
 func trackList(name string, lo, hi int64, dst func(c *cx) *[]TrackRef) *Keyword {
 	return list(name, "{ NAME [weight "+itoa(lo)+".."+itoa(hi)+" [reverse]] ... }", func(c *cx, n *Node) {
 		out := dst(c)
+	items:
 		for _, it := range n.Children {
+			for _, have := range *out {
+				if have.Name == it.Name {
+					owner := "sync group"
+					if c.inst != nil {
+						owner = c.inst.Name
+					} else if c.sg != nil {
+						owner = c.sg.Name
+					}
+					c.warnf(it, "list each name once", "(%s) duplicate %s %s - ignoring", owner, name, it.Name)
+					continue items
+				}
+			}
 			w, set, rev := c.weightArgs(it, 0, lo, hi)
 			*out = append(*out, TrackRef{Pos: it.Pos, Name: it.Name, Weight: w, WeightSet: set, Reverse: rev})
 		}
@@ -27,8 +40,18 @@ func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 // notifyKw is a notify script keyword of an instance or sync group.
 func notifyKw(name string, dst func(c *cx) **Script) *Keyword {
 	return kw(name, "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) {
-		*dst(c) = c.script(n, 0)
+		setScriptOnce(c, n, dst(c))
 	})
+}
+
+// setScriptOnce sets a notify-type script; keepalived keeps the first
+// and warns about a second one.
+func setScriptOnce(c *cx, n *Node, dst **Script) {
+	if *dst != nil {
+		c.warnf(n, "give "+n.Name+" once", "%s script already specified - ignoring %s", n.Name, arg(n, 0))
+		return
+	}
+	*dst = c.script(n, 0)
 }
 
 func notifyOf(c *cx) *Notify {
@@ -152,7 +175,12 @@ var garpGroupSection = newSection("garp_group", "Gratuitous ARP / unsolicited NA
 		}
 	}),
 	kw("interface", "IFNAME", 1, "", func(c *cx, n *Node) { c.gg.Interfaces = append(c.gg.Interfaces, n.Args[0]) }),
-	list("interfaces", "{ IFNAME ... }", func(c *cx, n *Node) { c.gg.Interfaces = append(c.gg.Interfaces, names(n)...) }),
+	list("interfaces", "{ IFNAME ... }", func(c *cx, n *Node) {
+		if len(n.Children) == 0 {
+			c.warnf(n, "list the interfaces, or remove the block", "empty garp_group interfaces block")
+		}
+		c.gg.Interfaces = append(c.gg.Interfaces, names(n)...)
+	}),
 )
 
 var trackGroupSection = newSection("track_group", "Static track group",

@@ -7,6 +7,10 @@ package config
 // its value; where keepalived crashed (SSL_GET http_protocol and
 // virtualhost, bfd_instance), vipd reports an error.
 var missingArg = map[string]int{
+	"SSL/password":                              5,
+	"SSL/ca":                                    5,
+	"SSL/certificate":                           5,
+	"SSL/key":                                   5,
 	"FILE_CHECK/weight":                         5,
 	"HTTP_GET/http_protocol":                    5,
 	"HTTP_GET/virtualhost":                      5,

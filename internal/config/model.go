@@ -865,6 +865,8 @@ type SMTPCheck struct {
 type DNSCheck struct {
 	Type string `json:"type"` // A, NS, CNAME, SOA (default), MX, TXT, AAAA
 	Name string `json:"name"` // default "."
+
+	nameSet bool
 }
 
 // MiscCheck holds the MISC_CHECK specifics.

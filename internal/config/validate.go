@@ -308,7 +308,12 @@ func (b *builder) validate() {
 			in.State = StateBackup
 		}
 		if in.Auth != nil && in.Auth.Type == AuthNone {
-			b.add(in.Pos, Error, "authentication", "add auth_type PASS", "(%s) authentication block without auth_type", in.Name)
+			// keepalived 2.2.7 -t accepts this and uses no authentication
+			b.add(in.Pos, Notice, "authentication", "add auth_type PASS", "(%s) authentication block without auth_type; no authentication is used", in.Name)
+			in.Auth = nil
+		}
+		if in.Auth != nil && in.Auth.Pass == "" {
+			b.add(in.Pos, Warning, "auth_pass", "add auth_pass PASSWORD", "(%s) authentication specified but no password given - ignoring", in.Name)
 			in.Auth = nil
 		}
 		if in.Auth != nil && in.Version == 3 {
@@ -540,6 +545,10 @@ func (b *builder) validateLVS() {
 		if vs.Kind == VSAddr && vs.Addr.Port() == 0 && vs.PersistenceTimeout == 0 {
 			b.add(vs.Pos, Warning, "virtual_server", "give the port, or make the service persistent", "virtual server %s: zero port only valid for persistent services - setting persistence", vs.String())
 			vs.PersistenceTimeout = 360 * time.Second
+		}
+		if len(vs.RealServers) == 0 {
+			b.add(vs.Pos, Warning, "real_server", "add real_server blocks", "virtual server %s has no real servers - ignoring", vs)
+			continue
 		}
 		b.checkQuorum(vs)
 		b.checkDataplane(vs)
