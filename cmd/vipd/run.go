@@ -72,7 +72,7 @@ func run(o Options) int {
 			switch s {
 			case syscall.SIGHUP:
 				rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-				if err := d.Reload(rctx); err != nil {
+				if err := d.Reload(rctx); err != nil && ctx.Err() == nil {
 					log.Error("reload: " + err.Error())
 				}
 				cancel()

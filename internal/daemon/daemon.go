@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -28,6 +29,7 @@ import (
 	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/dataplane/ipvs"
 	"github.com/vipd/vipd/internal/dataplane/proxy"
+	"github.com/vipd/vipd/internal/lvs"
 	"github.com/vipd/vipd/internal/notify"
 	"github.com/vipd/vipd/internal/vrrp"
 )
@@ -138,7 +140,7 @@ func (d *Daemon) load() (*config.Config, error) {
 				dp = c.Global.Dataplane
 			}
 		}
-		dp = resolveDataplane(dp)
+		dp = resolveDataplane(dp, d.needsKernel())
 		if d.opts.VRRPOnly {
 			dp = "" // no virtual servers run: judge them as keepalived -t does
 		}
@@ -162,9 +164,10 @@ func (d *Daemon) load() (*config.Config, error) {
 	return cfg, nil
 }
 
-// resolveDataplane turns "auto" (or nothing) into ipvs when the kernel has
-// IPVS, proxy otherwise.
-func resolveDataplane(name string) string {
+// resolveDataplane turns "auto" (or nothing) into ipvs when the kernel
+// has IPVS, loading the module first when the configuration needs the
+// kernel (DR, TUN or fwmark), and into proxy otherwise.
+func resolveDataplane(name string, needsKernel bool) string {
 	switch name {
 	case config.DataplaneProxy, config.DataplaneIPVS:
 		return name
@@ -172,7 +175,41 @@ func resolveDataplane(name string) string {
 	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
 		return config.DataplaneIPVS
 	}
+	if needsKernel {
+		if err := exec.Command("modprobe", "ip_vs").Run(); err == nil {
+			if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+				return config.DataplaneIPVS
+			}
+		}
+	}
 	return config.DataplaneProxy
+}
+
+// needsKernel reports whether the configuration file has virtual servers
+// only the kernel can run: DR or TUN real servers, or fwmark services.
+func (d *Daemon) needsKernel() bool {
+	c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID})
+	if c == nil {
+		return false
+	}
+	for _, vs := range c.VirtualServers {
+		if vs.Kind == config.VSFWMark {
+			return true
+		}
+		for _, rs := range vs.RealServers {
+			if rs.Method.Forward != lvs.Masq {
+				return true
+			}
+		}
+	}
+	for _, g := range c.VSGroups {
+		for _, e := range g.Entries {
+			if e.FWMark != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Run starts everything and runs until ctx is done, then stops cleanly:
@@ -244,7 +281,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	if !d.opts.CheckOnly {
+	// Like keepalived, no VRRP runs without a vrrp_instance (a reload
+	// that adds one starts it).
+	if !d.opts.CheckOnly && len(d.cfg.Instances) > 0 {
 		d.node, err = vrrp.New(vrrpConfig(d.cfg), vrrp.Deps{Logger: d.log, Notifier: vrrp.NotifierFunc(d.vrrpNotify)})
 		if err != nil {
 			return err
@@ -257,17 +296,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		defer d.stopRunner()
 	}
 	if d.node != nil {
-		d.nodeDone = make(chan struct{})
-		var nodeCtx context.Context
-		nodeCtx, d.stopNode = context.WithCancel(context.Background())
-		go func() {
-			defer close(d.nodeDone)
-			if err := d.node.Run(nodeCtx); err != nil && !errors.Is(err, context.Canceled) {
-				d.log.Error("VRRP stopped", "err", err)
-			}
-		}()
-		defer d.stopVRRP()
+		d.startVRRP()
 	}
+	defer d.stopVRRP()
 
 	d.publish(nil)
 	var wg sync.WaitGroup
@@ -324,6 +355,20 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			f()
 		}
 	}
+}
+
+// startVRRP runs the VRRP node in a goroutine of its own.
+func (d *Daemon) startVRRP() {
+	d.nodeDone = make(chan struct{})
+	var nodeCtx context.Context
+	nodeCtx, d.stopNode = context.WithCancel(context.Background())
+	node, done := d.node, d.nodeDone
+	go func() {
+		defer close(done)
+		if err := node.Run(nodeCtx); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Error("VRRP stopped", "err", err)
+		}
+	}()
 }
 
 // stopVRRP stops the VRRP node and waits until it has sent its priority
@@ -601,7 +646,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 }
 
 func (d *Daemon) reload() error {
-	sdNotify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(time.Now().UnixMicro(), 10))
+	sdNotify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicUsec(), 10))
 	defer sdNotify("READY=1")
 	d.log.Info("Reloading configuration", "file", d.opts.ConfigFile)
 	cfg, err := d.load()
@@ -617,12 +662,22 @@ func (d *Daemon) reload() error {
 	if err != nil {
 		return &api.ConfigError{Diagnostics: []string{err.Error()}}
 	}
-	if d.node != nil {
+	if !d.opts.CheckOnly && (d.node != nil || len(cfg.Instances) > 0) {
 		vc := vrrpConfig(cfg)
 		if _, err := vc.Validate(); err != nil {
 			return &api.ConfigError{Diagnostics: []string{err.Error()}}
 		}
-		if err := d.node.Reload(vc); err != nil {
+		if d.node == nil {
+			// The first vrrp_instance arrives with this reload.
+			node, err := vrrp.New(vc, vrrp.Deps{Logger: d.log, Notifier: vrrp.NotifierFunc(d.vrrpNotify)})
+			if err != nil {
+				return fmt.Errorf("VRRP: %w", err)
+			}
+			d.mu.Lock()
+			d.node = node
+			d.mu.Unlock()
+			d.startVRRP()
+		} else if err := d.node.Reload(vc); err != nil {
 			return fmt.Errorf("VRRP reload: %w", err)
 		}
 	}

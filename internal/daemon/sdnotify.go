@@ -3,6 +3,8 @@ package daemon
 import (
 	"net"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // sdNotify tells systemd about the daemon's state (Type=notify units):
@@ -22,4 +24,14 @@ func sdNotify(state string) {
 	}
 	defer c.Close()
 	_, _ = c.Write([]byte(state))
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, what systemd expects
+// with RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
 }

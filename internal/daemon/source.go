@@ -49,8 +49,11 @@ func (s *source) Status() api.Status {
 	if st.RouterID == "" {
 		st.RouterID = strings.SplitN(host, ".", 2)[0]
 	}
-	if d.node != nil {
-		vs := d.node.Status()
+	d.mu.Lock()
+	node := d.node
+	d.mu.Unlock()
+	if node != nil {
+		vs := node.Status()
 		for _, in := range vs.Instances {
 			ai := api.Instance{
 				Name: in.Name, Interface: in.Interface, VRID: in.VRID, Version: in.Version, Family: in.Family,
