@@ -245,7 +245,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 		c.b.cfg.Global.LVSTimeouts = t
 	}),
 	kw("lvs_sync_daemon", "INTERFACE [[inst] VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL] [group IP]", 1, "", lvsSyncDaemon).
-		status(Refused).note("the IPVS connection synchronisation daemon is not implemented"),
+		note("runs the kernel's sync daemon with the ipvs data plane (master on the VRRP master, backup elsewhere, as keepalived); ignored with a notice on the proxy data plane, which has no connections to sync"),
 	flagKw("lvs_flush", func(c *cx, n *Node) { c.b.cfg.Global.LVSFlush = true }),
 	lvsFlushOnStop("lvs_flush_on_stop"),
 	alias("lvs_flush_onstop", lvsFlushOnStop("lvs_flush_on_stop"), false),

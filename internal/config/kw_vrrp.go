@@ -543,7 +543,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	&Keyword{Name: "linkbeat_use_polling", Warn: true, Deprecated: "the linkbeat_interfaces block", Status: Ignored,
 		Note: "vipd follows link state through netlink"},
 	&Keyword{Name: "lvs_sync_daemon_interface", Args: "IFNAME", Min: 1, Warn: true, Deprecated: "global_defs lvs_sync_daemon",
-		Status: Refused, Note: "the IPVS connection synchronisation daemon is not implemented"},
+		Note: "runs the kernel's sync daemon with the ipvs data plane; see global_defs lvs_sync_daemon"},
 )
 
 func init() {

@@ -555,6 +555,15 @@ func (b *builder) validateLVS() {
 		kept = append(kept, vs)
 	}
 	b.cfg.VirtualServers = kept
+	b.checkSyncDaemon()
+}
+
+// checkSyncDaemon notes that lvs_sync_daemon does nothing on the proxy
+// data plane (its connections live in the proxy, not in the kernel).
+func (b *builder) checkSyncDaemon() {
+	if sd := b.cfg.Global.LVSSyncDaemon; sd != nil && b.opts.Dataplane == DataplaneProxy {
+		b.add(b.cfg.Global.Pos, Notice, "lvs_sync_daemon", "use the ipvs data plane to sync connections between directors", "lvs_sync_daemon is ignored on the proxy data plane")
+	}
 }
 
 // checkDataplane refuses what the selected data plane cannot run.
