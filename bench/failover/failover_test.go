@@ -280,6 +280,15 @@ func benchLoad(b *testing.B) {
 			last = r.At
 		}
 		b.ReportMetric(float64(false2), impl+"-false-failovers")
+		if false2 > 0 && testing.Verbose() {
+			for _, r := range []*vrrptest.Director{pl.r1, pl.r2} {
+				for _, l := range strings.Split(r.Log(), "\n") {
+					if strings.Contains(l, "timeout") || strings.Contains(l, "Entering") || strings.Contains(l, "priority") {
+						b.Logf("%s %s: %s", impl, r.Host.Name, l)
+					}
+				}
+			}
+		}
 		b.Logf("%-10s advert_int 0.02 under load for %v: %d false failovers, longest gap between probe replies %v",
 			impl, *loadFor, false2, worst.Round(time.Millisecond))
 	}

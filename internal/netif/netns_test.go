@@ -185,6 +185,9 @@ func TestVRRPSocketsAndGARP(t *testing.T) {
 				if r.Src != src || r.Dst != group || r.TTL != 255 {
 					t.Errorf("v6=%v: received from %v to %v TTL %d", v6, r.Src, r.Dst, r.TTL)
 				}
+				if age := time.Since(r.At); r.At.IsZero() || age < 0 || age > time.Second {
+					t.Errorf("v6=%v: kernel receive time %v (%v ago)", v6, r.At, age)
+				}
 				if !v6 && string(r.Payload) != string(msg) {
 					t.Errorf("payload %x, want %x", r.Payload, msg)
 				}
@@ -200,6 +203,25 @@ func TestVRRPSocketsAndGARP(t *testing.T) {
 				}
 			}
 		}
+		// Drain what the retries above left, then: nothing queued, and
+		// TryRead does not wait.
+		for i := 0; i < 100; i++ {
+			if _, ok, _ := b.TryRead(make([]byte, 1500)); !ok {
+				break
+			}
+		}
+		begin := time.Now()
+		if _, ok, err := b.TryRead(make([]byte, 1500)); ok || err != nil || time.Since(begin) > 100*time.Millisecond {
+			t.Errorf("TryRead on an empty socket: ok=%v err=%v after %v", ok, err, time.Since(begin))
+		}
+		// Something queued: TryRead returns it.
+		if err := a.Write(msg, src, group, 255); err != nil {
+			t.Fatal(err)
+		}
+		lab.Eventually(t, 2*time.Second, func() bool {
+			r, ok, err := b.TryRead(make([]byte, 1500))
+			return err == nil && ok && r.Src == src
+		}, "TryRead did not return a queued advert")
 		a.Close()
 		b.Close()
 		// A closed socket's Read returns.

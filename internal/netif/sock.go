@@ -2,6 +2,7 @@ package netif
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,10 @@ type Received struct {
 	Dst     netip.Addr // IP destination (multicast group or our address)
 	TTL     int        // TTL / hop limit, -1 if unknown
 	IfIndex int
+	// At is when the kernel received the message (SO_TIMESTAMPNS), on
+	// the monotonic clock: timers measure from the arrival, not from when
+	// a busy process got round to reading it.
+	At time.Time
 }
 
 // VRRPConn is a raw IP socket for VRRP on one interface and one address
@@ -43,6 +48,8 @@ type VRRPConn struct {
 	c4     *ipv4.RawConn
 	c6     *ipv6.PacketConn
 	pc     net.PacketConn
+	rc     syscall.RawConn
+	fd     int
 	id     atomic.Uint32
 	closed atomic.Bool
 }
@@ -59,6 +66,9 @@ func ListenVRRP(ifname string, v6 bool, groups ...netip.Addr) (*VRRPConn, error)
 		var serr error
 		err := rc.Control(func(fd uintptr) {
 			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
+			if serr == nil {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+			}
 			if serr == nil {
 				// Adverts are tiny; a deeper queue survives scheduling
 				// hiccups under load without dropping any.
@@ -80,6 +90,18 @@ func ListenVRRP(ifname string, v6 bool, groups ...netip.Addr) (*VRRPConn, error)
 		return nil, fmt.Errorf("vrrp socket on %s: %w", ifname, err)
 	}
 	c.pc = pc
+	if ipc, ok := pc.(*net.IPConn); ok {
+		c.rc, err = ipc.SyscallConn()
+		if err == nil {
+			err = c.rc.Control(func(fd uintptr) { c.fd = int(fd) })
+		}
+	} else {
+		err = fmt.Errorf("unexpected %T", pc)
+	}
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("vrrp socket on %s: %w", ifname, err)
+	}
 	fail := func(what string, err error) (*VRRPConn, error) {
 		pc.Close()
 		return nil, fmt.Errorf("vrrp socket on %s: %s: %w", ifname, what, err)
@@ -151,49 +173,138 @@ func (c *VRRPConn) Join(group netip.Addr) error {
 	return nil
 }
 
+// Fd returns the socket's descriptor, for poll(2). It stays valid until
+// Close.
+func (c *VRRPConn) Fd() int { return c.fd }
+
 // Interface returns the interface name.
 func (c *VRRPConn) Interface() string { return c.ifname }
 
-// Read reads one VRRP message into buf. It returns net.ErrClosed after
-// Close.
+// Read reads one VRRP message into buf, waiting for one. It returns
+// net.ErrClosed after Close.
 func (c *VRRPConn) Read(buf []byte) (Received, error) {
 	for {
-		if !c.v6 {
-			h, p, cm, err := c.c4.ReadFrom(buf)
-			if err != nil {
-				return Received{}, err
-			}
-			if h == nil || h.Protocol != VRRPProto {
-				continue
-			}
-			r := Received{Payload: p, TTL: h.TTL}
-			r.Src, _ = netip.AddrFromSlice(h.Src.To4())
-			r.Dst, _ = netip.AddrFromSlice(h.Dst.To4())
-			if cm != nil {
-				r.IfIndex = cm.IfIndex
-			}
-			// The raw socket hands us the whole datagram; trust the
-			// header's length over the buffer (padding).
-			if h.TotalLen >= h.Len && h.TotalLen-h.Len <= len(p) {
-				r.Payload = p[:h.TotalLen-h.Len]
-			}
-			return r, nil
-		}
-		n, cm, src, err := c.c6.ReadFrom(buf)
+		r, st, err := c.recv(buf, true)
 		if err != nil {
 			return Received{}, err
 		}
-		r := Received{Payload: buf[:n], TTL: -1}
-		if a, ok := src.(*net.IPAddr); ok {
-			r.Src, _ = netip.AddrFromSlice(a.IP)
+		if st == recvOK {
+			return r, nil
 		}
-		if cm != nil {
-			r.TTL = cm.HopLimit
-			r.Dst, _ = netip.AddrFromSlice(cm.Dst)
-			r.IfIndex = cm.IfIndex
-		}
-		return r, nil
 	}
+}
+
+// TryRead reads one VRRP message if one is queued, without waiting: ok is
+// false when the socket is empty. The driver uses it to look at what
+// arrived before acting on a timeout.
+func (c *VRRPConn) TryRead(buf []byte) (r Received, ok bool, err error) {
+	for {
+		r, st, err := c.recv(buf, false)
+		if err != nil || st == recvEmpty {
+			return Received{}, false, err
+		}
+		if st == recvOK {
+			return r, true, nil
+		}
+	}
+}
+
+type recvStatus uint8
+
+const (
+	recvEmpty recvStatus = iota
+	recvOK
+	recvSkip // something that is not a VRRP message
+)
+
+// recv does one recvmsg with the kernel's receive timestamp and the
+// TTL/hop limit and destination address.
+func (c *VRRPConn) recv(buf []byte, wait bool) (Received, recvStatus, error) {
+	var (
+		oob  [512]byte
+		n    int
+		oobn int
+		from unix.Sockaddr
+		rerr error
+		got  bool
+	)
+	f := func(fd uintptr) bool {
+		n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, oob[:], unix.MSG_DONTWAIT)
+		if rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK {
+			rerr = nil
+			return !wait
+		}
+		got = rerr == nil
+		return true
+	}
+	var err error
+	if wait {
+		err = c.rc.Read(f)
+	} else {
+		// Control, not Read: Read would queue behind the reader
+		// goroutine's blocked Read on the descriptor's read lock.
+		err = c.rc.Control(func(fd uintptr) { f(fd) })
+	}
+	if err != nil {
+		if c.closed.Load() {
+			return Received{}, recvEmpty, net.ErrClosed
+		}
+		return Received{}, recvEmpty, err
+	}
+	if rerr != nil {
+		return Received{}, recvEmpty, rerr
+	}
+	if !got {
+		return Received{}, recvEmpty, nil
+	}
+	r := Received{TTL: -1}
+	if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, cm := range cms {
+			switch {
+			case cm.Header.Level == unix.SOL_SOCKET && cm.Header.Type == unix.SO_TIMESTAMPNS && len(cm.Data) >= 16:
+				sec := int64(binary.NativeEndian.Uint64(cm.Data[0:8]))
+				nsec := int64(binary.NativeEndian.Uint64(cm.Data[8:16]))
+				// Carry the arrival over to the monotonic clock.
+				age := time.Since(time.Unix(sec, nsec))
+				r.At = time.Now().Add(-max(age, 0))
+			case cm.Header.Level == unix.IPPROTO_IP && cm.Header.Type == unix.IP_PKTINFO && len(cm.Data) >= 12:
+				r.IfIndex = int(int32(binary.NativeEndian.Uint32(cm.Data[0:4])))
+			case cm.Header.Level == unix.IPPROTO_IPV6 && cm.Header.Type == unix.IPV6_HOPLIMIT && len(cm.Data) >= 4:
+				r.TTL = int(int32(binary.NativeEndian.Uint32(cm.Data[0:4])))
+			case cm.Header.Level == unix.IPPROTO_IPV6 && cm.Header.Type == unix.IPV6_PKTINFO && len(cm.Data) >= 20:
+				r.Dst = netip.AddrFrom16([16]byte(cm.Data[0:16]))
+				r.IfIndex = int(binary.NativeEndian.Uint32(cm.Data[16:20]))
+			}
+		}
+	}
+	if r.At.IsZero() {
+		r.At = time.Now()
+	}
+	b := buf[:n]
+	if !c.v6 {
+		// IPv4 raw sockets deliver the IP header.
+		if len(b) < 20 || b[0]>>4 != 4 {
+			return r, recvSkip, nil
+		}
+		ihl := int(b[0]&0x0f) * 4
+		tot := int(binary.BigEndian.Uint16(b[2:4]))
+		if ihl < 20 || len(b) < ihl || b[9] != VRRPProto {
+			return r, recvSkip, nil
+		}
+		if tot > len(b) || tot < ihl {
+			tot = len(b)
+		}
+		r.TTL = int(b[8])
+		r.Src = netip.AddrFrom4([4]byte(b[12:16]))
+		r.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+		r.Payload = b[ihl:tot]
+		return r, recvOK, nil
+	}
+	if sa, ok := from.(*unix.SockaddrInet6); ok {
+		r.Src = netip.AddrFrom16(sa.Addr)
+	}
+	r.Payload = b
+	return r, recvOK, nil
 }
 
 // Write sends a VRRP message from src to dst (the multicast group or a

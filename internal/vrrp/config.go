@@ -30,6 +30,11 @@ type Config struct {
 	// unsolicited NAs on an interface (vrrp_garp_interval, vrrp_gna_interval).
 	GARPInterval time.Duration `json:"garp_interval,omitempty"`
 	GNAInterval  time.Duration `json:"gna_interval,omitempty"`
+	// RTPriority is the SCHED_RR priority of the VRRP thread
+	// (keepalived's vrrp_rt_priority); 0 means 1. NoRealtime keeps it
+	// under the normal scheduler (keepalived's default).
+	RTPriority int  `json:"rt_priority,omitempty"`
+	NoRealtime bool `json:"no_realtime,omitempty"`
 }
 
 // InstanceConfig is one vrrp_instance.
@@ -131,6 +136,16 @@ type TrackFileConfig struct {
 	Path    string `json:"path"`
 	Weight  *int   `json:"weight,omitempty"` // nil means 1
 	Reverse bool   `json:"reverse,omitempty"`
+}
+
+// clone copies the parts Validate adjusts, so that the caller's
+// configuration is never modified.
+func (c Config) clone() Config {
+	c.Instances = slices.Clone(c.Instances)
+	c.Groups = slices.Clone(c.Groups)
+	c.Scripts = slices.Clone(c.Scripts)
+	c.TrackFiles = slices.Clone(c.TrackFiles)
+	return c
 }
 
 // ConfigError lists every problem of a configuration.

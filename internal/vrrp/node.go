@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vipd/vipd/internal/netif"
@@ -53,9 +53,11 @@ type Node struct {
 	log      *slog.Logger
 	notifier Notifier
 	cfg      Config
-	reqs     chan func()
+	inbox    chan func()   // work for Run's goroutine, with a wake-up on efd
 	running  chan struct{} // closed when Run's loop runs
 	done     chan struct{} // closed when Run returns
+	efdMu    sync.Mutex
+	efd      int // eventfd that wakes the loop; -1 once closed
 
 	// Owned by Run's goroutine.
 	insts    map[string]*instance
@@ -69,10 +71,10 @@ type Node struct {
 	external map[string]bool
 	addrs    *netif.Addrs
 	ann      *netif.Announcer
-	rx       chan rxMsg
-	events   chan func()
 	limiter  map[string]*limit
 	ctx      context.Context
+	readBuf  []byte
+	stopping bool
 }
 
 type sockKey struct {
@@ -86,11 +88,6 @@ type sock struct {
 	joined      map[netip.Addr]bool
 	users       int
 	unknownVRID uint64
-}
-
-type rxMsg struct {
-	s *sock
-	r netif.Received
 }
 
 type instance struct {
@@ -113,13 +110,14 @@ type limit struct {
 
 // New checks the configuration and returns a node ready to Run.
 func New(cfg Config, deps Deps) (*Node, error) {
+	cfg = cfg.clone()
 	warnings, err := cfg.Validate()
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{
 		log: deps.Logger, notifier: deps.Notifier, cfg: cfg,
-		reqs: make(chan func()), running: make(chan struct{}), done: make(chan struct{}),
+		inbox: make(chan func(), 1024), running: make(chan struct{}), done: make(chan struct{}), efd: -1,
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -130,118 +128,13 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	return n, nil
 }
 
-// Run runs the instances until ctx is done, then stops cleanly: a master
-// sends a priority 0 advert, and every address the node added is removed.
-func (n *Node) Run(ctx context.Context) error {
-	defer close(n.done)
-	n.ctx = ctx
-	n.insts = map[string]*instance{}
-	n.groups = map[string]*Group{}
-	n.grpState = map[string]State{}
-	n.socks = map[sockKey]*sock{}
-	n.scripts = map[string]*scriptRunner{}
-	n.files = map[string]*fileRunner{}
-	n.links = map[string]netif.LinkState{}
-	n.external = map[string]bool{}
-	n.limiter = map[string]*limit{}
-	n.addrs = netif.NewAddrs()
-	n.ann = netif.NewAnnouncer()
-	n.ann.Interval = n.cfg.GARPInterval
-	n.rx = make(chan rxMsg, 256)
-	n.events = make(chan func(), 256)
-
-	wctx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	linkErr := make(chan error, 1)
-	linkCh, err := netif.WatchLinks(wctx, linkErr)
-	if err != nil {
-		return fmt.Errorf("vrrp: %w", err)
-	}
-	n.apply(Config{}, n.cfg)
-	close(n.running)
-
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		n.resetTimer(timer)
-		select {
-		case <-ctx.Done():
-			n.shutdown()
-			return nil
-		case <-timer.C:
-			now := time.Now()
-			for _, name := range n.order {
-				in := n.insts[name]
-				if dl := in.m.Deadline(); !dl.IsZero() && !dl.After(now) {
-					n.step(in, Event{Kind: EvTick, Now: now})
-				}
-			}
-		case msg := <-n.rx:
-			n.receive(msg)
-		case st, ok := <-linkCh:
-			if !ok {
-				linkCh = nil
-				continue
-			}
-			n.linkChanged(st)
-		case err := <-linkErr:
-			n.log.Error(fmt.Sprintf("vrrp: %v; interface tracking stopped", err))
-		case f := <-n.events:
-			f()
-		case f := <-n.reqs:
-			f()
-		}
-	}
-}
-
-func (n *Node) resetTimer(t *time.Timer) {
-	var next time.Time
-	for _, in := range n.insts {
-		if dl := in.m.Deadline(); !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
-			next = dl
-		}
-	}
-	d := time.Hour
-	if !next.IsZero() {
-		d = max(time.Until(next), 0)
-	}
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
-	}
-	t.Reset(d)
-}
-
-// call runs f in Run's goroutine and waits for it. It fails when Run is
-// not running.
-func (n *Node) call(f func()) error {
-	select {
-	case <-n.running:
-	case <-n.done:
-		return errors.New("vrrp: node stopped")
-	}
-	done := make(chan struct{})
-	select {
-	case n.reqs <- func() { f(); close(done) }:
-	case <-n.done:
-		return errors.New("vrrp: node stopped")
-	}
-	select {
-	case <-done:
-		return nil
-	case <-n.done:
-		return errors.New("vrrp: node stopped")
-	}
-}
-
 // Reload applies a changed configuration without disturbing what did not
 // change: an instance with the same name, interface, VRID, version,
 // family and unicast/multicast mode keeps its state (no VIP flap, no
 // extra GARP); its other settings change in place. An invalid
 // configuration is refused and the running one kept.
 func (n *Node) Reload(cfg Config) error {
+	cfg = cfg.clone()
 	warnings, err := cfg.Validate()
 	if err != nil {
 		return err
@@ -378,13 +271,16 @@ func (n *Node) openSock(in *instance) {
 		}
 		s = &sock{key: key, conn: conn, joined: map[netip.Addr]bool{}}
 		n.socks[key] = s
-		go n.readLoop(s)
 	}
 	if len(in.cfg.UnicastPeers) == 0 {
 		g := n.mcastGroup(key.v6)
 		if !s.joined[g] {
 			if err := s.conn.Join(g); err != nil {
 				in.sockErr = err.Error()
+				if s.users == 0 {
+					s.conn.Close()
+					delete(n.socks, key)
+				}
 				return
 			}
 			s.joined[g] = true
@@ -418,30 +314,6 @@ func (n *Node) releaseSock(in *instance) {
 	if s.users <= 0 {
 		s.conn.Close()
 		delete(n.socks, s.key)
-	}
-}
-
-func (n *Node) readLoop(s *sock) {
-	buf := make([]byte, 65536)
-	for {
-		r, err := s.conn.Read(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			select {
-			case <-n.done:
-				return
-			case <-time.After(10 * time.Millisecond): // transient error; do not spin
-			}
-			continue
-		}
-		r.Payload = slices.Clone(r.Payload)
-		select {
-		case n.rx <- rxMsg{s: s, r: r}:
-		case <-n.done:
-			return
-		}
 	}
 }
 
@@ -637,17 +509,16 @@ func (n *Node) sendAdvert(in *instance, prio uint8) {
 }
 
 // receive decodes an advert and hands it to the instance with its VRID.
-func (n *Node) receive(msg rxMsg) {
-	r := msg.r
+func (n *Node) receive(s *sock, r netif.Received) {
 	if len(r.Payload) < 2 {
-		msg.s.unknownVRID++
+		s.unknownVRID++
 		return
 	}
 	vrid := int(r.Payload[1])
 	found := false
 	for _, name := range n.order {
 		in := n.insts[name]
-		if in.s != msg.s || in.cfg.VRID != vrid {
+		if in.s != s || in.cfg.VRID != vrid {
 			continue
 		}
 		found = true
@@ -655,9 +526,9 @@ func (n *Node) receive(msg rxMsg) {
 			in.m.CountDrop(DropOwnPacket)
 			continue
 		}
-		opt := DecodeOptions{V3ChecksumAsV2: in.cfg.V3ChecksumAsV2, SkipChecksum: msg.s.key.v6}
+		opt := DecodeOptions{V3ChecksumAsV2: in.cfg.V3ChecksumAsV2, SkipChecksum: s.key.v6}
 		p, err := Decode(r.Payload, r.Src, r.Dst, opt)
-		if err != nil && len(in.cfg.UnicastPeers) > 0 && !msg.s.key.v6 {
+		if err != nil && len(in.cfg.UnicastPeers) > 0 && !s.key.v6 {
 			// keepalived before 1.3.6 summed unicast VRRPv3 adverts with
 			// the multicast group as destination; accept those too.
 			if p2, err2 := Decode(r.Payload, r.Src, n.mcastGroup(false), opt); err2 == nil {
@@ -674,12 +545,16 @@ func (n *Node) receive(msg rxMsg) {
 			n.logMsg("drop:"+reason, fmt.Sprintf("(%s) dropping advert from %v: %v", in.cfg.Name, r.Src, err))
 			continue
 		}
-		n.step(in, Event{Kind: EvAdvert, Now: time.Now(), Packet: p, Src: r.Src, Dst: r.Dst, TTL: r.TTL})
+		at := r.At
+		if at.IsZero() || at.After(time.Now()) {
+			at = time.Now()
+		}
+		n.step(in, Event{Kind: EvAdvert, Now: at, Packet: p, Src: r.Src, Dst: r.Dst, TTL: r.TTL})
 	}
 	if !found {
-		msg.s.unknownVRID++
-		n.logMsg(fmt.Sprintf("vrid:%s:%d", msg.s.key.iface, vrid),
-			fmt.Sprintf("(%s) Unknown VRID(%d) received from %v. ignoring...", msg.s.key.iface, vrid, r.Src))
+		s.unknownVRID++
+		n.logMsg(fmt.Sprintf("vrid:%s:%d", s.key.iface, vrid),
+			fmt.Sprintf("(%s) Unknown VRID(%d) received from %v. ignoring...", s.key.iface, vrid, r.Src))
 	}
 }
 

@@ -120,9 +120,7 @@ func (n *Node) startScript(sc ScriptConfig, tr *ScriptTracker, changed time.Time
 			if ctx.Err() != nil {
 				return
 			}
-			select {
-			case n.events <- func() { n.scriptResult(sr, ok, detail) }:
-			case <-ctx.Done():
+			if !n.post(func() { n.scriptResult(sr, ok, detail) }) {
 				return
 			}
 			select {
@@ -234,16 +232,15 @@ func (n *Node) startFile(fc TrackFileConfig) {
 				continue
 			}
 			last = v
-			select {
-			case n.events <- func() {
+			ok := n.post(func() {
 				if n.files[fc.Name] != fr {
 					return
 				}
 				fr.value = v
 				n.log.Info(fmt.Sprintf("VRRP_Track_File(%s) value %d", fc.Name, v))
 				n.retrackAll()
-			}:
-			case <-ctx.Done():
+			})
+			if !ok {
 				return
 			}
 		}

@@ -1,0 +1,225 @@
+package vrrp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/vipd/vipd/internal/netif"
+	"golang.org/x/sys/unix"
+)
+
+// Run runs the instances until ctx is done, then stops cleanly: a master
+// sends a priority 0 advert, and every address the node added is removed.
+//
+// The loop owns one OS thread and waits in ppoll(2) on the VRRP sockets
+// and an eventfd, with the next VRRP deadline as timeout, so that the
+// kernel wakes this thread itself when an advert is due or arrives: no Go
+// scheduler, timer or other thread stands between a deadline and the
+// advert. Unless Config.NoRealtime, the thread runs SCHED_RR (keepalived's
+// vrrp_rt_priority, on by default here): with every core saturated by
+// other work a master still advertises on time, so a 20 ms advert
+// interval holds (see bench/failover). Adverts are judged by their kernel
+// arrival time, and every socket is read before a timeout is acted upon.
+func (n *Node) Run(ctx context.Context) error {
+	// Never unlocked: the thread may carry a real-time policy; it ends
+	// with this goroutine.
+	runtime.LockOSThread()
+	defer close(n.done)
+	n.ctx = ctx
+	n.insts = map[string]*instance{}
+	n.groups = map[string]*Group{}
+	n.grpState = map[string]State{}
+	n.socks = map[sockKey]*sock{}
+	n.scripts = map[string]*scriptRunner{}
+	n.files = map[string]*fileRunner{}
+	n.links = map[string]netif.LinkState{}
+	n.external = map[string]bool{}
+	n.limiter = map[string]*limit{}
+	n.addrs = netif.NewAddrs()
+	n.ann = netif.NewAnnouncer()
+	n.ann.Interval = n.cfg.GARPInterval
+	n.readBuf = make([]byte, 65536)
+
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("vrrp: eventfd: %w", err)
+	}
+	n.efdMu.Lock()
+	n.efd = efd
+	n.efdMu.Unlock()
+	defer n.closeEfd()
+	n.setScheduling()
+
+	wctx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	linkErr := make(chan error, 1)
+	linkCh, err := netif.WatchLinks(wctx, linkErr)
+	if err != nil {
+		return fmt.Errorf("vrrp: %w", err)
+	}
+	go func() {
+		for st := range linkCh {
+			if !n.post(func() { n.linkChanged(st) }) {
+				return
+			}
+		}
+	}()
+	go func() {
+		select {
+		case err := <-linkErr:
+			n.post(func() { n.log.Error(fmt.Sprintf("vrrp: %v; interface tracking stopped", err)) })
+		case <-n.done:
+		}
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			n.post(func() { n.stopping = true })
+		case <-n.done:
+		}
+	}()
+
+	n.apply(Config{}, n.cfg)
+	close(n.running)
+	var fds []unix.PollFd
+	for {
+		n.readEventfd()
+		n.runInbox()
+		if n.stopping {
+			n.shutdown()
+			return nil
+		}
+		// Adverts first, with their arrival times, then the timers.
+		n.readSockets()
+		now := time.Now()
+		for _, name := range n.order {
+			in := n.insts[name]
+			if dl := in.m.Deadline(); !dl.IsZero() && !dl.After(now) {
+				n.step(in, Event{Kind: EvTick, Now: now})
+			}
+		}
+		if len(n.inbox) > 0 {
+			continue
+		}
+		fds = append(fds[:0], unix.PollFd{Fd: int32(efd), Events: unix.POLLIN})
+		for _, s := range n.socks {
+			fds = append(fds, unix.PollFd{Fd: int32(s.conn.Fd()), Events: unix.POLLIN})
+		}
+		var ts *unix.Timespec
+		if next := n.nextDeadline(); !next.IsZero() {
+			d := max(time.Until(next), 0)
+			t := unix.NsecToTimespec(int64(d))
+			ts = &t
+		}
+		if _, err := unix.Ppoll(fds, ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
+			n.log.Error(fmt.Sprintf("vrrp: ppoll: %v", err))
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func (n *Node) nextDeadline() time.Time {
+	var next time.Time
+	for _, in := range n.insts {
+		if dl := in.m.Deadline(); !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
+			next = dl
+		}
+	}
+	return next
+}
+
+// readSockets hands every queued advert to its instance.
+func (n *Node) readSockets() {
+	for _, s := range n.socks {
+		for i := 0; i < 256; i++ {
+			r, ok, err := s.conn.TryRead(n.readBuf)
+			if err != nil || !ok {
+				break
+			}
+			n.receive(s, r)
+		}
+	}
+}
+
+func (n *Node) runInbox() {
+	for {
+		select {
+		case f := <-n.inbox:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// post queues f for Run's goroutine and wakes it. It returns false when
+// the node has stopped.
+func (n *Node) post(f func()) bool {
+	select {
+	case n.inbox <- f:
+	case <-n.done:
+		return false
+	}
+	n.efdMu.Lock()
+	defer n.efdMu.Unlock()
+	if n.efd >= 0 {
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		_, _ = unix.Write(n.efd, one[:])
+	}
+	return true
+}
+
+func (n *Node) readEventfd() {
+	var b [8]byte
+	_, _ = unix.Read(n.efd, b[:])
+}
+
+func (n *Node) closeEfd() {
+	n.efdMu.Lock()
+	defer n.efdMu.Unlock()
+	if n.efd >= 0 {
+		unix.Close(n.efd)
+		n.efd = -1
+	}
+}
+
+// setScheduling gives the loop's thread SCHED_RR (reset on fork, so that
+// nothing this thread might start inherits it).
+func (n *Node) setScheduling() {
+	if n.cfg.NoRealtime {
+		return
+	}
+	prio := n.cfg.RTPriority
+	if prio <= 0 {
+		prio = 1
+	}
+	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_RR, Flags: unix.SCHED_FLAG_RESET_ON_FORK, Priority: uint32(prio)}
+	if err := unix.SchedSetAttr(0, attr, 0); err != nil {
+		n.log.Warn(fmt.Sprintf("vrrp: cannot run the VRRP thread SCHED_RR priority %d (%v); a busy host may delay adverts", prio, err))
+	}
+}
+
+// call runs f in Run's goroutine and waits for it. It fails when Run is
+// not running.
+func (n *Node) call(f func()) error {
+	select {
+	case <-n.running:
+	case <-n.done:
+		return errors.New("vrrp: node stopped")
+	}
+	done := make(chan struct{})
+	if !n.post(func() { f(); close(done) }) {
+		return errors.New("vrrp: node stopped")
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.done:
+		return errors.New("vrrp: node stopped")
+	}
+}
