@@ -43,9 +43,13 @@ func main() {
 	measure := flag.Duration("measure", 60*time.Second, "measurement window, after one warmup delay_loop")
 	ports := flag.Int("ports", 20, "nginx listening ports the servers are spread over")
 	keepalived := flag.Bool("keepalived", true, "also try keepalived's checker on the same configuration")
+	coalesce := flag.Duration("coalesce", 0, "check.Options.Coalesce (0: the Runner's default)")
+	raw := flag.Bool("raw", true, "also measure the same checks run by a bare epoll loop (one thread, no goroutines) as a second reference")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measurement window to this file")
 	flag.Parse()
 	profilePath = *cpuProfile
+	rawRef = *raw
+	coalesceOpt = *coalesce
 	if err := run(*servers, *delay, *measure, *ports, *keepalived); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/checks:", err)
 		os.Exit(1)
@@ -54,7 +58,11 @@ func main() {
 
 const page = "vipd bench page\n"
 
-var profilePath string
+var (
+	profilePath string
+	rawRef      bool
+	coalesceOpt time.Duration
+)
 
 func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) error {
 	dir, err := os.MkdirTemp("", "vipd-bench-checks")
@@ -104,7 +112,8 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 	}
 	var downs atomic.Int64
 	r := check.NewRunner(srv, check.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Coalesce: coalesceOpt,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnEvent: func(e check.Event) {
 			if e.Kind == check.ServerDown {
 				downs.Add(1)
@@ -115,11 +124,16 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
+	reasons := map[string]int{}
 	countChecks := func() (total, failed uint64) {
 		st, _ := r.Status(context.Background())
+		clear(reasons)
 		for _, s := range st {
 			total += s.Checks
 			failed += s.Failed
+			if s.Failed > 0 {
+				reasons[s.Last.Reason]++
+			}
 		}
 		return
 	}
@@ -170,6 +184,24 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 		refChecks, refPerCheck.Round(time.Microsecond), float64(refChecks)/refCPU.Seconds(), float64(refChecks)/refWall.Seconds())
 	fmt.Printf("floor, blocking syscalls only (socket, connect, write, read to EOF, close): %v CPU per check\n", floorPerCheck.Round(time.Microsecond))
 	fmt.Printf("ratio Runner/bare CPU per check: %.2f, Runner/floor: %.2f\n", float64(perCheck)/float64(refPerCheck), float64(perCheck)/float64(floorPerCheck))
+	if f1 > f0 {
+		fmt.Printf("  last reason of the checkers that failed: %v\n", reasons)
+	}
+	if rawRef {
+		addrs := make([]netip.AddrPort, n)
+		for i := range addrs {
+			addrs[i] = addr(i)
+		}
+		window := min(measure, 30*time.Second)
+		rc, rf, rcpu, err := rawLoop(addrs, delay, window, 3*time.Second, sum)
+		if err != nil {
+			return fmt.Errorf("raw loop: %w", err)
+		}
+		rawPer := time.Duration(float64(rcpu) / float64(rc))
+		fmt.Printf("reference, bare epoll loop (one thread, non-blocking sockets, same checks and rate): %d checks (%.0f/s), failed %d, %.2f %% of one core, %v CPU per check\n",
+			rc, float64(rc)/window.Seconds(), rf, 100*rcpu.Seconds()/window.Seconds(), rawPer.Round(time.Microsecond))
+		fmt.Printf("ratio Runner/epoll loop CPU per check: %.2f\n", float64(perCheck)/float64(rawPer))
+	}
 	if tryKeepalived {
 		fmt.Println("keepalived checker:", runKeepalived(dir, n, delay, addr))
 	}
