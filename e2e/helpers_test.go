@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -119,36 +117,9 @@ http {
 }
 
 // get fetches http://addr/ from inside h's namespace and returns the body
-// with surrounding space trimmed.
+// with surrounding space trimmed (getPath for port 80 and /).
 func get(h *lab.Host, addr string, timeout time.Duration) (string, error) {
-	var body string
-	err := h.Do(func() error {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "80"), timeout)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(timeout))
-		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: vip\r\n\r\n"); err != nil {
-			return err
-		}
-		r := bufio.NewReader(c)
-		status, err := r.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(status, " 200 ") {
-			return fmt.Errorf("status %q", strings.TrimSpace(status))
-		}
-		b, err := io.ReadAll(r)
-		if err != nil {
-			return err
-		}
-		_, after, _ := strings.Cut(string(b), "\r\n\r\n")
-		body = strings.TrimSpace(after)
-		return nil
-	})
-	return body, err
+	return getPath(h, net.JoinHostPort(addr, "80"), "/", timeout)
 }
 
 // gets fetches n times and returns the bodies.
