@@ -71,15 +71,15 @@ func TestInteropKeepalived(t *testing.T) {
 			down := vrrptest.DownInterval(c.version, 100, c.interval)
 			switch c.failure {
 			case "cut":
-				p.failover(t, p.d2, down+slack, p.d1.Cut)
+				p.failover(t, p.d2, down+vrrptest.Slack(t), p.cut(p.d1))
 			case "term":
-				p.failover(t, p.d2, vrrptest.Skew(c.version, 100, c.interval)+slack, func() { d1.Term(t) })
+				p.failover(t, p.d2, vrrptest.Skew(c.version, 100, c.interval)+vrrptest.Slack(t), func() { d1.Term(t) })
 				d2.WaitLog(t, "(VI_1) Backup received priority 0 advertisement", 1, time.Second)
 				if vrrptest.HasVIP(p.d1, vip) {
 					t.Errorf("%s left the VIP behind on SIGTERM", kind1)
 				}
 			case "kill":
-				p.failover(t, p.d2, down+slack, func() {
+				p.failover(t, p.d2, down+vrrptest.Slack(t), func() {
 					d1.Kill()
 					p.d1.MustRun("ip", "addr", "flush", "dev", "eth0")
 				})

@@ -6,6 +6,7 @@
 package vrrptest
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/netif"
 	"github.com/vipd/vipd/internal/vrrp"
+	"golang.org/x/sys/unix"
 )
 
 // Spec is one VRRP instance on one director.
@@ -307,16 +309,31 @@ func Probe(t testing.TB, h *lab.Host, vip netip.Addr, port int, interval time.Du
 	}
 	to := &net.UDPAddr{IP: vip.AsSlice(), Port: port}
 	start := time.Now()
+	// Replies are stamped with the kernel's receive time (SO_TIMESTAMPNS):
+	// a busy test process reads them late, the client got them on time.
+	uc := p.pc.(*net.UDPConn)
+	if rc, err := uc.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
+	}
 	p.done.Add(2)
 	go func() {
 		defer p.done.Done()
 		buf := make([]byte, 128)
+		oob := make([]byte, 128)
 		for {
-			n, _, err := p.pc.ReadFrom(buf)
+			n, oobn, _, _, err := uc.ReadMsgUDP(buf, oob)
 			if err != nil {
 				return
 			}
 			now := time.Now()
+			if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, cm := range cms {
+					if cm.Header.Level == unix.SOL_SOCKET && cm.Header.Type == unix.SO_TIMESTAMPNS && len(cm.Data) >= 16 {
+						ts := time.Unix(int64(binary.NativeEndian.Uint64(cm.Data[0:8])), int64(binary.NativeEndian.Uint64(cm.Data[8:16])))
+						now = now.Add(-max(time.Since(ts), 0))
+					}
+				}
+			}
 			f := strings.Fields(string(buf[:n]))
 			if len(f) != 2 {
 				continue
@@ -422,6 +439,25 @@ func Exclusive(t testing.TB, vip netip.Addr, d time.Duration, hosts ...*lab.Host
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Slack is the tolerance the acceptance tests give a failover on top of
+// the protocol's bound: 100 ms, plus 150 ms when the host is overloaded
+// (load average above twice the cores: CI runs every package's tests at
+// once on two cores), so that the tests check the daemon, not the
+// neighbours. The reason is logged.
+func Slack(t testing.TB) time.Duration {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 100 * time.Millisecond
+	}
+	var load float64
+	fmt.Sscan(string(b), &load)
+	if load > 2*float64(runtime.NumCPU()) {
+		t.Logf("host overloaded (load %.1f on %d cores): allowing 250 ms instead of 100 ms over the protocol bound", load, runtime.NumCPU())
+		return 250 * time.Millisecond
+	}
+	return 100 * time.Millisecond
 }
 
 // Skew and DownInterval are RFC 5798's, as keepalived computes them.
