@@ -198,6 +198,7 @@ func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsC
 		return spec, fmt.Errorf("checker not supported by vipd")
 	}
 	spec.Timing = check.Resolve(kind, check.Layer{}, check.Layer{}, layer)
+	spec.LogAllFailures = ck.LogAllFailures || c.Global.CheckerLogAllFailures
 	return spec, nil
 }
 
