@@ -43,7 +43,7 @@ func watchVIP(t *testing.T, h *lab.Host, a netip.Addr) (missing *atomic.Int64, s
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			if !vrrptest.HasVIP(h, a) {
+			if ok, err := vrrptest.VIPState(h, a); err == nil && !ok {
 				missing.Add(1)
 			}
 		}

@@ -240,18 +240,26 @@ func (d *Director) Kill() {
 // Signal sends a signal to the daemon.
 func (d *Director) Signal(sig syscall.Signal) error { return d.Proc.Signal(sig) }
 
-// HasVIP reports whether the host has the address configured.
+// HasVIP reports whether the host has the address configured (false when
+// it cannot tell).
 func HasVIP(h *lab.Host, vip netip.Addr) bool {
+	ok, _ := VIPState(h, vip)
+	return ok
+}
+
+// VIPState reports whether the host has the address configured, or why
+// it could not tell.
+func VIPState(h *lab.Host, vip netip.Addr) (bool, error) {
 	out, err := h.Run("ip", "-o", "addr", "show")
 	if err != nil {
-		return false
+		return false, err
 	}
 	for _, f := range strings.Fields(out) {
 		if p, err := netip.ParsePrefix(f); err == nil && p.Addr() == vip {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // WaitLog waits until the director logged a line containing s, at most
