@@ -28,7 +28,9 @@ import (
 // Options configure a proxy data plane.
 type Options struct {
 	// Workers is the number of TCP event loops (threads); 0 means one per
-	// CPU the Go runtime uses (GOMAXPROCS).
+	// CPU the Go runtime uses (GOMAXPROCS). New raises GOMAXPROCS to
+	// Workers+1 so that the loops, which block in epoll_wait, always leave
+	// a P free.
 	Workers int
 	// Logger receives warnings and debug messages; nil means slog.Default.
 	Logger *slog.Logger
@@ -60,6 +62,11 @@ func New(opts Options) (*Dataplane, error) {
 	n := opts.Workers
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
+	}
+	// One P more than event loops (see worker.go). This is process-wide
+	// and ends the runtime's automatic GOMAXPROCS updates.
+	if runtime.GOMAXPROCS(0) <= n {
+		runtime.GOMAXPROCS(n + 1)
 	}
 	for i := range n {
 		w, err := newWorker(dp, i)
