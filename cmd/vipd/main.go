@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/vipd/vipd/internal/config"
 )
@@ -36,6 +37,7 @@ type Options struct {
 	Dataplane     string // --dataplane auto|proxy|ipvs ("" = the configuration's vipd_dataplane, else auto)
 	Control       string // --control: unix socket of vipctl
 	Metrics       string // --metrics: Prometheus listen address ("" = off)
+	Signum        string // --signum: print a signal number and exit
 }
 
 // option describes one command-line option; the table drives parsing and
@@ -68,8 +70,20 @@ var options = []option{
 	{0, "dataplane", "auto|proxy|ipvs", false, "data plane of the virtual servers: proxy (userspace, the default when the kernel has no IPVS), ipvs (kernel IPVS, needed for DR, TUN and fwmark), auto; overrides global_defs vipd_dataplane", func(o *Options, v string) { o.Dataplane = v }},
 	{0, "control", "PATH", false, "unix socket of the control API used by vipctl (default /run/vipd/vipd.sock)", func(o *Options, v string) { o.Control = v }},
 	{0, "metrics", "ADDR", false, "serve Prometheus metrics on ADDR, e.g. 127.0.0.1:9650 (default: off)", func(o *Options, v string) { o.Metrics = v }},
+	{0, "signum", "SIGFUNC", false, "print the number of the signal that asks vipd for SIGFUNC and exit, as keepalived does: RELOAD (reload the configuration), DATA and JSON (write the state as JSON to /tmp/vipd.data), STATS (write the VRRP counters to /tmp/vipd.stats), STOP (stop cleanly)", func(o *Options, v string) { o.Signum = v }},
 	{'v', "version", "", false, "print the version and exit", nil},
 	{'h', "help", "", false, "print this help and exit", nil},
+}
+
+// signums maps keepalived's --signum functions to the signals vipd
+// handles (cmd/vipd/run.go), so scripts written for keepalived
+// (kill -$(keepalived --signum=RELOAD) ...) work with vipd.
+var signums = map[string]int{
+	"RELOAD": int(syscall.SIGHUP),
+	"DATA":   int(syscall.SIGUSR1),
+	"JSON":   int(syscall.SIGUSR1),
+	"STATS":  int(syscall.SIGUSR2),
+	"STOP":   int(syscall.SIGTERM),
 }
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -247,6 +261,15 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vipd: %v\n", err)
 		fmt.Fprintf(stderr, "Try 'vipd --help' for more information.\n")
 		return 1
+	}
+	if o.Signum != "" {
+		n, ok := signums[strings.ToUpper(o.Signum)]
+		if !ok {
+			fmt.Fprintf(stderr, "vipd: unknown signal function %q (RELOAD, DATA, JSON, STATS, STOP)\n", o.Signum)
+			return 1
+		}
+		fmt.Fprintln(stdout, n)
+		return 0
 	}
 	if o.ConfigTest || o.DumpConf {
 		return checkConfig(o, stdout, stderr)
