@@ -223,11 +223,16 @@ func (w *worker) closeEP(ep *endpoint) {
 func (w *worker) run() {
 	runtime.LockOSThread()
 	defer close(w.done)
+	busy := false
 	for !w.stopping {
 		w.nready = 0
-		if len(w.ready) > 0 {
+		// After a busy turn, look once more without sleeping: under load
+		// events arrived meanwhile, and a poll costs less than a sleep
+		// and a wake-up.
+		if len(w.ready) > 0 || busy {
 			w.poll(uintptr(w.epfd))
-		} else {
+		}
+		if w.nready == 0 && len(w.ready) == 0 {
 			ms := int((time.Until(w.wakeAt()) + time.Millisecond - 1) / time.Millisecond)
 			n, err := unix.EpollWait(w.epfd, w.events, max(ms, 0))
 			switch {
@@ -238,6 +243,7 @@ func (w *worker) run() {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
+		busy = w.nready > 0
 		w.now = time.Now()
 		for i := 0; i < w.nready; i++ {
 			w.dispatch(&w.events[i])
