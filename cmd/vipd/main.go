@@ -38,6 +38,9 @@ type Options struct {
 	Control       string // --control: unix socket of vipctl
 	Metrics       string // --metrics: Prometheus listen address ("" = off)
 	Signum        string // --signum: print a signal number and exit
+	DataFile      string // --data-file: SIGUSR1's dump
+	StatsFile     string // --stats-file: SIGUSR2's dump
+	IPVSState     string // --ipvs-state: the ipvs data plane's ownership record
 }
 
 // option describes one command-line option; the table drives parsing and
@@ -70,6 +73,9 @@ var options = []option{
 	{0, "dataplane", "auto|proxy|ipvs", false, "data plane of the virtual servers: proxy (userspace, the default when the kernel has no IPVS), ipvs (kernel IPVS, needed for DR, TUN and fwmark), auto; overrides global_defs vipd_dataplane", func(o *Options, v string) { o.Dataplane = v }},
 	{0, "control", "PATH", false, "unix socket of the control API used by vipctl (default /run/vipd/vipd.sock)", func(o *Options, v string) { o.Control = v }},
 	{0, "metrics", "ADDR", false, "serve Prometheus metrics on ADDR, e.g. 127.0.0.1:9650 (default: off)", func(o *Options, v string) { o.Metrics = v }},
+	{0, "data-file", "FILE", false, "where SIGUSR1 writes the state as JSON (default /tmp/vipd.data)", func(o *Options, v string) { o.DataFile = v }},
+	{0, "stats-file", "FILE", false, "where SIGUSR2 writes the VRRP counters (default /tmp/vipd.stats)", func(o *Options, v string) { o.StatsFile = v }},
+	{0, "ipvs-state", "FILE", false, "where the ipvs data plane records the services it owns, so a restart adopts them without touching live connections (default /run/vipd/ipvs.json)", func(o *Options, v string) { o.IPVSState = v }},
 	{0, "signum", "SIGFUNC", false, "print the number of the signal that asks vipd for SIGFUNC and exit, as keepalived does: RELOAD (reload the configuration), DATA and JSON (write the state as JSON to /tmp/vipd.data), STATS (write the VRRP counters to /tmp/vipd.stats), STOP (stop cleanly)", func(o *Options, v string) { o.Signum = v }},
 	{'v', "version", "", false, "print the version and exit", nil},
 	{'h', "help", "", false, "print this help and exit", nil},
