@@ -227,6 +227,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if errs := validateServices(d.cfg, plans, d.serviceValidator()); len(errs) > 0 {
+		return &api.ConfigError{Diagnostics: errs}
+	}
 	servers, err := checkServers(d.cfg, plans)
 	if err != nil {
 		return err
@@ -388,6 +391,15 @@ func (d *Daemon) stopVRRP() {
 			f()
 		}
 	}
+}
+
+// serviceValidator is the data plane's own check of a service, nil when
+// there is none (or no virtual servers run).
+func (d *Daemon) serviceValidator() func(lvs.Service) error {
+	if d.opts.VRRPOnly || d.dpName != config.DataplaneProxy {
+		return nil
+	}
+	return proxy.Validate
 }
 
 func (d *Daemon) newDataplane() (dataplane.Dataplane, error) {
@@ -657,6 +669,9 @@ func (d *Daemon) reload() error {
 	plans, err := planServices(cfg)
 	if err != nil {
 		return &api.ConfigError{Diagnostics: []string{err.Error()}}
+	}
+	if errs := validateServices(cfg, plans, d.serviceValidator()); len(errs) > 0 {
+		return &api.ConfigError{Diagnostics: errs}
 	}
 	servers, err := checkServers(cfg, plans)
 	if err != nil {

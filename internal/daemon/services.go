@@ -258,3 +258,33 @@ func persistMask(vs *config.VirtualServer) int {
 	}
 	return 32
 }
+
+// validateServices checks, before anything runs, that the data plane can
+// run every service the configuration can produce (every real server up,
+// and the sorry server alone), so a problem names the virtual server's
+// file:line at start or reload rather than surfacing as a failed Apply.
+func validateServices(c *config.Config, plans []*vsPlan, validate func(lvs.Service) error) []string {
+	if validate == nil {
+		return nil
+	}
+	allUp := map[string]health{}
+	for _, p := range plans {
+		for _, rs := range p.rss {
+			allUp[rs.check] = health{up: true, weight: int64(rs.cfg.Weight)}
+		}
+	}
+	var errs []string
+	for _, p := range plans {
+		one := []*vsPlan{p}
+		seen := map[string]bool{}
+		for _, q := range []bool{true, false} {
+			for _, s := range desiredServices(c, one, allUp, map[string]bool{p.name: q}) {
+				if err := validate(s); err != nil && !seen[err.Error()] {
+					seen[err.Error()] = true
+					errs = append(errs, fmt.Sprintf("%s: virtual_server %s: %v", p.cfg.Pos, p.name, err))
+				}
+			}
+		}
+	}
+	return errs
+}

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"reflect"
 	"testing"
 
@@ -182,5 +184,29 @@ func TestDefaultScheduler(t *testing.T) {
 	svcs := desiredServices(c, plans, map[string]health{plans[0].rss[0].check: {true, 1}}, nil)
 	if svcs[0].Scheduler != "wlc" {
 		t.Fatalf("scheduler %q, want IPVS's default wlc", svcs[0].Scheduler)
+	}
+}
+
+func TestValidateServicesNamesTheLine(t *testing.T) {
+	c := parse(t, `virtual_server 198.18.0.100 0 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    persistence_timeout 60
+    real_server 198.18.0.21 80 { }
+}
+`)
+	plans, err := planServices(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := validateServices(c, plans, func(s lvs.Service) error {
+		if s.Key.Addr.Port() == 0 {
+			return fmt.Errorf("port 0 (all ports) needs the ipvs data plane")
+		}
+		return nil
+	})
+	if len(errs) != 1 || !strings.HasPrefix(errs[0], "test.conf:1: virtual_server [198.18.0.100]:tcp:0: port 0") {
+		t.Fatalf("got %q", errs)
 	}
 }
