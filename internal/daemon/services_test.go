@@ -3,8 +3,8 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/vipd/vipd/internal/config"
