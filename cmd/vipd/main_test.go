@@ -111,8 +111,8 @@ func TestConfigTest(t *testing.T) {
 		{"missing parameter", strings.Replace(validConf, "virtual_router_id 51", "virtual_router_id", 1), nil, 2, "missing parameter"},
 		{"deprecated keyword", validConf + "virtual_server 198.18.0.100 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n real_server 198.18.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   nb_get_retry 3\n  }\n }\n}\n", nil, 5, "'nb_get_retry' is deprecated"},
 		{"DR judged as keepalived", validConf + "virtual_server 198.18.0.100 80 {\n lvs_sched rr\n lvs_method DR\n protocol TCP\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 0, ""},
-		{"DR on the proxy data plane", validConf + "virtual_server 198.18.0.100 80 {\n lvs_sched rr\n lvs_method DR\n protocol TCP\n real_server 198.18.0.2 80 {\n }\n}\n", []string{"--dataplane", "proxy"}, 5, "--dataplane ipvs"},
-		{"vipd_dataplane in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane proxy", 1) + "virtual_server fwmark 1 {\n lvs_sched rr\n lvs_method NAT\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 5, "fwmark virtual servers need the ipvs data plane"},
+		{"DR on the proxy data plane", validConf + "virtual_server 198.18.0.100 80 {\n lvs_sched rr\n lvs_method DR\n protocol TCP\n real_server 198.18.0.2 80 {\n }\n}\n", []string{"--dataplane", "proxy"}, 4, "--dataplane ipvs"},
+		{"vipd_dataplane in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane proxy", 1) + "virtual_server fwmark 1 {\n lvs_sched rr\n lvs_method NAT\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 4, "fwmark virtual servers need the ipvs data plane"},
 		{"config id", strings.Replace(validConf, "    virtual_router_id 51\n", "    @lb1 virtual_router_id 51\n    @^lb1 virtual_router_id 52\n", 1), []string{"-i", "lb1"}, 0, ""},
 	}
 	for _, tc := range tests {

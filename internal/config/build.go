@@ -113,7 +113,10 @@ func (c *cx) walk(sec *Section, nodes []*Node) {
 			if c.b.opts.Dataplane != "" {
 				sev = Error
 			}
-			c.b.add(n.Pos, sev, n.Name, k.Note, "not supported by vipd; the daemon refuses this configuration")
+			d := c.b.add(n.Pos, sev, n.Name, k.Note, "not supported by vipd; the daemon refuses this configuration")
+			if sev == Error {
+				d.Exit = ExitConfig // the daemon cannot run it
+			}
 		}
 		if k.set != nil {
 			k.set(c, n)

@@ -200,3 +200,19 @@ func (d *diags) add(pos Pos, sev Severity, kw, hint, format string, args ...any)
 	d.list = append(d.list, Diagnostic{Pos: pos, Severity: sev, Keyword: kw, Msg: fmt.Sprintf(format, args...), Hint: hint})
 	return &d.list[len(d.list)-1]
 }
+
+// Blocking reports whether the daemon cannot run a configuration with
+// this finding: keepalived could not load it (fatal, a missing parameter,
+// no file), or vipd cannot honour it (a refused keyword, a feature the
+// data plane lacks). Other errors name items keepalived drops while
+// running the rest, and vipd does the same at start.
+func (d Diagnostic) Blocking() bool {
+	if d.Severity == Fatal {
+		return true
+	}
+	switch d.Exit {
+	case ExitConfig, ExitProgramError, ExitNoConfig:
+		return true
+	}
+	return false
+}

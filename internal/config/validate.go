@@ -569,14 +569,14 @@ func (b *builder) checkSyncDaemon() {
 // checkDataplane refuses what the selected data plane cannot run.
 func (b *builder) checkDataplane(vs *VirtualServer) {
 	if vs.ProxyProtocol != 0 && b.opts.Dataplane == DataplaneIPVS {
-		b.add(vs.Pos, Error, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane")
+		b.add(vs.Pos, Error, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane").Exit = ExitConfig
 	}
 	if b.opts.Dataplane != DataplaneProxy {
 		return
 	}
 	hint := "run with --dataplane ipvs or set global_defs vipd_dataplane ipvs"
 	if vs.Kind == VSFWMark {
-		b.add(vs.Pos, Error, "virtual_server", hint, "fwmark virtual servers need the ipvs data plane")
+		b.add(vs.Pos, Error, "virtual_server", hint, "fwmark virtual servers need the ipvs data plane").Exit = ExitConfig
 	}
 	check := func(pos Pos, m Method, what string) {
 		if m.Forward == lvs.Route || m.Forward == lvs.Tunnel {
@@ -584,7 +584,7 @@ func (b *builder) checkDataplane(vs *VirtualServer) {
 			if m.Forward == lvs.Tunnel {
 				fw = "TUN"
 			}
-			b.add(pos, Error, "lvs_method", hint, "%s: lvs_method %s needs the ipvs data plane (the proxy data plane forwards as NAT)", what, fw)
+			b.add(pos, Error, "lvs_method", hint, "%s: lvs_method %s needs the ipvs data plane (the proxy data plane forwards as NAT)", what, fw).Exit = ExitConfig
 		}
 	}
 	check(vs.Pos, vs.Method, "virtual server "+vs.String())

@@ -64,20 +64,21 @@ type Daemon struct {
 	quit chan struct{} // closed when the loop has returned
 
 	// Owned by the loop goroutine.
-	cfg      *config.Config
-	plans    []*vsPlan
-	health   map[string]health
-	quorum   map[string]bool
-	node     *vrrp.Node
-	nodeDone chan struct{}
-	stopNode context.CancelFunc
-	runner   *check.Runner
-	stopRun  context.CancelFunc
-	runDone  chan struct{}
-	servers  []check.Server
-	dp       dataplane.Dataplane
-	notifier *notify.Notifier
-	notifyCf notify.Config
+	cfg       *config.Config
+	knownErrs map[string]bool // errors of the running configuration (a reload may keep them)
+	plans     []*vsPlan
+	health    map[string]health
+	quorum    map[string]bool
+	node      *vrrp.Node
+	nodeDone  chan struct{}
+	stopNode  context.CancelFunc
+	runner    *check.Runner
+	stopRun   context.CancelFunc
+	runDone   chan struct{}
+	servers   []check.Server
+	dp        dataplane.Dataplane
+	notifier  *notify.Notifier
+	notifyCf  notify.Config
 
 	// Read by API goroutines.
 	mu   sync.Mutex
@@ -118,17 +119,23 @@ func New(opts Options) (*Daemon, error) {
 		opts.IPVSState = "/run/vipd/ipvs.json"
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), reqs: make(chan func()), quit: make(chan struct{})}
-	cfg, err := d.load()
+	cfg, known, err := d.load(false)
 	if err != nil {
 		return nil, err
 	}
-	d.cfg = cfg
+	d.cfg, d.knownErrs = cfg, known
 	return d, nil
 }
 
-// load reads the configuration for the resolved data plane. Warnings are
-// logged; errors make a *api.ConfigError.
-func (d *Daemon) load() (*config.Config, error) {
+// load reads the configuration for the resolved data plane.
+//
+// It refuses (with an *api.ConfigError naming every file:line) what
+// cannot run: findings that block (fatal, refused features), and, on a
+// reload, errors the running configuration did not have, so a mistake
+// made while editing never goes live. Other errors are logged and the
+// item is dropped, as keepalived does: a configuration keepalived runs
+// (the CentOS default's vrrp_garp_interval 0, say) runs.
+func (d *Daemon) load(reload bool) (*config.Config, map[string]bool, error) {
 	dp := d.dpName
 	if dp == "" {
 		// First load: the data plane may come from the configuration
@@ -146,22 +153,40 @@ func (d *Daemon) load() (*config.Config, error) {
 		}
 	}
 	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, Dataplane: dp, Host: config.OSHost{}})
-	var errs []string
-	for _, dg := range diags {
-		if dg.Severity == config.Error || dg.Severity == config.Fatal {
-			errs = append(errs, dg.String())
-		} else {
+	var refuse, logged []string
+	known := map[string]bool{}
+	for _, dg := range diags.Sorted() {
+		key := dg.Keyword + "\x00" + dg.Msg
+		switch {
+		case dg.Blocking():
+			refuse = append(refuse, dg.String())
+		case dg.Severity >= config.Error:
+			known[key] = true
+			if reload && !d.knownErrs[key] {
+				refuse = append(refuse, dg.String())
+			} else {
+				logged = append(logged, dg.String())
+			}
+		case dg.Severity == config.Warning:
 			d.log.Warn(dg.String())
+		default:
+			d.log.Info(dg.String())
 		}
 	}
-	if cfg == nil && len(errs) == 0 {
-		errs = append(errs, fmt.Sprintf("%s: cannot read the configuration", d.opts.ConfigFile))
+	if cfg == nil && len(refuse) == 0 {
+		refuse = append(refuse, fmt.Sprintf("%s: cannot read the configuration", d.opts.ConfigFile))
 	}
-	if len(errs) > 0 {
-		return nil, &api.ConfigError{Diagnostics: errs}
+	if len(refuse) > 0 {
+		return nil, nil, &api.ConfigError{Diagnostics: refuse}
+	}
+	for _, e := range logged {
+		d.log.Error(e)
+	}
+	if len(logged) > 0 {
+		d.log.Error(fmt.Sprintf("the configuration has %d errors: the items named are dropped, as keepalived drops them (vipd -t lists them)", len(logged)))
 	}
 	d.dpName = dp
-	return cfg, nil
+	return cfg, known, nil
 }
 
 // resolveDataplane turns "auto" (or nothing) into ipvs when the kernel
@@ -661,7 +686,7 @@ func (d *Daemon) reload() error {
 	sdNotify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicUsec(), 10))
 	defer sdNotify("READY=1")
 	d.log.Info("Reloading configuration", "file", d.opts.ConfigFile)
-	cfg, err := d.load()
+	cfg, known, err := d.load(true)
 	if err != nil {
 		d.log.Error("Reload refused; the running configuration stays", "err", err)
 		return err
@@ -696,7 +721,7 @@ func (d *Daemon) reload() error {
 			return fmt.Errorf("VRRP reload: %w", err)
 		}
 	}
-	d.cfg, d.plans = cfg, plans
+	d.cfg, d.plans, d.knownErrs = cfg, plans, known
 	if nc := notifyConfig(cfg, d.log); !reflect.DeepEqual(nc, d.notifyCf) {
 		if n, err := notify.New(nc); err != nil {
 			d.log.Error("notifications: keeping the previous settings", "err", err)
