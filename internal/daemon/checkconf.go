@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os/user"
 	"regexp"
@@ -13,8 +15,10 @@ import (
 )
 
 // checkServers maps every real server of the plans to a check.Server with
-// its checkers. Errors name the checker's file:line.
-func checkServers(c *config.Config, plans []*vsPlan) ([]check.Server, error) {
+// its checkers. Errors name the checker's file:line. A MISC_CHECK whose
+// script the policy refuses is left out with an error logged, as
+// keepalived disables it.
+func checkServers(c *config.Config, plans []*vsPlan, policy scriptPolicy, log *slog.Logger) ([]check.Server, error) {
 	var tlsConf *tls.Config
 	trackFiles := map[string]*config.TrackFile{}
 	for _, tf := range c.TrackFiles {
@@ -29,7 +33,12 @@ func checkServers(c *config.Config, plans []*vsPlan) ([]check.Server, error) {
 				rsAddr = netip.AddrPortFrom(rsAddr.Addr(), p.keys[0].port)
 			}
 			for _, ck := range rs.cfg.Checkers {
-				spec, err := checkSpec(c, ck, rsAddr, &tlsConf, trackFiles)
+				spec, err := checkSpec(c, ck, rsAddr, &tlsConf, trackFiles, policy)
+				var refused *refusedScript
+				if errors.As(err, &refused) {
+					log.Error(fmt.Sprintf("%s: MISC_CHECK of %s disabled: %v", ck.Pos, rs.check, refused.err))
+					continue
+				}
 				if err != nil {
 					return nil, fmt.Errorf("%s: %s: %w", ck.Pos, ck.Type, err)
 				}
@@ -59,7 +68,12 @@ func checkServers(c *config.Config, plans []*vsPlan) ([]check.Server, error) {
 	return out, nil
 }
 
-func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsConf **tls.Config, trackFiles map[string]*config.TrackFile) (check.Spec, error) {
+// refusedScript is a script the security policy refuses to run.
+type refusedScript struct{ err error }
+
+func (r *refusedScript) Error() string { return r.err.Error() }
+
+func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsConf **tls.Config, trackFiles map[string]*config.TrackFile, policy scriptPolicy) (check.Spec, error) {
 	ip := ck.ConnectIP
 	if !ip.IsValid() {
 		ip = rsAddr.Addr()
@@ -168,8 +182,13 @@ func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsC
 			return spec, fmt.Errorf("misc_path missing")
 		}
 		m := &check.Misc{Argv: ck.Misc.Path.Argv, Dynamic: ck.Misc.Dynamic, Timeout: ck.Misc.Timeout}
-		cred, err := scriptCredential(c, ck.Misc.Path)
-		if err != nil {
+		var cred *syscall.Credential
+		var err error
+		if policy != nil {
+			if cred, err = policy(ck.Misc.Path); err != nil {
+				return spec, &refusedScript{err}
+			}
+		} else if cred, err = scriptCredential(c, ck.Misc.Path); err != nil {
 			return spec, err
 		}
 		m.Credential = cred

@@ -255,7 +255,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if errs := validateServices(d.cfg, plans, d.serviceValidator()); len(errs) > 0 {
 		return &api.ConfigError{Diagnostics: errs}
 	}
-	servers, err := checkServers(d.cfg, plans)
+	servers, err := checkServers(d.cfg, plans, d.scriptPolicy(d.cfg), d.log)
 	if err != nil {
 		return err
 	}
@@ -312,7 +312,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	// Like keepalived, no VRRP runs without a vrrp_instance (a reload
 	// that adds one starts it).
 	if !d.opts.CheckOnly && len(d.cfg.Instances) > 0 {
-		d.node, err = vrrp.New(vrrpConfig(d.cfg), vrrp.Deps{Logger: d.log, Notifier: vrrp.NotifierFunc(d.vrrpNotify)})
+		d.node, err = vrrp.New(vrrpConfig(d.cfg, d.scriptPolicy(d.cfg), d.log), vrrp.Deps{Logger: d.log, Notifier: vrrp.NotifierFunc(d.vrrpNotify)})
 		if err != nil {
 			return err
 		}
@@ -415,6 +415,21 @@ func (d *Daemon) stopVRRP() {
 		case f := <-d.reqs:
 			f()
 		}
+	}
+}
+
+// scriptPolicy applies keepalived's script security to the scripts vipd
+// runs itself (vrrp_script, MISC_CHECK), as the notify package does to
+// notify scripts, and resolves the user they run as.
+func (d *Daemon) scriptPolicy(c *config.Config) scriptPolicy {
+	nc := notifyConfig(c, d.log)
+	return func(s *config.Script) (*syscall.Credential, error) {
+		if ns := notifyScript(s); ns != nil {
+			if err := notify.CheckScript(ns, nc); err != nil {
+				return nil, err
+			}
+		}
+		return scriptCredential(c, s)
 	}
 }
 
@@ -698,12 +713,12 @@ func (d *Daemon) reload() error {
 	if errs := validateServices(cfg, plans, d.serviceValidator()); len(errs) > 0 {
 		return &api.ConfigError{Diagnostics: errs}
 	}
-	servers, err := checkServers(cfg, plans)
+	servers, err := checkServers(cfg, plans, d.scriptPolicy(cfg), d.log)
 	if err != nil {
 		return &api.ConfigError{Diagnostics: []string{err.Error()}}
 	}
 	if !d.opts.CheckOnly && (d.node != nil || len(cfg.Instances) > 0) {
-		vc := vrrpConfig(cfg)
+		vc := vrrpConfig(cfg, d.scriptPolicy(cfg), d.log)
 		if _, err := vc.Validate(); err != nil {
 			return &api.ConfigError{Diagnostics: []string{err.Error()}}
 		}

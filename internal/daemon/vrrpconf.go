@@ -1,17 +1,26 @@
 package daemon
 
 import (
+	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
+	"syscall"
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/netif"
 	"github.com/vipd/vipd/internal/vrrp"
 )
 
+// scriptPolicy decides whether a script may run and as whom: keepalived's
+// script security rules (enable_script_security, script_user), shared
+// with notify scripts.
+type scriptPolicy func(*config.Script) (*syscall.Credential, error)
+
 // vrrpConfig maps the VRRP part of the configuration model onto the vrrp
-// package's own configuration.
-func vrrpConfig(c *config.Config) vrrp.Config {
+// package's own configuration. Scripts the policy refuses are left out,
+// with the instances' references to them, as keepalived disables them.
+func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Config {
 	g := c.Global
 	out := vrrp.Config{
 		McastGroup4:  g.VRRPMcastGroup4,
@@ -19,8 +28,19 @@ func vrrpConfig(c *config.Config) vrrp.Config {
 		GARPInterval: g.GARP.Interval,
 		GNAInterval:  g.GARP.NAInterval,
 	}
+	refused := map[string]bool{}
 	for _, s := range c.Scripts {
+		var cred *syscall.Credential
+		if policy != nil {
+			var err error
+			if cred, err = policy(s.Script); err != nil {
+				log.Error(fmt.Sprintf("%s: vrrp_script %s disabled: %v", s.Pos, s.Name, err))
+				refused[s.Name] = true
+				continue
+			}
+		}
 		out.Scripts = append(out.Scripts, vrrp.ScriptConfig{
+			Credential: cred,
 			Name:     s.Name,
 			Script:   commandLine(s.Script),
 			Interval: s.Interval,
@@ -41,7 +61,7 @@ func vrrpConfig(c *config.Config) vrrp.Config {
 			Name:            sg.Name,
 			Instances:       append([]string(nil), sg.Instances...),
 			TrackInterfaces: trackRefs(sg.Track.Interfaces),
-			TrackScripts:    trackRefs(sg.Track.Scripts),
+			TrackScripts:    trackRefs(without(sg.Track.Scripts, refused)),
 			TrackFiles:      trackRefs(sg.Track.Files),
 		})
 	}
@@ -62,7 +82,7 @@ func vrrpConfig(c *config.Config) vrrp.Config {
 			CheckUnicastSrc:      in.CheckUnicastSrc || g.CheckUnicastSrc,
 			DontTrackPrimary:     in.DontTrackPrimary,
 			TrackInterfaces:      trackRefs(in.Track.Interfaces),
-			TrackScripts:         trackRefs(in.Track.Scripts),
+			TrackScripts:         trackRefs(without(in.Track.Scripts, refused)),
 			TrackFiles:           trackRefs(in.Track.Files),
 			DownTimerAdverts:     in.DownTimerAdverts,
 			LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
@@ -120,6 +140,17 @@ func broadcastOf(p netip.Prefix) netip.Addr {
 		a[i/8] |= 0x80 >> (i % 8)
 	}
 	return netip.AddrFrom4(a)
+}
+
+// without drops the references to refused scripts.
+func without(refs []config.TrackRef, refused map[string]bool) []config.TrackRef {
+	var out []config.TrackRef
+	for _, r := range refs {
+		if !refused[r.Name] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func trackRefs(in []config.TrackRef) []vrrp.TrackRef {

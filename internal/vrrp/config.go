@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vipd/vipd/internal/netif"
@@ -128,6 +129,9 @@ type ScriptConfig struct {
 	Rise     int           `json:"rise,omitempty"`
 	Fall     int           `json:"fall,omitempty"`
 	InitFail bool          `json:"init_fail,omitempty"`
+	// Credential runs the script as another user (script_user or the
+	// vrrp_script's user keyword); nil runs it as the daemon's user.
+	Credential *syscall.Credential `json:"-"`
 }
 
 // TrackFileConfig is a vrrp_track_file.

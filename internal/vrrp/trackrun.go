@@ -116,7 +116,7 @@ func (n *Node) startScript(sc ScriptConfig, tr *ScriptTracker, changed time.Time
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			ok, detail := runScript(ctx, sc.Script, timeout)
+			ok, detail := runScript(ctx, sc.Script, sc.Credential, timeout)
 			if ctx.Err() != nil {
 				return
 			}
@@ -151,7 +151,7 @@ func (n *Node) scriptResult(sr *scriptRunner, ok bool, detail string) {
 // runScript runs a keepalived script line: program and arguments split on
 // spaces, single quotes grouping. Exit status 0 is success; a timeout
 // kills the whole process group.
-func runScript(ctx context.Context, line string, timeout time.Duration) (bool, string) {
+func runScript(ctx context.Context, line string, cred *syscall.Credential, timeout time.Duration) (bool, string) {
 	args := splitScript(line)
 	if len(args) == 0 {
 		return false, "empty script"
@@ -159,7 +159,7 @@ func runScript(ctx context.Context, line string, timeout time.Duration) (bool, s
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
