@@ -41,15 +41,15 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		}
 		out.Scripts = append(out.Scripts, vrrp.ScriptConfig{
 			Credential: cred,
-			Name:     s.Name,
-			Script:   commandLine(s.Script),
-			Interval: s.Interval,
-			Timeout:  s.Timeout,
-			Weight:   s.Weight,
-			Reverse:  s.Reverse,
-			Rise:     s.Rise,
-			Fall:     s.Fall,
-			InitFail: s.InitFail,
+			Name:       s.Name,
+			Script:     commandLine(s.Script),
+			Interval:   s.Interval,
+			Timeout:    s.Timeout,
+			Weight:     s.Weight,
+			Reverse:    s.Reverse,
+			Rise:       s.Rise,
+			Fall:       s.Fall,
+			InitFail:   s.InitFail,
 		})
 	}
 	for _, f := range c.TrackFiles {
