@@ -108,6 +108,8 @@ func (c *cx) walk(sec *Section, nodes []*Node) {
 		switch k.Status {
 		case Ignored:
 			c.b.add(n.Pos, Notice, n.Name, k.Note, "ignored by vipd")
+		case NotYet:
+			c.b.add(n.Pos, Notice, n.Name, k.Note, "not yet implemented by vipd")
 		case Refused:
 			sev := Notice
 			if c.b.opts.Dataplane != "" {

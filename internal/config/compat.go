@@ -78,6 +78,7 @@ func CompatMarkdown() []byte {
 	p("- **supported**: parsed into vipd's model and acted upon.\n")
 	p("- **ignored**: accepted without effect; `vipd -t` prints a notice.\n")
 	p("- **refused**: accepted by `vipd -t` like keepalived, with a notice; the daemon refuses to run a configuration using it.\n")
+	p("- **not yet**: parsed, but vipd does not act on it yet and runs without it (the note says what happens instead); `vipd -t` prints a notice and the daemon logs a warning.\n")
 	p("- **deprecated**: an old name of another keyword; *warns* means keepalived 2.2 prints a deprecation warning, which fails `keepalived -t` (and `vipd -t`).\n")
 	p("- **since**: keepalived version that introduced a keyword keepalived 2.2.7 does not know.\n\n")
 

@@ -18,6 +18,9 @@ const (
 	// configuration as keepalived does) but make the daemon refuse to run
 	// the configuration, because vipd cannot honour them.
 	Refused
+	// NotYet keywords are parsed, but vipd does not act on them yet: it
+	// runs without them, with a notice (vipd -t) or a warning (daemon).
+	NotYet
 )
 
 // String names the status as docs/compat.md does.
@@ -29,6 +32,8 @@ func (s Status) String() string {
 		return "ignored"
 	case Refused:
 		return "refused"
+	case NotYet:
+		return "not yet"
 	}
 	return "?"
 }

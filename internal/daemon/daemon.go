@@ -167,10 +167,10 @@ func (d *Daemon) load(reload bool) (*config.Config, map[string]bool, error) {
 			} else {
 				logged = append(logged, dg.String())
 			}
-		case dg.Severity == config.Warning:
-			d.log.Warn(dg.String())
 		default:
-			d.log.Info(dg.String())
+			// Warnings, and vipd's notices (keywords ignored or not
+			// implemented yet): the operator should see both.
+			d.log.Warn(dg.String())
 		}
 	}
 	if cfg == nil && len(refuse) == 0 {
