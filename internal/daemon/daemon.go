@@ -79,6 +79,7 @@ type Daemon struct {
 	dp        dataplane.Dataplane
 	notifier  *notify.Notifier
 	notifyCf  notify.Config
+	routing   *routing // static addresses/routes/rules, virtual routes/rules (static.go)
 
 	// Read by API goroutines.
 	mu   sync.Mutex
@@ -271,6 +272,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		defer cancel()
 		_ = d.notifier.Close(cctx)
 	}()
+	if !d.opts.CheckOnly {
+		d.routing = startRouting(d.cfg, d.log)
+		defer d.routing.stop()
+	}
 
 	if !d.opts.VRRPOnly {
 		if d.dp, err = d.newDataplane(); err != nil {
@@ -632,6 +637,9 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 	default:
 		return
 	}
+	if !ev.Group {
+		d.routing.vrrpState(n.Name, n.State)
+	}
 	cfg := d.currentConfig()
 	if cfg != nil {
 		ev.Scripts, ev.SMTPAlert = vrrpScripts(cfg, ev.Group, n.Name)
@@ -737,6 +745,7 @@ func (d *Daemon) reload() error {
 		}
 	}
 	d.cfg, d.plans, d.knownErrs = cfg, plans, known
+	d.routing.reload(cfg)
 	if nc := notifyConfig(cfg, d.log); !reflect.DeepEqual(nc, d.notifyCf) {
 		if n, err := notify.New(nc); err != nil {
 			d.log.Error("notifications: keeping the previous settings", "err", err)
