@@ -115,7 +115,7 @@ func planRouting(cfg *config.Config) (routingPlan, []planNote) {
 				notes = append(notes, planNote{pos: r.Pos, msg: fmt.Sprintf("%s: route %v: %v - skipping", block, r.Dst, err)})
 				continue
 			}
-			out = append(out, netItem{kind: kindRoute, key: "route " + nr.String(), pos: r.Pos, block: block, noTrack: r.NoTrack, route: nr})
+			out = append(out, netItem{kind: kindRoute, key: "route " + nr.String(), pos: r.Pos, block: block, noTrack: !tracked(r), route: nr})
 		}
 		return out
 	}
@@ -142,6 +142,27 @@ func planRouting(cfg *config.Config) (routingPlan, []planNote) {
 		}
 	}
 	return plan, notes
+}
+
+// tracked says whether a deleted route is put back: not with no_track,
+// nor, as keepalived warns at load ("cannot track route ... with no
+// interface specified"), a route without a type or a path without a dev.
+func tracked(r config.Route) bool {
+	if r.NoTrack {
+		return false
+	}
+	if len(r.Nexthops) > 0 {
+		if r.Dev != "" {
+			return true
+		}
+		for _, nh := range r.Nexthops {
+			if nh.Dev == "" {
+				return false
+			}
+		}
+		return true
+	}
+	return r.Dev != "" || r.Type != ""
 }
 
 func addrKey(a netif.Addr) string {

@@ -255,3 +255,22 @@ func TestDesired(t *testing.T) {
 		t.Errorf("%d items with a duplicate, want 7", n)
 	}
 }
+
+func TestTracked(t *testing.T) {
+	for _, tc := range []struct {
+		line    string
+		tracked bool
+	}{
+		{"198.19.5.0/24 via 198.18.0.1 dev eth0", true},
+		{"198.19.5.0/24 via 198.18.0.1 dev eth0 no_track", false},
+		{"198.19.5.0/24 via 198.18.0.1", false}, // keepalived: "cannot track route ... with no interface specified"
+		{"blackhole 198.19.5.0/24", true},
+		{"198.19.5.0/24 nexthop via 198.18.0.1 dev eth0 nexthop via 198.18.0.2 dev eth0", true},
+		{"198.19.5.0/24 nexthop via 198.18.0.1 dev eth0 nexthop via 198.18.0.2", false},
+		{"198.19.5.0/24 via 198.18.0.1 or 198.18.0.2 dev eth0", true},
+	} {
+		if got := tracked(routeLine(t, tc.line)); got != tc.tracked {
+			t.Errorf("%q: tracked %v, want %v", tc.line, got, tc.tracked)
+		}
+	}
+}
