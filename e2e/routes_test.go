@@ -97,9 +97,13 @@ func TestVirtualRoutesFollowMaster(t *testing.T) {
 
 	// The master's cable is pulled: d2 takes over, d1 (FAULT) lets go.
 	d1.Cut()
-	lab.Eventually(t, 5*time.Second, func() bool { return b.state("VI_1") == "MASTER" }, "d2 not MASTER after d1's cable was cut")
+	cut := time.Now()
+	lab.Eventually(t, 5*time.Second, func() bool { r, u := routeState(d2); return r && u }, "d2 has no virtual route after d1's cable was cut")
+	t.Logf("d2 had the virtual route and rule %v after the cut (3 x advert_int 0.2 s + skew is the VRRP part)", time.Since(cut).Round(time.Millisecond))
+	if s := b.state("VI_1"); s != "MASTER" {
+		t.Fatalf("d2 has the virtual route as %s", s)
+	}
 	lab.Eventually(t, 5*time.Second, func() bool { r, u := routeState(d1); return !r && !u }, "d1 kept its virtual route in %s", m.state("VI_1"))
-	lab.Eventually(t, 5*time.Second, func() bool { r, u := routeState(d2); return r && u }, "d2 has no virtual route as MASTER")
 	// Back: d1 preempts and the routes move back.
 	d1.Restore()
 	lab.Eventually(t, 10*time.Second, func() bool { return m.state("VI_1") == "MASTER" && b.state("VI_1") == "BACKUP" },
@@ -215,5 +219,75 @@ func TestStaticRoutes(t *testing.T) {
 	}
 	if !addr("198.18.0.11/24") && !addr(h.Addr.String()+"/24") {
 		t.Errorf("the host's own address went:\n%s", h.MustRun("ip", "addr"))
+	}
+}
+
+func reloadRoutesConf(router string, routes string) string {
+	return fmt.Sprintf(`global_defs {
+    router_id solo
+    vrrp_version 3
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 53
+    priority 150
+    advert_int 0.2
+    virtual_ipaddress {
+        198.18.0.100/24 dev eth0
+    }
+    virtual_routes {
+        198.19.20.0/24 via %[1]s dev eth0 no_track
+%[2]s    }
+}
+`, router, routes)
+}
+
+// TestVirtualRoutesReload: a reload changes a MASTER's virtual routes by
+// the difference, without a transition; a deleted no_track route stays
+// deleted until the instance next becomes MASTER.
+func TestVirtualRoutesReload(t *testing.T) {
+	l := lab.New(t)
+	h := l.Host("d1")
+	router := "198.18.0.1"
+	d := startVipd(t, h, reloadRoutesConf(router, "        198.19.21.0/24 via "+router+" dev eth0\n"))
+	lab.Eventually(t, 5*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "not MASTER")
+	routes := func() string { return h.MustRun("ip", "route", "show", "proto", "keepalived") }
+	lab.Eventually(t, 5*time.Second, func() bool {
+		r := routes()
+		return strings.Contains(r, "198.19.20.0/24") && strings.Contains(r, "198.19.21.0/24")
+	}, "virtual routes missing:\n%s", routes())
+	before := d.status().Instances[0].Transitions
+
+	// no_track: deleted, not put back (give a reinstatement pass time to
+	// run: it would follow the deletion within milliseconds).
+	h.MustRun("ip", "route", "del", "198.19.20.0/24")
+	h.MustRun("ip", "route", "del", "198.19.21.0/24")
+	lab.Eventually(t, 5*time.Second, func() bool { return strings.Contains(routes(), "198.19.21.0/24") }, "tracked route not reinstated")
+	if strings.Contains(routes(), "198.19.20.0/24") {
+		t.Fatalf("no_track route put back:\n%s", routes())
+	}
+
+	if err := os.WriteFile(d.conf, []byte(reloadRoutesConf(router, "        198.19.22.0/24 via "+router+" dev eth0 metric 9\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := api.NewClient(d.sock).Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := routes()
+	if strings.Contains(r, "198.19.21.0/24") || !strings.Contains(r, "198.19.22.0/24 via "+router+" dev eth0 metric 9") {
+		t.Fatalf("reload did not move the master's virtual routes:\n%s", r)
+	}
+	if strings.Contains(r, "198.19.20.0/24") {
+		t.Fatalf("reload put back a deleted no_track route:\n%s", r)
+	}
+	if after := d.status().Instances[0].Transitions; after != before || d.state("VI_1") != "MASTER" {
+		t.Fatalf("reload caused transitions: %d -> %d, state %s", before, after, d.state("VI_1"))
+	}
+	stop(t, d.proc)
+	if r := routes(); strings.TrimSpace(r) != "" {
+		t.Fatalf("routes left after stop:\n%s", r)
 	}
 }
