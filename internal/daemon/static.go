@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vipd/vipd/internal/config"
@@ -420,6 +421,9 @@ type routing struct {
 	wake    chan struct{}
 	done    chan struct{}
 	cancel  context.CancelFunc
+	// protos are the routing protocols of the planned routes and rules:
+	// deletions of others do not concern us.
+	protos atomic.Pointer[map[uint8]bool]
 
 	// Owned by the worker goroutine.
 	addrs   *netif.Addrs
@@ -450,13 +454,43 @@ func startRouting(cfg *config.Config, log *slog.Logger) *routing {
 	r.cancel = cancel
 	go r.run()
 	// Watch before applying, so that nothing deleted meanwhile is missed.
-	if changes, err := netif.WatchRouting(ctx); err != nil {
+	r.setPlan(plan)
+	if changes, err := netif.WatchRouting(ctx, r.ours); err != nil {
 		log.Warn("deleted static addresses, routes and rules will not be reinstated", "err", err)
 	} else {
 		go r.watch(changes)
 	}
-	r.wait(func() { r.plan = plan; r.sync() })
+	r.wait(r.sync)
 	return r
+}
+
+// setPlan takes a new plan and notes its protocols.
+func (r *routing) setPlan(plan routingPlan) {
+	protos := map[uint8]bool{}
+	note := func(items []netItem) {
+		for _, it := range items {
+			name := it.route.Protocol
+			if it.kind == kindRule {
+				name = it.rule.Protocol
+			}
+			if p, err := netif.ProtocolValue(name); err == nil && it.kind != kindAddr {
+				protos[p] = true
+			}
+		}
+	}
+	note(plan.static)
+	for _, items := range plan.virtual {
+		note(items)
+	}
+	r.plan = plan
+	r.protos.Store(&protos)
+}
+
+// ours says whether a deleted route or rule of that protocol may be one
+// of ours (called on the watcher's goroutine).
+func (r *routing) ours(proto uint8) bool {
+	m := r.protos.Load()
+	return m != nil && (*m)[proto]
 }
 
 func (r *routing) planOf(cfg *config.Config) routingPlan {
@@ -498,7 +532,7 @@ func (r *routing) reload(cfg *config.Config) {
 		return
 	}
 	plan := r.planOf(cfg)
-	r.wait(func() { r.plan = plan; r.sync() })
+	r.wait(func() { r.setPlan(plan); r.sync() })
 }
 
 // stop removes everything it installed and ends the worker.
@@ -508,7 +542,8 @@ func (r *routing) stop() {
 	}
 	r.cancel()
 	r.wait(func() {
-		r.plan, r.master = routingPlan{}, map[string]bool{}
+		r.master = map[string]bool{}
+		r.setPlan(routingPlan{})
 		r.sync()
 		// Anything the managers hold that the bookkeeping lost.
 		for _, err := range []error{r.rules.RemoveAll(), r.routes.RemoveAll(), r.addrs.RemoveAll()} {
@@ -664,18 +699,37 @@ func (r *routing) sync() {
 // reinstate puts back the tracked items someone deleted, then retries
 // what could not be installed (an interface or address may be back).
 func (r *routing) reinstate() {
+	var routes []netItem
+	var list []netif.Route
 	for k, it := range r.applied {
 		if it.noTrack {
+			continue
+		}
+		if it.kind == kindRoute {
+			// Checked together below: one dump per table.
+			routes = append(routes, it)
+			list = append(list, it.route)
 			continue
 		}
 		ok, err := r.present(it)
 		if err != nil || ok {
 			continue
 		}
-		r.log.Warn(fmt.Sprintf("%s: %s: %v was deleted; reinstating it", it.pos, it.block, it))
-		delete(r.applied, k)
+		r.deleted(k, it)
+	}
+	if present, err := netif.RoutesPresent(list); err == nil {
+		for i, it := range routes {
+			if !present[i] {
+				r.deleted(it.key, it)
+			}
+		}
 	}
 	r.sync()
+}
+
+func (r *routing) deleted(key string, it netItem) {
+	r.log.Warn(fmt.Sprintf("%s: %s: %v was deleted; reinstating it", it.pos, it.block, it))
+	delete(r.applied, key)
 }
 
 func (r *routing) add(it netItem) error {
@@ -699,11 +753,8 @@ func (r *routing) remove(it netItem) error {
 }
 
 func (r *routing) present(it netItem) (bool, error) {
-	switch it.kind {
-	case kindAddr:
+	if it.kind == kindAddr {
 		return netif.Present(it.addr)
-	case kindRoute:
-		return netif.RoutePresent(it.route)
 	}
 	return netif.RulePresent(it.rule)
 }

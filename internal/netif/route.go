@@ -502,20 +502,51 @@ func (m *Routes) RemoveAll() error {
 // destination, table, type, metric, TOS, protocol, gateway(s), interface
 // and preferred source.
 func RoutePresent(r Route) (bool, error) {
-	want, err := r.netlink()
+	ok, err := RoutesPresent([]Route{r})
 	if err != nil {
-		return false, fmt.Errorf("route %v: %w", r, err)
+		return false, err
 	}
-	list, err := netlink.RouteListFiltered(want.Family, &netlink.Route{Table: want.Table}, netlink.RT_FILTER_TABLE)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return false, fmt.Errorf("list routes: %w", err)
+	return ok[0], nil
+}
+
+// RoutesPresent is RoutePresent for several routes, listing each table
+// once (a host may carry a large table: one dump per pass, not per
+// route). A route that cannot be resolved (its interface is gone) is
+// reported absent.
+func RoutesPresent(rs []Route) ([]bool, error) {
+	type group struct{ family, table int }
+	wants := make([]*netlink.Route, len(rs))
+	tables := map[group][]netlink.Route{}
+	for i, r := range rs {
+		nr, err := r.netlink()
+		if err != nil {
+			continue
+		}
+		wants[i] = nr
+		g := group{nr.Family, nr.Table}
+		if _, ok := tables[g]; ok {
+			continue
+		}
+		list, err := netlink.RouteListFiltered(g.family, &netlink.Route{Table: g.table}, netlink.RT_FILTER_TABLE)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return nil, fmt.Errorf("list routes of table %d: %w", g.table, err)
+		}
+		tables[g] = list
 	}
-	for _, x := range list {
-		if routeMatches(want, &x) {
-			return true, nil
+	out := make([]bool, len(rs))
+	for i, want := range wants {
+		if want == nil {
+			continue
+		}
+		list := tables[group{want.Family, want.Table}]
+		for j := range list {
+			if routeMatches(want, &list[j]) {
+				out[i] = true
+				break
+			}
 		}
 	}
-	return false, nil
+	return out, nil
 }
 
 func routeMatches(want, x *netlink.Route) bool {
@@ -548,12 +579,13 @@ func routeMatches(want, x *netlink.Route) bool {
 }
 
 // WatchRouting reports changes that may have removed a route, a rule or
-// an address vipd installed, or made one installable again: routes,
-// rules and addresses deleted, addresses added, interfaces changed. A
-// burst of changes leaves one token in the returned channel (capacity
-// one), so a slow reader sees that something changed, not every change.
-// Watching stops, and the channel is closed, when ctx ends.
-func WatchRouting(ctx context.Context) (<-chan struct{}, error) {
+// an address vipd installed, or made one installable again: routes and
+// rules deleted (only those whose protocol ours accepts, when ours is
+// not nil: vipd marks its own), addresses added or deleted, interfaces
+// changed. A burst of changes leaves one token in the returned channel
+// (capacity one), so a slow reader sees that something changed, not every
+// change. Watching stops, and the channel is closed, when ctx ends.
+func WatchRouting(ctx context.Context, ours func(proto uint8) bool) (<-chan struct{}, error) {
 	s, err := nl.Subscribe(unix.NETLINK_ROUTE,
 		unix.RTNLGRP_LINK,
 		unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR,
@@ -561,6 +593,9 @@ func WatchRouting(ctx context.Context) (<-chan struct{}, error) {
 		unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to routing changes: %w", err)
+	}
+	if ours == nil {
+		ours = func(uint8) bool { return true }
 	}
 	out := make(chan struct{}, 1)
 	poke := func() {
@@ -595,12 +630,45 @@ func WatchRouting(ctx context.Context) (<-chan struct{}, error) {
 			}
 			for _, msg := range msgs {
 				switch msg.Header.Type {
-				case unix.RTM_DELROUTE, unix.RTM_DELRULE, unix.RTM_NEWADDR, unix.RTM_DELADDR,
-					unix.RTM_NEWLINK, unix.RTM_DELLINK:
+				case unix.RTM_DELROUTE:
+					if p, ok := routeProtocol(msg.Data); ok && ours(p) {
+						poke()
+					}
+				case unix.RTM_DELRULE:
+					if p, ok := ruleProtocol(msg.Data); ok && ours(p) {
+						poke()
+					}
+				case unix.RTM_NEWADDR, unix.RTM_DELADDR, unix.RTM_NEWLINK, unix.RTM_DELLINK:
 					poke()
 				}
 			}
 		}
 	}()
 	return out, nil
+}
+
+// routeProtocol reads rtm_protocol of a route message.
+func routeProtocol(b []byte) (uint8, bool) {
+	if len(b) < unix.SizeofRtMsg {
+		return 0, false
+	}
+	return b[5], true // family, dst_len, src_len, tos, table, protocol
+}
+
+// ruleProtocol reads FRA_PROTOCOL of a rule message (0 when absent).
+func ruleProtocol(b []byte) (uint8, bool) {
+	const hdr = 12 // struct fib_rule_hdr
+	if len(b) < hdr {
+		return 0, false
+	}
+	attrs, err := nl.ParseRouteAttr(b[hdr:])
+	if err != nil {
+		return 0, false
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == nl.FRA_PROTOCOL && len(a.Value) >= 1 {
+			return a.Value[0], true
+		}
+	}
+	return 0, true
 }

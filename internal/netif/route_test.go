@@ -311,7 +311,10 @@ func TestWatchRouting(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var ch <-chan struct{}
-	do(t, h, func() (err error) { ch, err = WatchRouting(ctx); return })
+	do(t, h, func() (err error) {
+		ch, err = WatchRouting(ctx, func(p uint8) bool { return p == ProtoKeepalived })
+		return
+	})
 	drain := func() {
 		for {
 			select {
@@ -331,8 +334,23 @@ func TestWatchRouting(t *testing.T) {
 			t.Fatalf("no token after %s", what)
 		}
 	}
-	h.MustRun("ip", "route", "add", "198.19.5.0/24", "via", "198.18.0.1")
-	h.MustRun("ip", "rule", "add", "from", "198.19.5.0/24", "lookup", "100", "pref", "100")
+	quiet := func(what string, cmd ...string) {
+		t.Helper()
+		drain()
+		h.MustRun("ip", cmd...)
+		select {
+		case <-ch:
+			t.Fatalf("a token after %s", what)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	h.MustRun("ip", "route", "add", "198.19.5.0/24", "via", "198.18.0.1", "proto", "keepalived")
+	h.MustRun("ip", "route", "add", "198.19.6.0/24", "via", "198.18.0.1")
+	h.MustRun("ip", "rule", "add", "from", "198.19.5.0/24", "lookup", "100", "pref", "100", "proto", "keepalived")
+	h.MustRun("ip", "rule", "add", "from", "198.19.6.0/24", "lookup", "100", "pref", "101")
+	quiet("someone else's route deleted", "route", "del", "198.19.6.0/24")
+	quiet("someone else's rule deleted", "rule", "del", "pref", "101")
+	quiet("a route added", "route", "add", "198.19.7.0/24", "via", "198.18.0.1", "proto", "keepalived")
 	expect("a route deleted", "route", "del", "198.19.5.0/24")
 	expect("a rule deleted", "rule", "del", "pref", "100")
 	expect("an address added", "addr", "add", "198.18.0.200/24", "dev", "eth0")
