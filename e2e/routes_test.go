@@ -32,6 +32,7 @@ vrrp_instance VI_1 {
     virtual_routes {
         198.19.5.0/24 via %[3]s dev eth0
         198.19.6.0/24 via %[3]s dev eth0 table 100
+        src 198.18.0.100 198.19.8.0/24 via %[3]s dev eth0
     }
     virtual_rules {
         to 198.19.6.0/24 table 100 preference 100
@@ -43,8 +44,9 @@ vrrp_instance VI_1 {
 // routeState says whether h has the master's virtual route and rule,
 // and whether r1's network answers through them.
 func routeState(h *lab.Host) (route, rule bool) {
-	out, _ := h.Run("ip", "route", "show", "198.19.5.0/24")
-	route = strings.Contains(out, "198.19.5.0/24 via ") && strings.Contains(out, "proto keepalived")
+	out, _ := h.Run("ip", "route", "show")
+	route = strings.Contains(out, "198.19.5.0/24 via ") && strings.Contains(out, "proto keepalived") &&
+		strings.Contains(out, "198.19.8.0/24 via ") && strings.Contains(out, "src 198.18.0.100")
 	out, _ = h.Run("ip", "rule", "show", "pref", "100")
 	rule = strings.Contains(out, "100:\tfrom all to 198.19.6.0/24 lookup 100")
 	return route, rule
@@ -124,8 +126,13 @@ func TestVirtualRoutesFollowMaster(t *testing.T) {
 	if r, u := routeState(d2); r || u {
 		t.Fatalf("d2's virtual route or rule outlived vipd")
 	}
-	if !strings.Contains(m.proc.Output(), "Entering MASTER STATE") {
-		t.Fatalf("no state log:\n%s", m.proc.Output())
+	// The route from the VIP waited for the VIP: nothing was refused.
+	for _, d := range []*director{m, b} {
+		for _, line := range strings.Split(d.proc.Output(), "\n") {
+			if (strings.Contains(line, "ERROR") || strings.Contains(line, "WARN")) && !strings.Contains(line, "was deleted; reinstating it") {
+				t.Fatalf("%s logged %q:\n%s", d.host.Name, line, d.proc.Output())
+			}
+		}
 	}
 }
 
