@@ -65,8 +65,26 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	w := client.Start("wrk", "-t1", "-c8", "-d60s", "--latency", "http://198.18.0.100/")
 	c := api.NewClient(d.sock)
+	// The load is on before the first reload: wrk's 8 connections are in
+	// the proxy's table.
+	lab.Eventually(t, 10*time.Second, func() bool {
+		svcs, err := c.Services(context.Background())
+		active := 0
+		for _, s := range svcs {
+			for _, ds := range s.Dests {
+				active += ds.ActiveConns
+			}
+		}
+		return err == nil && active >= 8
+	}, "wrk's connections never showed up")
+	// Reloads are paced over 2 s (a ticker paces the load test; nothing
+	// waits on it for a result), so traffic flows between them.
+	pace := time.NewTicker(100 * time.Millisecond)
+	defer pace.Stop()
+	started := time.Now()
 	seen := map[string]bool{}
 	for i := 0; i < 20; i++ {
+		<-pace.C
 		conf := confB
 		if i%2 == 1 {
 			conf = confA
@@ -88,6 +106,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			return err == nil
 		}, "VIP not serving after reload %d", i)
 	}
+	window := time.Since(started)
 	if err := w.Signal(2); err != nil { // SIGINT: wrk prints its summary
 		t.Fatal(err)
 	}
@@ -98,8 +117,12 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	out := w.Output()
 	t.Logf("wrk:\n%s", out)
-	if m := regexp.MustCompile(`(\d+) requests in`).FindStringSubmatch(out); m == nil || m[1] == "0" {
+	m := regexp.MustCompile(`(\d+) requests in ([0-9.]+)(m?s)`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" {
 		t.Fatalf("wrk made no requests:\n%s", out)
+	}
+	if d, err := time.ParseDuration(m[2] + m[3]); err != nil || d < window {
+		t.Fatalf("wrk ran %s%s, less than the %v the reloads took: the load did not cover them", m[2], m[3], window)
 	}
 	for _, bad := range []string{"Socket errors", "Non-2xx"} {
 		if strings.Contains(out, bad) {
