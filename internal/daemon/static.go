@@ -437,6 +437,7 @@ type routing struct {
 	master  map[string]bool
 	applied map[string]netItem
 	failing map[string]bool
+	closed  bool // stopping: nothing is desired any more
 }
 
 // startRouting applies the static items of cfg and returns once they are
@@ -520,6 +521,9 @@ func (r *routing) vrrpState(instance, state string) {
 		return
 	}
 	r.enqueue(func() {
+		if r.closed {
+			return
+		}
 		if state == "MASTER" {
 			r.master[instance] = true
 			r.awaitVIPs(instance)
@@ -566,8 +570,7 @@ func (r *routing) stop() {
 	}
 	r.cancel()
 	r.wait(func() {
-		r.master = map[string]bool{}
-		r.setPlan(routingPlan{})
+		r.closed = true
 		r.sync()
 		// Anything the managers hold that the bookkeeping lost.
 		for _, err := range []error{r.rules.RemoveAll(), r.routes.RemoveAll(), r.addrs.RemoveAll()} {
@@ -646,6 +649,9 @@ func (r *routing) watch(changes <-chan struct{}) {
 // desired lists the items the plan and the MASTER instances ask for, in
 // the order they are added, each once.
 func (r *routing) desired() []netItem {
+	if r.closed {
+		return nil
+	}
 	var out []netItem
 	seen := map[string]bool{}
 	add := func(items []netItem) {
