@@ -454,12 +454,11 @@ func startRouting(cfg *config.Config, log *slog.Logger) *routing {
 		applied: map[string]netItem{},
 		failing: map[string]bool{},
 	}
-	plan := r.planOf(cfg)
+	r.setPlan(r.planOf(cfg))
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go r.run()
 	// Watch before applying, so that nothing deleted meanwhile is missed.
-	r.setPlan(plan)
 	if changes, err := netif.WatchRouting(ctx, r.ours); err != nil {
 		log.Warn("deleted static addresses, routes and rules will not be reinstated", "err", err)
 	} else {
