@@ -23,7 +23,7 @@ var notYet = map[string]map[string]string{
 		"vmac_addr_prefix":                 "use_vmac is not implemented yet",
 	},
 	"top level": {
-		"track_group":              "addresses, routes and rules are not restricted to track groups yet",
+		"track_group":              "deleted static addresses, routes and rules are reinstated, but no instance is faulted when that fails",
 		"garp_group":               "GARP pacing per interface group is not implemented yet (vrrp_garp_interval applies)",
 		"linkbeat_interfaces":      "link state always comes from netlink",
 		"interface_up_down_delays": "interface transitions act at once",
