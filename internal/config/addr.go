@@ -69,6 +69,14 @@ func parseScope(s string) (Scope, bool) {
 }
 
 // parseVIP parses one line of virtual_ipaddress / static_ipaddress.
+// vipValued are the address options followed by a value, with what the
+// value is (for the error when it is missing).
+var vipValued = map[string]string{
+	"brd": "an address, + or -", "broadcast": "an address, + or -", "dev": "an interface name",
+	"scope": "a scope", "label": "a label", "peer": "an address",
+	"track_group": "a track_group name", "preferred_lft": "a number of seconds or forever",
+}
+
 func parseVIP(words []string, static bool) (VIP, error) {
 	v := VIP{Scope: ScopeGlobal}
 	p, err := parsePrefix(words[0])
@@ -84,13 +92,18 @@ func parseVIP(words []string, static bool) (VIP, error) {
 	}
 	for i := 1; i < len(words); i++ {
 		w := words[i]
-		switch w {
-		case "brd", "broadcast":
-			s, err := need(i, "an address, + or -")
+		// The options that take a value get it here; their cases read s.
+		var s string
+		if what, ok := vipValued[w]; ok {
+			v2, err := need(i, what)
 			if err != nil {
 				return v, err
 			}
+			s = v2
 			i++
+		}
+		switch w {
+		case "brd", "broadcast":
 			switch s {
 			case "+":
 				v.BrdSet = true
@@ -104,39 +117,19 @@ func parseVIP(words []string, static bool) (VIP, error) {
 				v.Brd = a
 			}
 		case "dev":
-			s, err := need(i, "an interface name")
-			if err != nil {
-				return v, err
-			}
-			i++
 			v.Dev = s
 		case "scope":
-			s, err := need(i, "a scope")
-			if err != nil {
-				return v, err
-			}
-			i++
 			sc, ok := parseScope(s)
 			if !ok {
 				return v, fmt.Errorf("invalid scope '%s' (use global, site, link, host or nowhere)", s)
 			}
 			v.Scope = sc
 		case "label":
-			s, err := need(i, "a label")
-			if err != nil {
-				return v, err
-			}
-			i++
 			if len(s) >= 16 {
 				return v, fmt.Errorf("label '%s' longer than 15 characters", s)
 			}
 			v.Label = s
 		case "peer":
-			s, err := need(i, "an address")
-			if err != nil {
-				return v, err
-			}
-			i++
 			pp, err := parsePrefix(s)
 			if err != nil {
 				return v, fmt.Errorf("invalid peer: %v", err)
@@ -160,18 +153,8 @@ func parseVIP(words []string, static bool) (VIP, error) {
 			}
 			v.UseVMAC = true
 		case "track_group":
-			s, err := need(i, "a track_group name")
-			if err != nil {
-				return v, err
-			}
-			i++
 			v.TrackGroup = s
 		case "preferred_lft":
-			s, err := need(i, "a number of seconds or forever")
-			if err != nil {
-				return v, err
-			}
-			i++
 			if s == "forever" {
 				f := -1
 				v.PreferredLft = &f
@@ -206,6 +189,9 @@ var routeMetrics = map[string]bool{
 type routeWarning struct{ msg, hint string }
 
 // parseRoute parses one line of virtual_routes / static_routes.
+// routeValued are the ip-route options followed by a value.
+var routeValued = map[string]bool{"src": true, "to": true, "dev": true, "oif": true, "weight": true, "table": true, "metric": true, "priority": true, "preference": true, "scope": true, "protocol": true, "proto": true, "tos": true, "dsfield": true, "vrf": true, "track_group": true}
+
 func parseRoute(words []string) (Route, []routeWarning, error) {
 	var r Route
 	var warns []routeWarning
@@ -241,26 +227,26 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 			r.Metrics = append(r.Metrics, m)
 			continue
 		}
+		// The options that take a value get it here; their cases read s.
+		var s string
+		if routeValued[w] {
+			v, err := need(i)
+			if err != nil {
+				return r, warns, err
+			}
+			s = v
+			i++
+		}
 		switch w {
 		case "inet6":
 			r.Inet6 = true
 		case "src":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			a, err := netip.ParseAddr(s)
 			if err != nil {
 				return r, warns, fmt.Errorf("invalid route src '%s'", s)
 			}
 			r.Src = a
 		case "to":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			p, err := parsePrefix(s)
 			if err != nil {
 				return r, warns, err
@@ -307,11 +293,6 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 			}
 			r.Nexthops = append(r.Nexthops, Nexthop{Via: a, Dev: r.Dev})
 		case "dev", "oif":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			if nh != nil {
 				nh.Dev = s
 			} else {
@@ -321,11 +302,6 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 			r.Nexthops = append(r.Nexthops, Nexthop{})
 			nh = &r.Nexthops[len(r.Nexthops)-1]
 		case "weight":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			v, err := strconv.Atoi(s)
 			if err != nil || v < 1 || v > 256 || nh == nil {
 				return r, warns, fmt.Errorf("invalid nexthop weight '%s'", s)
@@ -338,62 +314,32 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 				r.OnLink = true
 			}
 		case "table":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			t, err := parseTable(s)
 			if err != nil {
 				return r, warns, err
 			}
 			r.Table = t
 		case "metric", "priority", "preference":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			v, err := strconv.ParseUint(s, 10, 32)
 			if err != nil {
 				return r, warns, fmt.Errorf("invalid metric '%s'", s)
 			}
 			r.Metric = uint32(v)
 		case "scope":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			sc, ok := parseScope(s)
 			if !ok {
 				return r, warns, fmt.Errorf("invalid scope '%s'", s)
 			}
 			r.Scope = sc
 		case "protocol", "proto":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			r.Protocol = s
 		case "tos", "dsfield":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			v, err := strconv.ParseUint(s, 0, 8)
 			if err != nil {
 				return r, warns, fmt.Errorf("invalid tos '%s'", s)
 			}
 			r.TOS = uint8(v)
 		case "vrf":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			r.VRF = s
 		case "encap":
 			if i+1 >= len(words) {
@@ -408,11 +354,6 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 		case "no_track":
 			r.NoTrack = true
 		case "track_group":
-			s, err := need(i)
-			if err != nil {
-				return r, warns, err
-			}
-			i++
 			r.TrackGroup = s
 		default:
 			if haveDst {
