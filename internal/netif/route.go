@@ -464,6 +464,32 @@ func (m *Routes) Remove(r Route) error {
 	return nil
 }
 
+// byKey returns a map's values ordered by key, for stable listings.
+func byKey[T any](m map[string]T) []T {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]T, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out
+}
+
+// removeEach removes every item, going on after a failure, and returns
+// the failures joined.
+func removeEach[T any](items []T, remove func(T) error) error {
+	var errs []error
+	for _, it := range items {
+		if err := remove(it); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // gone reports whether a delete failed because there was nothing to
 // delete.
 func gone(err error) bool {
@@ -475,27 +501,12 @@ func gone(err error) bool {
 func (m *Routes) Added() []Route {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	keys := make([]string, 0, len(m.added))
-	for k := range m.added {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]Route, len(keys))
-	for i, k := range keys {
-		out[i] = m.added[k]
-	}
-	return out
+	return byKey(m.added)
 }
 
 // RemoveAll removes every route this manager added.
 func (m *Routes) RemoveAll() error {
-	var errs []error
-	for _, r := range m.Added() {
-		if err := m.Remove(r); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return removeEach(m.Added(), m.Remove)
 }
 
 // RoutePresent reports whether the route is in the kernel's table: same

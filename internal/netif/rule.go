@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -298,27 +297,12 @@ func (m *Rules) Remove(r Rule) error {
 func (m *Rules) Added() []Rule {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	keys := make([]string, 0, len(m.added))
-	for k := range m.added {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]Rule, len(keys))
-	for i, k := range keys {
-		out[i] = m.added[k]
-	}
-	return out
+	return byKey(m.added)
 }
 
 // RemoveAll removes every rule this manager added.
 func (m *Rules) RemoveAll() error {
-	var errs []error
-	for _, r := range m.Added() {
-		if err := m.Remove(r); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return removeEach(m.Added(), m.Remove)
 }
 
 // RulePresent reports whether the rule is in the kernel's rule list.
