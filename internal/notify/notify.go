@@ -228,40 +228,34 @@ func (n *Notifier) VRRP(ev VRRPEvent) {
 // if smtp_alert applies (on by default for real servers, as in
 // keepalived).
 func (n *Notifier) RealServer(ev RealServerEvent) {
-	src := "RS " + trio(ev.RS, ev.VS.Key.Proto) + " " + ev.VS.String()
-	if ev.Script != nil {
-		what := "notify_down"
-		if ev.Up {
-			what = "notify_up"
-		}
-		n.enqueue(src, []scriptJob{{what: what, script: ev.Script}})
+	what := "notify_down"
+	if ev.Up {
+		what = "notify_up"
 	}
-	line := rsLine(&ev)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return
-	}
-	n.all.sendIf(line)
-	n.lvsFIFO.sendIf(line)
-	if n.mailer != nil && n.alert(ev.SMTPAlert, n.cfg.SMTPAlertChecker, true) {
-		n.mailer.send(rsSubject(n.cfg.RouterID, &ev), rsBody(&ev))
-	}
+	n.lvsEvent("RS "+trio(ev.RS, ev.VS.Key.Proto)+" "+ev.VS.String(), what, ev.Script, rsLine(&ev), ev.SMTPAlert, true,
+		func() (string, string) { return rsSubject(n.cfg.RouterID, &ev), rsBody(&ev) })
 }
 
 // Quorum reports a virtual server gaining or losing its quorum: its
 // quorum_up or quorum_down script, a line on notify_fifo and
 // lvs_notify_fifo, and mail if smtp_alert applies.
 func (n *Notifier) Quorum(ev QuorumEvent) {
-	src := "VS " + ev.VS.String()
-	if ev.Script != nil {
-		what := "quorum_down"
-		if ev.Up {
-			what = "quorum_up"
-		}
-		n.enqueue(src, []scriptJob{{what: what, script: ev.Script}})
+	what := "quorum_down"
+	if ev.Up {
+		what = "quorum_up"
 	}
-	line := vsLine(&ev)
+	n.lvsEvent("VS "+ev.VS.String(), what, ev.Script, vsLine(&ev), ev.SMTPAlert, false,
+		func() (string, string) { return vsSubject(n.cfg.RouterID, &ev), vsBody(&ev) })
+}
+
+// lvsEvent delivers a real or virtual server event: its script (queued
+// behind the source's earlier ones), the line on notify_fifo and
+// lvs_notify_fifo, and mail when smtp_alert applies (alertDefault is the
+// answer when nothing is configured).
+func (n *Notifier) lvsEvent(src, what string, script *Script, line string, alert *bool, alertDefault bool, mail func() (subject, body string)) {
+	if script != nil {
+		n.enqueue(src, []scriptJob{{what: what, script: script}})
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -269,8 +263,8 @@ func (n *Notifier) Quorum(ev QuorumEvent) {
 	}
 	n.all.sendIf(line)
 	n.lvsFIFO.sendIf(line)
-	if n.mailer != nil && n.alert(ev.SMTPAlert, n.cfg.SMTPAlertChecker, false) {
-		n.mailer.send(vsSubject(n.cfg.RouterID, &ev), vsBody(&ev))
+	if n.mailer != nil && n.alert(alert, n.cfg.SMTPAlertChecker, alertDefault) {
+		n.mailer.send(mail())
 	}
 }
 
