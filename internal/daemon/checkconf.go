@@ -29,8 +29,8 @@ func checkServers(c *config.Config, plans []*vsPlan, policy scriptPolicy, log *s
 		for _, rs := range p.rss {
 			srv := check.Server{Name: rs.check, Weight: int64(rs.cfg.Weight)}
 			rsAddr := rs.cfg.Addr
-			if rsAddr.Port() == 0 && len(p.keys) > 0 {
-				rsAddr = netip.AddrPortFrom(rsAddr.Addr(), p.keys[0].port)
+			if rsAddr.Port() == 0 {
+				rsAddr = netip.AddrPortFrom(rsAddr.Addr(), p.port())
 			}
 			for _, ck := range rs.cfg.Checkers {
 				spec, err := checkSpec(c, ck, rsAddr, &tlsConf, trackFiles, policy)

@@ -572,7 +572,7 @@ func (d *Daemon) checkEvent(ev check.Event) {
 					script = rs.cfg.NotifyDown
 				}
 				d.notifier.RealServer(notify.RealServerEvent{
-					VS: notifyVS(p), RS: destination(rs.cfg, p.keys[0].port).Addr, Up: now.up,
+					VS: notifyVS(p), RS: destination(rs.cfg, p.port()).Addr, Up: now.up,
 					Script: notifyScript(script), Checker: ev.Checker, SMTPAlert: rs.cfg.Check.SMTPAlert,
 				})
 			}
@@ -672,7 +672,7 @@ func (d *Daemon) publish(notReady error) {
 			if len(p.keys) > 0 {
 				vs = p.keys[0].key.String()
 			}
-			names[rs.check] = rsRef{vs: vs, rs: destination(rs.cfg, p.keys[0].port).Addr.String()}
+			names[rs.check] = rsRef{vs: vs, rs: destination(rs.cfg, p.port()).Addr.String()}
 		}
 	}
 	h := make(map[string]health, len(d.health))

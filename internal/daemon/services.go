@@ -26,6 +26,15 @@ type vsPlan struct {
 	rss  []rsPlan
 }
 
+// port is the port real servers without one use: the first expanded
+// service's (0 for a group with no entries).
+func (p *vsPlan) port() uint16 {
+	if len(p.keys) == 0 {
+		return 0
+	}
+	return p.keys[0].port
+}
+
 // vsKey is one expanded service: its IPVS key and the port its real
 // servers use when they give none.
 type vsKey struct {
