@@ -49,13 +49,13 @@ func (c interopCase) interval() time.Duration {
 	return 250 * time.Millisecond
 }
 
-// interopHosts are the addresses of the two directors: d1 (priority 150,
-// state MASTER) and d2 (priority 100, state BACKUP). IPv6 uses
+// The addresses of the two directors, d1 (priority 150, state MASTER) and
+// d2 (priority 100, state BACKUP), and of a client. IPv6 uses
 // 2001:2::/48, the IPv6 benchmarking range (RFC 5180), as 198.18.0.0/15
 // is IPv4's.
 var (
-	interopAddr4 = [2]string{"198.18.0.11/24", "198.18.0.12/24"}
-	interopAddr6 = [2]string{"2001:2::11/64", "2001:2::12/64"}
+	interopAddr4 = [3]string{"198.18.0.11/24", "198.18.0.12/24", "198.18.0.50/24"}
+	interopAddr6 = [3]string{"2001:2::11/64", "2001:2::12/64", "2001:2::50/64"}
 	interopVIP4  = netip.MustParsePrefix("198.18.0.100/24")
 	interopVIP6  = netip.MustParsePrefix("2001:2::100/64")
 )
@@ -308,13 +308,15 @@ func TestInteropMatrix(t *testing.T) {
 func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMaster bool) {
 	l := lab.New(t)
 	var hosts []*lab.Host
-	for i, name := range []string{"d1", "d2"} {
+	for i, name := range []string{"d1", "d2", "client"} {
 		addrs := []string{interopAddr4[i]}
 		if c.ipv6 {
 			addrs = append(addrs, interopAddr6[i])
 		}
 		hosts = append(hosts, l.Host(name, addrs...))
 	}
+	client := hosts[2]
+	hosts = hosts[:2]
 	d := [2]*vrrpDaemon{}
 	for i := range d {
 		d[i] = &vrrpDaemon{t: t, kind: "keepalived " + peerName, bin: kaBin, host: hosts[i], conf: c.spec(i, "s3cret").Keepalived()}
@@ -346,6 +348,31 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	)
 	higher := fmt.Sprintf("(VI_1) Master received advert from %s with higher priority 150, ours 100", src)
 	t.Logf("d1 (priority 150, state MASTER): %s; d2 (priority 100, state BACKUP): %s", master.kind, backup.kind)
+
+	// reach checks that the client reaches the VIP on h, and that its
+	// neighbour entry for the VIP names h's MAC: the new master's
+	// gratuitous ARPs or unsolicited neighbour advertisements moved it.
+	reach := func(h *lab.Host, what string) {
+		t.Helper()
+		fam := "-4"
+		if c.ipv6 {
+			fam = "-6"
+		}
+		var neigh string
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, err := client.Run("ping", fam, "-c1", "-W1", vip.Addr().String())
+			neigh, _ = client.Run("ip", "neigh", "show", vip.Addr().String())
+			if err == nil && strings.Contains(neigh, h.MAC) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the client does not reach the VIP on %s (%s) within 5 s: ping: %v; neighbour entry: %s", what, h.Name, h.MAC, err, neigh)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
 	t0 := time.Now()
 	step := func(what string) { t.Logf("%6.2fs %s", time.Since(t0).Seconds(), what) }
 
@@ -360,7 +387,7 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	master.checkState("MASTER")
 	backup.checkState("BACKUP")
 	backup.logged(enterMaster, 0)
-
+	reach(hosts[0], "backup joined")
 	step("started")
 
 	// 2. The master stops: its priority 0 advert hands the VIP over
@@ -371,7 +398,7 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	backup.waitLog(prio0, 1, time.Second)
 	backup.waitLog(enterMaster, 1, time.Second)
 	backup.checkState("MASTER")
-
+	reach(hosts[1], "master stopped")
 	step("stop: backup took over")
 
 	// 3. It returns and preempts the backup.
@@ -382,7 +409,7 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	backup.waitLog(enterBackup, 2, time.Second)
 	master.checkState("MASTER")
 	backup.checkState("BACKUP")
-
+	reach(hosts[0], "master returned after a stop")
 	step("returned")
 
 	// 4. The master crashes: no priority 0 advert, the backup takes over
@@ -392,7 +419,7 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	backup.waitLog(enterMaster, 2, time.Second)
 	backup.logged(prio0, 1)
 	backup.checkState("MASTER")
-
+	reach(hosts[1], "master crashed")
 	step("crash: backup took over")
 
 	// 5. It returns and preempts again.
@@ -403,6 +430,7 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	backup.waitLog(enterBackup, 3, time.Second)
 	master.checkState("MASTER")
 	backup.checkState("BACKUP")
+	reach(hosts[0], "master returned after a crash")
 	step("returned")
 }
 

@@ -97,6 +97,14 @@ func buildKeepalived243() (string, error) {
 	if os.Geteuid() != 0 {
 		return "", errors.New("building it needs root (Debian build dependencies, /opt)")
 	}
+	// build-keepalived.sh's own "already built" check pipes --version
+	// into grep -q under pipefail, which fails whenever grep's early exit
+	// kills keepalived with SIGPIPE (about one run in three here), and
+	// then rebuilds for minutes: look first.
+	const installed = "/opt/keepalived-2.4.3/sbin/keepalived"
+	if out, err := exec.Command(installed, "--version").CombinedOutput(); err == nil && strings.HasPrefix(string(out), "Keepalived v2.4.3 ") {
+		return installed, nil
+	}
 	shared, err := sharedDir()
 	if err != nil {
 		return "", err
