@@ -130,8 +130,9 @@ func (d *vrrpDaemon) log() string {
 // waitLog waits until the daemon's runs logged s at least n times.
 func (d *vrrpDaemon) waitLog(s string, n int, timeout time.Duration) {
 	d.t.Helper()
-	lab.Eventually(d.t, timeout, func() bool { return strings.Count(d.log(), s) >= n },
-		"%s on %s did not log %q %d times; log:\n%s", d.kind, d.host.Name, s, n, d.log())
+	waitFor(d.t, timeout, func() bool { return strings.Count(d.log(), s) >= n }, func() string {
+		return fmt.Sprintf("%s on %s did not log %q %d times; log:\n%s", d.kind, d.host.Name, s, n, d.log())
+	})
 }
 
 // logged fails unless s was logged exactly n times so far.
@@ -213,8 +214,22 @@ func (d *vrrpDaemon) checkState(want string) {
 	if d.vipd == nil {
 		return
 	}
-	lab.Eventually(d.t, 3*time.Second, func() bool { return d.vipd.state("VI_1") == want },
-		"vipd on %s reports %s, want %s", d.host.Name, d.vipd.state("VI_1"), want)
+	waitFor(d.t, 3*time.Second, func() bool { return d.vipd.state("VI_1") == want }, func() string {
+		return fmt.Sprintf("vipd on %s reports %s, want %s", d.host.Name, d.vipd.state("VI_1"), want)
+	})
+}
+
+// waitFor polls cond every 10 ms until it holds, at most timeout, then
+// fails the test with msg, which describes the state at that moment.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, msg func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, msg())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // onlyHolder waits at most within until the VIP is on want and nowhere
@@ -231,8 +246,10 @@ func onlyHolder(t *testing.T, vip netip.Addr, want *lab.Host, hosts []*lab.Host,
 		}
 		return hs
 	}
-	lab.Eventually(t, within, func() bool { hs := holders(); return len(hs) == 1 && hs[0] == want.Name },
-		"%s: VIP %v held by %v, want only %s", what, vip, holders(), want.Name)
+	var hs []string
+	waitFor(t, within, func() bool { hs = holders(); return len(hs) == 1 && hs[0] == want.Name }, func() string {
+		return fmt.Sprintf("%s: VIP %v held by %v, want only %s", what, vip, hs, want.Name)
+	})
 	end := time.Now().Add(hold)
 	for time.Now().Before(end) {
 		if hs := holders(); len(hs) != 1 || hs[0] != want.Name {
@@ -458,10 +475,12 @@ func TestInteropWrongPassword(t *testing.T) {
 			// 2.2.7 says "received an invalid passwd!", 2.4.3 adds "from
 			// 198.18.0.11".
 			k.waitLog("(VI_1) received an invalid passwd", 1, 3*time.Second)
-			lab.Eventually(t, 3*time.Second, func() bool {
+			waitFor(t, 3*time.Second, func() bool {
 				in := v.vipd.status().Instances[0]
 				return in.Stats.Dropped[vrrp.DropAuth] > 0 && in.State == "MASTER"
-			}, "vipd did not count keepalived's wrong password: %+v", v.vipd.status().Instances)
+			}, func() string {
+				return fmt.Sprintf("vipd did not count keepalived's wrong password: %+v", v.vipd.status().Instances)
+			})
 
 			k.term()
 			k.conf = c.spec(1, "right").Keepalived()
