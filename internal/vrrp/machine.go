@@ -466,7 +466,6 @@ func (m *Machine) becomeMaster(now time.Time) {
 	// addresses before our gratuitous ARPs (keepalived's order).
 	m.sendAdvert(uint8(m.eff))
 	m.logf("Entering MASTER STATE")
-	m.setState(now, StateMaster)
 	m.stats.BecomeMaster++
 	m.logf("setting VIPs.")
 	m.emit(Action{Kind: ActAddVIPs})
@@ -476,6 +475,10 @@ func (m *Machine) becomeMaster(now time.Time) {
 			m.garpAt = now.Add(m.cfg.GARPMasterDelay)
 		}
 	}
+	// MASTER is reported once the VIPs are in place (keepalived's
+	// order): whoever acts on it (virtual routes, the data plane, notify
+	// scripts) finds the addresses there.
+	m.setState(now, StateMaster)
 	if m.cfg.GARPMasterRefresh > 0 {
 		m.garpRefreshAt = now.Add(m.cfg.GARPMasterRefresh)
 	}

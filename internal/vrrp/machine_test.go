@@ -216,8 +216,9 @@ func TestBecomeMasterActionsAndGARPSchedule(t *testing.T) {
 	h.start()
 	a := h.advance(3609375 * time.Microsecond)
 	// keepalived's order: the advert first, so that an old master drops
-	// the VIPs before our GARPs go out.
-	if got, want := kinds(a), "advert(100) BACKUP->MASTER add garp(5)"; got != want {
+	// the VIPs before our GARPs go out; MASTER is reported once the VIPs
+	// are in place.
+	if got, want := kinds(a), "advert(100) add garp(5) BACKUP->MASTER"; got != want {
 		t.Fatalf("actions %q, want %q", got, want)
 	}
 	for _, l := range []string{"(VI_1) Receive advertisement timeout", "(VI_1) Entering MASTER STATE", "(VI_1) setting VIPs."} {

@@ -1,0 +1,1002 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vipd/vipd/internal/netif"
+)
+
+// Core is every VRRP decision of one node, as a value (etcd raft's
+// RawNode is the model): all instances and their machines, sync groups,
+// tracked objects (links, vrrp_script results, track files, external
+// objects), socket demultiplexing by VRID, and reload. Step feeds it one
+// Input, which carries its time, and returns the Effects to carry out in
+// order. It never blocks, reads a clock, opens a socket or touches an
+// interface: Node is its driver over real sockets and netlink; the tests
+// drive it over a simulated network.
+//
+// Some effects ask a question the driver answers with an Input: EffListen
+// is answered by one InSocket (the socket opened and joined, or why not).
+// An instance starts only once its socket is answered, so that a socket
+// that cannot open puts it straight into FAULT.
+type Core struct {
+	cfg      Config
+	insts    map[string]*coreInst
+	order    []string
+	groups   map[string]*Group
+	grpState map[string]State
+	socks    map[SockKey]*coreSock
+	links    map[string]LinkFacts
+	external map[string]bool
+	scripts  map[string]*coreScript
+	files    map[string]*coreFile
+	limiter  logLimiter
+	timer    time.Time // the deadline last reported by EffTimer
+	stopped  bool
+	out      []Effect
+	now      time.Time // time of the Input being stepped
+}
+
+// SockKey names a VRRP socket: one per interface and address family.
+type SockKey struct {
+	Iface string
+	V6    bool
+}
+
+func (k SockKey) String() string {
+	if k.V6 {
+		return k.Iface + "/v6"
+	}
+	return k.Iface
+}
+
+type coreSock struct {
+	users       int
+	unknownVRID uint64
+}
+
+type coreInst struct {
+	cfg     InstanceConfig
+	m       *Machine
+	key     SockKey
+	src     netip.Addr
+	ownSrc  bool // src configured (not the interface's address)
+	group   string
+	vips    []VIP // VIPs and excluded VIPs, Dev filled in
+	delta   int
+	faults  []string
+	sockErr string // the socket could not be opened or joined
+	waiting bool   // an EffListen is not answered yet
+
+	prioChanges uint64
+}
+
+type coreScript struct {
+	cfg     ScriptConfig
+	tracker *ScriptTracker
+	changed time.Time
+}
+
+type coreFile struct {
+	cfg   TrackFileConfig
+	value int
+}
+
+// LinkFacts is what the driver knows of an interface: its state and its
+// primary addresses (IPv4, and IPv6 link-local), which become an
+// instance's advert source unless one is configured.
+type LinkFacts struct {
+	Name  string
+	Up    bool
+	Gone  bool // deleted
+	Addr4 netip.Addr
+	Addr6 netip.Addr
+}
+
+// InputKind says what happened.
+type InputKind uint8
+
+// Inputs.
+const (
+	// InReload moves to Config (already validated; the first one starts
+	// the node). Links are the facts of the interfaces the configuration
+	// names (Interfaces); Files the values of its track files.
+	InReload InputKind = iota + 1
+	// InTick: time is Now; due timers fire.
+	InTick
+	// InAdvert: Packet arrived on socket Sock.
+	InAdvert
+	// InLink: an interface changed (Link).
+	InLink
+	// InSocket answers EffListen for Sock and Group: Err is empty when
+	// the socket is open and joined.
+	InSocket
+	// InScript: vrrp_script Name ran; OK is its result, Detail why.
+	InScript
+	// InFile: track file Name now reads Value.
+	InFile
+	// InExternal: external tracked object Name is Up or not (SetTrack).
+	InExternal
+	// InStop: stop every instance (a master resigns with priority 0) and
+	// remove every VIP.
+	InStop
+)
+
+// Input is one event for Core.Step.
+type Input struct {
+	Kind   InputKind
+	Now    time.Time
+	Config Config
+	Links  []LinkFacts
+	Files  map[string]int
+	Sock   SockKey
+	Packet netif.Received
+	Link   LinkFacts
+	Group  netip.Addr
+	Err    string
+	Name   string
+	OK     bool
+	Detail string
+	Value  int
+	Up     bool
+}
+
+// EffectKind says what an Effect asks the driver to do.
+type EffectKind uint8
+
+// Effects.
+const (
+	// EffLog: log Msg at Level.
+	EffLog EffectKind = iota + 1
+	// EffSend: send Payload from Src to Dst with TTL on socket Sock.
+	// Priority is the advert's (a failure of a priority 0 advert on a
+	// link that is down is expected).
+	EffSend
+	// EffAddVIP: configure VIP.
+	EffAddVIP
+	// EffRemoveVIP: remove VIP; Stale: even if this process did not add
+	// it (at start), logging when it was there.
+	EffRemoveVIP
+	// EffGARP: send Count gratuitous ARPs / unsolicited NAs for VIP.
+	EffGARP
+	// EffNotify: deliver Notification (scripts, SMTP, data plane).
+	EffNotify
+	// EffListen: open socket Sock if it is not, and join Group if valid;
+	// answer with one InSocket.
+	EffListen
+	// EffUnlisten: close socket Sock.
+	EffUnlisten
+	// EffRunScript: (re)start running Script; its results come back as
+	// InScript.
+	EffRunScript
+	// EffStopScript: stop running script Name.
+	EffStopScript
+	// EffWatchFile: watch File; changes come back as InFile.
+	EffWatchFile
+	// EffStopFile: stop watching file Name.
+	EffStopFile
+	// EffTimer: step an InTick at At (zero: no timer). It replaces the
+	// previous timer.
+	EffTimer
+)
+
+// Effect is one thing the driver must do, in order.
+type Effect struct {
+	Kind         EffectKind
+	Instance     string
+	Level        slog.Level
+	Msg          string
+	Sock         SockKey
+	Src, Dst     netip.Addr
+	TTL          int
+	Payload      []byte
+	Priority     uint8
+	VIP          VIP
+	Stale        bool
+	Count        int
+	Notification Notification
+	Group        netip.Addr
+	Script       ScriptConfig
+	File         TrackFileConfig
+	Name         string
+	At           time.Time
+}
+
+// NewCore returns an empty core; its first InReload starts it.
+func NewCore() *Core {
+	return &Core{
+		insts: map[string]*coreInst{}, groups: map[string]*Group{}, grpState: map[string]State{},
+		socks: map[SockKey]*coreSock{}, links: map[string]LinkFacts{}, external: map[string]bool{},
+		scripts: map[string]*coreScript{}, files: map[string]*coreFile{}, limiter: logLimiter{},
+	}
+}
+
+// Step processes one input and returns the effects, in order.
+func (c *Core) Step(in Input) []Effect {
+	c.out = nil
+	c.now = in.Now
+	if !c.stopped {
+		switch in.Kind {
+		case InReload:
+			c.reload(in)
+		case InTick:
+			c.tick()
+		case InAdvert:
+			c.receive(in.Sock, in.Packet)
+		case InLink:
+			c.linkChanged(in.Link)
+		case InSocket:
+			c.socketAnswer(in)
+		case InScript:
+			c.scriptResult(in.Name, in.OK, in.Detail)
+		case InFile:
+			c.fileValue(in.Name, in.Value)
+		case InExternal:
+			if old, ok := c.external[in.Name]; !ok || old != in.Up {
+				c.external[in.Name] = in.Up
+				c.retrackAll()
+			}
+		case InStop:
+			c.stop()
+		}
+	}
+	if dl := c.Deadline(); !dl.Equal(c.timer) {
+		c.timer = dl
+		c.emit(Effect{Kind: EffTimer, At: dl})
+	}
+	out := c.out
+	c.out = nil
+	return out
+}
+
+// Deadline returns when the core next needs an InTick (zero: never).
+func (c *Core) Deadline() time.Time {
+	var next time.Time
+	for _, in := range c.insts {
+		if dl := in.m.Deadline(); !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
+			next = dl
+		}
+	}
+	return next
+}
+
+// Interfaces returns the interfaces cfg names (instances' and tracked
+// ones): the driver gives their facts with InReload.
+func Interfaces(cfg Config) []string {
+	var out []string
+	add := func(name string) {
+		if name != "" && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	for _, in := range cfg.Instances {
+		add(in.Interface)
+		for _, r := range in.TrackInterfaces {
+			add(r.Name)
+		}
+	}
+	for _, g := range cfg.Groups {
+		for _, r := range g.TrackInterfaces {
+			add(r.Name)
+		}
+	}
+	return out
+}
+
+// Uses says whether the running configuration names the interface.
+func (c *Core) Uses(iface string) bool { return slices.Contains(Interfaces(c.cfg), iface) }
+
+func (c *Core) emit(e Effect) { c.out = append(c.out, e) }
+
+func (c *Core) logf(format string, args ...any) {
+	c.emit(Effect{Kind: EffLog, Level: slog.LevelInfo, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *Core) errorf(format string, args ...any) {
+	c.emit(Effect{Kind: EffLog, Level: slog.LevelError, Msg: fmt.Sprintf(format, args...)})
+}
+
+// logLimited logs msg unless a message with the same key was logged in
+// the last 10 s (messages caused by other hosts' packets: a flood must
+// not fill the disk); the next one logged says how many were suppressed.
+func (c *Core) logLimited(key, msg string) {
+	if msg, ok := c.limiter.pass(key, msg, c.now); ok {
+		c.logf("%s", msg)
+	}
+}
+
+// logLimiter lets one message per key through every 10 s.
+type logLimiter map[string]*limit
+
+type limit struct {
+	last       time.Time
+	suppressed int
+}
+
+func (l logLimiter) pass(key, msg string, now time.Time) (string, bool) {
+	x := l[key]
+	if x != nil && now.Sub(x.last) < 10*time.Second {
+		x.suppressed++
+		return "", false
+	}
+	if x == nil {
+		x = &limit{}
+		l[key] = x
+	}
+	if x.suppressed > 0 {
+		msg = fmt.Sprintf("%s (%d similar suppressed)", msg, x.suppressed)
+	}
+	x.last, x.suppressed = now, 0
+	return msg, true
+}
+
+// reload moves from the running configuration to in.Config without
+// disturbing what did not change: an instance with the same name,
+// interface, VRID, version, family and unicast/multicast mode keeps its
+// state (no VIP flap, no extra GARP); its other settings change in place.
+func (c *Core) reload(in Input) {
+	cfg := in.Config
+	for _, l := range in.Links {
+		c.links[l.Name] = l
+	}
+	newInst := map[string]InstanceConfig{}
+	for _, ic := range cfg.Instances {
+		newInst[ic.Name] = ic
+	}
+	// Removed or replaced instances stop first, releasing their VIPs.
+	for _, name := range slices.Clone(c.order) {
+		ci := c.insts[name]
+		ic, ok := newInst[name]
+		if !ok || ic.identity() != ci.cfg.identity() {
+			c.removeInstance(ci)
+		}
+	}
+	c.cfg = cfg
+	// Groups are rebuilt over the machines (bookkeeping, no state change).
+	for _, ci := range c.insts {
+		ci.m.group = nil
+		ci.group = ""
+	}
+	for _, name := range c.order {
+		if ic, ok := newInst[name]; ok {
+			c.updateInstance(c.insts[name], ic)
+		}
+	}
+	for _, ic := range cfg.Instances {
+		if _, ok := c.insts[ic.Name]; !ok {
+			c.addInstance(ic)
+		}
+	}
+	c.order = c.order[:0]
+	for _, ic := range cfg.Instances {
+		c.order = append(c.order, ic.Name)
+	}
+	c.groups = map[string]*Group{}
+	for _, gc := range cfg.Groups {
+		var ms []*Machine
+		for _, name := range gc.Instances {
+			if ci := c.insts[name]; ci != nil {
+				ms = append(ms, ci.m)
+				ci.group = gc.Name
+			}
+		}
+		g, err := NewGroup(gc.Name, ms...)
+		if err != nil {
+			c.errorf("%v", err)
+			continue
+		}
+		c.groups[gc.Name] = g
+		if _, ok := c.grpState[gc.Name]; !ok {
+			c.grpState[gc.Name] = g.State()
+		}
+	}
+	for name := range c.grpState {
+		if c.groups[name] == nil {
+			delete(c.grpState, name)
+		}
+	}
+	c.syncTracked(cfg, in.Files)
+	// Start new instances now that groups and tracking exist.
+	for _, name := range c.order {
+		c.ready(c.insts[name])
+	}
+}
+
+// ready retracks an instance whose socket is answered and starts it if
+// it is new.
+func (c *Core) ready(ci *coreInst) {
+	if ci.waiting {
+		return
+	}
+	c.retrack(ci)
+	if ci.m.State() == StateInit {
+		c.step(ci, Event{Kind: EvStart})
+	}
+}
+
+func (c *Core) addInstance(ic InstanceConfig) {
+	ci := &coreInst{cfg: ic, vips: instanceVIPs(ic), key: SockKey{ic.Interface, ic.family6()}}
+	switch {
+	case ic.UnicastSrcIP.IsValid():
+		ci.src, ci.ownSrc = ic.UnicastSrcIP, true
+	case ic.McastSrcIP.IsValid():
+		ci.src, ci.ownSrc = ic.McastSrcIP, true
+	default:
+		ci.src = c.links[ic.Interface].addr(ci.key.V6)
+	}
+	ci.m = NewMachine(ic.machineConfig(), ci.src)
+	c.insts[ic.Name] = ci
+	c.order = append(c.order, ic.Name)
+	s := c.socks[ci.key]
+	if s == nil {
+		s = &coreSock{}
+		c.socks[ci.key] = s
+	}
+	s.users++
+	c.listen(ci)
+}
+
+func (l LinkFacts) addr(v6 bool) netip.Addr {
+	if v6 {
+		return l.Addr6
+	}
+	return l.Addr4
+}
+
+// listen asks the driver for the instance's socket (and its multicast
+// group); the instance waits for the answer.
+func (c *Core) listen(ci *coreInst) {
+	ci.waiting = true
+	c.emit(Effect{Kind: EffListen, Instance: ci.cfg.Name, Sock: ci.key, Group: c.joinGroup(ci)})
+}
+
+// joinGroup is the multicast group the instance's socket must join
+// (invalid for unicast instances).
+func (c *Core) joinGroup(ci *coreInst) netip.Addr {
+	if len(ci.cfg.UnicastPeers) > 0 {
+		return netip.Addr{}
+	}
+	return c.mcastGroup(ci.key.V6)
+}
+
+func (c *Core) mcastGroup(v6 bool) netip.Addr {
+	if v6 {
+		if c.cfg.McastGroup6.IsValid() {
+			return c.cfg.McastGroup6
+		}
+		return MulticastGroup6
+	}
+	if c.cfg.McastGroup4.IsValid() {
+		return c.cfg.McastGroup4
+	}
+	return MulticastGroup4
+}
+
+func (c *Core) socketAnswer(in Input) {
+	for _, name := range c.order {
+		ci := c.insts[name]
+		if !ci.waiting || ci.key != in.Sock || c.joinGroup(ci) != in.Group {
+			continue
+		}
+		ci.waiting = false
+		ci.sockErr = in.Err
+		c.ready(ci)
+	}
+}
+
+func instanceVIPs(ic InstanceConfig) []VIP {
+	var out []VIP
+	for _, v := range append(slices.Clone(ic.VIPs), ic.ExcludedVIPs...) {
+		if v.Dev == "" {
+			v.Dev = ic.Interface
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (c *Core) removeInstance(ci *coreInst) {
+	if ci.m.State() != StateStop && ci.m.State() != StateInit {
+		c.step(ci, Event{Kind: EvShutdown})
+	}
+	for _, v := range ci.vips {
+		c.emit(Effect{Kind: EffRemoveVIP, Instance: ci.cfg.Name, VIP: v})
+	}
+	if s := c.socks[ci.key]; s != nil {
+		s.users--
+		if s.users <= 0 {
+			delete(c.socks, ci.key)
+			c.emit(Effect{Kind: EffUnlisten, Sock: ci.key})
+		}
+	}
+	delete(c.insts, ci.cfg.Name)
+	c.order = slices.DeleteFunc(c.order, func(s string) bool { return s == ci.cfg.Name })
+}
+
+// updateInstance applies a new configuration to an instance of the same
+// identity.
+func (c *Core) updateInstance(ci *coreInst, ic InstanceConfig) {
+	oldVIPs := ci.vips
+	oldGroup := c.joinGroup(ci)
+	ci.cfg = ic
+	ci.vips = instanceVIPs(ic)
+	if !ci.ownSrc || (!ic.UnicastSrcIP.IsValid() && !ic.McastSrcIP.IsValid()) {
+		ci.ownSrc = false
+		if ic.McastSrcIP.IsValid() {
+			ci.src, ci.ownSrc = ic.McastSrcIP, true
+		} else if a := c.links[ic.Interface].addr(ci.key.V6); a.IsValid() {
+			ci.src = a
+		}
+	} else if ic.McastSrcIP.IsValid() {
+		ci.src = ic.McastSrcIP
+	}
+	ci.m.SetAddr(ci.src)
+	c.exec(ci.m.Reconfigure(c.now, ic.machineConfig()))
+	if g := c.joinGroup(ci); g.IsValid() && g != oldGroup {
+		c.listen(ci) // vrrp_mcast_group changed
+	}
+	if ci.m.State() != StateMaster {
+		return
+	}
+	// A master moves to the new address set: only the difference.
+	key := func(v VIP) string { return v.Prefix.Addr().String() + "%" + v.Dev }
+	newSet := map[string]bool{}
+	for _, v := range ci.vips {
+		newSet[key(v)] = true
+	}
+	oldSet := map[string]bool{}
+	for _, v := range oldVIPs {
+		oldSet[key(v)] = true
+		if !newSet[key(v)] {
+			c.emit(Effect{Kind: EffRemoveVIP, Instance: ci.cfg.Name, VIP: v})
+		}
+	}
+	for _, v := range ci.vips {
+		if !oldSet[key(v)] {
+			c.emit(Effect{Kind: EffAddVIP, Instance: ci.cfg.Name, VIP: v})
+			c.announce(ci, v, ci.m.Config().GARPMasterRepeat)
+		}
+	}
+}
+
+// step feeds an event to an instance's machine and turns its actions
+// into effects.
+func (c *Core) step(ci *coreInst, ev Event) {
+	ev.Now = c.now
+	c.exec(ci.m.Step(ev))
+}
+
+// exec turns a machine's actions (its own and, through its sync group,
+// the other members') into effects, then notifies the groups whose state
+// changed.
+func (c *Core) exec(actions []Action) {
+	var touched []string
+	for _, a := range actions {
+		ci := c.insts[a.Instance]
+		if ci == nil {
+			continue
+		}
+		if ci.group != "" && !slices.Contains(touched, ci.group) {
+			touched = append(touched, ci.group)
+		}
+		name := ci.cfg.Name
+		switch a.Kind {
+		case ActLog:
+			if a.Key != "" {
+				c.logLimited(a.Key, a.Msg)
+			} else {
+				c.logf("%s", a.Msg)
+			}
+		case ActSendAdvert:
+			c.sendAdvert(ci, a.Priority)
+		case ActAddVIPs:
+			for _, v := range ci.vips {
+				c.emit(Effect{Kind: EffAddVIP, Instance: name, VIP: v})
+			}
+		case ActRemoveVIPs:
+			for _, v := range ci.vips {
+				c.emit(Effect{Kind: EffRemoveVIP, Instance: name, VIP: v, Stale: a.Stale})
+			}
+		case ActSendGARP:
+			for _, v := range ci.vips {
+				c.announce(ci, v, a.Count)
+			}
+		case ActStateChange:
+			c.notify(ci, a.To.String(), a.From.String())
+		case ActMasterRxLowerPrio:
+			c.notify(ci, "MASTER_RX_LOWER_PRI", "MASTER")
+		case ActPriorityChange:
+			// keepalived's notify_priority_changes: a FIFO event
+			// MASTER_PRIORITY or BACKUP_PRIORITY with the new priority.
+			ci.prioChanges++
+			if ci.cfg.NotifyPriorityChanges {
+				ev := "BACKUP_PRIORITY"
+				if ci.m.State() == StateMaster {
+					ev = "MASTER_PRIORITY"
+				}
+				n := c.notification(ci, ev, ci.m.State().String())
+				n.Priority = a.PrioTo
+				c.emit(Effect{Kind: EffNotify, Instance: name, Notification: n})
+			}
+		}
+	}
+	for _, name := range touched {
+		g := c.groups[name]
+		if g == nil {
+			continue
+		}
+		if st := g.State(); st != c.grpState[name] {
+			prev := c.grpState[name]
+			c.grpState[name] = st
+			if st != StateInit {
+				c.emit(Effect{Kind: EffNotify, Notification: Notification{Time: c.now, Type: "GROUP", Name: name, State: st.String(), Prev: prev.String()}})
+			}
+		}
+	}
+}
+
+func (c *Core) notification(ci *coreInst, state, prev string) Notification {
+	return Notification{Time: c.now, Type: "INSTANCE", Name: ci.cfg.Name, State: state, Prev: prev,
+		Priority: ci.m.EffectivePriority(), VIPs: vipPrefixes(ci.vips)}
+}
+
+func (c *Core) notify(ci *coreInst, state, prev string) {
+	c.emit(Effect{Kind: EffNotify, Instance: ci.cfg.Name, Notification: c.notification(ci, state, prev)})
+}
+
+func vipPrefixes(vs []VIP) []netip.Prefix {
+	out := make([]netip.Prefix, len(vs))
+	for i, v := range vs {
+		out[i] = v.Prefix
+	}
+	return out
+}
+
+func (c *Core) announce(ci *coreInst, v VIP, count int) {
+	if count <= 0 {
+		return
+	}
+	kind := "gratuitous ARPs"
+	if v.Prefix.Addr().Is6() {
+		kind = "Unsolicited Neighbour Adverts"
+	}
+	c.logf("(%s) Sending/queueing %s on %s for %s", ci.cfg.Name, kind, v.Dev, v.Prefix.Addr())
+	c.emit(Effect{Kind: EffGARP, Instance: ci.cfg.Name, VIP: v, Count: count})
+}
+
+// sendAdvert builds an advert and sends it to the multicast group or to
+// each unicast peer. Without a socket or a source address there is
+// nothing to send from (the instance is in FAULT for it).
+func (c *Core) sendAdvert(ci *coreInst, prio uint8) {
+	if ci.waiting || ci.sockErr != "" || !ci.src.IsValid() {
+		return
+	}
+	name := ci.cfg.Name
+	mc := ci.m.Config()
+	iv, err := IntervalField(mc.Version, mc.AdvertInt)
+	if err != nil {
+		c.logLimited("send:"+name, fmt.Sprintf("(%s) %v", name, err))
+		return
+	}
+	p := Packet{Version: mc.Version, Type: TypeAdvertisement, VRID: mc.VRID, Priority: prio, AdvertInt: iv,
+		AuthType: mc.AuthType, AuthData: mc.AuthPass, Addrs: mc.VIPs}
+	dsts := ci.cfg.UnicastPeers
+	ttl := 255
+	if len(dsts) == 0 {
+		dsts = []netip.Addr{c.mcastGroup(ci.key.V6)}
+	} else if ci.cfg.UnicastTTL > 0 {
+		ttl = ci.cfg.UnicastTTL
+	}
+	for _, dst := range dsts {
+		b, err := p.Marshal(ci.src, dst, EncodeOptions{V3ChecksumAsV2: ci.cfg.V3ChecksumAsV2})
+		if err != nil {
+			c.logLimited("send:"+name, fmt.Sprintf("(%s) %v", name, err))
+			return
+		}
+		c.emit(Effect{Kind: EffSend, Instance: name, Sock: ci.key, Src: ci.src, Dst: dst, TTL: ttl, Payload: b, Priority: prio})
+	}
+}
+
+// receive decodes an advert and hands it to the instances with its VRID
+// on that socket.
+func (c *Core) receive(key SockKey, r netif.Received) {
+	s := c.socks[key]
+	if s == nil {
+		return // closed since
+	}
+	if len(r.Payload) < 2 {
+		s.unknownVRID++
+		return
+	}
+	vrid := int(r.Payload[1])
+	found := false
+	for _, name := range c.order {
+		ci := c.insts[name]
+		if ci.key != key || ci.cfg.VRID != vrid || ci.waiting || ci.sockErr != "" {
+			continue
+		}
+		found = true
+		if r.Src == ci.src {
+			ci.m.CountDrop(DropOwnPacket)
+			continue
+		}
+		opt := DecodeOptions{V3ChecksumAsV2: ci.cfg.V3ChecksumAsV2, SkipChecksum: key.V6}
+		p, err := Decode(r.Payload, r.Src, r.Dst, opt)
+		if err != nil && len(ci.cfg.UnicastPeers) > 0 && !key.V6 {
+			// keepalived before 1.3.6 summed unicast VRRPv3 adverts with
+			// the multicast group as destination; accept those too.
+			if p2, err2 := Decode(r.Payload, r.Src, c.mcastGroup(false), opt); err2 == nil {
+				p, err = p2, nil
+			}
+		}
+		if err != nil {
+			reason := DropLength
+			var de *DecodeError
+			if errors.As(err, &de) {
+				reason = de.Reason
+			}
+			ci.m.CountDrop(reason)
+			c.logLimited("drop:"+reason, fmt.Sprintf("(%s) dropping advert from %v: %v", name, r.Src, err))
+			continue
+		}
+		// Adverts are judged by their arrival time (a busy loop reads
+		// late); never by a time after now.
+		at := r.At
+		if at.IsZero() || at.After(c.now) {
+			at = c.now
+		}
+		c.exec(ci.m.Step(Event{Kind: EvAdvert, Now: at, Packet: p, Src: r.Src, Dst: r.Dst, TTL: r.TTL}))
+	}
+	if !found {
+		s.unknownVRID++
+		c.logLimited(fmt.Sprintf("vrid:%s:%d", key.Iface, vrid),
+			fmt.Sprintf("(%s) Unknown VRID(%d) received from %v. ignoring...", key.Iface, vrid, r.Src))
+	}
+}
+
+func (c *Core) tick() {
+	for _, name := range c.order {
+		ci := c.insts[name]
+		if dl := ci.m.Deadline(); !dl.IsZero() && !dl.After(c.now) {
+			c.step(ci, Event{Kind: EvTick})
+		}
+	}
+}
+
+func (c *Core) linkChanged(st LinkFacts) {
+	old, known := c.links[st.Name]
+	c.links[st.Name] = st
+	if known && old.Up == st.Up && old.Gone == st.Gone {
+		return
+	}
+	if !c.Uses(st.Name) {
+		return
+	}
+	if st.Up {
+		c.logf("Netlink reports %s up", st.Name)
+	} else {
+		c.logf("Netlink reports %s down", st.Name)
+	}
+	for _, name := range c.order {
+		ci := c.insts[name]
+		if ci.cfg.Interface != st.Name {
+			continue
+		}
+		if a := st.addr(ci.key.V6); st.Up && !ci.ownSrc && a.IsValid() && a != ci.src {
+			ci.src = a
+			ci.m.SetAddr(a)
+		}
+		if ci.sockErr != "" && !ci.waiting && !st.Gone {
+			c.listen(ci) // try again: the interface may exist now
+		}
+	}
+	c.retrackAll()
+}
+
+func (c *Core) retrackAll() {
+	for _, name := range c.order {
+		if ci := c.insts[name]; !ci.waiting {
+			c.retrack(ci)
+		}
+	}
+}
+
+// retrack recomputes an instance's tracking and steps it if it changed.
+func (c *Core) retrack(ci *coreInst) {
+	var items []Tracked
+	linkUp := func(name string) bool {
+		st, ok := c.links[name]
+		return ok && st.Up && !st.Gone
+	}
+	if !ci.cfg.DontTrackPrimary {
+		items = append(items, Tracked{Kind: TrackInterface, Name: ci.cfg.Interface, Known: true, Up: linkUp(ci.cfg.Interface)})
+	}
+	addRefs := func(refs []TrackRef, kind TrackKind) {
+		for _, r := range refs {
+			t := Tracked{Kind: kind, Name: r.Name, Reverse: r.Reverse}
+			switch kind {
+			case TrackInterface:
+				t.Known, t.Up = true, linkUp(r.Name)
+				t.Weight = orDefault(r.Weight, 0)
+			case TrackScript:
+				sr := c.scripts[r.Name]
+				if sr == nil {
+					continue
+				}
+				t.Weight = orDefault(r.Weight, sr.cfg.Weight)
+				if r.Weight == nil {
+					t.Reverse = sr.cfg.Reverse
+				}
+				st := sr.tracker.State()
+				t.Known, t.Up = st != ScriptInit, st == ScriptGood
+			case TrackFile:
+				fr := c.files[r.Name]
+				if fr == nil {
+					continue
+				}
+				t.Weight = orDefault(r.Weight, orDefault(fr.cfg.Weight, 1))
+				if r.Weight == nil {
+					t.Reverse = fr.cfg.Reverse
+				}
+				t.Known, t.Value = true, fr.value
+			case TrackProcess:
+				up, ok := c.external[r.Name]
+				t.Weight = orDefault(r.Weight, 0)
+				t.Known, t.Up = ok, up
+			}
+			items = append(items, t)
+		}
+	}
+	addRefs(ci.cfg.TrackInterfaces, TrackInterface)
+	addRefs(ci.cfg.TrackScripts, TrackScript)
+	addRefs(ci.cfg.TrackFiles, TrackFile)
+	addRefs(ci.cfg.TrackExternal, TrackProcess)
+	for _, g := range c.cfg.Groups {
+		if g.Name == ci.group {
+			addRefs(g.TrackInterfaces, TrackInterface)
+			addRefs(g.TrackScripts, TrackScript)
+			addRefs(g.TrackFiles, TrackFile)
+		}
+	}
+	delta, faults := Evaluate(items)
+	if ci.sockErr != "" {
+		faults = append(faults, ci.sockErr)
+	}
+	if !ci.src.IsValid() {
+		fam := "IPv4"
+		if ci.key.V6 {
+			fam = "IPv6 link-local"
+		}
+		faults = append(faults, fmt.Sprintf("no %s address for interface %s", fam, ci.cfg.Interface))
+	}
+	if delta == ci.delta && slices.Equal(faults, ci.faults) && ci.m.State() != StateInit {
+		return
+	}
+	ci.delta, ci.faults = delta, faults
+	c.step(ci, Event{Kind: EvTrack, Delta: delta, Faults: faults})
+}
+
+// referenced returns the names of scripts and track files that some
+// instance or group uses: keepalived runs only those.
+func referenced(cfg Config) (scripts, files map[string]bool) {
+	scripts, files = map[string]bool{}, map[string]bool{}
+	add := func(refs []TrackRef, m map[string]bool) {
+		for _, r := range refs {
+			m[r.Name] = true
+		}
+	}
+	for _, in := range cfg.Instances {
+		add(in.TrackScripts, scripts)
+		add(in.TrackFiles, files)
+	}
+	for _, g := range cfg.Groups {
+		add(g.TrackScripts, scripts)
+		add(g.TrackFiles, files)
+	}
+	return scripts, files
+}
+
+// syncTracked starts, stops and restarts scripts and track files to
+// match cfg. A script whose rise, fall and init_fail are unchanged keeps
+// its state across a reload. values are the track files' current values.
+func (c *Core) syncTracked(cfg Config, values map[string]int) {
+	usedS, usedF := referenced(cfg)
+	var want []ScriptConfig
+	for _, sc := range cfg.Scripts {
+		if usedS[sc.Name] {
+			want = append(want, sc)
+		}
+	}
+	for name, sr := range c.scripts {
+		i := slices.IndexFunc(want, func(sc ScriptConfig) bool { return sc.Name == name })
+		if i < 0 || want[i] != sr.cfg {
+			c.emit(Effect{Kind: EffStopScript, Name: name})
+			delete(c.scripts, name)
+			if sc := want[max(i, 0)]; i >= 0 && sc.Rise == sr.cfg.Rise && sc.Fall == sr.cfg.Fall && sc.InitFail == sr.cfg.InitFail {
+				c.scripts[name] = &coreScript{cfg: sc, tracker: sr.tracker, changed: sr.changed}
+				c.emit(Effect{Kind: EffRunScript, Script: sc})
+			}
+		}
+	}
+	for _, sc := range want {
+		if c.scripts[sc.Name] == nil {
+			c.scripts[sc.Name] = &coreScript{cfg: sc, tracker: NewScriptTracker(sc.Rise, sc.Fall, sc.InitFail)}
+			c.emit(Effect{Kind: EffRunScript, Script: sc})
+		}
+	}
+	for name, fr := range c.files {
+		i := slices.IndexFunc(cfg.TrackFiles, func(fc TrackFileConfig) bool { return fc.Name == name })
+		if i < 0 || !usedF[name] || cfg.TrackFiles[i].Path != fr.cfg.Path {
+			c.emit(Effect{Kind: EffStopFile, Name: name})
+			delete(c.files, name)
+		} else {
+			fr.cfg = cfg.TrackFiles[i]
+		}
+	}
+	for _, fc := range cfg.TrackFiles {
+		if usedF[fc.Name] && c.files[fc.Name] == nil {
+			c.files[fc.Name] = &coreFile{cfg: fc, value: values[fc.Name]}
+			c.emit(Effect{Kind: EffWatchFile, File: fc})
+		}
+	}
+}
+
+func (c *Core) scriptResult(name string, ok bool, detail string) {
+	sr := c.scripts[name]
+	if sr == nil || !sr.tracker.Result(ok) {
+		return
+	}
+	sr.changed = c.now
+	if sr.tracker.State() == ScriptGood {
+		c.logf("VRRP_Script(%s) succeeded", name)
+	} else {
+		c.logf("VRRP_Script(%s) failed (%s)", name, detail)
+	}
+	c.retrackAll()
+}
+
+func (c *Core) fileValue(name string, v int) {
+	fr := c.files[name]
+	if fr == nil || fr.value == v {
+		return
+	}
+	fr.value = v
+	c.logf("VRRP_Track_File(%s) value %d", name, v)
+	c.retrackAll()
+}
+
+// stop stops every instance (a master sends priority 0 and removes its
+// VIPs), scripts, file watches and sockets.
+func (c *Core) stop() {
+	for _, name := range c.order {
+		ci := c.insts[name]
+		if ci.m.State() != StateStop && ci.m.State() != StateInit {
+			c.step(ci, Event{Kind: EvShutdown})
+		}
+	}
+	for _, name := range sortedKeys(c.scripts) {
+		c.emit(Effect{Kind: EffStopScript, Name: name})
+	}
+	for _, name := range sortedKeys(c.files) {
+		c.emit(Effect{Kind: EffStopFile, Name: name})
+	}
+	keys := slices.Collect(maps.Keys(c.socks))
+	slices.SortFunc(keys, func(a, b SockKey) int { return strings.Compare(a.String(), b.String()) })
+	for _, k := range keys {
+		c.emit(Effect{Kind: EffUnlisten, Sock: k})
+	}
+	c.stopped = true
+}
+
+// sortedKeys returns a map's keys in order, for effects in a stable
+// order.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
