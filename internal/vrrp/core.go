@@ -402,6 +402,9 @@ func (c *Core) reload(in Input) {
 			delete(c.grpState, name)
 		}
 	}
+	for _, name := range c.order {
+		c.exec(c.insts[name].m.Regroup(c.now))
+	}
 	c.syncTracked(cfg, in.Files)
 	// Start new instances now that groups and tracking exist.
 	for _, name := range c.order {

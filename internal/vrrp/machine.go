@@ -734,6 +734,28 @@ func (m *Machine) shutdown(now time.Time) {
 	m.setState(now, StateStop)
 }
 
+// Regroup re-evaluates what the sync group holds the machine to after
+// the groups were rebuilt (a reload): a member that left its group is no
+// longer held in FAULT by the others, nor held back from MASTER, and a
+// member that joined one is held as the group requires.
+func (m *Machine) Regroup(now time.Time) []Action {
+	m.out = nil
+	prev := m.state
+	if m.group == nil && m.syncFault {
+		m.syncFault = false
+		m.evalFault(now)
+	}
+	if m.state == StateBackup && m.wantMaster && (m.group == nil || m.group.canGoMaster(m)) {
+		m.becomeMaster(now)
+	}
+	if m.group != nil {
+		m.group.sync(m, prev, now)
+	}
+	out := m.out
+	m.out = nil
+	return out
+}
+
 // Reconfigure applies a changed configuration to a running machine
 // without a state change (hot reload). The VRID, version and interface
 // must be unchanged: those make a different instance. A master keeps its
