@@ -507,10 +507,7 @@ func instanceVIPs(ic InstanceConfig) []VIP {
 
 func (c *Core) removeInstance(ci *coreInst) {
 	if ci.m.State() != StateStop && ci.m.State() != StateInit {
-		c.step(ci, Event{Kind: EvShutdown})
-	}
-	for _, v := range ci.vips {
-		c.emit(Effect{Kind: EffRemoveVIP, Instance: ci.cfg.Name, VIP: v})
+		c.step(ci, Event{Kind: EvShutdown}) // a master removes its VIPs
 	}
 	if s := c.socks[ci.key]; s != nil {
 		s.users--
