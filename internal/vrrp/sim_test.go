@@ -52,8 +52,8 @@ type simHost struct {
 	// until it comes up.
 	missing   bool
 	kernel    map[netip.Prefix]int // VIPs on the host: the incarnation that added each
-	scriptOK  bool                  // what the script would answer now
-	scriptRun bool                  // the core runs the script
+	scriptOK  bool                 // what the script would answer now
+	scriptRun bool                 // the core runs the script
 	extUp     bool
 
 	// Configuration knobs.
