@@ -165,7 +165,7 @@ func (s *nodeSim) config(h *simHost) Config {
 }
 
 func (s *nodeSim) facts(h *simHost) LinkFacts {
-	return LinkFacts{Name: "eth0", Up: h.linkUp, Addr4: h.addr}
+	return LinkFacts{Name: "eth0", Up: h.linkUp && !h.missing, Gone: h.missing, Addr4: h.addr}
 }
 
 func (s *nodeSim) step(h *simHost, in Input) {
@@ -435,7 +435,7 @@ func (s *nodeSim) reload(h *simHost, what string) {
 // fault applies one random fault to a random host.
 func (s *nodeSim) fault() {
 	h := s.hosts[s.rnd.Intn(len(s.hosts))]
-	switch k := s.rnd.Intn(12); {
+	switch k := s.rnd.Intn(13); {
 	case k == 0 && h.alive:
 		s.logf("h%d crash", h.id)
 		h.alive = false
@@ -477,6 +477,12 @@ func (s *nodeSim) fault() {
 		s.dup = []float64{0, 0.2, 0.5}[s.rnd.Intn(3)]
 		s.maxDelay = []time.Duration{time.Millisecond, s.p.advert / 2, 2 * s.p.advert}[s.rnd.Intn(3)]
 		s.logf("network loss %.1f dup %.1f delay up to %v", s.loss, s.dup, s.maxDelay)
+	case k == 12 && h.missing:
+		h.missing = false
+		s.logf("h%d interface appears", h.id)
+		if h.alive {
+			s.step(h, Input{Kind: InLink, Link: s.facts(h)})
+		}
 	case k == 11 && h.alive:
 		s.logf("h%d reload unchanged", h.id)
 		s.reload(h, "unchanged")
