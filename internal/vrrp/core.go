@@ -222,30 +222,8 @@ func NewCore() *Core {
 func (c *Core) Step(in Input) []Effect {
 	c.out = nil
 	c.now = in.Now
-	if !c.stopped {
-		switch in.Kind {
-		case InReload:
-			c.reload(in)
-		case InTick:
-			c.tick()
-		case InAdvert:
-			c.receive(in.Sock, in.Packet)
-		case InLink:
-			c.linkChanged(in.Link)
-		case InSocket:
-			c.socketAnswer(in)
-		case InScript:
-			c.scriptResult(in.Name, in.OK, in.Detail)
-		case InFile:
-			c.fileValue(in.Name, in.Value)
-		case InExternal:
-			if old, ok := c.external[in.Name]; !ok || old != in.Up {
-				c.external[in.Name] = in.Up
-				c.retrackAll()
-			}
-		case InStop:
-			c.stop()
-		}
+	if h := handlers[in.Kind]; h != nil && !c.stopped {
+		h(c, in)
 	}
 	if dl := c.Deadline(); !dl.Equal(c.timer) {
 		c.timer = dl
@@ -254,6 +232,26 @@ func (c *Core) Step(in Input) []Effect {
 	out := c.out
 	c.out = nil
 	return out
+}
+
+// handlers are Step's, one per kind of input.
+var handlers = map[InputKind]func(*Core, Input){
+	InReload:   (*Core).reload,
+	InTick:     func(c *Core, _ Input) { c.tick() },
+	InAdvert:   func(c *Core, in Input) { c.receive(in.Sock, in.Packet) },
+	InLink:     func(c *Core, in Input) { c.linkChanged(in.Link) },
+	InSocket:   (*Core).socketAnswer,
+	InScript:   func(c *Core, in Input) { c.scriptResult(in.Name, in.OK, in.Detail) },
+	InFile:     func(c *Core, in Input) { c.fileValue(in.Name, in.Value) },
+	InExternal: (*Core).setExternal,
+	InStop:     func(c *Core, _ Input) { c.stop() },
+}
+
+func (c *Core) setExternal(in Input) {
+	if old, ok := c.external[in.Name]; !ok || old != in.Up {
+		c.external[in.Name] = in.Up
+		c.retrackAll()
+	}
 }
 
 // Deadline returns when the core next needs an InTick (zero: never).

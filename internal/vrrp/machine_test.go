@@ -39,6 +39,14 @@ type harness struct {
 	log []Action // every action so far
 }
 
+// modified returns c changed by mod (nil: unchanged).
+func modified(c MachineConfig, mod func(*MachineConfig)) MachineConfig {
+	if mod != nil {
+		mod(&c)
+	}
+	return c
+}
+
 func newHarness(t *testing.T, cfg MachineConfig) *harness {
 	return &harness{t: t, m: NewMachine(cfg, me), now: t0}
 }
@@ -389,10 +397,7 @@ func TestMasterReceives(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := v2cfg()
-			if tt.mod != nil {
-				tt.mod(&c)
-			}
+			c := modified(v2cfg(), tt.mod)
 			h := masterHarness(t, c)
 			a := h.advert(tt.src, tt.prio)
 			if got := kinds(a); got != tt.acts {
@@ -523,10 +528,7 @@ func TestValidAdvertsAccepted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := v2cfg()
-			if tt.mod != nil {
-				tt.mod(&c)
-			}
+			c := modified(v2cfg(), tt.mod)
 			h := newHarness(t, c)
 			h.start()
 			h.advance(3 * time.Second)

@@ -318,67 +318,56 @@ func parseScenarioConfig(lines []string) (Config, error) {
 		switch f[0] {
 		case "instance":
 			ic := InstanceConfig{Name: f[1], Interface: "eth0"}
-			for _, a := range f[2:] {
-				k, v, _ := strings.Cut(a, "=")
-				n, _ := strconv.Atoi(v)
-				d, _ := time.ParseDuration(v)
-				switch k {
-				case "vrid":
-					ic.VRID = n
-				case "prio":
-					ic.Priority = n
-				case "vips":
+			var garpDelay time.Duration
+			numbers := map[string]*int{"vrid": &ic.VRID, "prio": &ic.Priority, "version": &ic.Version}
+			durations := map[string]*time.Duration{"advert": &ic.AdvertInt, "preempt_delay": &ic.PreemptDelay, "garp_delay": &garpDelay}
+			texts := map[string]*string{"state": &ic.State, "interface": &ic.Interface}
+			flags := map[string]*bool{"nopreempt": &ic.NoPreempt, "lower_prio_no_advert": &ic.LowerPrioNoAdvert,
+				"notify_priority_changes": &ic.NotifyPriorityChanges}
+			refs := map[string]*[]TrackRef{"track_script": &ic.TrackScripts, "track_interface": &ic.TrackInterfaces,
+				"track_external": &ic.TrackExternal}
+			err := options(f[2:], func(k, v string, n int, d time.Duration) bool {
+				switch {
+				case numbers[k] != nil:
+					*numbers[k] = n
+				case durations[k] != nil:
+					*durations[k] = d
+				case texts[k] != nil:
+					*texts[k] = v
+				case flags[k] != nil:
+					*flags[k] = true
+				case refs[k] != nil:
+					*refs[k] = append(*refs[k], ref(v))
+				case k == "vips":
 					for _, p := range strings.Split(v, ",") {
 						ic.VIPs = append(ic.VIPs, VIP{Prefix: netip.MustParsePrefix(p)})
 					}
-				case "state":
-					ic.State = v
-				case "version":
-					ic.Version = n
-				case "advert":
-					ic.AdvertInt = d
-				case "nopreempt":
-					ic.NoPreempt = true
-				case "preempt_delay":
-					ic.PreemptDelay = d
-				case "track_script":
-					ic.TrackScripts = append(ic.TrackScripts, ref(v))
-				case "track_interface":
-					ic.TrackInterfaces = append(ic.TrackInterfaces, ref(v))
-				case "track_external":
-					ic.TrackExternal = append(ic.TrackExternal, ref(v))
-				case "lower_prio_no_advert":
-					ic.LowerPrioNoAdvert = true
-				case "notify_priority_changes":
-					ic.NotifyPriorityChanges = true
-				case "garp_delay":
-					ic.GARPMasterDelay = &d
-				case "interface":
-					ic.Interface = v
 				default:
-					return cfg, fmt.Errorf("instance: unknown %q", a)
+					return false
 				}
+				return true
+			})
+			if garpDelay != 0 {
+				ic.GARPMasterDelay = &garpDelay
+			}
+			if err != nil {
+				return cfg, fmt.Errorf("instance: %w", err)
 			}
 			cfg.Instances = append(cfg.Instances, ic)
 		case "script":
 			sc := ScriptConfig{Name: f[1], Script: "/bin/true"}
-			for _, a := range f[2:] {
-				k, v, _ := strings.Cut(a, "=")
-				n, _ := strconv.Atoi(v)
-				switch k {
-				case "weight":
-					sc.Weight = n
-				case "rise":
-					sc.Rise = n
-				case "fall":
-					sc.Fall = n
-				case "reverse":
-					sc.Reverse = true
-				case "init_fail":
-					sc.InitFail = true
-				default:
-					return cfg, fmt.Errorf("script: unknown %q", a)
+			numbers := map[string]*int{"weight": &sc.Weight, "rise": &sc.Rise, "fall": &sc.Fall}
+			flags := map[string]*bool{"reverse": &sc.Reverse, "init_fail": &sc.InitFail}
+			err := options(f[2:], func(k, _ string, n int, _ time.Duration) bool {
+				if p := numbers[k]; p != nil {
+					*p = n
+				} else if p := flags[k]; p != nil {
+					*p = true
 				}
+				return numbers[k] != nil || flags[k] != nil
+			})
+			if err != nil {
+				return cfg, fmt.Errorf("script: %w", err)
 			}
 			cfg.Scripts = append(cfg.Scripts, sc)
 		case "group":
@@ -402,4 +391,18 @@ func parseScenarioConfig(lines []string) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// options calls set for each key=value (or bare key) with the value also
+// read as a number and a duration; set returns false for an unknown key.
+func options(args []string, set func(k, v string, n int, d time.Duration) bool) error {
+	for _, a := range args {
+		k, v, _ := strings.Cut(a, "=")
+		n, _ := strconv.Atoi(v)
+		d, _ := time.ParseDuration(v)
+		if !set(k, v, n, d) {
+			return fmt.Errorf("unknown %q", a)
+		}
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package vrrp
 
 import (
-	"container/heap"
 	"flag"
 	"fmt"
 	"math/rand"
@@ -73,24 +72,6 @@ type simItem struct {
 	src, dst netip.Addr
 }
 
-type simQueue []simItem
-
-func (q simQueue) Len() int { return len(q) }
-func (q simQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
-	}
-	return q[i].seq < q[j].seq
-}
-func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *simQueue) Push(x any)   { *q = append(*q, x.(simItem)) }
-func (q *simQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
-}
-
 // simParams are one sequence's shared settings.
 type simParams struct {
 	version int
@@ -106,7 +87,7 @@ type nodeSim struct {
 	p     simParams
 	now   time.Time
 	hosts []*simHost
-	q     simQueue
+	q     []simItem // in time order
 	seq   int
 	steps int
 	trace []string
@@ -239,10 +220,17 @@ func (s *nodeSim) exec(h *simHost, e Effect, answers *[]Input) {
 	}
 }
 
+// push queues an item in time order (ties: in the order pushed).
 func (s *nodeSim) push(it simItem) {
 	s.seq++
 	it.seq = s.seq
-	heap.Push(&s.q, it)
+	i, _ := slices.BinarySearchFunc(s.q, it, func(a, b simItem) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.seq - b.seq
+	})
+	s.q = slices.Insert(s.q, i, it)
 }
 
 func (s *nodeSim) start(h *simHost) {
@@ -276,7 +264,8 @@ func (s *nodeSim) run(d time.Duration) {
 			if s.q[0].at.After(end) {
 				break
 			}
-			it := heap.Pop(&s.q).(simItem)
+			it := s.q[0]
+			s.q = s.q[1:]
 			s.now = it.at
 			h := s.hosts[it.host]
 			if !h.alive || h.inc != it.inc {
