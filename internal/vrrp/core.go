@@ -72,8 +72,9 @@ type coreInst struct {
 	vips    []VIP // VIPs and excluded VIPs, Dev filled in
 	delta   int
 	faults  []string
-	sockErr string // the socket could not be opened or joined
-	waiting bool   // an EffListen is not answered yet
+	sockErr string     // the socket could not be opened or joined
+	waiting bool       // an EffListen is not answered yet
+	joined  netip.Addr // the multicast group last asked for
 
 	prioChanges uint64
 }
@@ -341,7 +342,13 @@ func (l logLimiter) pass(key, msg string, now time.Time) (string, bool) {
 // state (no VIP flap, no extra GARP); its other settings change in place.
 func (c *Core) reload(in Input) {
 	cfg := in.Config
+	// The link watch is the authority on states it reported (with its
+	// log lines); the facts fill in the rest and the addresses.
 	for _, l := range in.Links {
+		if old, ok := c.links[l.Name]; ok {
+			old.Addr4, old.Addr6 = l.Addr4, l.Addr6
+			l = old
+		}
 		c.links[l.Name] = l
 	}
 	newInst := map[string]InstanceConfig{}
@@ -455,7 +462,8 @@ func (l LinkFacts) addr(v6 bool) netip.Addr {
 // group); the instance waits for the answer.
 func (c *Core) listen(ci *coreInst) {
 	ci.waiting = true
-	c.emit(Effect{Kind: EffListen, Instance: ci.cfg.Name, Sock: ci.key, Group: c.joinGroup(ci)})
+	ci.joined = c.joinGroup(ci)
+	c.emit(Effect{Kind: EffListen, Instance: ci.cfg.Name, Sock: ci.key, Group: ci.joined})
 }
 
 // joinGroup is the multicast group the instance's socket must join
@@ -483,7 +491,7 @@ func (c *Core) mcastGroup(v6 bool) netip.Addr {
 func (c *Core) socketAnswer(in Input) {
 	for _, name := range c.order {
 		ci := c.insts[name]
-		if !ci.waiting || ci.key != in.Sock || c.joinGroup(ci) != in.Group {
+		if !ci.waiting || ci.key != in.Sock || ci.joined != in.Group {
 			continue
 		}
 		ci.waiting = false
@@ -522,7 +530,6 @@ func (c *Core) removeInstance(ci *coreInst) {
 // identity.
 func (c *Core) updateInstance(ci *coreInst, ic InstanceConfig) {
 	oldVIPs := ci.vips
-	oldGroup := c.joinGroup(ci)
 	ci.cfg = ic
 	ci.vips = instanceVIPs(ic)
 	if !ci.ownSrc || (!ic.UnicastSrcIP.IsValid() && !ic.McastSrcIP.IsValid()) {
@@ -537,7 +544,7 @@ func (c *Core) updateInstance(ci *coreInst, ic InstanceConfig) {
 	}
 	ci.m.SetAddr(ci.src)
 	c.exec(ci.m.Reconfigure(c.now, ic.machineConfig()))
-	if g := c.joinGroup(ci); g.IsValid() && g != oldGroup {
+	if c.joinGroup(ci) != ci.joined {
 		c.listen(ci) // vrrp_mcast_group changed
 	}
 	if ci.m.State() != StateMaster {
