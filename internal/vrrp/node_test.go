@@ -274,7 +274,9 @@ func TestNodeOverFakeHost(t *testing.T) {
 	a := startFakeNode(t, lan, "198.18.0.11", fakeConfig(150, withTracking))
 	b := startFakeNode(t, lan, "198.18.0.12", fakeConfig(100, nil))
 	masterIs := func(m, o *fakeNode) func() bool {
-		return func() bool { return m.host.has(fakeVIP) && !o.host.has(fakeVIP) && m.state() == "MASTER" && o.state() == "BACKUP" }
+		return func() bool {
+			return m.host.has(fakeVIP) && !o.host.has(fakeVIP) && m.state() == "MASTER" && o.state() == "BACKUP"
+		}
 	}
 	lab.Eventually(t, 5*time.Second, masterIs(a, b), "a (150) not master over b (100): a %s, b %s", a.state(), b.state())
 
