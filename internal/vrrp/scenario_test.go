@@ -25,7 +25,7 @@ import (
 // Commands:
 //
 //	config            input: instance/script/group lines (see parseScenarioConfig); a reload after the first
-//	advert INST from=ADDR prio=N [vrid=N] [ttl=N] [version=N] [interval=N]
+//	advert INST from=ADDR prio=N [vrid=N] [ttl=N] [version=N] [interval=N] [truncate=N] [corrupt]
 //	tick DURATION     advance the clock, firing due timers
 //	script NAME ok|fail
 //	link IFACE up|down
@@ -261,7 +261,7 @@ func (sc *scenario) advert(where, name string, args []string) {
 	p := Packet{Version: mc.Version, Type: TypeAdvertisement, VRID: mc.VRID, AdvertInt: iv,
 		AuthType: mc.AuthType, AuthData: mc.AuthPass, Addrs: mc.VIPs}
 	var src netip.Addr
-	ttl := 255
+	ttl, truncate, corrupt := 255, 0, false
 	for _, a := range args {
 		k, v, _ := strings.Cut(a, "=")
 		n, _ := strconv.Atoi(v)
@@ -278,6 +278,10 @@ func (sc *scenario) advert(where, name string, args []string) {
 			p.Version = n
 		case "interval":
 			p.AdvertInt = uint16(n)
+		case "truncate":
+			truncate = n
+		case "corrupt":
+			corrupt = true
 		default:
 			sc.t.Fatalf("%s: advert: unknown %q", where, a)
 		}
@@ -286,6 +290,12 @@ func (sc *scenario) advert(where, name string, args []string) {
 	b, err := p.Marshal(src, dst, EncodeOptions{})
 	if err != nil {
 		sc.t.Fatalf("%s: %v", where, err)
+	}
+	if corrupt {
+		b[6] ^= 0xff // checksum
+	}
+	if truncate > 0 {
+		b = b[:truncate]
 	}
 	sc.step(Input{Kind: InAdvert, Sock: SockKey{Iface: ic.Interface},
 		Packet: netif.Received{Payload: b, Src: src, Dst: dst, TTL: ttl, At: sc.now}})
