@@ -445,6 +445,31 @@ func TestMetricsLive(t *testing.T) {
 		t.Error("status page says it lost contact with vipd")
 	}
 	if t.Failed() {
+		t.Fatalf("status page DOM:\n%s", dom)
+	}
+
+	// rs1 comes back: its check passes again, it rejoins the pool, and
+	// the page, loaded again, follows. A passing HTTP_GET has no last
+	// result to show: the Check cell names it alone.
+	nginx(t, rs1, "rs1")
+	lab.Eventually(t, 8*time.Second, func() bool {
+		s := scrapeMetrics(t, client, m1)
+		v, _ := s.get(t, "vipd_check_up", "real_server", rs1Key, "kind", "HTTP_GET")
+		up, _ := s.get(t, "vipd_virtual_server_real_servers_up", "virtual_server", vs)
+		return v == 1 && up == 2
+	}, "rs1's check did not pass again after its nginx restarted")
+	dom = chromiumDOM(t, client, "http://"+m1+"/")
+	for _, re := range []string{
+		`<tr class="rs-up" data-real-server="` + regexp.QuoteMeta(rs1Key) + `"><td>` + regexp.QuoteMeta(rs1Key) +
+			`</td><td>Masq</td><td>UP</td><td class="num">1</td><td class="wrap">HTTP_GET</td>`,
+		`<tr class="total"><td>Total</td><td></td><td>2/2 up</td>`,
+		`<tr class="rs-up"><td>` + regexp.QuoteMeta(vs) + `</td><td>` + regexp.QuoteMeta(rs1Key) + `</td><td>HTTP_GET</td><td>UP</td>`,
+	} {
+		if !regexp.MustCompile(re).MatchString(dom) {
+			t.Errorf("status page with rs1 back lacks %s", re)
+		}
+	}
+	if t.Failed() {
 		t.Logf("status page DOM:\n%s", dom)
 	}
 }
