@@ -250,7 +250,7 @@ func TestGenhashMatchesKeepalived(t *testing.T) {
 			}
 			out, _ := exec.Command("genhash", args...).CombinedOutput()
 			var got bytes.Buffer
-			_ = Genhash(context.Background(), &got, GenhashOptions{Server: closedAddr, URL: "/", Verbose: v})
+			_ = Genhash(context.Background(), &got, &got, GenhashOptions{Server: closedAddr, URL: "/", Verbose: v})
 			if g, w := usecs.ReplaceAllString(got.String(), "= N usecs"), usecs.ReplaceAllString(string(out), "= N usecs"); g != w {
 				t.Errorf("verbose=%v: vipd %q, genhash %q", v, g, w)
 			}
