@@ -153,7 +153,7 @@ const VipdCommand = "{bin} -config {json} -status {dir}/status.json"
 
 // KeepalivedCommand runs keepalived in the foreground, VRRP only, with
 // private pid files.
-const KeepalivedCommand = "keepalived -n -l -D -G -P -f {conf} -p {dir}/k.pid -r {dir}/v.pid -c {dir}/c.pid"
+const KeepalivedCommand = "keepalived -n -l -D -G -P -f {conf} -p {dir}/k.pid -r {dir}/v.pid -c {dir}/c.pid -b {dir}/b.pid"
 
 // Start writes the spec's configuration files and runs the command
 // template on the host.
