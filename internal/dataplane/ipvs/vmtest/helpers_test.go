@@ -36,7 +36,7 @@ func requireIPVS(t *testing.T) {
 	if os.Getenv("VIPD_IN_VM") == "1" {
 		t.Fatal("in the VM, but /proc/net/ip_vs is missing: the ip_vs module did not load")
 	}
-	t.Skip("the kernel has no IPVS: scripts/vmtest runs these tests in a VM")
+	lab.SkipMachineFact(t, "this kernel has no IPVS (no /proc/net/ip_vs): scripts/vmtest runs these tests in a VM")
 }
 
 func sysctl(t *testing.T, h *lab.Host, kv ...string) {
