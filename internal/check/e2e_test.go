@@ -154,7 +154,7 @@ func genhashProcess(opts string) error {
 	if err := json.Unmarshal([]byte(opts), &o); err != nil {
 		return err
 	}
-	return Genhash(context.Background(), os.Stdout, o)
+	return Genhash(context.Background(), os.Stdout, os.Stderr, o)
 }
 
 // eventLog follows the helper's output.
