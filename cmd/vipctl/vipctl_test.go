@@ -286,3 +286,33 @@ func TestGenhashMatchesKeepalived(t *testing.T) {
 		t.Errorf("genhash -o json: exit %d, %s", code, got)
 	}
 }
+
+// TestListHeader: the first line of vipctl list is what the kernel
+// reports with the ipvs data plane (through the daemon's status), and
+// version 1.2.1 with size 0 with the proxy, which has no connection hash
+// table (docs/vipctl.md says why).
+func TestListHeader(t *testing.T) {
+	src := apitest.NewSource()
+	sock := startDaemon(t, src)
+	first := func() (int, string, string) {
+		code, out, errs := vipctl(t, nil, "--socket", sock, "list", "-n")
+		line, _, _ := strings.Cut(out, "\n")
+		return code, line, errs
+	}
+	if code, line, errs := first(); code != 0 || line != "IP Virtual Server version 1.2.1 (size=0)" {
+		t.Errorf("proxy: exit %d, first line %q, stderr %q", code, line, errs)
+	}
+	src.Update(func(st *api.Status) {
+		st.Dataplane = "ipvs"
+		st.IPVS = &api.IPVSInfo{Version: "1.2.0", ConnTabSize: 1 << 20}
+	})
+	if code, line, errs := first(); code != 0 || line != "IP Virtual Server version 1.2.0 (size=1048576)" {
+		t.Errorf("ipvs: exit %d, first line %q, stderr %q", code, line, errs)
+	}
+	// The ipvs data plane without the kernel's answer: an error, never a
+	// made-up line.
+	src.Update(func(st *api.Status) { st.IPVS = nil })
+	if code, line, errs := first(); code != 1 || line != "" || !strings.Contains(errs, "could not read the kernel's IPVS version") {
+		t.Errorf("ipvs without info: exit %d, first line %q, stderr %q", code, line, errs)
+	}
+}

@@ -56,12 +56,22 @@ type Status struct {
 	ConfigLoaded time.Time `json:"config_loaded"`
 	Reloads      uint64    `json:"reloads"`
 	Dataplane    string    `json:"dataplane"` // proxy or ipvs
+	// IPVS is what the kernel's IPVS reports (IPVS_CMD_GET_INFO), with the
+	// ipvs data plane only: vipctl list prints it first, as ipvsadm does.
+	IPVS *IPVSInfo `json:"ipvs,omitempty"`
 
 	Instances  []Instance          `json:"instances"`
 	SyncGroups []SyncGroup         `json:"sync_groups,omitempty"`
 	Services   []lvs.ServiceStatus `json:"services"`
 	Checks     []Check             `json:"checks"`
 	Scripts    []Script            `json:"scripts,omitempty"`
+}
+
+// IPVSInfo is the kernel's IPVS version and connection table size
+// (buckets of its hash table, 2^CONFIG_IP_VS_TAB_BITS).
+type IPVSInfo struct {
+	Version     string `json:"version"` // "1.2.1"
+	ConnTabSize int    `json:"conn_tab_size"`
 }
 
 // Instance is one VRRP instance.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/dataplane/ipvs"
 	"github.com/vipd/vipd/internal/lvs"
 )
 
@@ -89,6 +90,14 @@ func (s *source) Status() api.Status {
 	}
 	if d.dp != nil {
 		st.Services = d.dp.Services()
+	}
+	if k, ok := d.dp.(*ipvs.Dataplane); ok {
+		// Read each time: the kernel's values, not a remembered copy.
+		if info, err := k.Info(); err == nil {
+			st.IPVS = &api.IPVSInfo{Version: info.Version, ConnTabSize: info.ConnTabSize}
+		} else {
+			d.log.Warn("status: cannot read the kernel's IPVS version", "err", err)
+		}
 	}
 	if r := snap.runner; r != nil && snap.rsOfName != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

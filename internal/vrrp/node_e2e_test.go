@@ -95,7 +95,11 @@ func TestHotReload(t *testing.T) {
 	writeConfig(t, d, vrrp.Config{Instances: []vrrp.InstanceConfig{bad}})
 	_ = d.Signal(syscall.SIGHUP)
 	d.WaitLog(t, "reload refused, running configuration kept", 1, 5*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	// Watch the VIP while VI_1 sends three more adverts (300 ms): the
+	// refused reload must not disturb it either.
+	sent := status(t, d).Instances[0].Stats.AdvertSent
+	lab.Eventually(t, 5*time.Second, func() bool { return status(t, d).Instances[0].Stats.AdvertSent >= sent+3 },
+		"VI_1 stopped advertising after the refused reload")
 	stop()
 
 	if n := missing.Load(); n != 0 {
@@ -174,9 +178,18 @@ func TestBadAdvertsDroppedAndCounted(t *testing.T) {
 	other := good()
 	other.VRID = 99
 	vrrptest.Inject(t, p.d2, marshal(other), src, dst, 255) // unknown VRID
-	time.Sleep(300 * time.Millisecond)
-
-	st := status(t, d)
+	// Wait until every injected packet is counted, then check the exact
+	// counts (a drop counted twice would show).
+	var st vrrp.Status
+	lab.Eventually(t, 5*time.Second, func() bool {
+		st = status(t, d)
+		for _, r := range []string{vrrp.DropTTL, vrrp.DropChecksum, vrrp.DropVersion, vrrp.DropLength} {
+			if st.Instances[0].Stats.Dropped[r] == 0 {
+				return false
+			}
+		}
+		return st.UnknownVRID["eth0"] > 0
+	}, "not every injected packet was counted as dropped")
 	in := st.Instances[0]
 	if in.State != "MASTER" || in.Transitions != 2 {
 		t.Fatalf("dropped adverts changed the state: %+v", in)
