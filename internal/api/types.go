@@ -8,6 +8,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -45,6 +46,31 @@ func (e *ConfigError) Error() string {
 	return s
 }
 
+// Results of a reload, as Status.ReloadResults and the
+// vipd_reloads_total metric count them.
+const (
+	ReloadOK      = "ok"      // the new configuration runs
+	ReloadRefused = "refused" // invalid configuration: nothing was changed
+	ReloadFailed  = "failed"  // valid, but a commit step failed (CommitError)
+)
+
+// ReloadResults lists every result, in the order metrics show them.
+var ReloadResults = []string{ReloadOK, ReloadRefused, ReloadFailed}
+
+// CommitError is a reload whose configuration was valid but one of the
+// steps that apply it failed: Step names it, Running says what runs now
+// (the steps already committed are undone, so normally the previous
+// configuration; Running says so when an undo failed too).
+type CommitError struct {
+	Step    string `json:"step"`
+	Reason  string `json:"reason"`
+	Running string `json:"running"`
+}
+
+func (e *CommitError) Error() string {
+	return fmt.Sprintf("reload failed at step %q: %s; running now: %s", e.Step, e.Reason, e.Running)
+}
+
 // Status is the whole observable state of a vipd daemon.
 type Status struct {
 	Version      string    `json:"version"`
@@ -55,6 +81,8 @@ type Status struct {
 	ConfigFile   string    `json:"config_file"`
 	ConfigLoaded time.Time `json:"config_loaded"`
 	Reloads      uint64    `json:"reloads"`
+	// ReloadResults counts reload attempts by result (ReloadResults).
+	ReloadResults map[string]uint64 `json:"reload_results,omitempty"`
 	Dataplane    string    `json:"dataplane"` // proxy or ipvs
 
 	Instances  []Instance          `json:"instances"`

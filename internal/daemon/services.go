@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/lvs"
 )
 
@@ -272,8 +273,8 @@ func persistMask(vs *config.VirtualServer) int {
 // run every service the configuration can produce (every real server up,
 // and the sorry server alone), so a problem names the virtual server's
 // file:line at start or reload rather than surfacing as a failed Apply.
-func validateServices(c *config.Config, plans []*vsPlan, validate func(lvs.Service) error) []string {
-	if validate == nil {
+func validateServices(c *config.Config, plans []*vsPlan, check dataplane.Check) []string {
+	if check == nil {
 		return nil
 	}
 	allUp := map[string]health{}
@@ -288,7 +289,7 @@ func validateServices(c *config.Config, plans []*vsPlan, validate func(lvs.Servi
 		seen := map[string]bool{}
 		for _, q := range []bool{true, false} {
 			for _, s := range desiredServices(c, one, allUp, map[string]bool{p.name: q}) {
-				if err := validate(s); err != nil && !seen[err.Error()] {
+				if err := check([]lvs.Service{s}); err != nil && !seen[err.Error()] {
 					seen[err.Error()] = true
 					errs = append(errs, fmt.Sprintf("%s: virtual_server %s: %v", p.cfg.Pos, p.name, err))
 				}

@@ -200,9 +200,11 @@ func TestValidateServicesNamesTheLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := validateServices(c, plans, func(s lvs.Service) error {
-		if s.Key.Addr.Port() == 0 {
-			return fmt.Errorf("port 0 (all ports) needs the ipvs data plane")
+	errs := validateServices(c, plans, func(ss []lvs.Service) error {
+		for _, s := range ss {
+			if s.Key.Addr.Port() == 0 {
+				return fmt.Errorf("port 0 (all ports) needs the ipvs data plane")
+			}
 		}
 		return nil
 	})

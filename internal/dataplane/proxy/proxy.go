@@ -83,6 +83,26 @@ func New(opts Options) (*Dataplane, error) {
 	return dp, nil
 }
 
+// Check is the proxy's dataplane.Check: every service valid (Validate)
+// and no service listed twice. Apply refuses exactly these.
+func Check(desired []lvs.Service) error {
+	var errs []error
+	seen := map[lvs.ServiceKey]bool{}
+	for _, d := range desired {
+		if seen[d.Key] {
+			errs = append(errs, fmt.Errorf("proxy: service %s: listed twice", d.Key))
+			continue
+		}
+		seen[d.Key] = true
+		if err := Validate(d); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: service %s: %w", d.Key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var _ dataplane.Check = Check
+
 // Validate reports why the proxy cannot run s, or nil. The daemon can call
 // it when it checks a configuration, to name the offending line.
 func Validate(s lvs.Service) error {
