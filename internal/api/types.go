@@ -83,7 +83,7 @@ type Status struct {
 	Reloads      uint64    `json:"reloads"`
 	// ReloadResults counts reload attempts by result (ReloadResults).
 	ReloadResults map[string]uint64 `json:"reload_results,omitempty"`
-	Dataplane    string    `json:"dataplane"` // proxy or ipvs
+	Dataplane     string            `json:"dataplane"` // proxy or ipvs
 
 	Instances  []Instance          `json:"instances"`
 	SyncGroups []SyncGroup         `json:"sync_groups,omitempty"`

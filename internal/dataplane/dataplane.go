@@ -35,4 +35,3 @@ type Dataplane interface {
 // before committing a reload, so a refusal names the configuration and
 // nothing runs half-applied. Each data plane package exports one.
 type Check func(desired []lvs.Service) error
-
