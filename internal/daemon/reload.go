@@ -229,6 +229,9 @@ func (d *Daemon) commitSteps(next *generation, newNotifier **notify.Notifier) []
 				defer cancel()
 				n := *newNotifier
 				*newNotifier = nil
+				if n == nil {
+					return nil // notify.New failed: nothing was opened
+				}
 				return n.Close(cctx)
 			}})
 	}

@@ -20,10 +20,11 @@ import (
 	"github.com/vipd/vipd/internal/lvs"
 )
 
-// refusingDataplane is a stand-in data plane, not a real one: it keeps
-// the last services it accepted and refuses, as a whole, any desired set
-// with a service on port refusePort, the way the proxy refuses a port
-// another program holds. It lets the reload transaction be tested
+// refusingDataplane is a stand-in data plane, not a real one: it runs
+// (records) what it is given except a service on port refusePort, which
+// it refuses the way the proxy refuses a port another program holds:
+// the rest is applied and the error returned, so a failed Apply leaves
+// it half-way, as the proxy's does. It lets the reload transaction be tested
 // without root; e2e/reload_test.go does the same with the real proxy.
 type refusingDataplane struct {
 	refusePort uint16
@@ -36,13 +37,16 @@ func (f *refusingDataplane) Apply(_ context.Context, desired []lvs.Service) erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applies++
+	f.running = nil
+	var err error
 	for _, s := range desired {
 		if s.Key.Addr.Port() == f.refusePort {
-			return fmt.Errorf("stand-in: service %s: listen: address already in use", s.Key)
+			err = fmt.Errorf("stand-in: service %s: listen: address already in use", s.Key)
+			continue
 		}
+		f.running = append(f.running, s)
 	}
-	f.running = slices.Clone(desired)
-	return nil
+	return err
 }
 
 func (f *refusingDataplane) applyCount() int {
@@ -135,7 +139,9 @@ func TestReloadRefusedByDataplane(t *testing.T) {
 	src := (*source)(d)
 	before := src.Status().ConfigLoaded
 
-	err := reloadWith(t, d, file, vsConf(8080, 8081))
+	// 8080 goes, 8081 is refused, 8083 is new: half-way, the stand-in
+	// runs 8083 alone; the undo brings back 8080.
+	err := reloadWith(t, d, file, vsConf(8081, 8083))
 	var ce *api.CommitError
 	if !errors.As(err, &ce) {
 		t.Fatalf("reload the data plane refuses: got %v, want a CommitError", err)
@@ -213,8 +219,8 @@ virtual_server group G {
 	}
 }
 
-// TestCommitUndoes: a failing step undoes the steps before it, newest
-// first, and says what runs; an undo that fails is named.
+// TestCommitUndoes: a failing step is undone (it may have done part of
+// its work) with the steps before it, newest first, and says what runs; an undo that fails is named.
 func TestCommitUndoes(t *testing.T) {
 	var log []string
 	mk := func(name string, fail, undoFail bool) step {
@@ -236,16 +242,16 @@ func TestCommitUndoes(t *testing.T) {
 	}
 	err := commit([]step{mk("a", false, false), mk("b", false, false), mk("c", true, false), mk("d", false, false)})
 	var ce *api.CommitError
-	if !errors.As(err, &ce) || ce.Step != "c" || ce.Reason != "c refused" || ce.Running != "the previous configuration (undone: b, a)" {
+	if !errors.As(err, &ce) || ce.Step != "c" || ce.Reason != "c refused" || ce.Running != "the previous configuration (undone: c, b, a)" {
 		t.Fatalf("got %#v", err)
 	}
-	if want := []string{"do a", "do b", "do c", "undo b", "undo a"}; !slices.Equal(log, want) {
+	if want := []string{"do a", "do b", "do c", "undo c", "undo b", "undo a"}; !slices.Equal(log, want) {
 		t.Errorf("ran %v, want %v", log, want)
 	}
 
 	log = nil
 	err = commit([]step{mk("a", false, true), mk("b", true, false)})
-	if !errors.As(err, &ce) || ce.Running != "the previous configuration, except a (undo failed: stuck)" {
+	if !errors.As(err, &ce) || ce.Running != "the previous configuration (undone: b), except a (undo failed: stuck)" {
 		t.Fatalf("got %#v", err)
 	}
 

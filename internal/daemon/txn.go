@@ -9,15 +9,17 @@ import (
 
 // step is one part of committing a configuration: do moves one
 // subsystem to the next generation, undo moves it back (nil when do
-// leaves nothing to undo).
+// leaves nothing to undo). undo runs after a failed do too, since a do
+// may fail half-way (a data plane that started some services and not
+// others), so it must work from whatever do left.
 type step struct {
 	name string
 	do   func() error
 	undo func() error
 }
 
-// commit runs steps in their fixed order. When one fails, the steps
-// already done are undone, newest first, and the answer names the
+// commit runs steps in their fixed order. When one fails, it and the
+// steps already done are undone, newest first, and the answer names the
 // failing step and what runs now: the previous configuration, or, when
 // an undo failed too, which parts do not.
 //
@@ -31,7 +33,7 @@ func commit(steps []step) error {
 			continue
 		}
 		var undone, stuck []string
-		for j := i - 1; j >= 0; j-- {
+		for j := i; j >= 0; j-- {
 			if steps[j].undo == nil {
 				continue
 			}
@@ -46,7 +48,7 @@ func commit(steps []step) error {
 			running += " (undone: " + strings.Join(undone, ", ") + ")"
 		}
 		if len(stuck) > 0 {
-			running = "the previous configuration, except " + strings.Join(stuck, "; ")
+			running += ", except " + strings.Join(stuck, "; ")
 		}
 		return &api.CommitError{Step: s.name, Reason: err.Error(), Running: running}
 	}
