@@ -180,44 +180,7 @@ func (b *builder) finishVS(vs *VirtualServer) {
 		for i, ch := range rs.Checkers {
 			cd := rd
 			applySet(&cd, rs.checkSets[i])
-			ch.Alpha = cd.Alpha
-			ch.DelayLoop = cd.DelayLoop
-			ch.ConnectTimeout = cd.ConnectTimeout
-			ch.Retry = unsetInt
-			if cd.Retry != nil {
-				ch.Retry = *cd.Retry
-			}
-			if ch.Retry == unsetInt {
-				switch ch.Type {
-				case CheckDNS:
-					ch.Retry = 3
-				case CheckMisc:
-					ch.Retry = 0
-				default:
-					ch.Retry = 1
-				}
-			}
-			ch.DelayBeforeRetry = unsetDur
-			if cd.DelayBeforeRetry != nil {
-				ch.DelayBeforeRetry = *cd.DelayBeforeRetry
-			}
-			if ch.DelayBeforeRetry == unsetDur {
-				switch ch.Type {
-				case CheckHTTP, CheckSSL:
-					ch.DelayBeforeRetry = 3 * time.Second
-				case CheckDNS:
-					ch.DelayBeforeRetry = ch.DelayLoop
-				default:
-					ch.DelayBeforeRetry = time.Second
-				}
-			}
-			ch.Warmup = unsetDur
-			if cd.Warmup != nil {
-				ch.Warmup = *cd.Warmup
-			}
-			if ch.Warmup == unsetDur {
-				ch.Warmup = ch.DelayLoop
-			}
+			ch.ResolveTiming(cd)
 			if !rs.portSet[i] {
 				ch.ConnectPort = rs.Addr.Port()
 			}
@@ -231,6 +194,50 @@ func (b *builder) finishVS(vs *VirtualServer) {
 	}
 	if vs.SorryServer != nil && !vs.SorryServer.methodSet {
 		vs.SorryServer.Method = vs.Method
+	}
+}
+
+// ResolveTiming sets the checker's timing from what its levels wrote
+// (cd: the checker's own settings over the real server's over the
+// virtual server's) and keepalived's defaults for its type. It is the one
+// place checker timing defaults live: `vipd -d` prints its result and the
+// daemon runs exactly that (a real server's track_file entries, which
+// run as FILE_CHECKs, get theirs here too).
+func (ch *Checker) ResolveTiming(cd CheckDefaults) {
+	ch.Alpha = cd.Alpha
+	ch.DelayLoop = cd.DelayLoop
+	ch.ConnectTimeout = cd.ConnectTimeout
+	switch {
+	case ch.Type == CheckFile:
+		// A track file is read, not probed: no transient failures to
+		// retry, and it starts from its content at once.
+		ch.Retry = 0
+	case cd.Retry != nil:
+		ch.Retry = *cd.Retry
+	case ch.Type == CheckDNS:
+		ch.Retry = 3
+	case ch.Type == CheckMisc:
+		ch.Retry = 0
+	default:
+		ch.Retry = 1
+	}
+	switch {
+	case cd.DelayBeforeRetry != nil:
+		ch.DelayBeforeRetry = *cd.DelayBeforeRetry
+	case ch.Type == CheckHTTP || ch.Type == CheckSSL:
+		ch.DelayBeforeRetry = 3 * time.Second
+	case ch.Type == CheckDNS:
+		ch.DelayBeforeRetry = ch.DelayLoop
+	default:
+		ch.DelayBeforeRetry = time.Second
+	}
+	switch {
+	case ch.Type == CheckFile:
+		ch.Warmup = 0
+	case cd.Warmup != nil:
+		ch.Warmup = *cd.Warmup
+	default:
+		ch.Warmup = ch.DelayLoop
 	}
 }
 
