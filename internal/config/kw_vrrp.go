@@ -261,12 +261,15 @@ func vipList(name string, excluded bool) *Keyword {
 func routeList(name string, dst func(c *cx) *[]Route) *Keyword {
 	return list(name, "{ [src IP] [to] PREFIX [via IP] [dev IF] [table T] ... }", func(c *cx, n *Node) {
 		for _, it := range n.Children {
-			r, warns, err := parseRoute(append([]string{it.Name}, it.Args...))
+			r, warns, unsupported, err := parseRoute(append([]string{it.Name}, it.Args...))
 			for _, w := range warns {
 				c.warnf(it, w.hint, "%s", w.msg)
 			}
 			if err != nil {
 				c.errf(it, "write routes as ip route add would take them", "%s: %v - skipping", name, err)
+				continue
+			}
+			if c.unsupportedOpts(it, name, unsupported) {
 				continue
 			}
 			r.Pos = it.Pos
@@ -278,9 +281,12 @@ func routeList(name string, dst func(c *cx) *[]Route) *Keyword {
 func ruleList(name string, dst func(c *cx) *[]Rule) *Keyword {
 	return list(name, "{ [from PREFIX] [to PREFIX] [table T] [preference N] ... }", func(c *cx, n *Node) {
 		for _, it := range n.Children {
-			r, err := parseRule(append([]string{it.Name}, it.Args...))
+			r, unsupported, err := parseRule(append([]string{it.Name}, it.Args...))
 			if err != nil {
 				c.errf(it, "write rules as ip rule add would take them", "%s: %v - skipping", name, err)
+				continue
+			}
+			if c.unsupportedOpts(it, name, unsupported) {
 				continue
 			}
 			r.Pos = it.Pos
@@ -291,6 +297,21 @@ func ruleList(name string, dst func(c *cx) *[]Rule) *Keyword {
 			*dst(c) = append(*dst(c), r)
 		}
 	})
+}
+
+// unsupportedOpts reports the options of a route or rule line that
+// keepalived takes and vipd cannot program, as refused keywords are: a
+// notice for `vipd -t` (keepalived's verdict), an error that stops the
+// daemon (which judges for a data plane). The line is left out.
+func (c *cx) unsupportedOpts(it *Node, block string, opts []string) bool {
+	for _, o := range opts {
+		if c.b.opts.Dataplane == "" {
+			c.b.add(it.Pos, Notice, block, "remove the option, or program this route outside vipd", "%s: %s; the daemon refuses this configuration", block, o)
+		} else {
+			c.b.add(it.Pos, Error, block, "remove the option, or program this route outside vipd", "%s: %s - the daemon cannot run this line", block, o).Exit = ExitConfig
+		}
+	}
+	return len(opts) > 0
 }
 
 func instSrcIP(name string) *Keyword {
