@@ -562,7 +562,7 @@ type Route struct {
 	TOS        uint8        `json:"tos,omitempty"`
 	OnLink     bool         `json:"onlink,omitempty"`
 	Nexthops   []Nexthop    `json:"nexthop,omitempty"`
-	Metrics    RouteMetrics `json:"metrics"`
+	Metrics    RouteMetrics `json:"metrics,omitzero"`
 	Realms     uint32       `json:"realms,omitempty"` // FROM<<16 | TO
 	VRF        string       `json:"vrf,omitempty"`
 	Append     bool         `json:"append,omitempty"`
