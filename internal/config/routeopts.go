@@ -146,18 +146,13 @@ func rttValue(name, s string, scale float64) (uint32, error) {
 	return uint32(out), nil
 }
 
-// realmsValue reads "[FROM/]TO" into RTA_FLOW's encoding (FROM<<16|TO).
+// realmsValue reads "[FROM/]TO" as netif encodes it (FROM<<16|TO).
 func realmsValue(s string) (uint32, error) {
-	from, to, ok := strings.Cut(s, "/")
-	if !ok {
-		from, to = "0", s
-	}
-	f, err1 := strconv.ParseUint(from, 0, 16)
-	t, err2 := strconv.ParseUint(to, 0, 16)
-	if err1 != nil || err2 != nil {
+	v, err := netif.RealmsValue(s)
+	if err != nil || s == "" {
 		return 0, fmt.Errorf("invalid realms '%s': want [FROM/]TO with numbers 0..65535", s)
 	}
-	return uint32(f)<<16 | uint32(t), nil
+	return v, nil
 }
 
 // RealmsString renders realms as ip(8) writes them: FROM/TO.

@@ -26,13 +26,7 @@ func TestRouteRuleOptions(t *testing.T) {
 	for _, tc := range bad {
 		src := tc.block + " {\n    " + tc.line + "\n}\n"
 		c, diags := Parse("t.conf", []byte(src), Options{})
-		var found bool
-		for _, d := range diags {
-			if d.Pos.Line == 2 && d.Severity == Error && strings.Contains(d.Msg, tc.msg) {
-				found = true
-			}
-		}
-		if !found {
+		if d := diagAt(diags, 2, tc.msg); d == nil || d.Severity != Error {
 			t.Errorf("%s %q: no error at t.conf:2 saying %q: %v", tc.block, tc.line, tc.msg, diags)
 		}
 		if len(c.StaticRoutes)+len(c.StaticRules) != 0 {
@@ -54,13 +48,7 @@ func TestRouteRuleOptions(t *testing.T) {
 			if dp != "" {
 				want, exit = Error, ExitConfig
 			}
-			var found bool
-			for _, d := range diags {
-				if d.Pos.Line == 2 && strings.Contains(d.Msg, tc.msg) && strings.Contains(d.Msg, "not supported by vipd") {
-					found = d.Severity == want && d.Exit == exit
-				}
-			}
-			if !found {
+			if d := diagAt(diags, 2, tc.msg); d == nil || !strings.Contains(d.Msg, "not supported by vipd") || d.Severity != want || d.Exit != exit {
 				t.Errorf("dataplane %q: %s %q: want a %v (exit %d) at t.conf:2 saying %q: %v", dp, tc.block, tc.line, want, exit, tc.msg, diags)
 			}
 			if len(c.StaticRoutes)+len(c.StaticRules) != 0 {
@@ -83,4 +71,14 @@ func TestRouteRuleOptions(t *testing.T) {
 	if u.IPProto != 17 || u.Protocol != 4 || u.SuppressIfGroup != 7 {
 		t.Errorf("rule %+v", u)
 	}
+}
+
+// diagAt returns the first diagnostic at line that says msg, or nil.
+func diagAt(diags Diagnostics, line int, msg string) *Diagnostic {
+	for i := range diags {
+		if diags[i].Pos.Line == line && strings.Contains(diags[i].Msg, msg) {
+			return &diags[i]
+		}
+	}
+	return nil
 }

@@ -207,38 +207,32 @@ func (ch *Checker) ResolveTiming(cd CheckDefaults) {
 	ch.Alpha = cd.Alpha
 	ch.DelayLoop = cd.DelayLoop
 	ch.ConnectTimeout = cd.ConnectTimeout
-	switch {
-	case ch.Type == CheckFile:
+	// keepalived's defaults by type.
+	retry, beforeRetry := 1, time.Second
+	switch ch.Type {
+	case CheckHTTP, CheckSSL:
+		beforeRetry = 3 * time.Second
+	case CheckDNS:
+		retry, beforeRetry = 3, ch.DelayLoop
+	case CheckMisc:
+		retry = 0
+	}
+	ch.Retry = orDefault(cd.Retry, retry)
+	ch.DelayBeforeRetry = orDefault(cd.DelayBeforeRetry, beforeRetry)
+	ch.Warmup = orDefault(cd.Warmup, ch.DelayLoop)
+	if ch.Type == CheckFile {
 		// A track file is read, not probed: no transient failures to
 		// retry, and it starts from its content at once.
-		ch.Retry = 0
-	case cd.Retry != nil:
-		ch.Retry = *cd.Retry
-	case ch.Type == CheckDNS:
-		ch.Retry = 3
-	case ch.Type == CheckMisc:
-		ch.Retry = 0
-	default:
-		ch.Retry = 1
+		ch.Retry, ch.Warmup = 0, 0
 	}
-	switch {
-	case cd.DelayBeforeRetry != nil:
-		ch.DelayBeforeRetry = *cd.DelayBeforeRetry
-	case ch.Type == CheckHTTP || ch.Type == CheckSSL:
-		ch.DelayBeforeRetry = 3 * time.Second
-	case ch.Type == CheckDNS:
-		ch.DelayBeforeRetry = ch.DelayLoop
-	default:
-		ch.DelayBeforeRetry = time.Second
+}
+
+// orDefault is *p, or def when p is nil (not written at any level).
+func orDefault[T any](p *T, def T) T {
+	if p == nil {
+		return def
 	}
-	switch {
-	case ch.Type == CheckFile:
-		ch.Warmup = 0
-	case cd.Warmup != nil:
-		ch.Warmup = *cd.Warmup
-	default:
-		ch.Warmup = ch.DelayLoop
-	}
+	return *p
 }
 
 func applySet(d *CheckDefaults, s *checkSet) {
