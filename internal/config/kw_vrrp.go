@@ -306,9 +306,9 @@ func ruleList(name string, dst func(c *cx) *[]Rule) *Keyword {
 func (c *cx) unsupportedOpts(it *Node, block string, opts []string) bool {
 	for _, o := range opts {
 		if c.b.opts.Dataplane == "" {
-			c.b.add(it.Pos, Notice, block, "remove the option, or program this route outside vipd", "%s: %s; the daemon refuses this configuration", block, o)
+			c.b.add(it.Pos, Notice, block, "remove the option, or program this route outside vipd", "%s; the daemon refuses this configuration", o)
 		} else {
-			c.b.add(it.Pos, Error, block, "remove the option, or program this route outside vipd", "%s: %s - the daemon cannot run this line", block, o).Exit = ExitConfig
+			c.b.add(it.Pos, Error, block, "remove the option, or program this route outside vipd", "%s - the daemon cannot run this line", o).Exit = ExitConfig
 		}
 	}
 	return len(opts) > 0

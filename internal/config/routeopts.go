@@ -57,56 +57,44 @@ func setRouteMetric(r *Route, name, value string, lock bool) error {
 		}
 		return uint32(v), nil
 	}
-	var err error
 	x := &r.Metrics
-	switch name {
-	case "mtu":
-		x.MTU, err = u32()
-		x.MTULock = lock
-	case "advmss":
-		x.AdvMSS, err = u32()
-	case "window":
-		x.Window, err = u32()
-	case "reordering":
-		x.Reordering, err = u32()
-	case "cwnd":
-		x.Cwnd, err = u32()
-	case "ssthresh":
-		x.Ssthresh, err = u32()
-	case "initcwnd":
-		x.InitCwnd, err = u32()
-	case "initrwnd":
-		x.InitRwnd, err = u32()
-	case "hoplimit":
-		x.Hoplimit, err = u32()
-	case "rtt":
-		x.RTT, err = rttValue(name, value, 8)
-	case "rttvar":
-		x.RTTVar, err = rttValue(name, value, 4)
-	case "rto_min":
-		x.RTOMin, err = rttValue(name, value, 1)
-		x.RTOMinLock = lock
-	case "features":
-		if value == "ecn" {
-			x.Features = 1
-		} else {
-			x.Features, err = u32()
-		}
-	case "quickack":
-		var v uint32
-		v, err = u32()
-		x.QuickACK = v != 0
-	case "fastopen_no_cookie":
-		var v uint32
-		v, err = u32()
-		x.FastOpenNoCookie = v != 0
-	case "congctl":
-		x.Congctl = value
-	case "realms":
-		r.Realms, err = realmsValue(value)
-	default: // pref, ttl-propagate, expires
-		return fmt.Errorf("%s %s: %w", name, value, errUnsupported)
+	numbers := map[string]*uint32{
+		"mtu": &x.MTU, "advmss": &x.AdvMSS, "window": &x.Window, "reordering": &x.Reordering,
+		"cwnd": &x.Cwnd, "ssthresh": &x.Ssthresh, "initcwnd": &x.InitCwnd, "initrwnd": &x.InitRwnd,
+		"hoplimit": &x.Hoplimit,
 	}
+	times := map[string]struct {
+		dst   *uint32
+		scale float64
+	}{"rtt": {&x.RTT, 8}, "rttvar": {&x.RTTVar, 4}, "rto_min": {&x.RTOMin, 1}}
+	flags := map[string]*bool{"quickack": &x.QuickACK, "fastopen_no_cookie": &x.FastOpenNoCookie}
+	var err error
+	if p, ok := numbers[name]; ok {
+		*p, err = u32()
+	} else if t, ok := times[name]; ok {
+		*t.dst, err = rttValue(name, value, t.scale)
+	} else if p, ok := flags[name]; ok {
+		var v uint32
+		v, err = u32()
+		*p = v != 0
+	} else {
+		switch name {
+		case "features":
+			if value == "ecn" {
+				x.Features = 1
+			} else {
+				x.Features, err = u32()
+			}
+		case "congctl":
+			x.Congctl = value
+		case "realms":
+			r.Realms, err = realmsValue(value)
+		default: // pref, ttl-propagate, expires
+			return fmt.Errorf("%s %s: %w", name, value, errUnsupported)
+		}
+	}
+	x.MTULock = x.MTULock || (lock && name == "mtu")
+	x.RTOMinLock = x.RTOMinLock || (lock && name == "rto_min")
 	return err
 }
 

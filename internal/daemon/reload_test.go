@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -89,7 +88,7 @@ func runDaemon(t *testing.T, conf string, dp dataplane.Dataplane) (*Daemon, stri
 		t.Fatal(err)
 	}
 	d, err := New(Options{ConfigFile: file, Dataplane: config.DataplaneProxy, CheckOnly: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,12 +107,11 @@ func runDaemon(t *testing.T, conf string, dp dataplane.Dataplane) (*Daemon, stri
 			t.Error("Run did not return")
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for (*source)(d).Ready() != nil || (*source)(d).Status().ConfigLoaded.IsZero() {
+	ready := func() bool { return (*source)(d).Ready() == nil && !(*source)(d).Status().ConfigLoaded.IsZero() }
+	for deadline := time.Now().Add(10 * time.Second); !ready(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("daemon not ready")
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	return d, file
 }
