@@ -567,32 +567,15 @@ func (b *builder) checkSyncDaemon() {
 	}
 }
 
-// checkDataplane refuses what the selected data plane cannot run.
+// checkDataplane refuses what the selected data plane cannot run and
+// the data plane itself cannot see: proxy_protocol, which only the proxy
+// honours (ipvs would run the service without it). What a data plane
+// refuses by itself (the proxy: fwmark, DR, TUN) its own Check judges,
+// which the daemon and vipd -t run on every virtual server
+// (daemon.CheckServices).
 func (b *builder) checkDataplane(vs *VirtualServer) {
 	if vs.ProxyProtocol != 0 && b.opts.Dataplane == DataplaneIPVS {
 		b.add(vs.Pos, Error, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane").Exit = ExitConfig
-	}
-	if b.opts.Dataplane != DataplaneProxy {
-		return
-	}
-	hint := "run with --dataplane ipvs or set global_defs vipd_dataplane ipvs"
-	if vs.Kind == VSFWMark {
-		b.add(vs.Pos, Error, "virtual_server", hint, "fwmark virtual servers need the ipvs data plane").Exit = ExitConfig
-	}
-	check := func(pos Pos, m Method, what string) {
-		if m.Forward == lvs.Route || m.Forward == lvs.Tunnel {
-			fw := "DR"
-			if m.Forward == lvs.Tunnel {
-				fw = "TUN"
-			}
-			b.add(pos, Error, "lvs_method", hint, "%s: lvs_method %s needs the ipvs data plane (the proxy data plane forwards as NAT)", what, fw).Exit = ExitConfig
-		}
-	}
-	check(vs.Pos, vs.Method, "virtual server "+vs.String())
-	for _, rs := range vs.RealServers {
-		if rs.methodSet {
-			check(rs.Pos, rs.Method, "real server "+rs.Addr.String())
-		}
 	}
 }
 

@@ -25,11 +25,12 @@ import (
 // Adding a data plane is adding an entry to dataplanes.
 type dataplaneKind struct {
 	check dataplane.Check
+	hint  string // what to do when check refuses a virtual server
 	open  func(d *Daemon) (dataplane.Dataplane, error)
 }
 
 var dataplanes = map[string]dataplaneKind{
-	config.DataplaneProxy: {check: proxy.Check, open: func(d *Daemon) (dataplane.Dataplane, error) {
+	config.DataplaneProxy: {check: proxy.Check, hint: "run with --dataplane ipvs or set global_defs vipd_dataplane ipvs", open: func(d *Daemon) (dataplane.Dataplane, error) {
 		dp, err := proxy.New(proxy.Options{Logger: d.log})
 		if err != nil {
 			return nil, fmt.Errorf("proxy data plane: %w", err)
@@ -52,6 +53,22 @@ func (d *Daemon) dataplaneCheck() dataplane.Check {
 		return nil
 	}
 	return dataplanes[d.dpName].check
+}
+
+// CheckServices judges cfg's virtual servers for the data plane named dp
+// as the daemon does at start and reload, without running anything: one
+// diagnostic per problem, at the virtual server's line. vipd -t calls it
+// so that it refuses what the daemon would. An unknown dp judges nothing.
+func CheckServices(cfg *config.Config, dp string) config.Diagnostics {
+	k, ok := dataplanes[dp]
+	if !ok || cfg == nil {
+		return nil
+	}
+	plans, err := planServices(cfg)
+	if err != nil {
+		return config.Diagnostics{{Severity: config.Error, Msg: err.Error(), Exit: config.ExitConfig}}
+	}
+	return validateServices(cfg, plans, k.check, k.hint)
 }
 
 // newDataplane starts the chosen data plane (or the stand-in a test set).
@@ -92,8 +109,12 @@ func (d *Daemon) build(cfg *config.Config, known map[string]bool) (*generation, 
 		return nil, &api.ConfigError{Diagnostics: []string{err.Error()}}
 	}
 	dpCheck := d.dataplaneCheck()
-	if errs := validateServices(cfg, g.plans, dpCheck); len(errs) > 0 {
-		return nil, &api.ConfigError{Diagnostics: errs}
+	if errs := validateServices(cfg, g.plans, dpCheck, dataplanes[d.dpName].hint); len(errs) > 0 {
+		var ds []string
+		for _, e := range errs {
+			ds = append(ds, e.String())
+		}
+		return nil, &api.ConfigError{Diagnostics: ds}
 	}
 	policy := d.scriptPolicy(cfg)
 	if g.servers, err = checkServers(cfg, g.plans, policy, d.log); err != nil {

@@ -207,8 +207,8 @@ func TestValidateServicesNamesTheLine(t *testing.T) {
 			}
 		}
 		return nil
-	})
-	if len(errs) != 1 || !strings.HasPrefix(errs[0], "test.conf:1: virtual_server [198.18.0.100]:tcp:0: port 0") {
+	}, "")
+	if len(errs) != 1 || !strings.HasPrefix(errs[0].String(), "test.conf:1: error: virtual_server: virtual server [198.18.0.100]:tcp:0: port 0") {
 		t.Fatalf("got %q", errs)
 	}
 }
