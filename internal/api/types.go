@@ -22,7 +22,9 @@ type Source interface {
 	Conns() []lvs.ConnEntry
 	// Reload re-reads the configuration, validates it and applies the
 	// difference. A configuration error leaves the running one in place
-	// and is returned as *ConfigError.
+	// and is returned as *ConfigError; a valid configuration one of whose
+	// commit steps failed comes back as *CommitError (the step, and what
+	// runs now).
 	Reload(ctx context.Context) error
 	// Ready returns nil once the configuration is applied (VRRP running,
 	// data plane programmed); otherwise why not.
