@@ -210,8 +210,10 @@ func TestErrors(t *testing.T) {
 		{"two services", []string{"--socket", sock, "list", "-t", "198.18.0.100:80", "-f", "1"}, 2, "vipctl list: -t, -u, --sctp-service and -f select one service"},
 		{"no such service", []string{"--socket", sock, "list", "-u", "198.18.0.100:80"}, 1, "vipctl: no such service UDP 198.18.0.100:80\n"},
 		{"extra argument", []string{"--socket", sock, "status", "now"}, 2, `vipctl status: unexpected argument "now"`},
-		{"genhash missing", []string{"genhash", "-s", "127.0.0.1"}, 2, "vipctl genhash: -s ADDR, -p PORT and -u PATH are all needed"},
-		{"genhash protocol", []string{"genhash", "-s", "127.0.0.1", "-p", "80", "-u", "/", "-P", "2"}, 2, `vipctl genhash: -P "2": want 1.0, 1.0c or 1.1`},
+		// genhash exits 1 on a bad command line, as keepalived's does.
+		{"genhash missing", []string{"genhash", "-s", "127.0.0.1"}, 1, "vipctl genhash: -s ADDR, -p PORT and -u PATH are all needed"},
+		{"genhash protocol", []string{"genhash", "-s", "127.0.0.1", "-p", "80", "-u", "/", "-P", "2"}, 1, `vipctl genhash: invalid HTTP protocol version '2'`},
+		{"genhash flag", []string{"genhash", "--bogus"}, 1, "vipctl genhash: flag provided but not defined: -bogus"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

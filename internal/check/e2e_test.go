@@ -139,7 +139,7 @@ func TestE2EGenhashProcess(t *testing.T) {
 	if err := json.Unmarshal([]byte(opts), &o); err != nil {
 		t.Fatal(err)
 	}
-	if err := Genhash(context.Background(), os.Stdout, o); err != nil {
+	if err := Genhash(context.Background(), os.Stdout, os.Stderr, o); err != nil {
 		t.Fatal(err)
 	}
 }
