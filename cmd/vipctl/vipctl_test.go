@@ -161,6 +161,18 @@ func TestReload(t *testing.T) {
 	}
 	golden(t, "reload-rejected.json", out)
 
+	// A valid configuration one of whose commit steps failed: the step,
+	// the reason and what runs now, exit 1.
+	src.SetReloadError(&api.CommitError{Step: "data plane", Reason: "proxy: service TCP 198.18.0.100:8080: bind: address already in use", Running: "the previous configuration (undone: notifications)"})
+	code, out, errs = vipctl(t, nil, "--socket", sock, "reload")
+	if code != 1 || out != "" || errs != "vipctl: reload failed at step \"data plane\": proxy: service TCP 198.18.0.100:8080: bind: address already in use\nvipctl: running now: the previous configuration (undone: notifications)\n" {
+		t.Errorf("failed commit: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, _ = vipctl(t, nil, "--socket", sock, "reload", "-o", "json")
+	if code != 1 || !strings.Contains(out, `"step": "data plane"`) {
+		t.Errorf("failed commit -o json: exit %d, stdout %q", code, out)
+	}
+
 	src.SetReloadError(fmt.Errorf("netlink: operation not permitted"))
 	code, _, errs = vipctl(t, nil, "--socket", sock, "reload")
 	if code != 1 || errs != "vipctl: reload: vipd answered 500 Internal Server Error: netlink: operation not permitted\n" {

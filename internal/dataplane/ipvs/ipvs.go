@@ -178,6 +178,21 @@ func infoOf(i cf.Info) Info {
 	return Info{Version: fmt.Sprintf("%d.%d.%d", i.Version[0], i.Version[1], i.Version[2]), ConnTabSize: int(i.ConnectionTableSize)}
 }
 
+// Check is the ipvs data plane's dataplane.Check: what Apply refuses
+// before its first netlink write (a service or destination the kernel
+// cannot hold, a key twice, conflicting lvs_timeouts).
+func Check(desired []lvs.Service) error {
+	if _, err := normalizeAll(desired); err != nil {
+		return fmt.Errorf("ipvs: %w", err)
+	}
+	if _, err := desiredTimeouts(desired); err != nil {
+		return fmt.Errorf("ipvs: %w", err)
+	}
+	return nil
+}
+
+var _ dataplane.Check = Check
+
 // Apply reconciles the kernel's table with desired: creates, edits and
 // deletes services and destinations with the fewest netlink writes,
 // leaves services it does not own alone, sets lvs_timeouts, then reads
