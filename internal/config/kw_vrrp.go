@@ -9,6 +9,9 @@ import (
 
 const noBFD = "BFD (RFC 5880) is not implemented in vipd"
 
+// notePrioChanges says what notify_priority_changes does in vipd.
+const notePrioChanges = "a change of the effective priority writes INSTANCE \"NAME\" MASTER_PRIORITY|BACKUP_PRIORITY PRIO to the FIFOs (not to notify scripts, as keepalived); instance, else sync group, else vrrp_notify_priority_changes"
+
 // trackList parses a track_interface / track_script / track_file /
 // track_process / track_bfd block: one name per line with an optional
 // "weight N [reverse]".
@@ -156,7 +159,7 @@ var syncGroupSection = newSection("vrrp_sync_group", "VRRP synchronization group
 	notifyKw("notify_fault", func(c *cx) **Script { return &notifyOf(c).Fault }),
 	notifyKw("notify_stop", func(c *cx) **Script { return &notifyOf(c).Stop }),
 	notifyKw("notify", func(c *cx) **Script { return &notifyOf(c).Any }),
-	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.sg.NotifyPriorityChanges) }).notYet("priority changes are not notified yet").args("[<BOOL>]", 0),
+	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolPtr(n, &c.sg.NotifyPriorityChanges) }).note(notePrioChanges).args("[<BOOL>]", 0),
 	flagKw("smtp_alert", func(c *cx, n *Node) { c.boolVal(n, &c.sg.SMTPAlert) }).args("[<BOOL>]", 0),
 	&Keyword{Name: "global_tracking", Warn: true, Deprecated: "track_interface/track_script/track_file on the sync group",
 		set: func(c *cx, n *Node) { c.sg.GlobalTracking = true }},
@@ -555,7 +558,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			nt.DeletedScript = c.script(n, 0)
 		}
 	}),
-	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.inst.NotifyPriorityChanges) }).notYet("priority changes are not notified yet").args("[<BOOL>]", 0),
+	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolPtr(n, &c.inst.NotifyPriorityChanges) }).note(notePrioChanges).args("[<BOOL>]", 0),
 	flagKw("smtp_alert", func(c *cx, n *Node) {
 		c.boolVal(n, &c.inst.SMTPAlert)
 		c.inst.smtpSet = true

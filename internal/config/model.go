@@ -340,7 +340,10 @@ type SyncGroup struct {
 	Instances               []string `json:"group"`
 	Track                   Tracking `json:"track"`
 	Notify                  Notify   `json:"notify"`
-	NotifyPriorityChanges   bool     `json:"notify_priority_changes,omitempty"`
+	// NotifyPriorityChanges is the group's notify_priority_changes,
+	// nil when not given: its members that do not say take it, else
+	// the global vrrp_notify_priority_changes.
+	NotifyPriorityChanges   *bool    `json:"notify_priority_changes,omitempty"`
 	SMTPAlert               bool     `json:"smtp_alert,omitempty"`
 	GlobalTracking          bool     `json:"global_tracking,omitempty"`
 	SyncGroupTrackingWeight bool     `json:"sync_group_tracking_weight,omitempty"`
@@ -454,7 +457,9 @@ type Instance struct {
 	GARPExtraIfAll       bool          `json:"garp_extra_if_all,omitempty"`
 
 	Notify                Notify `json:"notify"`
-	NotifyPriorityChanges bool   `json:"notify_priority_changes,omitempty"`
+	// NotifyPriorityChanges is the instance's notify_priority_changes,
+	// nil when not given (then its sync group's, else the global one).
+	NotifyPriorityChanges *bool  `json:"notify_priority_changes,omitempty"`
 	SMTPAlert             bool   `json:"smtp_alert,omitempty"`
 	Debug                 int    `json:"debug,omitempty"`
 	LinkbeatUsePolling    bool   `json:"linkbeat_use_polling,omitempty"`

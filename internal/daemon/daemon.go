@@ -572,19 +572,8 @@ func (d *Daemon) apply() error {
 // vrrpNotify receives VRRP state changes on the VRRP goroutine: it queues
 // the notifications (never blocking) and moves the IPVS sync daemon.
 func (d *Daemon) vrrpNotify(n vrrp.Notification) {
-	ev := notify.VRRPEvent{Group: n.Type == "GROUP", Name: n.Name, Priority: n.Priority}
-	switch n.State {
-	case "MASTER":
-		ev.State = notify.StateMaster
-	case "BACKUP":
-		ev.State = notify.StateBackup
-	case "FAULT":
-		ev.State = notify.StateFault
-	case "STOP":
-		ev.State = notify.StateStop
-	case "MASTER_RX_LOWER_PRI":
-		ev.State = notify.EventMasterRxLowerPri
-	default:
+	ev, ok := vrrpEventOf(n)
+	if !ok {
 		return
 	}
 	if !ev.Group {
@@ -599,6 +588,32 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 		// In the order VRRP reported the states (the loop's queue).
 		d.do(func() { d.syncDaemonState(n.State) })
 	}
+}
+
+// vrrpEventOf translates a VRRP notification into the notifier's event;
+// ok is false for a state the notifier does not know.
+func vrrpEventOf(n vrrp.Notification) (ev notify.VRRPEvent, ok bool) {
+	ev = notify.VRRPEvent{Group: n.Type == "GROUP", Name: n.Name, Priority: n.Priority}
+	switch n.State {
+	case "MASTER":
+		ev.State = notify.StateMaster
+	case "BACKUP":
+		ev.State = notify.StateBackup
+	case "FAULT":
+		ev.State = notify.StateFault
+	case "STOP":
+		ev.State = notify.StateStop
+	case "MASTER_RX_LOWER_PRI":
+		ev.State = notify.EventMasterRxLowerPri
+	case "MASTER_PRIORITY":
+		// notify_priority_changes: FIFO only (the notifier knows).
+		ev.State = notify.EventMasterPriority
+	case "BACKUP_PRIORITY":
+		ev.State = notify.EventBackupPriority
+	default:
+		return ev, false
+	}
+	return ev, true
 }
 
 func (d *Daemon) currentNotifier() *notify.Notifier {

@@ -90,6 +90,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			SkipCheckAdvAddr:     in.SkipCheckAdvAddr || g.SkipCheckAdvAddr,
 			Strict:               in.Strict || g.Strict,
 		}
+		ic.NotifyPriorityChanges = notifyPrioChanges(c, in)
 		if in.Auth != nil {
 			ic.AuthType = string(in.Auth.Type)
 			ic.AuthPass = in.Auth.Pass
@@ -114,6 +115,21 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		out.Instances = append(out.Instances, ic)
 	}
 	return out
+}
+
+// notifyPrioChanges resolves notify_priority_changes as keepalived does:
+// the instance's own setting, else its sync group's, else the global
+// vrrp_notify_priority_changes.
+func notifyPrioChanges(c *config.Config, in *config.Instance) bool {
+	if in.NotifyPriorityChanges != nil {
+		return *in.NotifyPriorityChanges
+	}
+	for _, sg := range c.SyncGroups {
+		if sg.Name == in.SyncGroup && sg.NotifyPriorityChanges != nil {
+			return *sg.NotifyPriorityChanges
+		}
+	}
+	return c.Global.NotifyPriorityChanges
 }
 
 func vips(in []config.VIP, defaultDev string) []vrrp.VIP {

@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/vipd/vipd/internal/notify"
+	"github.com/vipd/vipd/internal/vrrp"
+)
+
+// TestNotifyPriorityChangesResolved checks keepalived's precedence for
+// notify_priority_changes: the instance's own setting (even "no"), else
+// its sync group's, else the global vrrp_notify_priority_changes.
+func TestNotifyPriorityChangesResolved(t *testing.T) {
+	c := parse(t, `
+global_defs {
+    vrrp_notify_priority_changes
+}
+vrrp_sync_group G_OFF {
+    group { VI_GRP }
+    notify_priority_changes no
+}
+vrrp_instance VI_GLOBAL {
+    interface lo
+    virtual_router_id 1
+    virtual_ipaddress { 198.18.0.1 }
+}
+vrrp_instance VI_OWN_OFF {
+    interface lo
+    virtual_router_id 2
+    notify_priority_changes false
+    virtual_ipaddress { 198.18.0.2 }
+}
+vrrp_instance VI_GRP {
+    interface lo
+    virtual_router_id 3
+    virtual_ipaddress { 198.18.0.3 }
+}
+`)
+	got := map[string]bool{}
+	for _, ic := range vrrpConfig(c, nil, slog.Default()).Instances {
+		got[ic.Name] = ic.NotifyPriorityChanges
+	}
+	want := map[string]bool{"VI_GLOBAL": true, "VI_OWN_OFF": false, "VI_GRP": false}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: notify priority changes %v, want %v", name, got[name], w)
+		}
+	}
+
+	c = parse(t, `
+vrrp_sync_group G_ON {
+    group { VI_A }
+    notify_priority_changes
+}
+vrrp_instance VI_A {
+    interface lo
+    virtual_router_id 1
+    virtual_ipaddress { 198.18.0.1 }
+}
+vrrp_instance VI_B {
+    interface lo
+    virtual_router_id 2
+    virtual_ipaddress { 198.18.0.2 }
+}
+`)
+	got = map[string]bool{}
+	for _, ic := range vrrpConfig(c, nil, slog.Default()).Instances {
+		got[ic.Name] = ic.NotifyPriorityChanges
+	}
+	if !got["VI_A"] || got["VI_B"] {
+		t.Errorf("sync group on, no global: got %v, want VI_A only", got)
+	}
+}
+
+// TestVRRPEventOf checks that the priority events the VRRP core emits
+// reach the notifier (which writes them to the FIFOs) instead of being
+// dropped.
+func TestVRRPEventOf(t *testing.T) {
+	for _, tc := range []struct {
+		state string
+		want  notify.State
+	}{
+		{"MASTER", notify.StateMaster},
+		{"BACKUP", notify.StateBackup},
+		{"FAULT", notify.StateFault},
+		{"STOP", notify.StateStop},
+		{"MASTER_RX_LOWER_PRI", notify.EventMasterRxLowerPri},
+		{"MASTER_PRIORITY", notify.EventMasterPriority},
+		{"BACKUP_PRIORITY", notify.EventBackupPriority},
+	} {
+		ev, ok := vrrpEventOf(vrrp.Notification{Type: "INSTANCE", Name: "VI_1", State: tc.state, Priority: 80})
+		if !ok || ev.State != tc.want || ev.Priority != 80 || ev.Name != "VI_1" || ev.Group {
+			t.Errorf("%s: got %+v ok=%v, want state %s priority 80", tc.state, ev, ok, tc.want)
+		}
+	}
+	if _, ok := vrrpEventOf(vrrp.Notification{State: "INIT"}); ok {
+		t.Error("INIT: want no event")
+	}
+}
