@@ -27,6 +27,9 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		McastGroup6:  g.VRRPMcastGroup6,
 		GARPInterval: g.GARP.Interval,
 		GNAInterval:  g.GARP.NAInterval,
+		// Used when VRRP first starts only (not on reloads).
+		StartupDelay:   g.StartupDelay,
+		DelayAfterBoot: g.DelayAfterBoot,
 	}
 	refused := map[string]bool{}
 	for _, s := range c.Scripts {

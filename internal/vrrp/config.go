@@ -36,6 +36,17 @@ type Config struct {
 	// under the normal scheduler (keepalived's default).
 	RTPriority int  `json:"rt_priority,omitempty"`
 	NoRealtime bool `json:"no_realtime,omitempty"`
+	// StartupDelay holds every instance back when Run starts
+	// (keepalived's vrrp_startup_delay / vrrp_delay_after_boot): no
+	// socket, no advert sent or read, no VIP, until it has passed; then
+	// the instances start as they would have at once. A reload during
+	// the delay only replaces the configuration to start with; later
+	// reloads ignore the field.
+	StartupDelay time.Duration `json:"startup_delay,omitempty"`
+	// DelayAfterBoot (vrrp_delay_after_boot) holds the instances back
+	// until the system has been up that long; the longer of the two
+	// delays applies.
+	DelayAfterBoot time.Duration `json:"delay_after_boot,omitempty"`
 }
 
 // InstanceConfig is one vrrp_instance.

@@ -338,3 +338,55 @@ func TestNodeOverFakeHost(t *testing.T) {
 		t.Errorf("a's last notification %q, want INSTANCE STOP (all: %v)", got[len(got)-1], got)
 	}
 }
+
+// TestNodeStartupDelay checks vrrp_startup_delay: a node with a higher
+// priority stays silent (no VIP, no instance, no advert that would make
+// the running master yield) until its delay has passed, then takes over.
+func TestNodeStartupDelay(t *testing.T) {
+	t.Parallel()
+	lan := &fakeLAN{}
+	b := startFakeNode(t, lan, "198.18.0.12", fakeConfig(100, nil))
+	lab.Eventually(t, 5*time.Second, func() bool { return b.state() == "MASTER" && b.host.has(fakeVIP) }, "b did not become master alone")
+
+	const delay = 700 * time.Millisecond
+	start := time.Now()
+	a := startFakeNode(t, lan, "198.18.0.11", fakeConfig(200, func(c *Config) { c.StartupDelay = delay }))
+	// During the delay a has no instance and b is not preempted (a
+	// reload meanwhile is accepted and applies once the delay is over).
+	if err := a.node.Reload(fakeConfig(250, func(c *Config) { c.StartupDelay = delay })); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.state(); st != "" && time.Since(start) < delay {
+		t.Errorf("a has an instance in state %s during its startup delay", st)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && a.host.has(fakeVIP) && !b.host.has(fakeVIP) }, "a (250) did not take over after its delay")
+	if took := time.Since(start); took < delay {
+		t.Errorf("a took over %v after start, before its %v delay", took, delay)
+	}
+	if p := a.node.Status().Instances[0].EffectivePriority; p != 250 {
+		t.Errorf("a runs priority %d, want 250 from the reload during the delay", p)
+	}
+	for _, n := range b.notified() {
+		if n == "INSTANCE BACKUP" {
+			return
+		}
+	}
+	t.Errorf("b never went back to BACKUP: %v", b.notified())
+}
+
+func TestStartupDelayAfterBoot(t *testing.T) {
+	for _, tc := range []struct {
+		startup, boot, up, want time.Duration
+	}{
+		{0, 0, time.Hour, 0},
+		{5 * time.Second, 0, time.Hour, 5 * time.Second},
+		{0, 60 * time.Second, 20 * time.Second, 40 * time.Second},
+		{50 * time.Second, 60 * time.Second, 20 * time.Second, 50 * time.Second},
+		{0, 60 * time.Second, time.Hour, 0},
+		{3 * time.Second, 60 * time.Second, -1, 3 * time.Second},
+	} {
+		if got := startupDelay(Config{StartupDelay: tc.startup, DelayAfterBoot: tc.boot}, tc.up); got != tc.want {
+			t.Errorf("startup %v, after boot %v, up %v: %v, want %v", tc.startup, tc.boot, tc.up, got, tc.want)
+		}
+	}
+}
