@@ -255,7 +255,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 	fifoKw("vrrp_notify_fifo_script", func(g *Global) **FIFO { return &g.VRRPNotifyFIFO }, true).noValue(NoValueError),
 	fifoKw("lvs_notify_fifo", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, false).noValue(NoValueError),
 	fifoKw("lvs_notify_fifo_script", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, true).noValue(NoValueError),
-	flagKw("fifo_write_vrrp_states_on_reload", func(c *cx, n *Node) { c.b.cfg.Global.FIFOWriteVRRPStatesOnReload = true }).notYet("states are not re-sent to FIFOs on reload yet"),
+	flagKw("fifo_write_vrrp_states_on_reload", func(c *cx, n *Node) { c.b.cfg.Global.FIFOWriteVRRPStatesOnReload = true }).note("a reload writes the state of each instance and sync group that keeps it to the FIFOs (no script, no mail); a changed state notifies as usual"),
 	kw("dynamic_interfaces", "[allow_if_changes]", 0, "off", func(c *cx, n *Node) {
 		g := &c.b.cfg.Global
 		g.DynamicInterfaces = true

@@ -576,6 +576,11 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 	if !ok {
 		return
 	}
+	if n.Reload {
+		// fifo_write_vrrp_states_on_reload: nothing changed.
+		d.currentNotifier().VRRP(ev)
+		return
+	}
 	if !ev.Group {
 		d.routing.vrrpState(n.Name, n.State)
 	}
@@ -593,7 +598,7 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 // vrrpEventOf translates a VRRP notification into the notifier's event;
 // ok is false for a state the notifier does not know.
 func vrrpEventOf(n vrrp.Notification) (ev notify.VRRPEvent, ok bool) {
-	ev = notify.VRRPEvent{Group: n.Type == "GROUP", Name: n.Name, Priority: n.Priority}
+	ev = notify.VRRPEvent{Group: n.Type == "GROUP", Name: n.Name, Priority: n.Priority, FIFOOnly: n.Reload}
 	switch n.State {
 	case "MASTER":
 		ev.State = notify.StateMaster

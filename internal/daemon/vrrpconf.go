@@ -30,6 +30,8 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		// Used when VRRP first starts only (not on reloads).
 		StartupDelay:   g.StartupDelay,
 		DelayAfterBoot: g.DelayAfterBoot,
+
+		FIFOStatesOnReload: g.FIFOWriteVRRPStatesOnReload,
 	}
 	refused := map[string]bool{}
 	for _, s := range c.Scripts {

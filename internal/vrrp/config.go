@@ -47,6 +47,10 @@ type Config struct {
 	// until the system has been up that long; the longer of the two
 	// delays applies.
 	DelayAfterBoot time.Duration `json:"delay_after_boot,omitempty"`
+	// FIFOStatesOnReload (fifo_write_vrrp_states_on_reload): a reload
+	// repeats the state of every instance and sync group that keeps it,
+	// as a Notification with Reload set.
+	FIFOStatesOnReload bool `json:"fifo_states_on_reload,omitempty"`
 }
 
 // InstanceConfig is one vrrp_instance.

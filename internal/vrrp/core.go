@@ -347,6 +347,21 @@ func (c *Core) reload(in Input) {
 	for _, ic := range cfg.Instances {
 		newInst[ic.Name] = ic
 	}
+	// fifo_write_vrrp_states_on_reload: what keeps its state through
+	// the reload repeats it (below); what changes notifies as usual.
+	type kept struct {
+		ci *coreInst
+		st State
+	}
+	var before map[string]kept
+	var grpBefore map[string]State
+	if cfg.FIFOStatesOnReload {
+		before = map[string]kept{}
+		for name, ci := range c.insts {
+			before[name] = kept{ci, ci.m.State()}
+		}
+		grpBefore = maps.Clone(c.grpState)
+	}
 	// Removed or replaced instances stop first, releasing their VIPs.
 	for _, name := range slices.Clone(c.order) {
 		ci := c.insts[name]
@@ -406,6 +421,24 @@ func (c *Core) reload(in Input) {
 	// Start new instances now that groups and tracking exist.
 	for _, name := range c.order {
 		c.ready(c.insts[name])
+	}
+	if !cfg.FIFOStatesOnReload {
+		return
+	}
+	for _, gc := range cfg.Groups {
+		st, ok := c.grpState[gc.Name]
+		if old, had := grpBefore[gc.Name]; ok && had && old == st && st != StateInit {
+			c.emit(Effect{Kind: EffNotify, Notification: Notification{Time: c.now, Type: "GROUP", Name: gc.Name,
+				State: st.String(), Prev: st.String(), Reload: true}})
+		}
+	}
+	for _, name := range c.order {
+		ci := c.insts[name]
+		if b, ok := before[name]; ok && b.ci == ci && b.st == ci.m.State() && b.st != StateInit {
+			n := c.notification(ci, b.st.String(), b.st.String())
+			n.Reload = true
+			c.emit(Effect{Kind: EffNotify, Instance: name, Notification: n})
+		}
 	}
 }
 

@@ -24,6 +24,9 @@ type Notification struct {
 	State    string
 	Prev     string
 	Priority int // effective priority
+	// Reload marks a repeat of a state kept through a reload
+	// (fifo_write_vrrp_states_on_reload): for the FIFOs only.
+	Reload bool
 	// VIPs of the instance (for the data plane).
 	VIPs []netip.Prefix
 }

@@ -219,6 +219,9 @@ func startFakeNode(t *testing.T, lan *fakeLAN, addr string, cfg Config) *fakeNod
 		if n.Type == "INSTANCE" && n.State == "MASTER" && !f.host.has(fakeVIP) {
 			note += " without its VIP"
 		}
+		if n.Reload {
+			note += " (reload)"
+		}
 		f.notes = append(f.notes, note)
 	})
 	log := slog.New(slog.NewTextHandler(testWriter{t, addr}, nil))
@@ -388,5 +391,32 @@ func TestStartupDelayAfterBoot(t *testing.T) {
 		if got := startupDelay(Config{StartupDelay: tc.startup, DelayAfterBoot: tc.boot}, tc.up); got != tc.want {
 			t.Errorf("startup %v, after boot %v, up %v: %v, want %v", tc.startup, tc.boot, tc.up, got, tc.want)
 		}
+	}
+}
+
+// TestNodeFIFOStatesOnReload checks fifo_write_vrrp_states_on_reload: a
+// reload repeats the state of an instance and a sync group that keep it
+// (marked Reload, for the FIFOs only), and nothing without the option.
+func TestNodeFIFOStatesOnReload(t *testing.T) {
+	t.Parallel()
+	withGroup := func(on bool) func(*Config) {
+		return func(c *Config) {
+			c.FIFOStatesOnReload = on
+			c.Groups = []GroupConfig{{Name: "G1", Instances: []string{"VI_1"}}}
+		}
+	}
+	a := startFakeNode(t, &fakeLAN{}, "198.18.0.11", fakeConfig(150, withGroup(true)))
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && slices.Contains(a.notified(), "GROUP MASTER") },
+		"a did not become master: %v", a.notified())
+	if err := a.node.Reload(fakeConfig(140, withGroup(false))); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.node.Reload(fakeConfig(130, withGroup(true))); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"INSTANCE BACKUP", "GROUP BACKUP", "INSTANCE MASTER", "GROUP MASTER", "GROUP MASTER (reload)", "INSTANCE MASTER (reload)"}
+	lab.Eventually(t, 5*time.Second, func() bool { return len(a.notified()) >= len(want) }, "no repeat at reload: %v", a.notified())
+	if got := a.notified(); !slices.Equal(got, want) {
+		t.Errorf("notified %q, want %q", got, want)
 	}
 }
