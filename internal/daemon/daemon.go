@@ -71,6 +71,7 @@ type Daemon struct {
 	health   map[string]health
 	quorum   map[string]bool
 	node     *vrrp.Node
+	promote  *promoter // promote_secondaries set by vipd, reset at stop
 	nodeDone chan struct{}
 	stopNode context.CancelFunc
 	runner   *check.Runner
@@ -296,6 +297,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			d.syncDaemonState("INIT")
 			defer d.syncDaemonState("STOP")
 		}
+	}
+
+	if !d.opts.CheckOnly {
+		// promote_secondaries: on before the instances start, back
+		// off after VRRP has stopped (defers run in reverse).
+		d.promote = newPromoter(d.log)
+		d.promote.apply(g.cfg)
+		defer d.promote.reset()
 	}
 
 	// Like keepalived, no VRRP runs without a vrrp_instance (a reload

@@ -214,6 +214,7 @@ func (d *Daemon) reload() (err error) {
 	// Committed: the loop's state moves to the new generation.
 	oldNotifier := d.notifier
 	d.gen, d.health, d.quorum = next, next.health, next.quorum
+	d.promote.apply(next.cfg)
 	if newNotifier != nil {
 		d.notifier = newNotifier
 		go func() {
