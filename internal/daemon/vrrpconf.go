@@ -96,6 +96,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			Strict:               in.Strict || g.Strict,
 		}
 		ic.NotifyPriorityChanges = notifyPrioChanges(c, in)
+		ic.McastDstIP = in.McastDstIP
 		if in.Auth != nil {
 			ic.AuthType = string(in.Auth.Type)
 			ic.AuthPass = in.Auth.Pass

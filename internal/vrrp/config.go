@@ -72,8 +72,11 @@ type InstanceConfig struct {
 	AuthType string `json:"auth_type,omitempty"`
 	AuthPass string `json:"auth_pass,omitempty"`
 
-	VIPs         []VIP `json:"vips"`
-	ExcludedVIPs []VIP `json:"excluded_vips,omitempty"`
+	VIPs []VIP `json:"vips"`
+	// McastDstIP is the instance's multicast group (mcast_dst_ip);
+	// invalid: Config.McastGroup4/6.
+	McastDstIP   netip.Addr `json:"mcast_dst_ip,omitzero"`
+	ExcludedVIPs []VIP      `json:"excluded_vips,omitempty"`
 
 	McastSrcIP   netip.Addr   `json:"mcast_src_ip,omitzero"`
 	UnicastSrcIP netip.Addr   `json:"unicast_src_ip,omitzero"`
@@ -245,6 +248,12 @@ func (c *Config) Validate() (warnings []string, err error) {
 			bad("%s: priority %d outside 1..255", who, in.Priority)
 		}
 		v6 := in.family6()
+		if g := in.McastDstIP; g.IsValid() && (g.Is6() != v6 || !g.IsMulticast() || (g.Is6() && !g.IsLinkLocalMulticast())) {
+			// As keepalived: reported and skipped, the instance runs
+			// on vrrp_mcast_group4/6.
+			warn("%s: mcast_dst_ip %v must be a multicast address (IPv6: link-local) of the instance's family: using the default group", who, g)
+			c.Instances[i].McastDstIP = netip.Addr{}
+		}
 		for _, v := range append(slices.Clone(in.VIPs), in.ExcludedVIPs...) {
 			if !v.Prefix.IsValid() {
 				bad("%s: virtual_ipaddress with no address", who)

@@ -490,6 +490,15 @@ func (c *Core) joinGroup(ci *coreInst) netip.Addr {
 	if len(ci.cfg.UnicastPeers) > 0 {
 		return netip.Addr{}
 	}
+	return c.instGroup(ci)
+}
+
+// instGroup is the multicast group a multicast instance advertises to
+// and listens on: its mcast_dst_ip, else vrrp_mcast_group4/6.
+func (c *Core) instGroup(ci *coreInst) netip.Addr {
+	if g := ci.cfg.McastDstIP; g.IsValid() {
+		return g
+	}
 	return c.mcastGroup(ci.key.V6)
 }
 

@@ -420,3 +420,22 @@ func TestNodeFIFOStatesOnReload(t *testing.T) {
 		t.Errorf("notified %q, want %q", got, want)
 	}
 }
+
+// TestNodeMcastDstIP checks mcast_dst_ip over the stand-in LAN (which
+// hands every datagram to every node, as a socket joined to every group
+// would): nodes on different groups do not hear each other and are both
+// master; nodes on the same group elect one.
+func TestNodeMcastDstIP(t *testing.T) {
+	t.Parallel()
+	lan := &fakeLAN{}
+	group := func(g string) func(*Config) {
+		return func(c *Config) { c.Instances[0].McastDstIP = netip.MustParseAddr(g) }
+	}
+	a := startFakeNode(t, lan, "198.18.0.11", fakeConfig(150, group("224.0.0.200")))
+	b := startFakeNode(t, lan, "198.18.0.12", fakeConfig(100, nil))
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && b.state() == "MASTER" },
+		"a on 224.0.0.200 and b on 224.0.0.18 should not see each other: a %s, b %s", a.state(), b.state())
+	c := startFakeNode(t, lan, "198.18.0.13", fakeConfig(120, group("224.0.0.200")))
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && c.state() == "BACKUP" && b.state() == "MASTER" },
+		"c on a's group should be backup to a: a %s, c %s, b %s", a.state(), c.state(), b.state())
+}
