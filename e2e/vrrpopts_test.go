@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -44,4 +45,59 @@ vrrp_instance VI_1 {
 	if v := read(); v != "0" {
 		t.Fatalf("promote_secondaries = %s after vipd stopped, want 0 as before", v)
 	}
+}
+
+// mcastConf is a VRRPv3 instance on the multicast group 224.0.0.200
+// (mcast_dst_ip), read unchanged by keepalived and vipd.
+func mcastConf(state, prio string) string {
+	return strings.NewReplacer("STATE", state, "PRIO", prio).Replace(`global_defs {
+    router_id mcast
+}
+vrrp_instance VI_1 {
+    state STATE
+    interface eth0
+    virtual_router_id 62
+    version 3
+    priority PRIO
+    advert_int 0.5
+    mcast_dst_ip 224.0.0.200
+    virtual_ipaddress {
+        198.18.0.100/24 dev eth0
+    }
+}
+`)
+}
+
+// TestMcastDstIPWithKeepalived: vipd and keepalived on the group
+// 224.0.0.200 hear each other both ways: vipd follows keepalived as
+// backup (and counts its adverts, none dropped), then, at a higher
+// priority, preempts it, which keepalived logs as an advert with higher
+// priority from vipd's address.
+func TestMcastDstIPWithKeepalived(t *testing.T) {
+	l := lab.New(t)
+	dv := l.Host("vipd")
+	dk := l.Host("kad")
+	const vip = "198.18.0.100"
+
+	k := keepalived(t, dk, mcastConf("MASTER", "150"))
+	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, vip) }, "keepalived did not take the VIP")
+	v := startVipd(t, dv, mcastConf("BACKUP", "100"))
+	lab.Eventually(t, 5*time.Second, func() bool {
+		st := v.status().Instances[0]
+		return st.State == "BACKUP" && st.Stats.AdvertRcvd >= 2 && st.MasterAddr.String() == dk.Addr.String()
+	}, "vipd does not follow keepalived on 224.0.0.200: %+v", v.status().Instances)
+	if d := v.status().Instances[0].Stats.Dropped; len(d) > 0 {
+		t.Fatalf("vipd dropped keepalived's adverts: %v", d)
+	}
+	if hasAddr(dv, vip) {
+		t.Fatal("both hold the VIP")
+	}
+
+	stop(t, v.proc)
+	v = startVipd(t, dv, mcastConf("BACKUP", "200"))
+	lab.Eventually(t, 10*time.Second, func() bool { return v.state("VI_1") == "MASTER" && hasAddr(dv, vip) && !hasAddr(dk, vip) },
+		"vipd at priority 200 did not preempt keepalived (vipd %s)", v.state("VI_1"))
+	higher := fmt.Sprintf("(VI_1) Master received advert from %s with higher priority 200, ours 150", dv.Addr)
+	lab.Eventually(t, 5*time.Second, func() bool { return strings.Contains(k.Output(), higher) },
+		"keepalived did not log vipd's advert on 224.0.0.200:\n%s", k.Output())
 }
