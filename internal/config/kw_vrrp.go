@@ -436,7 +436,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	flagKw("no_virtual_ipaddress", func(c *cx, n *Node) { c.inst.NoVIPs = true }).since("2.3"),
 	(&Keyword{Name: "auth_hmac", Args: "{ key ID VALUE; active_key ID; anti_replay time|monotonic; time_window S; mode M }", Block: authHMACSection,
 		Status: Refused, Note: "HMAC-SHA256 advert authentication is not implemented", Since: "2.4"}),
-	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }).notYet("an instance with no unicast peer is not faulted yet"),
+	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }).note("an instance with no unicast_peer stays in FAULT (reason \"Cannot use unicast without any peers\") instead of running over multicast"),
 	kw("unicast_ttl", "0..255", 1, "255", func(c *cx, n *Node) {
 		c.intVal(n, &c.inst.UnicastTTL, 0, 255)
 		c.inheritGARP().unicastKeyword = n

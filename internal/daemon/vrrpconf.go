@@ -97,6 +97,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		}
 		ic.NotifyPriorityChanges = notifyPrioChanges(c, in)
 		ic.McastDstIP = in.McastDstIP
+		ic.UnicastFaultNoPeer = in.UnicastFaultNoPeer
 		if in.Auth != nil {
 			ic.AuthType = string(in.Auth.Type)
 			ic.AuthPass = in.Auth.Pass

@@ -75,8 +75,11 @@ type InstanceConfig struct {
 	VIPs []VIP `json:"vips"`
 	// McastDstIP is the instance's multicast group (mcast_dst_ip);
 	// invalid: Config.McastGroup4/6.
-	McastDstIP   netip.Addr `json:"mcast_dst_ip,omitzero"`
-	ExcludedVIPs []VIP      `json:"excluded_vips,omitempty"`
+	McastDstIP netip.Addr `json:"mcast_dst_ip,omitzero"`
+	// UnicastFaultNoPeer (unicast_fault_no_peer) holds an instance with
+	// no UnicastPeers in FAULT instead of running it over multicast.
+	UnicastFaultNoPeer bool  `json:"unicast_fault_no_peer,omitempty"`
+	ExcludedVIPs       []VIP `json:"excluded_vips,omitempty"`
 
 	McastSrcIP   netip.Addr   `json:"mcast_src_ip,omitzero"`
 	UnicastSrcIP netip.Addr   `json:"unicast_src_ip,omitzero"`

@@ -119,6 +119,11 @@ func (c *Core) retrack(ci *coreInst) {
 	if ci.sockErr != "" {
 		faults = append(faults, ci.sockErr)
 	}
+	if ci.cfg.UnicastFaultNoPeer && len(ci.cfg.UnicastPeers) == 0 {
+		// keepalived's words; without the keyword it falls back to
+		// multicast.
+		faults = append(faults, "Cannot use unicast without any peers")
+	}
 	if !ci.src.IsValid() {
 		fam := "IPv4"
 		if ci.key.V6 {

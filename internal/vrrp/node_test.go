@@ -439,3 +439,27 @@ func TestNodeMcastDstIP(t *testing.T) {
 	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && c.state() == "BACKUP" && b.state() == "MASTER" },
 		"c on a's group should be backup to a: a %s, c %s, b %s", a.state(), c.state(), b.state())
 }
+
+// TestNodeUnicastFaultNoPeer: with unicast_fault_no_peer an instance
+// without unicast peers stays in FAULT (saying why) instead of running
+// over multicast; given a peer by a reload, it runs.
+func TestNodeUnicastFaultNoPeer(t *testing.T) {
+	t.Parallel()
+	noPeer := func(c *Config) { c.Instances[0].UnicastFaultNoPeer = true }
+	a := startFakeNode(t, &fakeLAN{}, "198.18.0.11", fakeConfig(150, noPeer))
+	lab.Eventually(t, 5*time.Second, func() bool {
+		st := a.node.Status()
+		return len(st.Instances) == 1 && st.Instances[0].State == "FAULT" &&
+			slices.Contains(st.Instances[0].FaultReasons, "Cannot use unicast without any peers")
+	}, "no FAULT without peers: %+v", a.node.Status().Instances)
+	if a.host.has(fakeVIP) {
+		t.Error("a FAULT instance holds its VIP")
+	}
+	if err := a.node.Reload(fakeConfig(150, func(c *Config) {
+		noPeer(c)
+		c.Instances[0].UnicastPeers = []netip.Addr{netip.MustParseAddr("198.18.0.12")}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && a.host.has(fakeVIP) }, "a with a peer did not run: %s", a.state())
+}
