@@ -267,7 +267,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 			g.AllowIfChanges = true
 		}
 	}),
-	flagKw("rs_init_notifies", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.RSInitNotifies) }).notYet("no notify at start for real servers yet").args("[<BOOL>]", 0),
+	flagKw("rs_init_notifies", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.RSInitNotifies) }).note("a real server that starts up (at start, or new in a reload) is notified as up: notify_up, the FIFO line, mail as smtp_alert says; an alpha server starts down and is notified when it comes up").args("[<BOOL>]", 0),
 	flagKw("no_checker_emails", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NoCheckerEmails) }).notYet("checker mails follow smtp_alert_checker only").args("[<BOOL>]", 0),
 	kw("vmac_prefix", "STRING", 1, "vrrp", func(c *cx, n *Node) { c.b.cfg.Global.VMACPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),
 	kw("vmac_addr_prefix", "STRING", 1, "vmac_prefix", func(c *cx, n *Node) { c.b.cfg.Global.VMACAddrPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),

@@ -497,6 +497,9 @@ func (d *Daemon) call(ctx context.Context, f func()) error {
 func (d *Daemon) checkEvent(ev check.Event) {
 	prev, known := d.health[ev.Server]
 	now := health{up: ev.Up, weight: ev.Weight}
+	if known && ev.Kind == check.ServerInitial && ev.Up && d.gen.cfg.Global.RSInitNotifies {
+		d.rsInitNotify(ev)
+	}
 	if !known || prev == now {
 		return // a server a reload removed, or nothing new
 	}
@@ -551,6 +554,24 @@ func (d *Daemon) checkEvent(ev check.Event) {
 		}
 	}
 	d.publish(nil)
+}
+
+// rsInitNotify is rs_init_notifies: a real server that starts up (at
+// start, or new in a reload) is notified as up, as keepalived does when
+// it adds a server with no failed checker to its pool: notify_up, the
+// FIFO line and mail as smtp_alert says.
+func (d *Daemon) rsInitNotify(ev check.Event) {
+	for _, p := range d.gen.plans {
+		for _, rs := range p.rss {
+			if rs.check != ev.Server {
+				continue
+			}
+			d.notifier.RealServer(notify.RealServerEvent{
+				VS: notifyVS(p), RS: destination(rs.cfg, p.port()).Addr, Up: true,
+				Script: notifyScript(rs.cfg.NotifyUp), Checker: ev.Checker, SMTPAlert: rs.cfg.Check.SMTPAlert,
+			})
+		}
+	}
 }
 
 func (d *Daemon) quorumEvent(p *vsPlan, up bool, sum int64, init, stopping bool) {

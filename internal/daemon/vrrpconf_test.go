@@ -1,8 +1,15 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/lab"
 
 	"github.com/vipd/vipd/internal/notify"
 	"github.com/vipd/vipd/internal/vrrp"
@@ -96,5 +103,58 @@ func TestVRRPEventOf(t *testing.T) {
 	}
 	if _, ok := vrrpEventOf(vrrp.Notification{State: "INIT"}); ok {
 		t.Error("INIT: want no event")
+	}
+}
+
+// TestRSInitNotifies runs a daemon (checkers only, stand-in data plane)
+// whose real server starts up: with rs_init_notifies its notify_up runs
+// once at start; without, it does not.
+func TestRSInitNotifies(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		out := filepath.Join(t.TempDir(), "out")
+		conf := fmt.Sprintf(`global_defs {
+    %s
+}
+virtual_server 127.0.0.1 18080 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 127.0.0.1 19080 {
+        weight 1
+        notify_up "/bin/sh -c 'echo up >> %s'"
+    }
+}
+virtual_server 127.0.0.1 18081 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 127.0.0.1 19081 {
+        weight 1
+        notify_up "/bin/sh -c 'echo marker >> %s'"
+    }
+}
+`, map[bool]string{true: "rs_init_notifies", false: "rs_init_notifies no"}[on], out, out)
+		d, file := runDaemon(t, conf, &refusingDataplane{})
+		if on {
+			lab.Eventually(t, 10*time.Second, func() bool {
+				b, _ := os.ReadFile(out)
+				return strings.Count(string(b), "up\n") == 1 && strings.Count(string(b), "marker\n") == 1
+			}, "rs_init_notifies: notify_up did not run once per server at start")
+			continue
+		}
+		// Without: a reload adding a server with the option on is the
+		// marker that the start's notifications would have come by now
+		// (the daemon handles events in order).
+		if err := reloadWith(t, d, file, strings.Replace(conf, "rs_init_notifies no", "rs_init_notifies", 1)+
+			fmt.Sprintf("virtual_server 127.0.0.1 18082 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n real_server 127.0.0.1 19082 {\n weight 1\n notify_up \"/bin/sh -c 'echo marker2 >> %s'\"\n }\n}\n", out)); err != nil {
+			t.Fatal(err)
+		}
+		lab.Eventually(t, 10*time.Second, func() bool {
+			b, _ := os.ReadFile(out)
+			return strings.Contains(string(b), "marker2")
+		}, "the server a reload adds was not notified")
+		if b, _ := os.ReadFile(out); strings.Contains(string(b), "up\n") || strings.Count(string(b), "marker\n") != 0 {
+			t.Errorf("without rs_init_notifies the start notified: %q", b)
+		}
 	}
 }
