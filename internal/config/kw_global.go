@@ -105,18 +105,18 @@ var globalSection = newSection("global_defs", "Global definitions",
 		c.b.scriptUserPos = n.Pos
 	}).noValue(NoValueError),
 	flagKw("enable_script_security", func(c *cx, n *Node) { c.b.cfg.Global.EnableScriptSecurity = true }),
-	kw("startup_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.StartupScript = c.script(n, 0) }).noValue(NoValueError).notYet("not run yet"),
+	kw("startup_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.StartupScript = c.script(n, 0) }).noValue(NoValueError).note("run to its end (or its timeout) before anything starts, under the same script security as notify scripts; a failure is logged and vipd goes on"),
 	kw("startup_script_timeout", "SECONDS", 1, "10", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 1000); ok {
 			c.b.cfg.Global.StartupTimeout = time.Duration(v) * time.Second
 		}
-	}).notYet("startup_script is not run yet").noValue(NoValueError),
-	kw("shutdown_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.ShutdownScript = c.script(n, 0) }).notYet("not run yet").noValue(NoValueError),
+	}).note("then the script's process group is killed").noValue(NoValueError),
+	kw("shutdown_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.ShutdownScript = c.script(n, 0) }).note("run when vipd stops, after VRRP, checkers and the data plane have stopped (the running configuration's script)").noValue(NoValueError),
 	kw("shutdown_script_timeout", "SECONDS", 1, "10", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 1000); ok {
 			c.b.cfg.Global.ShutdownTimeout = time.Duration(v) * time.Second
 		}
-	}).notYet("shutdown_script is not run yet").noValue(NoValueError),
+	}).note("then the script's process group is killed and vipd exits").noValue(NoValueError),
 	kw("vrrp_version", "2|3", 1, "2", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.VRRPVersion, 2, 3) }),
 	kw("vrrp_mcast_group4", "IPV4", 1, "224.0.0.18", func(c *cx, n *Node) {
 		if a, ok := c.addr(n, 0); ok {

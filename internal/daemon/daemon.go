@@ -255,6 +255,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		defer os.Remove(d.opts.PIDFile)
 	}
 	g := d.gen
+	// startup_script runs before anything starts, shutdown_script after
+	// everything has stopped (the first defer runs last).
+	d.globalScript("startup", g.cfg.Global.StartupScript, g.cfg.Global.StartupTimeout, g.notifyCf)
+	defer func() {
+		// The running generation's, as keepalived's last configuration.
+		gl := d.gen.cfg.Global
+		d.globalScript("shutdown", gl.ShutdownScript, gl.ShutdownTimeout, d.gen.notifyCf)
+	}()
 	if d.notifier, err = notify.New(g.notifyCf); err != nil {
 		return fmt.Errorf("notifications: %w", err)
 	}
@@ -554,6 +562,26 @@ func (d *Daemon) checkEvent(ev check.Event) {
 		}
 	}
 	d.publish(nil)
+}
+
+// globalScript runs startup_script or shutdown_script to its end or its
+// timeout (default 10 s), with keepalived's log lines; a failure is
+// logged and the daemon goes on, as keepalived does.
+func (d *Daemon) globalScript(what string, s *config.Script, timeout time.Duration, nc notify.Config) {
+	ns := notifyScript(s)
+	if ns == nil {
+		return
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	d.log.Info(fmt.Sprintf("Running %s script %s", what, ns.Args[0]))
+	start := time.Now()
+	if err := notify.RunScript(context.Background(), ns, nc, timeout); err != nil {
+		d.log.Warn(fmt.Sprintf("%s script %s failed", what, ns.Args[0]), "err", err, "duration", time.Since(start).Round(time.Millisecond))
+		return
+	}
+	d.log.Info(fmt.Sprintf("%s script %s completed", what, ns.Args[0]))
 }
 
 // rsInitNotify is rs_init_notifies: a real server that starts up (at

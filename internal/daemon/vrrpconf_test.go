@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/lab"
 
 	"github.com/vipd/vipd/internal/notify"
@@ -156,5 +159,55 @@ virtual_server 127.0.0.1 18081 {
 		if b, _ := os.ReadFile(out); strings.Contains(string(b), "up\n") || strings.Count(string(b), "marker\n") != 0 {
 			t.Errorf("without rs_init_notifies the start notified: %q", b)
 		}
+	}
+}
+
+// TestStartupShutdownScripts: startup_script has run to its end before
+// the daemon is ready; shutdown_script runs when it stops, after
+// everything else, and a script over its timeout is killed so that the
+// stop is not held up.
+func TestStartupShutdownScripts(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	conf := fmt.Sprintf(`global_defs {
+    startup_script "/bin/sh -c 'sleep 0.3; echo start >> %[1]s'"
+    shutdown_script "/bin/sh -c 'echo stop >> %[1]s; exec sleep 30'"
+    shutdown_script_timeout 1
+}
+`, out) + vsConf(18090)
+	file := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{ConfigFile: file, Dataplane: config.DataplaneProxy, CheckOnly: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.openDP = func() (dataplane.Dataplane, error) { return &refusingDataplane{}, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	lab.Eventually(t, 10*time.Second, func() bool {
+		return (*source)(d).Ready() == nil && !(*source)(d).Status().ConfigLoaded.IsZero()
+	}, "daemon not ready")
+	if b, _ := os.ReadFile(out); string(b) != "start\n" {
+		t.Fatalf("ready before startup_script finished: out = %q", b)
+	}
+	cancel()
+	stopped := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return: the shutdown_script timeout was not enforced")
+	}
+	if b, _ := os.ReadFile(out); string(b) != "start\nstop\n" {
+		t.Errorf("after stop: out = %q, want start then stop", b)
+	}
+	if took := time.Since(stopped); took > 8*time.Second {
+		t.Errorf("stop took %v with a 1 s shutdown_script_timeout", took)
 	}
 }
