@@ -95,6 +95,7 @@ type snapshot struct {
 	reloads  uint64
 	ready    error
 	rsOfName map[string]rsRef
+	quorum   map[string]bool // by the API's virtual_server name
 	notifier *notify.Notifier
 	runner   *check.Runner
 }
@@ -665,13 +666,17 @@ func (d *Daemon) currentConfig() *config.Config {
 // publish refreshes the snapshot API readers see.
 func (d *Daemon) publish(notReady error) {
 	names := map[string]rsRef{}
+	quorum := map[string]bool{}
 	for _, p := range d.plans {
+		// The API joins checks to services by the IPVS key's string.
+		vs := p.name
+		if len(p.keys) > 0 {
+			vs = p.keys[0].key.String()
+		}
+		if up, ok := d.quorum[p.name]; ok {
+			quorum[vs] = up
+		}
 		for _, rs := range p.rss {
-			// The API joins checks to services by the IPVS key's string.
-			vs := p.name
-			if len(p.keys) > 0 {
-				vs = p.keys[0].key.String()
-			}
 			names[rs.check] = rsRef{vs: vs, rs: destination(rs.cfg, p.port()).Addr.String()}
 		}
 	}
@@ -688,6 +693,7 @@ func (d *Daemon) publish(notReady error) {
 		d.snap.loaded = time.Now()
 	}
 	d.snap.cfg, d.snap.plans, d.snap.health, d.snap.rsOfName = d.cfg, d.plans, h, names
+	d.snap.quorum = quorum
 	d.snap.notifier = d.notifier
 	d.snap.runner = d.runner
 	d.snap.ready = notReady

@@ -90,6 +90,7 @@ func (s *source) Status() api.Status {
 	if d.dp != nil {
 		st.Services = d.dp.Services()
 	}
+	st.Quorum = snap.quorum
 	if r := snap.runner; r != nil && snap.rsOfName != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		checks, _ := r.Status(ctx)

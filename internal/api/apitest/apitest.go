@@ -218,6 +218,9 @@ func Sample() api.Status {
 				},
 			},
 		},
+		// The fwmark service has no quorum entry: the daemon lists only
+		// the virtual servers it plans for.
+		Quorum: map[string]bool{"TCP 198.18.0.100:80": true, "UDP 198.18.0.100:53": false},
 		Checks: []api.Check{
 			{
 				VirtualServer: "TCP 198.18.0.100:80", RealServer: "198.18.0.21:80", Kind: "HTTP_GET",
