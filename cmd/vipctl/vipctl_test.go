@@ -161,6 +161,18 @@ func TestReload(t *testing.T) {
 	}
 	golden(t, "reload-rejected.json", out)
 
+	// A valid configuration one of whose commit steps failed: the step,
+	// the reason and what runs now, exit 1.
+	src.SetReloadError(&api.CommitError{Step: "data plane", Reason: "proxy: service TCP 198.18.0.100:8080: bind: address already in use", Running: "the previous configuration (undone: notifications)"})
+	code, out, errs = vipctl(t, nil, "--socket", sock, "reload")
+	if code != 1 || out != "" || errs != "vipctl: reload failed at step \"data plane\": proxy: service TCP 198.18.0.100:8080: bind: address already in use\nvipctl: running now: the previous configuration (undone: notifications)\n" {
+		t.Errorf("failed commit: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, _ = vipctl(t, nil, "--socket", sock, "reload", "-o", "json")
+	if code != 1 || !strings.Contains(out, `"step": "data plane"`) {
+		t.Errorf("failed commit -o json: exit %d, stdout %q", code, out)
+	}
+
 	src.SetReloadError(fmt.Errorf("netlink: operation not permitted"))
 	code, _, errs = vipctl(t, nil, "--socket", sock, "reload")
 	if code != 1 || errs != "vipctl: reload: vipd answered 500 Internal Server Error: netlink: operation not permitted\n" {
@@ -284,5 +296,35 @@ func TestGenhashMatchesKeepalived(t *testing.T) {
 	code, got, _ := vipctl(t, nil, "genhash", "-s", host, "-p", port, "-u", "/health.sh", "-o", "json")
 	if code != 0 || !strings.Contains(got, `"digest": "`) {
 		t.Errorf("genhash -o json: exit %d, %s", code, got)
+	}
+}
+
+// TestListHeader: the first line of vipctl list is what the kernel
+// reports with the ipvs data plane (through the daemon's status), and
+// version 1.2.1 with size 0 with the proxy, which has no connection hash
+// table (docs/vipctl.md says why).
+func TestListHeader(t *testing.T) {
+	src := apitest.NewSource()
+	sock := startDaemon(t, src)
+	first := func() (int, string, string) {
+		code, out, errs := vipctl(t, nil, "--socket", sock, "list", "-n")
+		line, _, _ := strings.Cut(out, "\n")
+		return code, line, errs
+	}
+	if code, line, errs := first(); code != 0 || line != "IP Virtual Server version 1.2.1 (size=0)" {
+		t.Errorf("proxy: exit %d, first line %q, stderr %q", code, line, errs)
+	}
+	src.Update(func(st *api.Status) {
+		st.Dataplane = "ipvs"
+		st.IPVS = &api.IPVSInfo{Version: "1.2.0", ConnTabSize: 1 << 20}
+	})
+	if code, line, errs := first(); code != 0 || line != "IP Virtual Server version 1.2.0 (size=1048576)" {
+		t.Errorf("ipvs: exit %d, first line %q, stderr %q", code, line, errs)
+	}
+	// The ipvs data plane without the kernel's answer: an error, never a
+	// made-up line.
+	src.Update(func(st *api.Status) { st.IPVS = nil })
+	if code, line, errs := first(); code != 1 || line != "" || !strings.Contains(errs, "could not read the kernel's IPVS version") {
+		t.Errorf("ipvs without info: exit %d, first line %q, stderr %q", code, line, errs)
 	}
 }
