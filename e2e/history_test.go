@@ -128,6 +128,7 @@ func TestStatusHistoryChromium(t *testing.T) {
 		regexp.MustCompile(`data-graph="TCP 198\.18\.0\.100:80\|` + regexp.QuoteMeta(r1) + `:80"`),
 		regexp.MustCompile(`data-check-band="TCP 198\.18\.0\.100:80\|` + regexp.QuoteMeta(r2) + `:80".*?data-check="up".*?data-check="down"`),
 		regexp.MustCompile(`<polyline points="[0-9., ]+" class="cps">`),
+		regexp.MustCompile(`data-check-latency="TCP 198\.18\.0\.100:80\|` + regexp.QuoteMeta(r1) + `:80".*?<polyline points="[0-9., ]+" class="lat">`),
 	} {
 		if !want.MatchString(dom) {
 			t.Errorf("the live page lacks %s", want)

@@ -272,7 +272,10 @@ function renderHistory(hd) {
       const maxLat = Math.max(...s.latency_ms);
       gs.push(el("div", { class: "graph rs", "data-check-band": s.virtual_server + "|" + s.real_server },
         el("span", { class: "name" }, "checks"), band(t0, now, segs, 8),
-        el("span", { class: "val" }, "latency " + (s.latency_ms[last] || 0).toFixed(1) + " ms (max " + maxLat.toFixed(1) + ")")));
+        el("span", { class: "val" }, s.up[last] ? "UP" : "DOWN")));
+      gs.push(el("div", { class: "graph rs", "data-check-latency": s.virtual_server + "|" + s.real_server },
+        el("span", { class: "name" }, "check latency"), spark(t0, now, s.t, [[s.latency_ms, "lat"]], 16),
+        el("span", { class: "val" }, (s.latency_ms[last] || 0).toFixed(1) + " ms (max " + maxLat.toFixed(1) + ")")));
     }
   }
   if (!gs.length) gs.push(el("p", { class: "muted" }, "no virtual servers"));
