@@ -62,6 +62,9 @@ func runTop(ctx context.Context, a *app, args []string, tf topFlags) error {
 	if len(args) > 0 {
 		return usagef("unexpected argument %q", args[0])
 	}
+	if a.output == "json" {
+		return usagef("top has no JSON output (vipctl dump -o json is the state as one document)")
+	}
 	if tf.interval < 100*time.Millisecond {
 		return usagef("-d %s: the interval must be at least 100ms", tf.interval)
 	}

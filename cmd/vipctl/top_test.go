@@ -53,3 +53,12 @@ func hasRow(out, want string) bool {
 	}
 	return false
 }
+
+// TestTopUsage: bad flags are usage errors (exit 2), before any sample.
+func TestTopUsage(t *testing.T) {
+	for _, args := range [][]string{{"top", "-d", "10ms"}, {"top", "-n", "-1"}, {"top", "extra"}, {"top", "-o", "json"}} {
+		if code, _, errs := vipctl(t, nil, append([]string{"--socket", "/nonexistent"}, args...)...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, errs)
+		}
+	}
+}
