@@ -1,0 +1,101 @@
+package xdp
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// Go mirrors of the BPF maps' keys and values (bpf/xdplb.c). Field order,
+// sizes and explicit padding match the C structs byte for byte;
+// TestLayout compares the sizes with the object's BTF.
+
+// Limits compiled into the BPF object.
+const (
+	maxServices = 1024
+	maxDestSlot = 16384
+)
+
+// svcFlagHashPort: mh-port, the client's port joins the hash.
+const svcFlagHashPort = 1
+
+// Indexes of the per-CPU reasons array.
+const (
+	reasonTX = iota
+	reasonRedirect
+	reasonNotIP
+	reasonMalformed
+	reasonFragment
+	reasonNotL4
+	reasonNoService
+	reasonNoDest
+	reasonFlowHit
+	reasonFlowNew
+	reasonMax
+)
+
+// ReasonNames name the reasons counters in order, for metrics and tests.
+var ReasonNames = [reasonMax]string{"tx", "redirect", "not_ip", "malformed", "fragment", "not_l4", "no_service", "no_dest", "flow_hit", "flow_new"}
+
+// svcKey is struct svc_key: the VIP (IPv4 mapped into IPv6), port and
+// protocol.
+type svcKey struct {
+	Addr  [16]byte
+	Port  [2]byte // network order
+	Proto uint8
+	_     uint8
+}
+
+// svcVal is struct svc_val.
+type svcVal struct {
+	ID         uint32
+	Flags      uint32
+	TCPTimeout uint32 // seconds
+	UDPTimeout uint32
+}
+
+// flowKey is struct flow_key: the 5-tuple of a client's packets.
+type flowKey struct {
+	Src   [16]byte
+	Dst   [16]byte
+	SPort [2]byte
+	DPort [2]byte
+	Proto uint8
+	_     [3]uint8
+}
+
+// flowVal is struct flow_val.
+type flowVal struct {
+	Dest uint32
+	Gen  uint32
+	Seen uint64 // CLOCK_MONOTONIC ns
+}
+
+// destVal is struct dest_val: where a real server's frames go.
+type destVal struct {
+	DMAC    [6]byte
+	SMAC    [6]byte
+	Ifindex uint32
+	Gen     uint32
+	Svc     uint32
+	Addr    [16]byte
+	Port    [2]byte
+	Live    uint8
+	_       uint8
+}
+
+// counters is struct counters (per CPU).
+type counters struct {
+	Conns   uint64
+	Packets uint64
+	Bytes   uint64
+}
+
+func port16(p uint16) [2]byte {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], p)
+	return b
+}
+
+func addrPortOf(a [16]byte, p [2]byte) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), binary.BigEndian.Uint16(p[:]))
+}

@@ -1,0 +1,155 @@
+package xdp
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// neigh finds how to reach a real server: the interface its route leaves
+// by, that interface's MAC and the server's MAC from the neighbour table.
+// DR needs the server on a directly connected network.
+type neigh struct {
+	ns string
+	h  *netlink.Handle
+}
+
+func newNeigh(ns string) (*neigh, error) {
+	var h *netlink.Handle
+	var err error
+	if ns == "" {
+		h, err = netlink.NewHandle()
+	} else {
+		var nsh netns.NsHandle
+		if nsh, err = netns.GetFromPath(ns); err == nil {
+			h, err = netlink.NewHandleAt(nsh)
+			nsh.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("xdp: netlink: %w", err)
+	}
+	return &neigh{ns: ns, h: h}, nil
+}
+
+func (n *neigh) close() { n.h.Close() }
+
+// resolve returns the hop to a, asking the kernel to resolve the MAC (by
+// sending one empty UDP datagram to the discard port) and waiting up to a
+// second when the neighbour table has no usable entry.
+func (n *neigh) resolve(a netip.Addr) (hop, error) {
+	routes, err := n.h.RouteGet(a.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return hop{}, fmt.Errorf("no route to %s: %v", a, err)
+	}
+	r := routes[0]
+	if r.Gw != nil {
+		return hop{}, fmt.Errorf("%s is reached through the gateway %s: DR needs real servers on a directly connected network", a, r.Gw)
+	}
+	lk, err := n.h.LinkByIndex(r.LinkIndex)
+	if err != nil {
+		return hop{}, fmt.Errorf("interface %d: %w", r.LinkIndex, err)
+	}
+	if lk.Type() == "device" && lk.Attrs().Flags&net.FlagLoopback != 0 {
+		return hop{}, fmt.Errorf("%s is a local address of this director", a)
+	}
+	h := hop{ifindex: r.LinkIndex, smac: lk.Attrs().HardwareAddr}
+	for i := range 20 {
+		if mac := n.lookup(r.LinkIndex, a); mac != nil {
+			h.dmac = mac
+			return h, nil
+		}
+		if i == 0 {
+			n.poke(a)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return hop{}, fmt.Errorf("no neighbour entry for %s on %s", a, lk.Attrs().Name)
+}
+
+func (n *neigh) lookup(ifindex int, a netip.Addr) net.HardwareAddr {
+	fam := netlink.FAMILY_V4
+	if a.Is6() && !a.Is4In6() {
+		fam = netlink.FAMILY_V6
+	}
+	ns, err := n.h.NeighList(ifindex, fam)
+	if err != nil {
+		return nil
+	}
+	const usable = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT | unix.NUD_NOARP
+	for _, e := range ns {
+		if ip, ok := netip.AddrFromSlice(e.IP); ok && ip.Unmap() == a.Unmap() && e.State&usable != 0 && len(e.HardwareAddr) == 6 {
+			return e.HardwareAddr
+		}
+	}
+	return nil
+}
+
+// poke makes the kernel resolve a's MAC.
+func (n *neigh) poke(a netip.Addr) {
+	_ = inNetns(n.ns, func() error {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 9)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(nil)
+		return err
+	})
+}
+
+// netnsPath turns a namespace option into a path: a bare name is one of
+// `ip netns`'s (/run/netns/NAME).
+func netnsPath(ns string) string {
+	if ns == "" || strings.Contains(ns, "/") {
+		return ns
+	}
+	return "/run/netns/" + ns
+}
+
+// inNetns runs fn on an OS thread that joined the network namespace at
+// path (on the calling goroutine when path is empty), then puts the
+// thread back; a thread that cannot go back stays locked and dies with
+// its goroutine. (Same as the ipvs data plane's.)
+func inNetns(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		f, err := os.Open(path)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("network namespace: %w", err)
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", path, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
+	}()
+	return <-errc
+}

@@ -1,0 +1,333 @@
+package xdp
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/vipd/vipd/internal/lab"
+	"golang.org/x/sys/unix"
+)
+
+// These tests run the BPF program on crafted frames with
+// BPF_PROG_TEST_RUN (root, no network): the verdict and the rewritten
+// MACs show which real server a frame went to.
+
+const (
+	xdpPass = 2
+	xdpTX   = 3
+)
+
+var (
+	directorMAC = net.HardwareAddr{0x02, 0xd0, 0, 0, 0, 1}
+	vip4        = netip.MustParseAddrPort("198.18.0.100:80")
+	vip6        = netip.MustParseAddrPort("[2001:db8::100]:80")
+)
+
+// rsMAC is the fake MAC of real server i: 02:55:00:00:00:i.
+func rsMAC(a netip.Addr) net.HardwareAddr {
+	b := a.As16()
+	return net.HardwareAddr{0x02, 0x55, 0, 0, b[14], b[15]}
+}
+
+// fakeResolve puts every real server on lo (ifindex 1), where the test
+// runs the program, so a forwarded frame is XDP_TX.
+func fakeResolve(a netip.Addr) (hop, error) {
+	return hop{ifindex: 1, smac: directorMAC, dmac: rsMAC(a)}, nil
+}
+
+// newTestDP loads the data plane with its pins on a bpffs of its own.
+func newTestDP(t *testing.T, dir string) *Dataplane {
+	t.Helper()
+	d, err := New(Options{PinPath: filepath.Join(dir, "vipd"), resolve: fakeResolve, noAttach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func bpffsDir(t *testing.T) string {
+	t.Helper()
+	lab.RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "bpffs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, ""); err != nil {
+		t.Fatalf("mounting bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+type pkt struct {
+	src, dst netip.AddrPort
+	proto    uint8
+	ihl      int  // IPv4 header words; 0 = 5
+	frag     bool // set MF
+	cut      int  // bytes to drop from the end
+	ethType  uint16
+}
+
+func (p pkt) bytes() []byte {
+	l4 := make([]byte, 20)
+	binary.BigEndian.PutUint16(l4[0:], p.src.Port())
+	binary.BigEndian.PutUint16(l4[2:], p.dst.Port())
+	if p.proto == unix.IPPROTO_TCP {
+		l4[12] = 5 << 4
+		l4[13] = 0x02 // SYN
+	} else if p.proto == unix.IPPROTO_UDP {
+		l4 = l4[:8]
+		binary.BigEndian.PutUint16(l4[4:], 8)
+	}
+	var ip []byte
+	et := uint16(unix.ETH_P_IP)
+	if p.src.Addr().Is4() {
+		ihl := p.ihl
+		if ihl == 0 {
+			ihl = 5
+		}
+		ip = make([]byte, ihl*4)
+		ip[0] = 0x40 | byte(ihl)
+		binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)+len(l4)))
+		if p.frag {
+			ip[6] = 0x20
+		}
+		ip[8], ip[9] = 64, p.proto
+		s, d := p.src.Addr().As4(), p.dst.Addr().As4()
+		copy(ip[12:], s[:])
+		copy(ip[16:], d[:])
+		for i := 20; i < len(ip); i++ {
+			ip[i] = 1 // NOP options
+		}
+	} else {
+		et = unix.ETH_P_IPV6
+		ip = make([]byte, 40)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(len(l4)))
+		ip[6], ip[7] = p.proto, 64
+		s, d := p.src.Addr().As16(), p.dst.Addr().As16()
+		copy(ip[8:], s[:])
+		copy(ip[24:], d[:])
+	}
+	if p.ethType != 0 {
+		et = p.ethType
+	}
+	frame := make([]byte, 14, 14+len(ip)+len(l4))
+	copy(frame[0:], directorMAC)
+	copy(frame[6:], []byte{0x02, 0xc1, 0, 0, 0, 9})
+	binary.BigEndian.PutUint16(frame[12:], et)
+	frame = append(append(frame, ip...), l4...)
+	return frame[:len(frame)-p.cut]
+}
+
+// run returns the verdict and, for XDP_TX, the MAC the frame was sent to.
+func run(t *testing.T, d *Dataplane, p pkt) (uint32, net.HardwareAddr) {
+	t.Helper()
+	in := p.bytes()
+	out := make([]byte, len(in)+256)
+	ret, err := d.objs.XdpLb.Run(&ebpf.RunOptions{Data: in, DataOut: out}) // ingress: lo
+	if err != nil {
+		t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
+	}
+	return ret, net.HardwareAddr(out[:6])
+}
+
+func tcp4(client string) pkt {
+	return pkt{src: netip.MustParseAddrPort(client), dst: vip4, proto: unix.IPPROTO_TCP}
+}
+
+func drService(key netip.AddrPort, weights ...int) lvsService {
+	return newService(key, weights...)
+}
+
+func TestProgForwardsAsMaglevPredicts(t *testing.T) {
+	d := newTestDP(t, bpffsDir(t))
+	defer d.Close()
+	s := drService(vip4, 1, 1, 1)
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	bs := backendsOf(s)
+	tab, _ := Maglev(bs)
+	hits := map[string]int{}
+	for i := range 300 {
+		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(i / 250), byte(1 + i%250)}), uint16(40000+i))
+		ret, mac := run(t, d, pkt{src: c, dst: vip4, proto: unix.IPPROTO_TCP})
+		want := rsMAC(bs[tab[ClientHash(c.Addr(), 0)%MaglevSize]].Addr.Addr())
+		if ret != xdpTX || mac.String() != want.String() {
+			t.Fatalf("client %s: verdict %d to %s, want XDP_TX to %s", c, ret, mac, want)
+		}
+		hits[mac.String()]++
+	}
+	if len(hits) != 3 {
+		t.Fatalf("300 clients reached %d servers: %v", len(hits), hits)
+	}
+	r := d.Reasons()
+	if r["tx"] != 300 || r["flow_new"] != 300 {
+		t.Errorf("reasons %v, want 300 tx and 300 new flows", r)
+	}
+	st := d.Services()
+	if len(st) != 1 || st[0].Stats.Conns != 300 || st[0].Stats.InPkts != 300 {
+		t.Errorf("service counters %+v, want 300 conns and packets", st)
+	}
+	if n := len(d.Conns()); n != 300 {
+		t.Errorf("%d flow entries, want 300", n)
+	}
+}
+
+func TestProgIPv6(t *testing.T) {
+	d := newTestDP(t, bpffsDir(t))
+	defer d.Close()
+	if err := d.Apply(context.Background(), []lvsService{drService(vip6, 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	ret, mac := run(t, d, pkt{src: netip.MustParseAddrPort("[2001:db8:1::7]:1234"), dst: vip6, proto: unix.IPPROTO_UDP})
+	if ret != xdpTX || mac[0] != 0x02 || mac[1] != 0x55 {
+		t.Fatalf("IPv6 UDP: verdict %d to %s, want XDP_TX to a real server", ret, mac)
+	}
+}
+
+// TestProgPassesWhatItMust: what is not a well-formed TCP/UDP packet to a
+// service goes to the kernel untouched, counted by reason.
+func TestProgPassesWhatItMust(t *testing.T) {
+	d := newTestDP(t, bpffsDir(t))
+	defer d.Close()
+	if err := d.Apply(context.Background(), []lvsService{drService(vip4, 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	c := "198.19.0.1:5555"
+	for _, tc := range []struct {
+		name    string
+		p       pkt
+		verdict uint32
+		reason  string
+	}{
+		{"ARP", pkt{src: netip.MustParseAddrPort(c), dst: vip4, proto: 6, ethType: unix.ETH_P_ARP}, xdpPass, "not_ip"},
+		{"VRRP", pkt{src: netip.MustParseAddrPort(c), dst: vip4, proto: 112}, xdpPass, "not_l4"},
+		{"ICMP", pkt{src: netip.MustParseAddrPort(c), dst: vip4, proto: 1}, xdpPass, "not_l4"},
+		{"other port", pkt{src: netip.MustParseAddrPort(c), dst: netip.MustParseAddrPort("198.18.0.100:81"), proto: 6}, xdpPass, "no_service"},
+		{"UDP to a TCP service", pkt{src: netip.MustParseAddrPort(c), dst: vip4, proto: 17}, xdpPass, "no_service"},
+		{"fragment", pkt{src: netip.MustParseAddrPort(c), dst: vip4, proto: 6, frag: true}, xdpPass, "fragment"},
+		{"truncated TCP header", pkt{src: netip.MustParseAddrPort(c), dst: vip4, proto: 6, cut: 1}, xdpPass, "malformed"},
+		{"truncated IP header", pkt{src: netip.MustParseAddrPort(c), dst: vip4, proto: 6, cut: 21}, xdpPass, "malformed"},
+		{"IHL below 5", pkt{src: netip.MustParseAddrPort(c), dst: vip4, proto: 6, ihl: 4}, xdpPass, "malformed"},
+		{"IP options", pkt{src: netip.MustParseAddrPort(c), dst: vip4, proto: 6, ihl: 15}, xdpTX, "tx"},
+	} {
+		before := d.Reasons()[tc.reason]
+		in := tc.p.bytes()
+		ret, mac := run(t, d, tc.p)
+		if ret != tc.verdict {
+			t.Errorf("%s: verdict %d, want %d", tc.name, ret, tc.verdict)
+		}
+		if ret == xdpPass && mac.String() != directorMAC.String() {
+			t.Errorf("%s: passed frame was rewritten (to %s)", tc.name, mac)
+		}
+		if got := d.Reasons()[tc.reason]; got != before+1 {
+			t.Errorf("%s: reason %s counted %d times, want 1", tc.name, tc.reason, got-before)
+		}
+		_ = in
+	}
+}
+
+func TestProgDrainAndRemove(t *testing.T) {
+	d := newTestDP(t, bpffsDir(t))
+	defer d.Close()
+	s := drService(vip4, 1, 1, 1)
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]pkt, 300)
+	before := make([]string, len(clients))
+	for i := range clients {
+		clients[i] = tcp4(fmt.Sprintf("198.19.1.%d:%d", 1+i%250, 30000+i))
+		clients[i].src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, byte(1 + i/250), byte(1 + i%250)}), uint16(30000+i))
+		_, mac := run(t, d, clients[i])
+		before[i] = mac.String()
+	}
+	drained := rsMAC(s.Destinations[1].Addr.Addr()).String()
+
+	// Weight 0: open flows stay, new ones go elsewhere.
+	s.Destinations[1].Weight = 0
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		if _, mac := run(t, d, c); mac.String() != before[i] {
+			t.Fatalf("draining moved open flow %s from %s to %s", c.src, before[i], mac)
+		}
+		n := c
+		n.src = netip.AddrPortFrom(c.src.Addr(), c.src.Port()+1000) // a new flow of the same client
+		if _, mac := run(t, d, n); mac.String() == drained {
+			t.Fatalf("new flow %s went to the drained server", n.src)
+		}
+	}
+
+	// Removed (a failed check): only its flows move.
+	s.Destinations = append(s.Destinations[:1], s.Destinations[2:]...)
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	moved, own := 0, 0
+	for i, c := range clients {
+		_, mac := run(t, d, c)
+		if before[i] == drained {
+			own++
+			if mac.String() == drained {
+				t.Fatalf("flow %s still goes to the removed server", c.src)
+			}
+		} else if mac.String() != before[i] {
+			moved++
+		}
+	}
+	t.Logf("removed server had %d of %d flows; other flows moved: %d", own, len(clients), moved)
+	if moved != 0 || own == 0 {
+		t.Fatalf("%d flows of other servers moved (want 0); removed server had %d", moved, own)
+	}
+}
+
+// TestAdoptPinnedMaps: a new process adopts the pinned flow table, so a
+// restart keeps open flows on their servers even when the Maglev table
+// would now send them elsewhere.
+func TestAdoptPinnedMaps(t *testing.T) {
+	dir := bpffsDir(t)
+	d := newTestDP(t, dir)
+	s := drService(vip4, 1, 1, 1)
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	var clients []pkt
+	var before []string
+	for i := range 100 {
+		c := tcp4(fmt.Sprintf("198.19.2.%d:4000", i+1))
+		clients = append(clients, c)
+		_, mac := run(t, d, c)
+		before = append(before, mac.String())
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d2 := newTestDP(t, dir)
+	defer func() { d2.opts.Unpin = true; d2.Close() }()
+	// Restart with one server drained: without the adopted flow table its
+	// flows would move.
+	s.Destinations[0].Weight = 0
+	if err := d2.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		if _, mac := run(t, d2, c); mac.String() != before[i] {
+			t.Fatalf("after restart flow %s went to %s, was %s", c.src, mac, before[i])
+		}
+	}
+	if st := d2.Services(); len(st) != 1 || st[0].Stats.Conns != 100 {
+		t.Fatalf("counters not adopted: %+v", st)
+	}
+}
