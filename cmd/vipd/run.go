@@ -48,6 +48,7 @@ func run(o Options) int {
 		DataFile:   o.DataFile,
 		StatsFile:  o.StatsFile,
 		IPVSState:  o.IPVSState,
+		XDPPins:    o.XDPPins,
 		VRRPOnly:   o.VRRPOnly,
 		CheckOnly:  o.CheckOnly,
 		Version:    version,

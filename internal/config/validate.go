@@ -568,13 +568,17 @@ func (b *builder) checkSyncDaemon() {
 
 // checkDataplane refuses what the selected data plane cannot run.
 func (b *builder) checkDataplane(vs *VirtualServer) {
+	if b.opts.Dataplane == DataplaneXDP {
+		b.checkXDP(vs)
+		return
+	}
 	if vs.ProxyProtocol != 0 && b.opts.Dataplane == DataplaneIPVS {
 		b.add(vs.Pos, Error, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane").Exit = ExitConfig
 	}
 	if b.opts.Dataplane != DataplaneProxy {
 		return
 	}
-	hint := "run with --dataplane ipvs or set global_defs vipd_dataplane ipvs"
+	hint := "run with --dataplane ipvs or set global_defs vipd_dataplane ipvs (xdp also forwards DR)"
 	if vs.Kind == VSFWMark {
 		b.add(vs.Pos, Error, "virtual_server", hint, "fwmark virtual servers need the ipvs data plane").Exit = ExitConfig
 	}
@@ -591,6 +595,68 @@ func (b *builder) checkDataplane(vs *VirtualServer) {
 	for _, rs := range vs.RealServers {
 		if rs.methodSet {
 			check(rs.Pos, rs.Method, "real server "+rs.Addr.String())
+		}
+	}
+}
+
+// checkXDP refuses, with the keyword's file:line and a hint, what the xdp
+// data plane cannot run: it forwards DR only (NAT needs connection state
+// in both directions, TUN is not built yet), schedules with Maglev only
+// (per-packet, shared by every director: lvs_sched mh), TCP and UDP, and
+// has no persistence table yet. Nothing is mapped silently onto something
+// else: docs/dataplanes.md says why.
+func (b *builder) checkXDP(vs *VirtualServer) {
+	refuse := func(pos Pos, kw, hint, format string, args ...any) {
+		b.add(pos, Error, kw, hint, format, args...).Exit = ExitConfig
+	}
+	other := "run it with --dataplane ipvs (kernel IPVS) or --dataplane proxy"
+	if vs.Kind == VSFWMark {
+		refuse(vs.Pos, "virtual_server", other, "virtual server %s: fwmark services are not supported by the xdp data plane", vs)
+	}
+	if vs.Protocol != lvs.TCP && vs.Protocol != lvs.UDP {
+		refuse(vs.Pos, "protocol", other, "virtual server %s: protocol %s is not supported by the xdp data plane (TCP and UDP are)", vs, vs.Protocol)
+	}
+	if vs.Scheduler != "mh" {
+		pos := vs.schedPos
+		if pos.Line == 0 {
+			pos = vs.Pos
+		}
+		sched := vs.Scheduler
+		if sched == "" {
+			sched = "unset (wlc)"
+		}
+		refuse(pos, "lvs_sched", "use lvs_sched mh (Maglev hashing; add mh-port to spread one client's connections), or "+other,
+			"virtual server %s: lvs_sched %s is not supported by the xdp data plane: it schedules per packet with the same Maglev table on every director, which only mh describes", vs, sched)
+	}
+	if vs.PersistenceTimeout != 0 {
+		refuse(vs.Pos, "persistence_timeout", "remove it (lvs_sched mh without mh-port already sends a client to one server while the servers stay the same), or "+other,
+			"virtual server %s: persistence_timeout is not implemented by the xdp data plane yet", vs)
+	}
+	if vs.ProxyProtocol != 0 {
+		refuse(vs.Pos, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane")
+	}
+	method := func(pos Pos, m Method, what string) {
+		switch m.Forward {
+		case lvs.Masq:
+			refuse(pos, "lvs_method", "use lvs_method DR with real servers prepared by `vipctl realserver up`, or run NAT with --dataplane proxy (userspace) or --dataplane ipvs (kernel)",
+				"%s: lvs_method NAT is not supported by the xdp data plane (it forwards DR: the real servers answer the clients directly)", what)
+		case lvs.Tunnel:
+			refuse(pos, "lvs_method", "use lvs_method DR, or --dataplane ipvs for TUN",
+				"%s: lvs_method TUN is not implemented by the xdp data plane yet", what)
+		}
+	}
+	method(vs.Pos, vs.Method, "virtual server "+vs.String())
+	for _, rs := range vs.RealServers {
+		if rs.methodSet {
+			method(rs.Pos, rs.Method, "real server "+rs.Addr.String())
+		}
+		m := vs.Method
+		if rs.methodSet {
+			m = rs.Method
+		}
+		if p := rs.Addr.Port(); m.Forward == lvs.Route && p != 0 && vs.Kind == VSAddr && p != vs.Addr.Port() {
+			refuse(rs.Pos, "real_server", "give the real server the virtual server's port",
+				"real server %s: DR cannot change the port (virtual server %s); the xdp data plane refuses what IPVS would silently ignore", rs.Addr, vs)
 		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/dataplane/ipvs"
 	"github.com/vipd/vipd/internal/dataplane/proxy"
+	"github.com/vipd/vipd/internal/dataplane/xdp"
 	"github.com/vipd/vipd/internal/lvs"
 	"github.com/vipd/vipd/internal/notify"
 	"github.com/vipd/vipd/internal/vrrp"
@@ -39,7 +40,7 @@ type Options struct {
 	ConfigFile string
 	ConfigID   string
 	// Dataplane: "" (the configuration's vipd_dataplane, else auto),
-	// auto, proxy or ipvs.
+	// auto, proxy, ipvs or xdp.
 	Dataplane string
 	Control   string // unix socket of the control API ("" = none)
 	Metrics   string // listen address of metrics and status page ("" = none)
@@ -47,6 +48,7 @@ type Options struct {
 	DataFile  string // SIGUSR1 dump; default /tmp/vipd.data
 	StatsFile string // SIGUSR2 dump; default /tmp/vipd.stats
 	IPVSState string // ownership record of the ipvs data plane; default /run/vipd/ipvs.json
+	XDPPins   string // bpffs directory of the xdp data plane's maps; default /sys/fs/bpf/vipd
 	VRRPOnly  bool   // -P
 	CheckOnly bool   // -C
 	Version   string
@@ -195,7 +197,7 @@ func (d *Daemon) load(reload bool) (*config.Config, map[string]bool, error) {
 // kernel (DR, TUN or fwmark), and into proxy otherwise.
 func resolveDataplane(name string, needsKernel bool) string {
 	switch name {
-	case config.DataplaneProxy, config.DataplaneIPVS:
+	case config.DataplaneProxy, config.DataplaneIPVS, config.DataplaneXDP:
 		return name
 	}
 	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
@@ -441,10 +443,15 @@ func (d *Daemon) scriptPolicy(c *config.Config) scriptPolicy {
 // serviceValidator is the data plane's own check of a service, nil when
 // there is none (or no virtual servers run).
 func (d *Daemon) serviceValidator() func(lvs.Service) error {
-	if d.opts.VRRPOnly || d.dpName != config.DataplaneProxy {
+	switch {
+	case d.opts.VRRPOnly:
 		return nil
+	case d.dpName == config.DataplaneXDP:
+		return xdp.Validate
+	case d.dpName == config.DataplaneProxy:
+		return proxy.Validate
 	}
-	return proxy.Validate
+	return nil
 }
 
 func (d *Daemon) newDataplane() (dataplane.Dataplane, error) {
@@ -453,6 +460,12 @@ func (d *Daemon) newDataplane() (dataplane.Dataplane, error) {
 		dp, err := ipvs.New(ipvs.Options{StateFile: d.opts.IPVSState, Logger: d.log})
 		if err != nil {
 			return nil, fmt.Errorf("ipvs data plane: %w (use --dataplane proxy on kernels without IPVS)", err)
+		}
+		return dp, nil
+	case config.DataplaneXDP:
+		dp, err := xdp.New(xdp.Options{PinPath: d.opts.XDPPins, Logger: d.log})
+		if err != nil {
+			return nil, fmt.Errorf("xdp data plane: %w (use --dataplane proxy or ipvs where XDP cannot load)", err)
 		}
 		return dp, nil
 	default:
