@@ -71,13 +71,11 @@ func TestXDPDirector(t *testing.T) {
 	client := l.Host("client", "198.18.0.11/24")
 	d1 := l.Host("d1", "198.18.0.12/24")
 	const vip = "198.18.0.100"
-	var rs []*lab.Host
 	procs := map[string]*lab.Proc{}
 	for i, a := range []string{"198.18.0.21/24", "198.18.0.22/24", "198.18.0.23/24"} {
 		h := l.Host("rs"+string(rune('1'+i)), a)
 		realServerUp(t, h, vip)
 		procs[h.Name] = nginx(t, h, h.Name)
-		rs = append(rs, h)
 	}
 	client.MustRun("ethtool", "-K", "eth0", "tx", "off")
 	pass, err := xdp.AttachPass(l.Bridge, d1.Port)
