@@ -134,6 +134,16 @@ func TestXDPDirector(t *testing.T) {
 		t.Errorf("vipctl list -n --stats shows no traffic:\n%s", out)
 	}
 
+	// --rate: the per-CPU counters feed IPVS's estimator every 2 s.
+	lab.Eventually(t, 8*time.Second, func() bool {
+		for _, ln := range strings.Split(list("--rate"), "\n") {
+			if f := strings.Fields(ln); len(f) > 3 && f[1] == "198.18.0.100:80" {
+				return f[3] != "0"
+			}
+		}
+		return false
+	}, "vipctl list -n --rate shows no packet rate:\n%s", list("--rate"))
+
 	// rs3's nginx stops: its TCP_CHECK fails, vipd takes it out, and no
 	// request reaches it any more (nor fails).
 	stop(t, procs["rs3"])

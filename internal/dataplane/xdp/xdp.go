@@ -108,12 +108,14 @@ type svcState struct {
 	dests   map[netip.AddrPort]*destState
 	table   string // fingerprint of the installed Maglev table
 	written svcVal
+	est     lvs.Estimator
 }
 
 type destState struct {
 	idx, gen uint32
 	hop      hop
 	ok       bool // hop resolved at least once
+	est      lvs.Estimator
 }
 
 var _ dataplane.Dataplane = (*Dataplane)(nil)
@@ -341,6 +343,7 @@ func (d *Dataplane) applyService(s lvs.Service) error {
 			return fmt.Errorf("no free service slot (at most %d)", maxServices)
 		}
 		st = &svcState{id: id, dests: map[netip.AddrPort]*destState{}}
+		st.est.Reset(d.sum(d.objs.SvcStats, id))
 		d.svcs[s.Key] = st
 	}
 	st.svc = s
@@ -374,6 +377,7 @@ func (d *Dataplane) applyService(s lvs.Service) error {
 					return err
 				}
 			}
+			ds.est.Reset(d.sum(d.objs.DestStats, ds.idx))
 			st.dests[a] = ds
 		}
 		h, err := d.opts.resolve(a.Addr())
@@ -626,11 +630,11 @@ func AttachPass(ns, name string) (io.Closer, error) {
 	return l, err
 }
 
-// refresh retries destinations whose neighbour was unresolved, and
-// follows MAC changes, every two seconds.
+// refresh retries destinations whose neighbour was unresolved, and feeds
+// the rate estimators, every two seconds (lvs.EstimatorInterval).
 func (d *Dataplane) refresh() {
 	defer close(d.done)
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(lvs.EstimatorInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -639,6 +643,14 @@ func (d *Dataplane) refresh() {
 		case <-t.C:
 		}
 		d.mu.Lock()
+		if !d.closed {
+			for _, st := range d.svcs {
+				st.est.Update(d.sum(d.objs.SvcStats, st.id))
+				for _, ds := range st.dests {
+					ds.est.Update(d.sum(d.objs.DestStats, ds.idx))
+				}
+			}
+		}
 		if !d.closed && d.pending {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if err := d.apply(ctx, d.last); err != nil {
@@ -661,12 +673,13 @@ func (d *Dataplane) Services() []lvs.ServiceStatus {
 	active := d.activeFlows()
 	var out []lvs.ServiceStatus
 	for _, st := range d.svcs {
-		ss := lvs.ServiceStatus{Service: st.svc, Stats: d.sum(d.objs.SvcStats, st.id)}
+		ss := lvs.ServiceStatus{Service: st.svc, Stats: d.sum(d.objs.SvcStats, st.id), Rates: st.est.Rates()}
 		for _, dst := range st.svc.Destinations {
 			ds := st.dests[realAddr(st.svc, dst)]
 			x := lvs.DestStatus{Destination: dst}
 			if ds != nil {
 				x.Stats = d.sum(d.objs.DestStats, ds.idx)
+				x.Rates = ds.est.Rates()
 				x.ActiveConns = active[ds.idx]
 			}
 			ss.Dests = append(ss.Dests, x)
