@@ -30,11 +30,12 @@ const (
 	reasonNoDest
 	reasonFlowHit
 	reasonFlowNew
+	reasonTooBig
 	reasonMax
 )
 
 // ReasonNames name the reasons counters in order, for metrics and tests.
-var ReasonNames = [reasonMax]string{"tx", "redirect", "not_ip", "malformed", "fragment", "not_l4", "no_service", "no_dest", "flow_hit", "flow_new"}
+var ReasonNames = [reasonMax]string{"tx", "redirect", "not_ip", "malformed", "fragment", "not_l4", "no_service", "no_dest", "flow_hit", "flow_new", "too_big"}
 
 // svcKey is struct svc_key: the VIP (IPv4 mapped into IPv6), port and
 // protocol.
@@ -80,8 +81,17 @@ type destVal struct {
 	Addr    [16]byte
 	Port    [2]byte
 	Live    uint8
-	_       uint8
+	Tun     uint8    // tunNone (DR) or tunIPIP
+	SAddr   [16]byte // TUN: outer source
+	MTU     uint16   // TUN: MTU of Ifindex
+	_       uint16
 }
+
+// destVal.Tun values.
+const (
+	tunNone = 0
+	tunIPIP = 1
+)
 
 // counters is struct counters (per CPU).
 type counters struct {

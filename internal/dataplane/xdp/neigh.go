@@ -51,8 +51,10 @@ func (n *neigh) resolve(a netip.Addr) (hop, error) {
 		return hop{}, fmt.Errorf("no route to %s: %v", a, err)
 	}
 	r := routes[0]
+	next := a
 	if r.Gw != nil {
-		return hop{}, fmt.Errorf("%s is reached through the gateway %s: DR needs real servers on a directly connected network", a, r.Gw)
+		gw, _ := netip.AddrFromSlice(r.Gw)
+		next = gw.Unmap()
 	}
 	lk, err := n.h.LinkByIndex(r.LinkIndex)
 	if err != nil {
@@ -61,9 +63,11 @@ func (n *neigh) resolve(a netip.Addr) (hop, error) {
 	if lk.Type() == "device" && lk.Attrs().Flags&net.FlagLoopback != 0 {
 		return hop{}, fmt.Errorf("%s is a local address of this director", a)
 	}
-	h := hop{ifindex: r.LinkIndex, smac: lk.Attrs().HardwareAddr}
+	h := hop{ifindex: r.LinkIndex, smac: lk.Attrs().HardwareAddr, mtu: lk.Attrs().MTU, gw: r.Gw != nil}
+	h.src, _ = netip.AddrFromSlice(r.Src)
+	h.src = h.src.Unmap()
 	for i := range 20 {
-		if mac := n.lookup(r.LinkIndex, a); mac != nil {
+		if mac := n.lookup(r.LinkIndex, next); mac != nil {
 			h.dmac = mac
 			return h, nil
 		}
@@ -72,7 +76,7 @@ func (n *neigh) resolve(a netip.Addr) (hop, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return hop{}, fmt.Errorf("no neighbour entry for %s on %s", a, lk.Attrs().Name)
+	return hop{}, fmt.Errorf("no neighbour entry for %s on %s", next, lk.Attrs().Name)
 }
 
 func (n *neigh) lookup(ifindex int, a netip.Addr) net.HardwareAddr {

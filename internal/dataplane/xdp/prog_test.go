@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/lvs"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,8 +40,13 @@ func rsMAC(a netip.Addr) net.HardwareAddr {
 // fakeResolve puts every real server on lo (ifindex 1), where the test
 // runs the program, so a forwarded frame is XDP_TX.
 func fakeResolve(a netip.Addr) (hop, error) {
-	return hop{ifindex: 1, smac: directorMAC, dmac: rsMAC(a)}, nil
+	return hop{ifindex: 1, smac: directorMAC, dmac: rsMAC(a), src: directorAddr, mtu: fakeMTU}, nil
 }
+
+var (
+	directorAddr = netip.MustParseAddr("198.18.0.1")
+	fakeMTU      = 1500
+)
 
 // newTestDP loads the data plane with its pins on a bpffs of its own.
 func newTestDP(t *testing.T, dir string) *Dataplane {
@@ -131,12 +137,22 @@ func (p pkt) bytes() []byte {
 func run(t *testing.T, d *Dataplane, p pkt) (uint32, net.HardwareAddr) {
 	t.Helper()
 	in := p.bytes()
+	ret, mac, _ := runOut(t, d, in)
+	return ret, mac
+}
+
+// runOut runs the program on frame in and returns the verdict, the
+// destination MAC and the frame it left with.
+func runOut(t *testing.T, d *Dataplane, in []byte) (uint32, net.HardwareAddr, []byte) {
+	t.Helper()
 	out := make([]byte, len(in)+256)
-	ret, err := d.objs.XdpLb.Run(&ebpf.RunOptions{Data: in, DataOut: out}) // ingress: lo
+	opts := &ebpf.RunOptions{Data: in, DataOut: out} // ingress: lo
+	ret, err := d.objs.XdpLb.Run(opts)
 	if err != nil {
 		t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
 	}
-	return ret, net.HardwareAddr(out[:6])
+	out = opts.DataOut
+	return ret, net.HardwareAddr(out[:6]), out
 }
 
 func tcp4(client string) pkt {
@@ -329,5 +345,64 @@ func TestAdoptPinnedMaps(t *testing.T) {
 	}
 	if st := d2.Services(); len(st) != 1 || st[0].Stats.Conns != 100 {
 		t.Fatalf("counters not adopted: %+v", st)
+	}
+}
+
+// TestProgTunnelIPIP: a TUN destination gets the packet inside an outer
+// IPv4 header from the director to the real server, with a valid
+// checksum; a packet too big for the MTU once encapsulated is dropped and
+// counted.
+func TestProgTunnelIPIP(t *testing.T) {
+	d := newTestDP(t, bpffsDir(t))
+	defer d.Close()
+	s := drService(vip4, 1)
+	s.Destinations[0].Forward = lvs.Tunnel
+	s.Destinations[0].Tunnel = lvs.TunnelIPIP
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	in := tcp4("198.19.3.3:3333").bytes()
+	ret, mac, out := runOut(t, d, in)
+	if ret != xdpTX || mac.String() != rsMAC(s.Destinations[0].Addr.Addr()).String() {
+		t.Fatalf("verdict %d to %s, want XDP_TX to the real server", ret, mac)
+	}
+	if len(out) != len(in)+20 || binary.BigEndian.Uint16(out[12:]) != unix.ETH_P_IP {
+		t.Fatalf("frame of %d bytes (in %d), ethertype %#x", len(out), len(in), binary.BigEndian.Uint16(out[12:]))
+	}
+	outer := out[14:34]
+	src, dst := netip.AddrFrom4([4]byte(outer[12:16])), netip.AddrFrom4([4]byte(outer[16:20]))
+	if outer[0] != 0x45 || outer[9] != unix.IPPROTO_IPIP || src != directorAddr || dst != s.Destinations[0].Addr.Addr() ||
+		int(binary.BigEndian.Uint16(outer[2:])) != len(in)-14+20 {
+		t.Fatalf("outer header % x: want IPIP %s -> %s, length %d", outer, directorAddr, dst, len(in)-14+20)
+	}
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(outer[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	if sum != 0xffff {
+		t.Errorf("outer header checksum does not verify (sum %#x)", sum)
+	}
+	if string(out[34:]) != string(in[14:]) {
+		t.Errorf("inner packet changed")
+	}
+
+	fakeMTU = 40 + 20 // the inner SYN is 40 bytes: 60 fits exactly, 59 not
+	defer func() { fakeMTU = 1500 }()
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _, _ := runOut(t, d, tcp4("198.19.3.4:3333").bytes()); ret != xdpTX {
+		t.Errorf("a packet that fits the MTU exactly: verdict %d", ret)
+	}
+	fakeMTU = 59
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	before := d.Reasons()["too_big"]
+	if ret, _, _ := runOut(t, d, tcp4("198.19.3.5:3333").bytes()); ret != 1 /* XDP_DROP */ || d.Reasons()["too_big"] != before+1 {
+		t.Errorf("too big once encapsulated: verdict %d, too_big %d→%d; want XDP_DROP counted", ret, before, d.Reasons()["too_big"])
 	}
 }

@@ -68,10 +68,15 @@ type Options struct {
 }
 
 // hop is how frames reach a real server: out of ifindex, from smac to
-// dmac.
+// dmac (the server's MAC, or the gateway's when gw is set); src is the
+// director's address towards it (TUN's outer source), mtu the
+// interface's.
 type hop struct {
 	ifindex    int
 	smac, dmac net.HardwareAddr
+	src        netip.Addr
+	mtu        int
+	gw         bool
 }
 
 // Dataplane runs DR virtual services in XDP. It implements
@@ -211,8 +216,13 @@ func Validate(s lvs.Service) error {
 		return fmt.Errorf("%d real servers; the xdp data plane takes at most %d per virtual server", len(s.Destinations), MaxDests)
 	}
 	for _, dst := range s.Destinations {
-		if dst.Forward != lvs.Route {
-			return fmt.Errorf("real server %s: lvs_method %s is not supported by the xdp data plane (it forwards DR only); use the ipvs or proxy data plane", dst.Addr, fwName(dst.Forward))
+		switch {
+		case dst.Forward == lvs.Route:
+		case dst.Forward == lvs.Tunnel && dst.Tunnel == lvs.TunnelIPIP && dst.Addr.Addr().Is4():
+		case dst.Forward == lvs.Tunnel:
+			return fmt.Errorf("real server %s: the xdp data plane tunnels IPv4 in IPIP only (not GUE, GRE or IPv6); use the ipvs data plane", dst.Addr)
+		default:
+			return fmt.Errorf("real server %s: lvs_method %s is not supported by the xdp data plane (it forwards DR and TUN); use the ipvs or proxy data plane", dst.Addr, fwName(dst.Forward))
 		}
 		if dst.Addr.Addr().Is4() != s.Key.Addr.Addr().Is4() {
 			return fmt.Errorf("real server %s: DR needs the same address family as the virtual server", dst.Addr)
@@ -361,7 +371,8 @@ func (d *Dataplane) applyService(s lvs.Service) error {
 				var dv destVal
 				if err := d.objs.Dests.Lookup(idx, &dv); err == nil {
 					ds.idx, ds.gen = idx, dv.Gen
-					ds.hop, ds.ok = hop{int(dv.Ifindex), dv.SMAC[:], dv.DMAC[:]}, true
+					src := netip.AddrFrom16(dv.SAddr).Unmap()
+					ds.hop, ds.ok = hop{ifindex: int(dv.Ifindex), smac: dv.SMAC[:], dmac: dv.DMAC[:], src: src, mtu: int(dv.MTU)}, true
 				}
 				delete(d.adopted, adoptKey{st.id, a})
 			} else {
@@ -381,6 +392,12 @@ func (d *Dataplane) applyService(s lvs.Service) error {
 			st.dests[a] = ds
 		}
 		h, err := d.opts.resolve(a.Addr())
+		if err == nil && h.gw && dst.Forward == lvs.Route {
+			err = fmt.Errorf("%s is reached through a gateway: DR needs real servers on a directly connected network (TUN does not)", a)
+		}
+		if err == nil && dst.Forward == lvs.Tunnel && !h.src.Is4() {
+			err = fmt.Errorf("no IPv4 address of this director towards %s for the tunnel's outer source", a)
+		}
 		switch {
 		case err == nil:
 			if !ds.ok || !sameHop(h, ds.hop) {
@@ -395,6 +412,9 @@ func (d *Dataplane) applyService(s lvs.Service) error {
 		}
 		if ds.ok {
 			dv := destVal{Ifindex: uint32(ds.hop.ifindex), Gen: ds.gen, Svc: st.id, Addr: a.Addr().As16(), Port: port16(a.Port()), Live: 1}
+			if dst.Forward == lvs.Tunnel {
+				dv.Tun, dv.SAddr, dv.MTU = tunIPIP, ds.hop.src.As16(), uint16(min(ds.hop.mtu, 65535))
+			}
 			copy(dv.DMAC[:], ds.hop.dmac)
 			copy(dv.SMAC[:], ds.hop.smac)
 			if err := d.objs.Dests.Put(ds.idx, &dv); err != nil {
@@ -452,7 +472,7 @@ func realAddr(s lvs.Service, dst lvs.Destination) netip.AddrPort {
 }
 
 func sameHop(a, b hop) bool {
-	return a.ifindex == b.ifindex && a.smac.String() == b.smac.String() && a.dmac.String() == b.dmac.String()
+	return a.ifindex == b.ifindex && a.smac.String() == b.smac.String() && a.dmac.String() == b.dmac.String() && a.src == b.src && a.mtu == b.mtu && a.gw == b.gw
 }
 
 // installTable builds a new inner map holding the Maglev table (slot 0:

@@ -8,11 +8,16 @@
 //   2. otherwise the service's Maglev table (`maglev`, a map in a map that
 //      userspace swaps whole) picks the real server from a hash of the
 //      client address (and source port under mh-port);
-//   3. the frame's destination MAC becomes the real server's, its source
-//      MAC the director's, and it leaves again: XDP_TX on the interface it
-//      came in on, bpf_redirect to another one. IP and L4 headers are not
-//      touched (direct routing: the real server holds the VIP on lo and
-//      answers the client itself).
+//   3. DR: the frame's destination MAC becomes the real server's, its
+//      source MAC the director's; IP and L4 headers are not touched (the
+//      real server holds the VIP on lo and answers the client itself).
+//      TUN (IPIP): an outer IPv4 header from the director to the real
+//      server goes in front of the packet (the real server decapsulates
+//      on tunl0, which holds the VIP) and the MACs are the next hop's;
+//      a packet that would exceed the interface's MTU once encapsulated is
+//      dropped and counted (no ICMP "fragmentation needed" yet).
+//   4. the frame leaves again: XDP_TX on the interface it came in on,
+//      bpf_redirect to another one.
 // Everything else is XDP_PASS: ARP, VRRP, the director's own traffic,
 // fragments, and what cannot be parsed (the kernel then counts and drops
 // it as usual). Why each packet passed is counted in `reasons`.
@@ -48,6 +53,7 @@ enum {
 	R_NO_DEST,     /* service without a live destination */
 	R_FLOW_HIT,    /* (counted besides R_TX) flow table hit */
 	R_FLOW_NEW,    /* (counted besides R_TX) new flow scheduled */
+	R_TOO_BIG,     /* TUN: too big once encapsulated: dropped */
 	R_MAX,
 };
 
@@ -89,8 +95,14 @@ struct dest_val {
 	__u8 addr[16];  /* the real server (for userspace adoption) */
 	__be16 port;
 	__u8 live;      /* 0: slot free, flows to it are rescheduled */
-	__u8 pad;
+	__u8 tun;       /* TUN_NONE (DR) or TUN_IPIP */
+	__u8 saddr[16]; /* TUN: outer source, the director's address */
+	__u16 mtu;      /* TUN: MTU of ifindex */
+	__u16 pad;
 };
+
+#define TUN_NONE 0
+#define TUN_IPIP 1
 
 struct counters {
 	__u64 conns;
@@ -198,6 +210,57 @@ static __always_inline __u32 murmur_word(__u32 h, __u32 k)
 	h ^= k;
 	h = rotl32(h, 13);
 	return h * 5 + 0xe6546b64;
+}
+
+/* ip_csum is the header checksum of a 20-byte IPv4 header. */
+static __always_inline __u16 ip_csum(struct iphdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* encap_ipip puts an outer IPv4 header (director -> real server, protocol
+ * IPIP) in front of the IPv4 packet after the Ethernet header. */
+static __always_inline int encap_ipip(struct xdp_md *ctx, struct dest_val *d)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *inner = data + sizeof(struct ethhdr);
+	if ((void *)(inner + 1) > data_end)
+		return -1;
+	__u32 len = data_end - (void *)inner;
+	__u8 tos = inner->tos;
+	__be16 df = inner->frag_off & bpf_htons(0x4000);
+	if (d->mtu && len + sizeof(struct iphdr) > d->mtu)
+		return -2;
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr)))
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *outer = data + sizeof(struct ethhdr);
+	if ((void *)(outer + 1) > data_end)
+		return -1;
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	outer->version = 4;
+	outer->ihl = 5;
+	outer->tos = tos;
+	outer->tot_len = bpf_htons(len + sizeof(struct iphdr));
+	outer->id = 0;
+	outer->frag_off = df;
+	outer->ttl = 64;
+	outer->protocol = IPPROTO_IPIP;
+	outer->check = 0;
+	__builtin_memcpy(&outer->saddr, &d->saddr[12], 4);
+	__builtin_memcpy(&outer->daddr, &d->addr[12], 4);
+	outer->check = ip_csum(outer);
+	return 0;
 }
 
 static __always_inline __u32 client_hash(const __u8 addr[16], __u32 port)
@@ -331,6 +394,18 @@ int xdp_lb(struct xdp_md *ctx)
 	add(&svc_stats, svc->id, fresh, bytes);
 	add(&dest_stats, di, fresh, bytes);
 
+	if (d->tun == TUN_IPIP) {
+		int err = encap_ipip(ctx, d);
+		if (err == -2)
+			return count(R_TOO_BIG, XDP_DROP);
+		if (err)
+			return count(R_MALFORMED, XDP_DROP);
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		eth = data;
+		if ((void *)(eth + 1) > data_end)
+			return XDP_DROP;
+	}
 	__builtin_memcpy(eth->h_dest, d->dmac, 6);
 	__builtin_memcpy(eth->h_source, d->smac, 6);
 	if (d->ifindex == ctx->ingress_ifindex)
