@@ -120,7 +120,7 @@ func TestConfigTest(t *testing.T) {
 		{"TUN on xdp", validConf + xdpVS("mh", "TUN", ""), []string{"--dataplane", "xdp"}, 0, ""},
 		{"TUN GUE on xdp", validConf + xdpVS("mh", "TUN type gue port 6080", ""), []string{"--dataplane", "xdp"}, 4, "tunnels in IPIP only"},
 		{"wlc on xdp", validConf + xdpVS("wlc", "DR", ""), []string{"--dataplane", "xdp"}, 4, "use lvs_sched mh"},
-		{"persistence on xdp", validConf + xdpVS("mh", "DR", " persistence_timeout 300\n"), []string{"--dataplane", "xdp"}, 4, "persistence_timeout is not implemented by the xdp data plane"},
+		{"persistence on xdp", validConf + xdpVS("mh", "DR", " persistence_timeout 300\n"), []string{"--dataplane", "xdp"}, 0, ""},
 		{"vipd_dataplane xdp in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane xdp", 1) + xdpVS("rr", "DR", ""), nil, 4, "lvs_sched rr is not supported by the xdp data plane"},
 		{"config id", strings.Replace(validConf, "    virtual_router_id 51\n", "    @lb1 virtual_router_id 51\n    @^lb1 virtual_router_id 52\n", 1), []string{"-i", "lb1"}, 0, ""},
 	}

@@ -602,8 +602,8 @@ func (b *builder) checkDataplane(vs *VirtualServer) {
 // checkXDP refuses, with the keyword's file:line and a hint, what the xdp
 // data plane cannot run: it forwards DR and IPv4 TUN in IPIP (NAT needs
 // connection state in both directions; GUE and GRE are not built yet), schedules with Maglev only
-// (per-packet, shared by every director: lvs_sched mh), TCP and UDP, and
-// has no persistence table yet. Nothing is mapped silently onto something
+// (per-packet, shared by every director: lvs_sched mh), TCP and UDP.
+// Nothing is mapped silently onto something
 // else: docs/dataplanes.md says why.
 func (b *builder) checkXDP(vs *VirtualServer) {
 	refuse := func(pos Pos, kw, hint, format string, args ...any) {
@@ -627,10 +627,6 @@ func (b *builder) checkXDP(vs *VirtualServer) {
 		}
 		refuse(pos, "lvs_sched", "use lvs_sched mh (Maglev hashing; add mh-port to spread one client's connections), or "+other,
 			"virtual server %s: lvs_sched %s is not supported by the xdp data plane: it schedules per packet with the same Maglev table on every director, which only mh describes", vs, sched)
-	}
-	if vs.PersistenceTimeout != 0 {
-		refuse(vs.Pos, "persistence_timeout", "remove it (lvs_sched mh without mh-port already sends a client to one server while the servers stay the same), or "+other,
-			"virtual server %s: persistence_timeout is not implemented by the xdp data plane yet", vs)
 	}
 	if vs.ProxyProtocol != 0 {
 		refuse(vs.Pos, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane")

@@ -31,11 +31,12 @@ const (
 	reasonFlowHit
 	reasonFlowNew
 	reasonTooBig
+	reasonPersist
 	reasonMax
 )
 
 // ReasonNames name the reasons counters in order, for metrics and tests.
-var ReasonNames = [reasonMax]string{"tx", "redirect", "not_ip", "malformed", "fragment", "not_l4", "no_service", "no_dest", "flow_hit", "flow_new", "too_big"}
+var ReasonNames = [reasonMax]string{"tx", "redirect", "not_ip", "malformed", "fragment", "not_l4", "no_service", "no_dest", "flow_hit", "flow_new", "too_big", "persist"}
 
 // svcKey is struct svc_key: the VIP (IPv4 mapped into IPv6), port and
 // protocol.
@@ -52,6 +53,14 @@ type svcVal struct {
 	Flags      uint32
 	TCPTimeout uint32 // seconds
 	UDPTimeout uint32
+	Persist    uint32   // persistence_timeout, seconds; 0: not persistent
+	Mask       [16]byte // persistence_granularity over the 16-byte address
+}
+
+// persistKey is struct persist_key: a persistence template's key.
+type persistKey struct {
+	Svc    uint32
+	Client [16]byte // masked
 }
 
 // flowKey is struct flow_key: the 5-tuple of a client's packets.
@@ -108,4 +117,29 @@ func port16(p uint16) [2]byte {
 
 func addrPortOf(a [16]byte, p [2]byte) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), binary.BigEndian.Uint16(p[:]))
+}
+
+// persistMask is the 16-byte mask of a persistence granularity given as a
+// prefix length of the service's family (0: one client, /32 or /128).
+func persistMask(is4 bool, bits int) [16]byte {
+	var m [16]byte
+	if is4 {
+		if bits <= 0 || bits > 32 {
+			bits = 32
+		}
+		bits += 96
+	} else if bits <= 0 || bits > 128 {
+		bits = 128
+	}
+	for i := range m {
+		switch {
+		case bits >= 8:
+			m[i] = 0xff
+			bits -= 8
+		case bits > 0:
+			m[i] = byte(0xff << (8 - bits))
+			bits = 0
+		}
+	}
+	return m
 }

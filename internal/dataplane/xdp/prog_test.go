@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vipd/vipd/internal/lab"
@@ -404,5 +405,64 @@ func TestProgTunnelIPIP(t *testing.T) {
 	before := d.Reasons()["too_big"]
 	if ret, _, _ := runOut(t, d, tcp4("198.19.3.5:3333").bytes()); ret != 1 /* XDP_DROP */ || d.Reasons()["too_big"] != before+1 {
 		t.Errorf("too big once encapsulated: verdict %d, too_big %d→%d; want XDP_DROP counted", ret, before, d.Reasons()["too_big"])
+	}
+}
+
+// TestProgPersistence: with persistence_timeout a client's new flows
+// follow its first one, even under mh-port (which would spread them); a
+// granularity mask groups a network; a removed server releases its
+// clients.
+func TestProgPersistence(t *testing.T) {
+	d := newTestDP(t, bpffsDir(t))
+	defer d.Close()
+	s := drService(vip4, 1, 1, 1)
+	s.Flags = lvs.FlagMHPort
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	spread := map[string]bool{}
+	for p := range 30 {
+		_, mac := run(t, d, tcp4(fmt.Sprintf("198.19.5.1:%d", 1000+p)))
+		spread[mac.String()] = true
+	}
+	if len(spread) < 2 {
+		t.Fatalf("mh-port without persistence: 30 flows of one client reached %d servers, want several", len(spread))
+	}
+
+	s.Persistence, s.PersistMask = 300*time.Second, 24
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	_, first := run(t, d, tcp4("198.19.6.1:2000"))
+	for p := range 30 {
+		for _, c := range []string{"198.19.6.1", "198.19.6.77"} { // same /24
+			if _, mac := run(t, d, tcp4(fmt.Sprintf("%s:%d", c, 2001+p))); mac.String() != first.String() {
+				t.Fatalf("persistent flow %s:%d went to %s, the client's network is on %s", c, 2001+p, mac, first)
+			}
+		}
+	}
+	var tmpl int
+	for _, e := range d.Conns() {
+		if e.State == "NONE" && e.Client.Addr() == netip.MustParseAddr("198.19.6.0") {
+			tmpl++
+		}
+	}
+	if tmpl != 1 {
+		t.Errorf("%d templates for 198.19.6.0/24, want 1: %v", tmpl, d.Conns())
+	}
+
+	// The template's server leaves: the network's next flows go elsewhere.
+	var keep []lvs.Destination
+	for _, dst := range s.Destinations {
+		if rsMAC(dst.Addr.Addr()).String() != first.String() {
+			keep = append(keep, dst)
+		}
+	}
+	s.Destinations = keep
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	if ret, mac := run(t, d, tcp4("198.19.6.1:3000")); ret != xdpTX || mac.String() == first.String() {
+		t.Fatalf("after its server left, the client went to %s (verdict %d)", mac, ret)
 	}
 }

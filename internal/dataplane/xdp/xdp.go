@@ -452,6 +452,10 @@ func (d *Dataplane) applyService(s lvs.Service) error {
 
 	to := s.Timeouts.WithDefaults()
 	val := svcVal{ID: st.id, TCPTimeout: uint32(to.TCP / time.Second), UDPTimeout: uint32(to.UDP / time.Second)}
+	if s.Persistence > 0 {
+		val.Persist = uint32(max(s.Persistence/time.Second, 1))
+		val.Mask = persistMask(s.Key.Addr.Addr().Is4(), s.PersistMask)
+	}
 	if s.Flags&lvs.FlagMHPort != 0 {
 		val.Flags |= svcFlagHashPort
 	}
@@ -818,6 +822,34 @@ func (d *Dataplane) Conns() []lvs.ConnEntry {
 		}
 		out = append(out, e)
 	})
+	// Persistence templates, as IPVS lists them: client port 0, state NONE.
+	bySvc := map[uint32]*svcState{}
+	for _, st := range d.svcs {
+		bySvc[st.id] = st
+	}
+	now := monotonicNow()
+	var pk persistKey
+	var pv flowVal
+	it := d.objs.Persist.Iterate()
+	for it.Next(&pk, &pv) {
+		st := bySvc[pk.Svc]
+		if st == nil || st.svc.Persistence == 0 {
+			continue
+		}
+		idle := time.Duration(now - pv.Seen)
+		if now < pv.Seen {
+			idle = 0
+		}
+		if idle >= st.svc.Persistence {
+			continue
+		}
+		var dv destVal
+		if d.objs.Dests.Lookup(pv.Dest, &dv) != nil || dv.Live == 0 || dv.Gen != pv.Gen {
+			continue
+		}
+		out = append(out, lvs.ConnEntry{Proto: st.svc.Key.Proto, Expire: (st.svc.Persistence - idle).Truncate(time.Second), State: "NONE",
+			Client: netip.AddrPortFrom(netip.AddrFrom16(pk.Client).Unmap(), 0), Virtual: st.svc.Key.Addr, Dest: addrPortOf(dv.Addr, dv.Port)})
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Client.String() < out[j].Client.String() })
 	return out
 }
@@ -843,7 +875,7 @@ func (d *Dataplane) Close() error {
 		}
 	}
 	if d.opts.Unpin {
-		for _, m := range []*ebpf.Map{d.objs.Services, d.objs.Maglev, d.objs.Dests, d.objs.Flows, d.objs.SvcStats, d.objs.DestStats, d.objs.Reasons} {
+		for _, m := range []*ebpf.Map{d.objs.Services, d.objs.Maglev, d.objs.Dests, d.objs.Flows, d.objs.Persist, d.objs.SvcStats, d.objs.DestStats, d.objs.Reasons} {
 			if err := m.Unpin(); err != nil {
 				errs = append(errs, err)
 			}

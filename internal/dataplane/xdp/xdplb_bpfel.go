@@ -20,6 +20,7 @@ const (
 	xdplbMapDests     = "dests"
 	xdplbMapFlows     = "flows"
 	xdplbMapMaglev    = "maglev"
+	xdplbMapPersist   = "persist"
 	xdplbMapReasons   = "reasons"
 	xdplbMapServices  = "services"
 	xdplbMapSvcStats  = "svc_stats"
@@ -81,6 +82,7 @@ type xdplbMapSpecs struct {
 	Dests     *ebpf.MapSpec `ebpf:"dests"`
 	Flows     *ebpf.MapSpec `ebpf:"flows"`
 	Maglev    *ebpf.MapSpec `ebpf:"maglev"`
+	Persist   *ebpf.MapSpec `ebpf:"persist"`
 	Reasons   *ebpf.MapSpec `ebpf:"reasons"`
 	Services  *ebpf.MapSpec `ebpf:"services"`
 	SvcStats  *ebpf.MapSpec `ebpf:"svc_stats"`
@@ -116,6 +118,7 @@ type xdplbMaps struct {
 	Dests     *ebpf.Map `ebpf:"dests"`
 	Flows     *ebpf.Map `ebpf:"flows"`
 	Maglev    *ebpf.Map `ebpf:"maglev"`
+	Persist   *ebpf.Map `ebpf:"persist"`
 	Reasons   *ebpf.Map `ebpf:"reasons"`
 	Services  *ebpf.Map `ebpf:"services"`
 	SvcStats  *ebpf.Map `ebpf:"svc_stats"`
@@ -127,6 +130,7 @@ func (m *xdplbMaps) Close() error {
 		m.Dests,
 		m.Flows,
 		m.Maglev,
+		m.Persist,
 		m.Reasons,
 		m.Services,
 		m.SvcStats,

@@ -5,10 +5,13 @@
 // For a packet to a virtual service (VIP, port, protocol in `services`):
 //   1. the flow table (`flows`, 5-tuple -> destination) keeps an open flow
 //      on its real server, whatever happened to the Maglev table since;
-//   2. otherwise the service's Maglev table (`maglev`, a map in a map that
+//   2. otherwise, for a persistent service (persistence_timeout), the
+//      client's entry in `persist` (service, client address under the
+//      persistence_granularity mask -> real server) if it is fresh;
+//   3. otherwise the service's Maglev table (`maglev`, a map in a map that
 //      userspace swaps whole) picks the real server from a hash of the
 //      client address (and source port under mh-port);
-//   3. DR: the frame's destination MAC becomes the real server's, its
+//   4. DR: the frame's destination MAC becomes the real server's, its
 //      source MAC the director's; IP and L4 headers are not touched (the
 //      real server holds the VIP on lo and answers the client itself).
 //      TUN (IPIP): an outer IPv4 header from the director to the real
@@ -16,7 +19,7 @@
 //      on tunl0, which holds the VIP) and the MACs are the next hop's;
 //      a packet that would exceed the interface's MTU once encapsulated is
 //      dropped and counted (no ICMP "fragmentation needed" yet).
-//   4. the frame leaves again: XDP_TX on the interface it came in on,
+//   5. the frame leaves again: XDP_TX on the interface it came in on,
 //      bpf_redirect to another one.
 // Everything else is XDP_PASS: ARP, VRRP, the director's own traffic,
 // fragments, and what cannot be parsed (the kernel then counts and drops
@@ -54,6 +57,7 @@ enum {
 	R_FLOW_HIT,    /* (counted besides R_TX) flow table hit */
 	R_FLOW_NEW,    /* (counted besides R_TX) new flow scheduled */
 	R_TOO_BIG,     /* TUN: too big once encapsulated: dropped */
+	R_PERSIST,     /* (counted besides R_TX) new flow sent by a template */
 	R_MAX,
 };
 
@@ -69,6 +73,13 @@ struct svc_val {
 	__u32 flags;       /* SVC_F_* */
 	__u32 tcp_timeout; /* seconds a TCP flow entry lives without packets */
 	__u32 udp_timeout;
+	__u32 persist;     /* persistence_timeout in seconds; 0: not persistent */
+	__u8 mask[16];     /* persistence_granularity, over the 16-byte address */
+};
+
+struct persist_key {
+	__u32 svc;
+	__u8 client[16]; /* masked */
 };
 
 struct flow_key {
@@ -152,6 +163,16 @@ struct {
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
+
+/* Persistence templates: a client (or its network) keeps its real server
+ * while it comes back within persistence_timeout. Value as for flows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct persist_key);
+	__type(value, struct flow_val);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} persist SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -263,6 +284,13 @@ static __always_inline int encap_ipip(struct xdp_md *ctx, struct dest_val *d)
 	return 0;
 }
 
+static __always_inline void mask_client(struct persist_key *pk, const __u8 src[16], const __u8 mask[16])
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		pk->client[i] = src[i] & mask[i];
+}
+
 static __always_inline __u32 client_hash(const __u8 addr[16], __u32 port)
 {
 	__u32 w[4], h = 0x5eed1e55; /* same seed on every director */
@@ -361,8 +389,34 @@ int xdp_lb(struct xdp_md *ctx)
 		d = bpf_map_lookup_elem(&dests, &di);
 		if (d && (!d->live || d->gen != fv->gen))
 			d = NULL; /* its server left: schedule again */
-		if (d && now - fv->seen > 1000000000ULL)
+		if (d && now - fv->seen > 1000000000ULL) {
 			fv->seen = now; /* refresh at most once a second */
+			if (svc->persist) {
+				struct persist_key pk = {.svc = svc->id};
+				mask_client(&pk, fk.src, svc->mask);
+				struct flow_val *pv = bpf_map_lookup_elem(&persist, &pk);
+				if (pv && pv->dest == di)
+					pv->seen = now;
+			}
+		}
+	}
+	struct persist_key pk = {.svc = svc->id};
+	if (!d && svc->persist) {
+		mask_client(&pk, fk.src, svc->mask);
+		struct flow_val *pv = bpf_map_lookup_elem(&persist, &pk);
+		if (pv && now - pv->seen < (__u64)svc->persist * 1000000000ULL) {
+			di = pv->dest;
+			d = bpf_map_lookup_elem(&dests, &di);
+			if (d && (!d->live || d->gen != pv->gen))
+				d = NULL;
+			if (d) {
+				pv->seen = now;
+				struct flow_val nv = {.dest = di, .gen = d->gen, .seen = now};
+				bpf_map_update_elem(&flows, &fk, &nv, BPF_ANY);
+				fresh = 1;
+				count(R_PERSIST, 0);
+			}
+		}
 	}
 	if (!d) {
 		__u32 id = svc->id;
@@ -384,9 +438,11 @@ int xdp_lb(struct xdp_md *ctx)
 			return count(R_NO_DEST, XDP_PASS);
 		struct flow_val nv = {.dest = di, .gen = d->gen, .seen = now};
 		bpf_map_update_elem(&flows, &fk, &nv, BPF_ANY);
+		if (svc->persist)
+			bpf_map_update_elem(&persist, &pk, &nv, BPF_ANY);
 		fresh = 1;
 		count(R_FLOW_NEW, 0);
-	} else {
+	} else if (!fresh) {
 		count(R_FLOW_HIT, 0);
 	}
 
