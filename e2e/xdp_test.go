@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,6 +157,33 @@ func TestXDPDirector(t *testing.T) {
 		t.Fatalf("after rs3 left, 20 requests reached %v", seen)
 	}
 
+	// An open keep-alive connection across a restart: the new vipd
+	// adopts the pinned flow table, so the connection stays on its real
+	// server even though the new configuration drains that server.
+	var conn net.Conn
+	if err := client.Do(func() (err error) { conn, err = net.DialTimeout("tcp4", vip+":80", 2*time.Second); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	keepAlive := func() (string, error) {
+		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
+			return "", err
+		}
+		r, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return "", err
+		}
+		defer r.Body.Close()
+		b, err := io.ReadAll(r.Body)
+		return strings.TrimSpace(string(b)), err
+	}
+	held, err := keepAlive()
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// A clean stop detaches the program and keeps the pins.
 	stop(t, d.proc)
 	if out, _ := d1.Run("ip", "-d", "link", "show", "eth0"); strings.Contains(out, "prog/xdp") {
@@ -161,4 +192,20 @@ func TestXDPDirector(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(pins, "flows")); err != nil {
 		t.Errorf("pinned flow table gone after a clean stop: %v", err)
 	}
+
+	heldAddr := map[string]string{"rs1": "198.18.0.21", "rs2": "198.18.0.22"}[held]
+	drained := strings.Replace(xdpConf, "real_server "+heldAddr+" 80 {", "real_server "+heldAddr+" 80 {\n        weight 0", 1)
+	d = startVipd(t, d1, drained, "--dataplane", "xdp", "--xdp-pins", pins)
+	lab.Eventually(t, 10*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "d1 not MASTER after the restart")
+	if !strings.Contains(d.proc.Output(), "adopted pinned maps") {
+		t.Errorf("the restarted vipd did not adopt the pinned maps:\n%s", d.proc.Output())
+	}
+	again, err := keepAlive()
+	if err != nil || again != held {
+		t.Fatalf("the connection open across the restart: %q, %v; want it still on %s", again, err, held)
+	}
+	if seen = reach(20); seen[held] != 0 {
+		t.Errorf("new connections reached the drained %s: %v", held, seen)
+	}
+	stop(t, d.proc)
 }
