@@ -50,7 +50,7 @@ var (
 )
 
 // newTestDP loads the data plane with its pins on a bpffs of its own.
-func newTestDP(t *testing.T, dir string) *Dataplane {
+func newTestDP(t testing.TB, dir string) *Dataplane {
 	t.Helper()
 	d, err := New(Options{PinPath: filepath.Join(dir, "vipd"), resolve: fakeResolve, noAttach: true})
 	if err != nil {
@@ -59,7 +59,7 @@ func newTestDP(t *testing.T, dir string) *Dataplane {
 	return d
 }
 
-func bpffsDir(t *testing.T) string {
+func bpffsDir(t testing.TB) string {
 	t.Helper()
 	lab.RequireRoot(t)
 	dir := filepath.Join(t.TempDir(), "bpffs")
@@ -144,7 +144,7 @@ func run(t *testing.T, d *Dataplane, p pkt) (uint32, net.HardwareAddr) {
 
 // runOut runs the program on frame in and returns the verdict, the
 // destination MAC and the frame it left with.
-func runOut(t *testing.T, d *Dataplane, in []byte) (uint32, net.HardwareAddr, []byte) {
+func runOut(t testing.TB, d *Dataplane, in []byte) (uint32, net.HardwareAddr, []byte) {
 	t.Helper()
 	out := make([]byte, len(in)+256)
 	opts := &ebpf.RunOptions{Data: in, DataOut: out} // ingress: lo
