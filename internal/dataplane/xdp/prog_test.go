@@ -78,6 +78,7 @@ type pkt struct {
 	proto    uint8
 	ihl      int  // IPv4 header words; 0 = 5
 	frag     bool // set MF
+	df       bool // set DF
 	cut      int  // bytes to drop from the end
 	ethType  uint16
 }
@@ -105,6 +106,9 @@ func (p pkt) bytes() []byte {
 		binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)+len(l4)))
 		if p.frag {
 			ip[6] = 0x20
+		}
+		if p.df {
+			ip[6] |= 0x40
 		}
 		ip[8], ip[9] = 64, p.proto
 		s, d := p.src.Addr().As4(), p.dst.Addr().As4()
@@ -404,7 +408,36 @@ func TestProgTunnelIPIP(t *testing.T) {
 	}
 	before := d.Reasons()["too_big"]
 	if ret, _, _ := runOut(t, d, tcp4("198.19.3.5:3333").bytes()); ret != 1 /* XDP_DROP */ || d.Reasons()["too_big"] != before+1 {
-		t.Errorf("too big once encapsulated: verdict %d, too_big %d→%d; want XDP_DROP counted", ret, before, d.Reasons()["too_big"])
+		t.Errorf("too big once encapsulated, DF clear: verdict %d, too_big %d→%d; want XDP_DROP counted", ret, before, d.Reasons()["too_big"])
+	}
+
+	// DF set: an ICMP "fragmentation needed" goes back to the client, from
+	// the VIP, with the size that fits (MTU - 20) and the original header.
+	p := tcp4("198.19.3.6:3333")
+	p.df = true
+	in = p.bytes()
+	ret, mac, out = runOut(t, d, in)
+	if ret != xdpTX || mac.String() != "02:c1:00:00:00:09" || len(out) != 14+20+8+28 {
+		t.Fatalf("too big with DF: verdict %d to %s, %d bytes; want XDP_TX of a 70-byte ICMP error to the sender", ret, mac, len(out))
+	}
+	ip, icmp := out[14:34], out[34:]
+	if ip[9] != unix.IPPROTO_ICMP || netip.AddrFrom4([4]byte(ip[12:16])) != vip4.Addr() || netip.AddrFrom4([4]byte(ip[16:20])) != netip.MustParseAddr("198.19.3.6") {
+		t.Fatalf("ICMP error's IP header % x: want ICMP from the VIP to the client", ip)
+	}
+	if icmp[0] != 3 || icmp[1] != 4 || binary.BigEndian.Uint16(icmp[6:]) != 59-20 || string(icmp[8:]) != string(in[14:14+28]) {
+		t.Fatalf("ICMP % x: want type 3 code 4, MTU %d, the original header and 8 bytes", icmp, 59-20)
+	}
+	for _, h := range [][]byte{ip, icmp} {
+		var sum uint32
+		for i := 0; i < len(h); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(h[i:]))
+		}
+		for sum > 0xffff {
+			sum = sum&0xffff + sum>>16
+		}
+		if sum != 0xffff {
+			t.Errorf("checksum of % x does not verify", h)
+		}
 	}
 }
 

@@ -17,8 +17,9 @@
 //      TUN (IPIP): an outer IPv4 header from the director to the real
 //      server goes in front of the packet (the real server decapsulates
 //      on tunl0, which holds the VIP) and the MACs are the next hop's;
-//      a packet that would exceed the interface's MTU once encapsulated is
-//      dropped and counted (no ICMP "fragmentation needed" yet).
+//      a packet that would exceed the interface's MTU once encapsulated
+//      gets an ICMP "fragmentation needed" back (DF set and no IP
+//      options), or is dropped; counted either way.
 //   5. the frame leaves again: XDP_TX on the interface it came in on,
 //      bpf_redirect to another one.
 // Everything else is XDP_PASS: ARP, VRRP, the director's own traffic,
@@ -56,7 +57,7 @@ enum {
 	R_NO_DEST,     /* service without a live destination */
 	R_FLOW_HIT,    /* (counted besides R_TX) flow table hit */
 	R_FLOW_NEW,    /* (counted besides R_TX) new flow scheduled */
-	R_TOO_BIG,     /* TUN: too big once encapsulated: dropped */
+	R_TOO_BIG,     /* TUN: too big once encapsulated: ICMP or drop */
 	R_PERSIST,     /* (counted besides R_TX) new flow sent by a template */
 	R_MAX,
 };
@@ -244,6 +245,81 @@ static __always_inline __u16 ip_csum(struct iphdr *ip)
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return ~sum;
+}
+
+/* csum_words folds the one's complement sum of n 16-bit words at p. */
+static __always_inline __u16 csum_words(__u16 *p, int n)
+{
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < n; i++)
+		sum += p[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* frag_needed turns the frame into an ICMP "fragmentation needed" for its
+ * sender, from the VIP, telling it the size that fits the tunnel (mtu -
+ * 20), with the original IP header and 8 bytes of its payload, as IPVS's
+ * tunnel transmit does through icmp_send. Only for IPv4 without options,
+ * with DF set; -1 otherwise. The frame then leaves by XDP_TX. */
+struct icmp_frag { /* linux/icmp.h drags in libc headers */
+	__u8 type, code;
+	__sum16 checksum;
+	__be16 unused, mtu;
+};
+#define ICMP_FRAME (sizeof(struct ethhdr) + 2 * sizeof(struct iphdr) + sizeof(struct icmp_frag) + 8)
+static __always_inline int frag_needed(struct xdp_md *ctx, __u16 mtu)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)ip + sizeof(*ip) + 8 > data_end)
+		return -1;
+	if (ip->ihl != 5 || !(ip->frag_off & bpf_htons(0x4000)))
+		return -1;
+	__u8 to[6], from[6];
+	__builtin_memcpy(to, eth->h_source, 6);
+	__builtin_memcpy(from, eth->h_dest, 6);
+	__be32 client = ip->saddr, vip = ip->daddr;
+
+	int room = sizeof(struct iphdr) + sizeof(struct icmp_frag);
+	if (bpf_xdp_adjust_head(ctx, -room))
+		return -1;
+	int excess = (int)((long)ctx->data_end - (long)ctx->data) - (int)ICMP_FRAME;
+	if (excess > 0 && bpf_xdp_adjust_tail(ctx, -excess))
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + ICMP_FRAME > data_end)
+		return -1;
+	eth = data;
+	__builtin_memcpy(eth->h_dest, to, 6);
+	__builtin_memcpy(eth->h_source, from, 6);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	struct iphdr *nip = (void *)(eth + 1);
+	nip->version = 4;
+	nip->ihl = 5;
+	nip->tos = 0xc0; /* internetwork control, as the kernel's ICMP errors */
+	nip->tot_len = bpf_htons(ICMP_FRAME - sizeof(struct ethhdr));
+	nip->id = 0;
+	nip->frag_off = 0;
+	nip->ttl = 64;
+	nip->protocol = IPPROTO_ICMP;
+	nip->check = 0;
+	nip->saddr = vip;
+	nip->daddr = client;
+	nip->check = ip_csum(nip);
+	struct icmp_frag *ic = (void *)(nip + 1);
+	ic->type = 3; /* destination unreachable */
+	ic->code = 4; /* fragmentation needed and DF set */
+	ic->checksum = 0;
+	ic->unused = 0;
+	ic->mtu = bpf_htons(mtu - sizeof(struct iphdr));
+	ic->checksum = csum_words((__u16 *)ic, (sizeof(struct icmp_frag) + sizeof(struct iphdr) + 8) / 2);
+	return 0;
 }
 
 /* encap_ipip puts an outer IPv4 header (director -> real server, protocol
@@ -452,8 +528,12 @@ int xdp_lb(struct xdp_md *ctx)
 
 	if (d->tun == TUN_IPIP) {
 		int err = encap_ipip(ctx, d);
-		if (err == -2)
-			return count(R_TOO_BIG, XDP_DROP);
+		if (err == -2) {
+			count(R_TOO_BIG, 0);
+			if (frag_needed(ctx, d->mtu))
+				return XDP_DROP;
+			return XDP_TX;
+		}
 		if (err)
 			return count(R_MALFORMED, XDP_DROP);
 		data = (void *)(long)ctx->data;
