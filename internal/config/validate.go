@@ -600,8 +600,8 @@ func (b *builder) checkDataplane(vs *VirtualServer) {
 }
 
 // checkXDP refuses, with the keyword's file:line and a hint, what the xdp
-// data plane cannot run: it forwards DR and IPv4 TUN in IPIP (NAT needs
-// connection state in both directions; GUE and GRE are not built yet), schedules with Maglev only
+// data plane cannot run: it forwards DR and IPv4 TUN in IPIP or GUE (NAT
+// needs connection state in both directions; GRE is not built), schedules with Maglev only
 // (per-packet, shared by every director: lvs_sched mh), TCP and UDP.
 // Nothing is mapped silently onto something
 // else: docs/dataplanes.md says why.
@@ -637,9 +637,9 @@ func (b *builder) checkXDP(vs *VirtualServer) {
 			refuse(pos, "lvs_method", "use lvs_method DR with real servers prepared by `vipctl realserver up`, or run NAT with --dataplane proxy (userspace) or --dataplane ipvs (kernel)",
 				"%s: lvs_method NAT is not supported by the xdp data plane (it forwards DR: the real servers answer the clients directly)", what)
 		case lvs.Tunnel:
-			if m.Tunnel != nil && m.Tunnel.Type != lvs.TunnelIPIP {
-				refuse(pos, "lvs_method", "use tun_type ipip, or --dataplane ipvs for GUE and GRE",
-					"%s: the xdp data plane tunnels in IPIP only (GUE and GRE are not built yet)", what)
+			if t := m.Tunnel; t != nil && (t.Type == lvs.TunnelGRE || t.Type == lvs.TunnelGUE && t.Csum != "" && t.Csum != "nocsum") {
+				refuse(pos, "lvs_method", "use tun_type ipip, or gue without checksum options, or --dataplane ipvs",
+					"%s: the xdp data plane tunnels in IPIP and GUE without checksums (GRE and GUE csum/remcsum are not built)", what)
 			} else if vs.Addr.Addr().Is6() || vs.IPv6 {
 				refuse(pos, "lvs_method", "use lvs_method DR, or --dataplane ipvs for IPv6 tunnels",
 					"%s: the xdp data plane tunnels IPv4 only", what)

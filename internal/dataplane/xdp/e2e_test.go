@@ -326,9 +326,48 @@ func TestTUNThroughXDP(t *testing.T) {
 	if from.String() != dir.Addr.String() {
 		t.Errorf("outer source %s, want the director %s", from, dir.Addr)
 	}
-	if len(inner) < 28 || inner[0]>>4 != 4 || inner[9] != 17 ||
-		netip.AddrFrom4([4]byte(inner[12:16])) != client.Addr || netip.AddrFrom4([4]byte(inner[16:20])) != vip.Addr() ||
-		string(inner[28:]) != "through the tunnel" {
-		t.Fatalf("inner packet % x: want UDP %s -> %s with the payload", inner, client.Addr, vip)
+	checkInner := func(inner []byte) {
+		t.Helper()
+		if len(inner) < 28 || inner[0]>>4 != 4 || inner[9] != 17 ||
+			netip.AddrFrom4([4]byte(inner[12:16])) != client.Addr || netip.AddrFrom4([4]byte(inner[16:20])) != vip.Addr() ||
+			string(inner[28:]) != "through the tunnel" {
+			t.Fatalf("inner packet % x: want UDP %s -> %s with the payload", inner, client.Addr, vip)
+		}
 	}
+	checkInner(inner)
+
+	// GUE to port 6080: the real server's UDP socket gets the GUE header
+	// and the packet.
+	var gue net.PacketConn
+	if err := rs.Do(func() (err error) { gue, err = net.ListenPacket("udp4", ":6080"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer gue.Close()
+	s.Destinations[0].Tunnel, s.Destinations[0].TunnelPort = lvs.TunnelGUE, 6080
+	if err := dp.Apply(context.Background(), []lvs.Service{s}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Do(func() error {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(vip))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("through the tunnel"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = gue.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err = gue.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no GUE datagram reached the real server: %v (reasons %v)", err, dp.Reasons())
+	}
+	if ua := from.(*net.UDPAddr); ua.IP.String() != dir.Addr.String() || ua.Port < 32768 {
+		t.Errorf("GUE datagram from %s, want the director from a flow-hashed port", from)
+	}
+	if n < 4 || string(buf[:4]) != "\x00\x04\x00\x00" {
+		t.Fatalf("GUE header % x, want 00 04 00 00", buf[:min(n, 4)])
+	}
+	checkInner(buf[4:n])
 }

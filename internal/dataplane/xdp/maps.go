@@ -90,16 +90,17 @@ type destVal struct {
 	Addr    [16]byte
 	Port    [2]byte
 	Live    uint8
-	Tun     uint8    // tunNone (DR) or tunIPIP
+	Tun     uint8    // tunNone (DR), tunIPIP or tunGUE
 	SAddr   [16]byte // TUN: outer source
 	MTU     uint16   // TUN: MTU of Ifindex
-	_       uint16
+	GUEPort [2]byte  // TUN GUE: the real server's port, network order
 }
 
 // destVal.Tun values.
 const (
 	tunNone = 0
 	tunIPIP = 1
+	tunGUE  = 2
 )
 
 // counters is struct counters (per CPU).

@@ -499,3 +499,40 @@ func TestProgPersistence(t *testing.T) {
 		t.Fatalf("after its server left, the client went to %s (verdict %d)", mac, ret)
 	}
 }
+
+// TestProgTunnelGUE: GUE puts UDP to the tunnel port and a 4-byte GUE
+// header (IPIP inside) between the outer header and the packet; the UDP
+// source port follows the flow, so the real server's RSS spreads flows.
+func TestProgTunnelGUE(t *testing.T) {
+	d := newTestDP(t, bpffsDir(t))
+	defer d.Close()
+	s := drService(vip4, 1)
+	s.Destinations[0].Forward, s.Destinations[0].Tunnel, s.Destinations[0].TunnelPort = lvs.Tunnel, lvs.TunnelGUE, 6080
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	sports := map[uint16]bool{}
+	for i := range 50 {
+		in := tcp4(fmt.Sprintf("198.19.7.%d:%d", 1+i%5, 5000+i)).bytes()
+		ret, _, out := runOut(t, d, in)
+		if ret != xdpTX || len(out) != len(in)+32 {
+			t.Fatalf("verdict %d, %d bytes (in %d); want XDP_TX with 32 more bytes", ret, len(out), len(in))
+		}
+		outer, udp, gue := out[14:34], out[34:42], out[42:46]
+		if outer[9] != unix.IPPROTO_UDP || int(binary.BigEndian.Uint16(outer[2:])) != len(in)-14+32 ||
+			binary.BigEndian.Uint16(udp[2:]) != 6080 || int(binary.BigEndian.Uint16(udp[4:])) != len(in)-14+12 {
+			t.Fatalf("outer % x udp % x: want UDP to port 6080 with the right lengths", outer, udp)
+		}
+		if string(gue) != "\x00\x04\x00\x00" || string(out[46:]) != string(in[14:]) {
+			t.Fatalf("GUE header % x (want 00 04 00 00) or inner packet changed", gue)
+		}
+		sp := binary.BigEndian.Uint16(udp[0:])
+		if sp < 32768 || sp >= 61000 {
+			t.Fatalf("UDP source port %d outside 32768-60999", sp)
+		}
+		sports[sp] = true
+	}
+	if len(sports) < 40 {
+		t.Errorf("50 flows used %d UDP source ports: RSS on the real server would not spread them", len(sports))
+	}
+}

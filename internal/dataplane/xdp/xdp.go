@@ -219,8 +219,9 @@ func Validate(s lvs.Service) error {
 		switch {
 		case dst.Forward == lvs.Route:
 		case dst.Forward == lvs.Tunnel && dst.Tunnel == lvs.TunnelIPIP && dst.Addr.Addr().Is4():
+		case dst.Forward == lvs.Tunnel && dst.Tunnel == lvs.TunnelGUE && dst.Addr.Addr().Is4() && dst.TunnelPort != 0 && dst.TunnelCsum == 0:
 		case dst.Forward == lvs.Tunnel:
-			return fmt.Errorf("real server %s: the xdp data plane tunnels IPv4 in IPIP only (not GUE, GRE or IPv6); use the ipvs data plane", dst.Addr)
+			return fmt.Errorf("real server %s: the xdp data plane tunnels IPv4 in IPIP, or in GUE with a port and without checksum options (not GRE, not IPv6); use the ipvs data plane", dst.Addr)
 		default:
 			return fmt.Errorf("real server %s: lvs_method %s is not supported by the xdp data plane (it forwards DR and TUN); use the ipvs or proxy data plane", dst.Addr, fwName(dst.Forward))
 		}
@@ -414,6 +415,9 @@ func (d *Dataplane) applyService(s lvs.Service) error {
 			dv := destVal{Ifindex: uint32(ds.hop.ifindex), Gen: ds.gen, Svc: st.id, Addr: a.Addr().As16(), Port: port16(a.Port()), Live: 1}
 			if dst.Forward == lvs.Tunnel {
 				dv.Tun, dv.SAddr, dv.MTU = tunIPIP, ds.hop.src.As16(), uint16(min(ds.hop.mtu, 65535))
+				if dst.Tunnel == lvs.TunnelGUE {
+					dv.Tun, dv.GUEPort = tunGUE, port16(dst.TunnelPort)
+				}
 			}
 			copy(dv.DMAC[:], ds.hop.dmac)
 			copy(dv.SMAC[:], ds.hop.smac)

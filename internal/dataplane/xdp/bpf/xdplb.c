@@ -14,7 +14,7 @@
 //   4. DR: the frame's destination MAC becomes the real server's, its
 //      source MAC the director's; IP and L4 headers are not touched (the
 //      real server holds the VIP on lo and answers the client itself).
-//      TUN (IPIP): an outer IPv4 header from the director to the real
+//      TUN (IPIP or GUE): an outer IPv4 header from the director to the real
 //      server goes in front of the packet (the real server decapsulates
 //      on tunl0, which holds the VIP) and the MACs are the next hop's;
 //      a packet that would exceed the interface's MTU once encapsulated
@@ -107,14 +107,15 @@ struct dest_val {
 	__u8 addr[16];  /* the real server (for userspace adoption) */
 	__be16 port;
 	__u8 live;      /* 0: slot free, flows to it are rescheduled */
-	__u8 tun;       /* TUN_NONE (DR) or TUN_IPIP */
+	__u8 tun;       /* TUN_NONE (DR), TUN_IPIP or TUN_GUE */
 	__u8 saddr[16]; /* TUN: outer source, the director's address */
 	__u16 mtu;      /* TUN: MTU of ifindex */
-	__u16 pad;
+	__be16 gue_port; /* TUN_GUE: the real server's GUE port */
 };
 
 #define TUN_NONE 0
 #define TUN_IPIP 1
+#define TUN_GUE 2
 
 struct counters {
 	__u64 conns;
@@ -322,10 +323,21 @@ static __always_inline int frag_needed(struct xdp_md *ctx, __u16 mtu)
 	return 0;
 }
 
-/* encap_ipip puts an outer IPv4 header (director -> real server, protocol
- * IPIP) in front of the IPv4 packet after the Ethernet header. */
-static __always_inline int encap_ipip(struct xdp_md *ctx, struct dest_val *d)
+struct gue_hdr {
+	__u8 ver_hlen;    /* version 0, C 0, hlen 0: no options */
+	__u8 proto_ctype; /* IPPROTO_IPIP: an IPv4 packet follows */
+	__be16 flags;
+};
+
+/* encap puts an outer IPv4 header (director -> real server) in front of
+ * the IPv4 packet after the Ethernet header: protocol IPIP, or for GUE
+ * UDP to the tunnel port with a GUE header, as IPVS encapsulates. GUE's
+ * UDP source port comes from the flow's hash (as the kernel's
+ * udp_flow_src_port), so the real server's RSS spreads the flows. */
+static __always_inline int encap(struct xdp_md *ctx, struct dest_val *d, __u32 flow_hash)
 {
+	int gue = d->tun == TUN_GUE;
+	int extra = sizeof(struct iphdr) + (gue ? sizeof(struct udphdr) + sizeof(struct gue_hdr) : 0);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct iphdr *inner = data + sizeof(struct ethhdr);
@@ -334,9 +346,9 @@ static __always_inline int encap_ipip(struct xdp_md *ctx, struct dest_val *d)
 	__u32 len = data_end - (void *)inner;
 	__u8 tos = inner->tos;
 	__be16 df = inner->frag_off & bpf_htons(0x4000);
-	if (d->mtu && len + sizeof(struct iphdr) > d->mtu)
+	if (d->mtu && len + extra > d->mtu)
 		return -2;
-	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr)))
+	if (bpf_xdp_adjust_head(ctx, -extra))
 		return -1;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
@@ -344,15 +356,28 @@ static __always_inline int encap_ipip(struct xdp_md *ctx, struct dest_val *d)
 	struct iphdr *outer = data + sizeof(struct ethhdr);
 	if ((void *)(outer + 1) > data_end)
 		return -1;
+	if (gue) {
+		struct udphdr *uh = (void *)(outer + 1);
+		struct gue_hdr *gh = (void *)(uh + 1);
+		if ((void *)(gh + 1) > data_end)
+			return -1;
+		uh->source = bpf_htons(32768 + flow_hash % (61000 - 32768));
+		uh->dest = d->gue_port;
+		uh->len = bpf_htons(len + sizeof(*uh) + sizeof(*gh));
+		uh->check = 0; /* optional over IPv4; IPVS's default (nocsum) */
+		gh->ver_hlen = 0;
+		gh->proto_ctype = IPPROTO_IPIP;
+		gh->flags = 0;
+	}
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	outer->version = 4;
 	outer->ihl = 5;
 	outer->tos = tos;
-	outer->tot_len = bpf_htons(len + sizeof(struct iphdr));
+	outer->tot_len = bpf_htons(len + extra);
 	outer->id = 0;
 	outer->frag_off = df;
 	outer->ttl = 64;
-	outer->protocol = IPPROTO_IPIP;
+	outer->protocol = gue ? IPPROTO_UDP : IPPROTO_IPIP;
 	outer->check = 0;
 	__builtin_memcpy(&outer->saddr, &d->saddr[12], 4);
 	__builtin_memcpy(&outer->daddr, &d->addr[12], 4);
@@ -526,8 +551,9 @@ int xdp_lb(struct xdp_md *ctx)
 	add(&svc_stats, svc->id, fresh, bytes);
 	add(&dest_stats, di, fresh, bytes);
 
-	if (d->tun == TUN_IPIP) {
-		int err = encap_ipip(ctx, d);
+	if (d->tun != TUN_NONE) {
+		__u32 h = murmur_word(client_hash(fk.src, bpf_ntohs(fk.sport)), fk.dport);
+		int err = encap(ctx, d, h);
 		if (err == -2) {
 			count(R_TOO_BIG, 0);
 			if (frag_needed(ctx, d->mtu))
