@@ -42,6 +42,7 @@ type Options struct {
 	StatsFile     string // --stats-file: SIGUSR2's dump
 	IPVSState     string // --ipvs-state: the ipvs data plane's ownership record
 	XDPPins       string // --xdp-pins: bpffs directory of the xdp data plane's maps
+	XDPIfaces     string // --xdp-interfaces: more interfaces for the xdp program
 }
 
 // option describes one command-line option; the table drives parsing and
@@ -78,6 +79,7 @@ var options = []option{
 	{0, "stats-file", "FILE", false, "where SIGUSR2 writes the VRRP counters (default /tmp/vipd.stats)", func(o *Options, v string) { o.StatsFile = v }},
 	{0, "ipvs-state", "FILE", false, "where the ipvs data plane records the services it owns, so a restart adopts them without touching live connections (default /run/vipd/ipvs.json)", func(o *Options, v string) { o.IPVSState = v }},
 	{0, "xdp-pins", "DIR", false, "bpffs directory where the xdp data plane pins its maps, so a restart adopts its flow table (default /sys/fs/bpf/vipd; bpffs is mounted if needed)", func(o *Options, v string) { o.XDPPins = v }},
+	{0, "xdp-interfaces", "IF[,IF...]", false, "interfaces that receive VIP traffic and get the xdp program besides those the real servers are reached through (a two-armed director)", func(o *Options, v string) { o.XDPIfaces = v }},
 	{0, "signum", "SIGFUNC", false, "print the number of the signal that asks vipd for SIGFUNC and exit, as keepalived does: RELOAD (reload the configuration), DATA and JSON (write the state as JSON to /tmp/vipd.data), STATS (write the VRRP counters to /tmp/vipd.stats), STOP (stop cleanly)", func(o *Options, v string) { o.Signum = v }},
 	{'v', "version", "", false, "print the version and exit", nil},
 	{'h', "help", "", false, "print this help and exit", nil},

@@ -53,6 +53,11 @@ type Options struct {
 	CheckOnly bool   // -C
 	Version   string
 	Logger    *slog.Logger
+
+	// XDPIfaces get the xdp program besides the interfaces real servers
+	// are reached through (a director whose VIP traffic comes in on
+	// another interface).
+	XDPIfaces []string
 }
 
 // Daemon is a running vipd.
@@ -463,7 +468,7 @@ func (d *Daemon) newDataplane() (dataplane.Dataplane, error) {
 		}
 		return dp, nil
 	case config.DataplaneXDP:
-		dp, err := xdp.New(xdp.Options{PinPath: d.opts.XDPPins, Logger: d.log})
+		dp, err := xdp.New(xdp.Options{PinPath: d.opts.XDPPins, Interfaces: d.opts.XDPIfaces, Logger: d.log})
 		if err != nil {
 			return nil, fmt.Errorf("xdp data plane: %w (use --dataplane proxy or ipvs where XDP cannot load)", err)
 		}
