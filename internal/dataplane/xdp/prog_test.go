@@ -536,3 +536,24 @@ func TestProgTunnelGUE(t *testing.T) {
 		t.Errorf("50 flows used %d UDP source ports: RSS on the real server would not spread them", len(sports))
 	}
 }
+
+// TestProgRedirect: a real server behind another interface than the one
+// the packet came in on is reached with bpf_redirect (XDP_REDIRECT).
+func TestProgRedirect(t *testing.T) {
+	dir := bpffsDir(t)
+	d, err := New(Options{PinPath: filepath.Join(dir, "vipd"), noAttach: true, resolve: func(a netip.Addr) (hop, error) {
+		h, err := fakeResolve(a)
+		h.ifindex = 2 // not lo, where the test run's packets come in
+		return h, err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Apply(context.Background(), []lvsService{drService(vip4, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _ := run(t, d, tcp4("198.19.8.1:1000")); ret != 4 /* XDP_REDIRECT */ || d.Reasons()["redirect"] != 1 {
+		t.Fatalf("verdict %d, reasons %v; want XDP_REDIRECT counted", ret, d.Reasons())
+	}
+}
