@@ -67,9 +67,6 @@ func (it netItem) String() string {
 type routingPlan struct {
 	static  []netItem
 	virtual map[string][]netItem
-	// vips are the addresses VRRP adds to an instance with virtual
-	// items, which those may need (a src, a gateway on their subnet).
-	vips map[string][]netif.Addr
 }
 
 // planNote is a problem found while mapping the configuration, logged
@@ -102,7 +99,7 @@ func (p *rulePrefs) assign(r *netif.Rule) {
 // planRouting maps the configuration onto netif's types. Items that
 // cannot be mapped are left out with a note naming their file:line.
 func planRouting(cfg *config.Config) (routingPlan, []planNote) {
-	plan := routingPlan{virtual: map[string][]netItem{}, vips: map[string][]netif.Addr{}}
+	plan := routingPlan{virtual: map[string][]netItem{}}
 	var notes []planNote
 	prefs := &rulePrefs{next4: 16384, next6: 16384}
 	for _, v := range cfg.StaticAddresses {
@@ -143,7 +140,6 @@ func planRouting(cfg *config.Config) (routingPlan, []planNote) {
 		items = append(items, rules("virtual_rules ("+in.Name+")", in.Rules)...)
 		if len(items) > 0 {
 			plan.virtual[in.Name] = items
-			plan.vips[in.Name] = vips(append(append([]config.VIP(nil), in.VIPs...), in.ExcludedVIPs...), in.Interface)
 		}
 	}
 	return plan, notes
@@ -524,32 +520,15 @@ func (r *routing) vrrpState(instance, state string) {
 			return
 		}
 		if state == "MASTER" {
+			// VRRP reports MASTER once the VIPs are in place: a
+			// virtual route may need one (src VIP, a gateway on the
+			// VIP's subnet), as keepalived adds routes after addresses.
 			r.master[instance] = true
-			r.awaitVIPs(instance)
 		} else {
 			delete(r.master, instance)
 		}
 		r.sync()
 	})
-}
-
-// vipWait bounds how long a new MASTER's virtual routes wait for its VIPs.
-const vipWait = time.Second
-
-// awaitVIPs waits (a little) until the instance's VIPs are configured:
-// VRRP announces MASTER before it adds them, and keepalived adds the
-// virtual routes after the addresses, as a route may need one (src VIP,
-// a gateway on the VIP's subnet).
-func (r *routing) awaitVIPs(instance string) {
-	deadline := time.Now().Add(vipWait)
-	for _, v := range r.plan.vips[instance] {
-		for {
-			if ok, err := netif.Present(v); ok || err != nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 }
 
 // reload moves to cfg's static items, and to its virtual ones for the
