@@ -214,6 +214,21 @@ func TestDRThroughXDP(t *testing.T) {
 	if moved != 0 {
 		t.Fatalf("%d flows of the remaining servers moved", moved)
 	}
+	// rs3 comes back: the table rebuilt from the same destinations is the
+	// first one again, so new flows land where they first would have.
+	if err := x.dp.Apply(ctx, []lvs.Service{s}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 15 {
+		port := 22000 + i
+		body, err := x.get(port, "/")
+		if err != nil {
+			t.Fatalf("GET from port %d after rs3 came back: %v", port, err)
+		}
+		if want := owner(tab, backendsOf(s), port); body != want {
+			t.Fatalf("port %d reached %q after the rebuild, the first table says %q", port, body, want)
+		}
+	}
 	st := x.dp.Services()
 	if len(st) != 1 || st[0].Stats.Conns < 61 || st[0].Stats.InPkts == 0 {
 		t.Fatalf("counters: %+v", st)

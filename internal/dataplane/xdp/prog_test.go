@@ -139,7 +139,7 @@ func (p pkt) bytes() []byte {
 }
 
 // run returns the verdict and, for XDP_TX, the MAC the frame was sent to.
-func run(t *testing.T, d *Dataplane, p pkt) (uint32, net.HardwareAddr) {
+func run(t testing.TB, d *Dataplane, p pkt) (uint32, net.HardwareAddr) {
 	t.Helper()
 	in := p.bytes()
 	ret, mac, _ := runOut(t, d, in)
