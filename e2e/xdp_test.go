@@ -98,7 +98,7 @@ func TestXDPDirector(t *testing.T) {
 	t.Cleanup(func() { _ = unix.Unmount(bpffs, unix.MNT_DETACH) })
 	pins := filepath.Join(bpffs, "vipd")
 
-	d := startVipd(t, d1, xdpConf, "--dataplane", "xdp", "--xdp-pins", pins)
+	d := startVipd(t, d1, xdpConf, "--dataplane", "xdp", "--xdp-pins", pins, "--metrics", "198.18.0.12:9650")
 	lab.Eventually(t, 10*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "d1 not MASTER")
 	if out, _ := d1.Run("ip", "-d", "link", "show", "eth0"); !strings.Contains(out, "xdp") {
 		t.Fatalf("no XDP program on d1's eth0:\n%s", out)
@@ -136,6 +136,26 @@ func TestXDPDirector(t *testing.T) {
 	t.Logf("vipctl list -n --stats:\n%s", list("--stats"))
 	if out := list("--stats"); strings.Contains(out, "198.18.0.100:80                     0        0        0") {
 		t.Errorf("vipctl list -n --stats shows no traffic:\n%s", out)
+	}
+
+	// -c: the flow table, as ipvsadm -L -n -c lists connections.
+	if out := list("-c"); !strings.Contains(out, "ESTABLISHED") || !strings.Contains(out, "198.18.0.100:80") {
+		t.Errorf("vipctl list -n -c shows no flow:\n%s", out)
+	}
+	// Metrics: the same counters.
+	metrics, err := getPath(d1, "198.18.0.12:9650", "/metrics", 2*time.Second)
+	if err != nil || !strings.Contains(metrics, "vipd_virtual_server_in_packets_total") {
+		t.Errorf("metrics: %v\n%.2000s", err, metrics)
+	} else {
+		counted := false
+		for _, ln := range strings.Split(metrics, "\n") {
+			if strings.HasPrefix(ln, "vipd_virtual_server_connections_total{") && !strings.HasSuffix(ln, " 0") {
+				counted = true
+			}
+		}
+		if !counted {
+			t.Errorf("metrics count no connection of the xdp service:\n%.3000s", metrics)
+		}
 	}
 
 	// --rate: the per-CPU counters feed IPVS's estimator every 2 s.
