@@ -18,8 +18,9 @@ import (
 // by, that interface's MAC and the server's MAC from the neighbour table.
 // DR needs the server on a directly connected network.
 type neigh struct {
-	ns string
-	h  *netlink.Handle
+	ns    string
+	h     *netlink.Handle
+	poked map[netip.Addr]time.Time // last resolution asked, to wait once
 }
 
 func newNeigh(ns string) (*neigh, error) {
@@ -37,14 +38,16 @@ func newNeigh(ns string) (*neigh, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xdp: netlink: %w", err)
 	}
-	return &neigh{ns: ns, h: h}, nil
+	return &neigh{ns: ns, h: h, poked: map[netip.Addr]time.Time{}}, nil
 }
 
 func (n *neigh) close() { n.h.Close() }
 
 // resolve returns the hop to a, asking the kernel to resolve the MAC (by
 // sending one empty UDP datagram to the discard port) and waiting up to a
-// second when the neighbour table has no usable entry.
+// second when the neighbour table has no usable entry. A neighbour asked
+// for in the last 10 s is not waited for again: a real server that is
+// down costs each Apply nothing (the refresher retries every 2 s).
 func (n *neigh) resolve(a netip.Addr) (hop, error) {
 	routes, err := n.h.RouteGet(a.AsSlice())
 	if err != nil || len(routes) == 0 {
@@ -66,15 +69,24 @@ func (n *neigh) resolve(a netip.Addr) (hop, error) {
 	h := hop{ifindex: r.LinkIndex, smac: lk.Attrs().HardwareAddr, mtu: lk.Attrs().MTU, gw: r.Gw != nil}
 	h.src, _ = netip.AddrFromSlice(r.Src)
 	h.src = h.src.Unmap()
-	for i := range 20 {
+	wait := 20
+	if t, ok := n.poked[next]; ok && time.Since(t) < 10*time.Second {
+		wait = 1
+	}
+	for i := range wait {
 		if mac := n.lookup(r.LinkIndex, next); mac != nil {
 			h.dmac = mac
 			return h, nil
 		}
 		if i == 0 {
+			if _, ok := n.poked[next]; !ok || wait > 1 {
+				n.poked[next] = time.Now()
+			}
 			n.poke(a)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if wait > 1 {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	return hop{}, fmt.Errorf("no neighbour entry for %s on %s", next, lk.Attrs().Name)
 }
