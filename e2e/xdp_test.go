@@ -62,8 +62,10 @@ virtual_server 198.18.0.100 80 {
 // TestXDPDirector runs vipd --dataplane xdp as a VRRP master in front of
 // three DR real servers (vipctl realserver up, nginx): clients reach all
 // three through the VIP, vipctl list shows the service with its counters,
-// a failed TCP_CHECK takes a server out of the Maglev table, and stopping
-// vipd detaches the program and leaves the pinned maps for the next start.
+// a failed TCP_CHECK takes a server out of the Maglev table, stopping
+// vipd detaches the program and leaves the pinned maps for the next start
+// (an open connection survives the restart), and a crash leaves the
+// program forwarding until the next vipd takes it over.
 //
 // Lab facts (docs/dataplanes.md): XDP_TX frames leave a veth only when its
 // peer runs an XDP program, so the director's bridge port gets one; the
@@ -227,5 +229,31 @@ func TestXDPDirector(t *testing.T) {
 	if seen = reach(20); seen[held] != 0 {
 		t.Errorf("new connections reached the drained %s: %v", held, seen)
 	}
+
+	// A crash (SIGKILL) leaves the pinned attachment forwarding: the open
+	// connection and new ones keep working with no vipd running, and the
+	// next vipd takes the attachment over. (First the restarted vipd's
+	// check takes the stopped rs3 out again.)
+	lab.Eventually(t, 10*time.Second, func() bool { return !strings.Contains(list(), "198.18.0.23:80") },
+		"rs3 listed again after the restart:\n%s", list())
+	d.proc.Kill()
+	if again, err := keepAlive(); err != nil || again != held {
+		t.Fatalf("with vipd crashed, the open connection: %q, %v; want it still on %s", again, err, held)
+	}
+	if seen = reach(10); seen["rs1"]+seen["rs2"]+seen["rs3"] != 10 {
+		t.Fatalf("with vipd crashed, 10 new connections reached %v", seen)
+	}
+	d = startVipd(t, d1, drained, "--dataplane", "xdp", "--xdp-pins", pins)
+	lab.Eventually(t, 10*time.Second, func() bool { return strings.Contains(d.proc.Output(), "took over the attachment") },
+		"the vipd started after the crash did not take over the attachment:\n%s", d.proc.Output())
+	if again, err := keepAlive(); err != nil || again != held {
+		t.Fatalf("after the crash and restart, the open connection: %q, %v; want it still on %s", again, err, held)
+	}
 	stop(t, d.proc)
+	if out, _ := d1.Run("ip", "-d", "link", "show", "eth0"); strings.Contains(out, "prog/xdp") {
+		t.Errorf("XDP program still attached after the last clean stop:\n%s", out)
+	}
+	if links, _ := filepath.Glob(filepath.Join(pins, "link_*")); len(links) != 0 {
+		t.Errorf("attachment pins left after a clean stop: %v", links)
+	}
 }

@@ -13,9 +13,11 @@
 // the destinations, builds a new Maglev table for each changed service
 // and swaps it in whole (map in map), then attaches the program to every
 // interface a real server is reached through (natively; generic XDP only
-// as a logged fallback). Maps are pinned on bpffs (mounted if needed) and
-// adopted by the next process, so a restart keeps open flows on their
-// servers. Close detaches the program and leaves the pins.
+// as a logged fallback). Maps and attachments are pinned on bpffs
+// (mounted if needed) and adopted by the next process, so a restart keeps
+// open flows on their servers and a crash leaves the program forwarding
+// until vipd is back. Close detaches the program and leaves the maps'
+// pins.
 package xdp
 
 import (
@@ -583,10 +585,35 @@ func (d *Dataplane) attach() error {
 	}
 	for ifx, l := range d.links {
 		if !want[ifx] {
+			_ = l.Unpin()
 			_ = l.Close()
 			delete(d.links, ifx)
 			d.log.Info("xdp: detached", "ifindex", ifx)
 		}
+	}
+	// Attachments a previous vipd pinned (it crashed, or is being
+	// replaced): the program keeps forwarding with the pinned maps while
+	// no vipd runs. Take over those still wanted, with this program;
+	// detach the others.
+	pins, _ := filepath.Glob(filepath.Join(d.opts.PinPath, "link_*"))
+	for _, p := range pins {
+		var ifx int
+		if _, err := fmt.Sscanf(filepath.Base(p), "link_%d", &ifx); err != nil || d.links[ifx] != nil {
+			continue
+		}
+		l, err := link.LoadPinnedLink(p, nil)
+		if err != nil {
+			_ = os.Remove(p)
+			continue
+		}
+		if want[ifx] && l.Update(d.objs.XdpLb) == nil {
+			d.links[ifx] = l
+			d.log.Info("xdp: took over the attachment a previous vipd left", "ifindex", ifx)
+			continue
+		}
+		_ = l.Unpin()
+		_ = l.Close()
+		d.log.Info("xdp: detached what a previous vipd left", "ifindex", ifx)
 	}
 	for ifx := range want {
 		if d.links[ifx] != nil {
@@ -601,6 +628,9 @@ func (d *Dataplane) attach() error {
 			d.log.Warn("xdp: driver has no native XDP; attached in generic mode (slower)", "ifindex", ifx, "native_err", l.nativeErr)
 		} else {
 			d.log.Info("xdp: attached", "ifindex", ifx, "mode", mode)
+		}
+		if err := l.Pin(filepath.Join(d.opts.PinPath, fmt.Sprintf("link_%d", ifx))); err != nil {
+			d.log.Warn("xdp: cannot pin the attachment: a crash of vipd will detach the program", "ifindex", ifx, "err", err)
 		}
 		d.links[ifx] = l.Link
 	}
@@ -874,6 +904,7 @@ func (d *Dataplane) Close() error {
 	defer d.mu.Unlock()
 	var errs []error
 	for ifx, l := range d.links {
+		_ = l.Unpin()
 		if err := l.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("xdp: detaching ifindex %d: %w", ifx, err))
 		}
