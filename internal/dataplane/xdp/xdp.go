@@ -1,38 +1,38 @@
-// Package xdp is the XDP data plane: LVS direct routing (DR) done by a BPF
-// program in the network driver, for kernels without IPVS.
+// Package xdp is the XDP data plane: LVS direct routing (DR) and
+// tunnelling (TUN: IPIP, GUE) done by a BPF program in the network driver,
+// for kernels without IPVS.
 //
 // A packet for a virtual service keeps its flow's real server through an
-// LRU flow table; a new flow gets the real server of its slot in the
-// service's Maglev table (maglev.go), which every director computes
-// identically from the same destinations. The frame's MAC addresses are
-// rewritten and it leaves on the wire again (XDP_TX); the real server,
-// which holds the VIP on lo (`vipctl realserver up`), answers the client
+// LRU flow table (or its client's persistence template); a new flow gets
+// the real server of its slot in the service's Maglev table (maglev.go),
+// which every director computes identically from the same destinations.
+// DR rewrites the frame's MAC addresses, TUN puts an outer header in
+// front, and the frame leaves on the wire again (XDP_TX); the real server,
+// which holds the VIP (`vipctl realserver up`), answers the client
 // directly. See bpf/xdplb.c for the packet path.
 //
 // Apply resolves each real server's MAC from the neighbour table, writes
 // the destinations, builds a new Maglev table for each changed service
 // and swaps it in whole (map in map), then attaches the program to every
-// interface a real server is reached through (natively; generic XDP only
-// as a logged fallback). Maps and attachments are pinned on bpffs
-// (mounted if needed) and adopted by the next process, so a restart keeps
-// open flows on their servers and a crash leaves the program forwarding
-// until vipd is back. Close detaches the program and leaves the maps'
-// pins.
+// interface a real server is reached through (attach.go; natively,
+// generic XDP only as a logged fallback). Maps and attachments are pinned
+// on bpffs (mounted if needed) and adopted by the next process, so a
+// restart keeps open flows on their servers and a crash leaves the
+// program forwarding until vipd is back. Close detaches the program and
+// leaves the maps' pins. Counters and the flow table are read back in
+// status.go.
 package xdp
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +40,6 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/lvs"
-	"golang.org/x/sys/unix"
 )
 
 // Options configure a Dataplane.
@@ -81,7 +80,7 @@ type hop struct {
 	gw         bool
 }
 
-// Dataplane runs DR virtual services in XDP. It implements
+// Dataplane runs DR and TUN virtual services in XDP. It implements
 // dataplane.Dataplane; its methods are safe for concurrent use.
 type Dataplane struct {
 	opts Options
@@ -554,140 +553,6 @@ func (d *Dataplane) zeroStats(m *ebpf.Map, idx uint32) error {
 	return nil
 }
 
-// attach puts the program on every interface a real server is reached
-// through and on Options.Interfaces, and takes it off the others.
-func (d *Dataplane) attach() error {
-	if d.opts.noAttach {
-		return nil
-	}
-	want := map[int]bool{}
-	for _, st := range d.svcs {
-		for _, ds := range st.dests {
-			if ds.ok {
-				want[ds.hop.ifindex] = true
-			}
-		}
-	}
-	var errs []error
-	if len(d.svcs) > 0 {
-		for _, name := range d.opts.Interfaces {
-			err := inNetns(d.opts.NetNS, func() error {
-				ifc, err := net.InterfaceByName(name)
-				if err == nil {
-					want[ifc.Index] = true
-				}
-				return err
-			})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("xdp: interface %s: %w", name, err))
-			}
-		}
-	}
-	for ifx, l := range d.links {
-		if !want[ifx] {
-			_ = l.Unpin()
-			_ = l.Close()
-			delete(d.links, ifx)
-			d.log.Info("xdp: detached", "ifindex", ifx)
-		}
-	}
-	// Attachments a previous vipd pinned (it crashed, or is being
-	// replaced): the program keeps forwarding with the pinned maps while
-	// no vipd runs. Take over those still wanted, with this program;
-	// detach the others.
-	pins, _ := filepath.Glob(filepath.Join(d.opts.PinPath, "link_*"))
-	for _, p := range pins {
-		var ifx int
-		if _, err := fmt.Sscanf(filepath.Base(p), "link_%d", &ifx); err != nil || d.links[ifx] != nil {
-			continue
-		}
-		l, err := link.LoadPinnedLink(p, nil)
-		if err != nil {
-			_ = os.Remove(p)
-			continue
-		}
-		if want[ifx] && l.Update(d.objs.XdpLb) == nil {
-			d.links[ifx] = l
-			d.log.Info("xdp: took over the attachment a previous vipd left", "ifindex", ifx)
-			continue
-		}
-		_ = l.Unpin()
-		_ = l.Close()
-		d.log.Info("xdp: detached what a previous vipd left", "ifindex", ifx)
-	}
-	for ifx := range want {
-		if d.links[ifx] != nil {
-			continue
-		}
-		l, mode, err := attachXDP(d.opts.NetNS, d.objs.XdpLb, ifx)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("xdp: attaching to ifindex %d: %w", ifx, err))
-			continue
-		}
-		if mode == "generic" {
-			d.log.Warn("xdp: driver has no native XDP; attached in generic mode (slower)", "ifindex", ifx, "native_err", l.nativeErr)
-		} else {
-			d.log.Info("xdp: attached", "ifindex", ifx, "mode", mode)
-		}
-		if err := l.Pin(filepath.Join(d.opts.PinPath, fmt.Sprintf("link_%d", ifx))); err != nil {
-			d.log.Warn("xdp: cannot pin the attachment: a crash of vipd will detach the program", "ifindex", ifx, "err", err)
-		}
-		d.links[ifx] = l.Link
-	}
-	return errors.Join(errs...)
-}
-
-type attached struct {
-	link.Link
-	nativeErr error
-}
-
-// attachXDP attaches prog natively, or in generic mode when the driver
-// refuses native XDP.
-func attachXDP(ns string, prog *ebpf.Program, ifindex int) (attached, string, error) {
-	var a attached
-	mode := "native"
-	err := inNetns(ns, func() error {
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
-		if err != nil {
-			a.nativeErr = err
-			mode = "generic"
-			l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPGenericMode})
-		}
-		a.Link = l
-		return err
-	})
-	return a, mode, err
-}
-
-// AttachPass attaches a program that passes everything to the interface
-// name in the namespace ns. On veth, frames a program sends with XDP_TX
-// leave only when the peer veth runs an XDP program; labs put this one on
-// the director's peer. Closing the link detaches it.
-func AttachPass(ns, name string) (io.Closer, error) {
-	spec, err := loadXdplb()
-	if err != nil {
-		return nil, err
-	}
-	var objs struct {
-		XdpPass *ebpf.Program `ebpf:"xdp_pass"`
-	}
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, err
-	}
-	defer objs.XdpPass.Close()
-	var l link.Link
-	err = inNetns(netnsPath(ns), func() error {
-		ifc, err := net.InterfaceByName(name)
-		if err != nil {
-			return err
-		}
-		l, err = link.AttachXDP(link.XDPOptions{Program: objs.XdpPass, Interface: ifc.Index, Flags: link.XDPDriverMode})
-		return err
-	})
-	return l, err
-}
-
 // refresh retries destinations whose neighbour was unresolved, and feeds
 // the rate estimators, every two seconds (lvs.EstimatorInterval).
 func (d *Dataplane) refresh() {
@@ -718,174 +583,6 @@ func (d *Dataplane) refresh() {
 		}
 		d.mu.Unlock()
 	}
-}
-
-// Services returns the services with their counters, sorted as ipvsadm
-// sorts its listing; destinations in configuration order.
-func (d *Dataplane) Services() []lvs.ServiceStatus {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil
-	}
-	active := d.activeFlows()
-	var out []lvs.ServiceStatus
-	for _, st := range d.svcs {
-		ss := lvs.ServiceStatus{Service: st.svc, Stats: d.sum(d.objs.SvcStats, st.id), Rates: st.est.Rates()}
-		for _, dst := range st.svc.Destinations {
-			ds := st.dests[realAddr(st.svc, dst)]
-			x := lvs.DestStatus{Destination: dst}
-			if ds != nil {
-				x.Stats = d.sum(d.objs.DestStats, ds.idx)
-				x.Rates = ds.est.Rates()
-				x.ActiveConns = active[ds.idx]
-			}
-			ss.Dests = append(ss.Dests, x)
-		}
-		out = append(out, ss)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key.String() < out[j].Key.String() })
-	return out
-}
-
-func (d *Dataplane) sum(m *ebpf.Map, idx uint32) lvs.Stats {
-	var per []counters
-	var s lvs.Stats
-	if m.Lookup(idx, &per) != nil {
-		return s
-	}
-	for _, c := range per {
-		s.Conns += c.Conns
-		s.InPkts += c.Packets
-		s.InBytes += c.Bytes
-	}
-	return s
-}
-
-// Reasons returns the packet-path counters summed over CPUs, by
-// ReasonNames.
-func (d *Dataplane) Reasons() map[string]uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := map[string]uint64{}
-	if d.closed {
-		return out
-	}
-	for i, name := range ReasonNames {
-		var per []uint64
-		if d.objs.Reasons.Lookup(uint32(i), &per) == nil {
-			for _, v := range per {
-				out[name] += v
-			}
-		}
-	}
-	return out
-}
-
-func monotonicNow() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
-}
-
-// activeFlows counts the live flow entries per destination slot.
-func (d *Dataplane) activeFlows() map[uint32]int {
-	out := map[uint32]int{}
-	d.eachFlow(func(_ flowKey, _ flowVal, _ *svcState, ds *destState, _ time.Duration) {
-		out[ds.idx]++
-	})
-	return out
-}
-
-// eachFlow calls fn for every unexpired flow entry whose destination is
-// still the one it was scheduled to.
-func (d *Dataplane) eachFlow(fn func(flowKey, flowVal, *svcState, *destState, time.Duration)) {
-	bySlot := map[uint32]*destState{}
-	svcOf := map[uint32]*svcState{}
-	for _, st := range d.svcs {
-		for _, ds := range st.dests {
-			bySlot[ds.idx] = ds
-			svcOf[ds.idx] = st
-		}
-	}
-	now := monotonicNow()
-	var k flowKey
-	var v flowVal
-	it := d.objs.Flows.Iterate()
-	for it.Next(&k, &v) {
-		ds := bySlot[v.Dest]
-		if ds == nil || ds.gen != v.Gen {
-			continue
-		}
-		st := svcOf[v.Dest]
-		to := st.svc.Timeouts.WithDefaults()
-		timeout := to.UDP
-		if lvs.Protocol(k.Proto) == lvs.TCP {
-			timeout = to.TCP
-		}
-		idle := time.Duration(now - v.Seen)
-		if now < v.Seen {
-			idle = 0
-		}
-		if idle >= timeout {
-			continue
-		}
-		fn(k, v, st, ds, timeout-idle)
-	}
-}
-
-// Conns lists the flow table as `ipvsadm -L -n -c` would. XDP sees only
-// the client's direction of a DR flow and keeps no TCP state: a TCP
-// entry is ESTABLISHED until it idles out (the service's TCP timeout).
-func (d *Dataplane) Conns() []lvs.ConnEntry {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil
-	}
-	var out []lvs.ConnEntry
-	d.eachFlow(func(k flowKey, v flowVal, st *svcState, ds *destState, left time.Duration) {
-		e := lvs.ConnEntry{Proto: lvs.Protocol(k.Proto), Expire: left.Truncate(time.Second), State: "ESTABLISHED",
-			Client: addrPortOf(k.Src, k.SPort), Virtual: addrPortOf(k.Dst, k.DPort)}
-		if e.Proto == lvs.UDP {
-			e.State = "UDP"
-		}
-		var dv destVal
-		if d.objs.Dests.Lookup(v.Dest, &dv) == nil {
-			e.Dest = addrPortOf(dv.Addr, dv.Port)
-		}
-		out = append(out, e)
-	})
-	// Persistence templates, as IPVS lists them: client port 0, state NONE.
-	bySvc := map[uint32]*svcState{}
-	for _, st := range d.svcs {
-		bySvc[st.id] = st
-	}
-	now := monotonicNow()
-	var pk persistKey
-	var pv flowVal
-	it := d.objs.Persist.Iterate()
-	for it.Next(&pk, &pv) {
-		st := bySvc[pk.Svc]
-		if st == nil || st.svc.Persistence == 0 {
-			continue
-		}
-		idle := time.Duration(now - pv.Seen)
-		if now < pv.Seen {
-			idle = 0
-		}
-		if idle >= st.svc.Persistence {
-			continue
-		}
-		var dv destVal
-		if d.objs.Dests.Lookup(pv.Dest, &dv) != nil || dv.Live == 0 || dv.Gen != pv.Gen {
-			continue
-		}
-		out = append(out, lvs.ConnEntry{Proto: st.svc.Key.Proto, Expire: (st.svc.Persistence - idle).Truncate(time.Second), State: "NONE",
-			Client: netip.AddrPortFrom(netip.AddrFrom16(pk.Client).Unmap(), 0), Virtual: st.svc.Key.Addr, Dest: addrPortOf(dv.Addr, dv.Port)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Client.String() < out[j].Client.String() })
-	return out
 }
 
 // Close detaches the program. The pinned maps stay (unless
@@ -924,22 +621,4 @@ func (d *Dataplane) Close() error {
 	}
 	d.log.Info("xdp: detached and stopped", "pins", d.opts.PinPath, "unpinned", d.opts.Unpin)
 	return errors.Join(errs...)
-}
-
-// ensureBPFFS mounts bpffs on dir unless it already is one.
-func ensureBPFFS(dir string, log *slog.Logger) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
-		return nil
-	}
-	if !strings.HasPrefix(dir, "/sys/fs/bpf") {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("xdp: %w", err)
-		}
-	}
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		return fmt.Errorf("xdp: mounting bpffs on %s: %w", dir, err)
-	}
-	log.Info("xdp: mounted bpffs", "dir", dir)
-	return nil
 }
