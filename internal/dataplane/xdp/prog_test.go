@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -556,4 +557,53 @@ func TestProgRedirect(t *testing.T) {
 	if ret, _ := run(t, d, tcp4("198.19.8.1:1000")); ret != 4 /* XDP_REDIRECT */ || d.Reasons()["redirect"] != 1 {
 		t.Fatalf("verdict %d, reasons %v; want XDP_REDIRECT counted", ret, d.Reasons())
 	}
+}
+
+// TestRefreshFollowsNeighbours: a real server unresolved at Apply gets
+// traffic once its neighbour entry appears, and a changed MAC is followed,
+// both without another Apply.
+func TestRefreshFollowsNeighbours(t *testing.T) {
+	recheckTicks = 1
+	defer func() { recheckTicks = 5 }()
+	var mu sync.Mutex
+	macs := map[netip.Addr]net.HardwareAddr{}
+	dir := bpffsDir(t)
+	d, err := New(Options{PinPath: filepath.Join(dir, "vipd"), noAttach: true, resolve: func(a netip.Addr) (hop, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		h, _ := fakeResolve(a)
+		if macs[a] == nil {
+			return hop{}, fmt.Errorf("no neighbour entry for %s", a)
+		}
+		h.dmac = macs[a]
+		return h, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s := drService(vip4, 1)
+	rs := s.Destinations[0].Addr.Addr()
+	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
+		t.Fatal(err)
+	}
+	if ret, _ := run(t, d, tcp4("198.19.10.1:1")); ret != xdpPass {
+		t.Fatalf("unresolved real server: verdict %d, want XDP_PASS", ret)
+	}
+	mu.Lock()
+	macs[rs] = net.HardwareAddr{0x02, 0x55, 0, 0, 0, 0x77}
+	mu.Unlock()
+	port := uint16(2)
+	lab.Eventually(t, 6*time.Second, func() bool {
+		port++
+		_, mac := run(t, d, tcp4(fmt.Sprintf("198.19.10.1:%d", port)))
+		return mac.String() == "02:55:00:00:00:77"
+	}, "the real server resolved later never got traffic")
+	mu.Lock()
+	macs[rs] = net.HardwareAddr{0x02, 0x55, 0, 0, 0, 0x78}
+	mu.Unlock()
+	lab.Eventually(t, 6*time.Second, func() bool {
+		_, mac := run(t, d, tcp4("198.19.10.1:3")) // an open flow follows too
+		return mac.String() == "02:55:00:00:00:78"
+	}, "the real server's new MAC was not followed")
 }

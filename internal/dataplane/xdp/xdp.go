@@ -553,13 +553,19 @@ func (d *Dataplane) zeroStats(m *ebpf.Map, idx uint32) error {
 	return nil
 }
 
-// refresh retries destinations whose neighbour was unresolved, and feeds
-// the rate estimators, every two seconds (lvs.EstimatorInterval).
+// recheckTicks: every this many refresh ticks (2 s) the destinations are
+// resolved again, so a real server's new MAC (a replaced machine, a moved
+// address) is followed without waiting for a configuration change.
+var recheckTicks = 5
+
+// refresh feeds the rate estimators every two seconds
+// (lvs.EstimatorInterval), retries destinations whose neighbour was
+// unresolved at the same pace, and re-resolves all every recheckTicks.
 func (d *Dataplane) refresh() {
 	defer close(d.done)
 	t := time.NewTicker(lvs.EstimatorInterval)
 	defer t.Stop()
-	for {
+	for n := 1; ; n++ {
 		select {
 		case <-d.stop:
 			return
@@ -574,7 +580,7 @@ func (d *Dataplane) refresh() {
 				}
 			}
 		}
-		if !d.closed && d.pending {
+		if !d.closed && (d.pending || n%recheckTicks == 0) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if err := d.apply(ctx, d.last); err != nil {
 				d.log.Warn("xdp: refresh", "err", err)
