@@ -48,6 +48,7 @@ func (d *Dataplane) attach() error {
 		if !want[ifx] {
 			_ = l.Unpin()
 			_ = l.Close()
+			_ = d.objs.Ifmacs.Delete(uint32(ifx))
 			delete(d.links, ifx)
 			d.log.Info("xdp: detached", "ifindex", ifx)
 		}
@@ -94,6 +95,25 @@ func (d *Dataplane) attach() error {
 			d.log.Warn("xdp: cannot pin the attachment: a crash of vipd will detach the program", "ifindex", ifx, "err", err)
 		}
 		d.links[ifx] = l.Link
+	}
+	// The program forwards only frames sent to the interface's own MAC.
+	for ifx := range d.links {
+		var mac net.HardwareAddr
+		err := inNetns(d.opts.NetNS, func() error {
+			ifc, err := net.InterfaceByIndex(ifx)
+			if err == nil {
+				mac = ifc.HardwareAddr
+			}
+			return err
+		})
+		if err != nil || len(mac) != 6 {
+			continue // no MAC (not Ethernet): the program does not check
+		}
+		var m [6]byte
+		copy(m[:], mac)
+		if err := d.objs.Ifmacs.Put(uint32(ifx), m); err != nil {
+			errs = append(errs, fmt.Errorf("xdp: ifindex %d: recording its MAC: %w", ifx, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -32,11 +32,12 @@ const (
 	reasonFlowNew
 	reasonTooBig
 	reasonPersist
+	reasonNotOurs
 	reasonMax
 )
 
 // ReasonNames name the reasons counters in order, for metrics and tests.
-var ReasonNames = [reasonMax]string{"tx", "redirect", "not_ip", "malformed", "fragment", "not_l4", "no_service", "no_dest", "flow_hit", "flow_new", "too_big", "persist"}
+var ReasonNames = [reasonMax]string{"tx", "redirect", "not_ip", "malformed", "fragment", "not_l4", "no_service", "no_dest", "flow_hit", "flow_new", "too_big", "persist", "not_ours"}
 
 // svcKey is struct svc_key: the VIP (IPv4 mapped into IPv6), port and
 // protocol.

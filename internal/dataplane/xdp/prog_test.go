@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -606,4 +608,30 @@ func TestRefreshFollowsNeighbours(t *testing.T) {
 		_, mac := run(t, d, tcp4("198.19.10.1:3")) // an open flow follows too
 		return mac.String() == "02:55:00:00:00:78"
 	}, "the real server's new MAC was not followed")
+}
+
+// TestProgOnlyOwnFrames: with the interface's MAC recorded (attach does
+// it), a frame for another MAC (a bridge flooding, another director's
+// traffic) or a group address is passed, not forwarded.
+func TestProgOnlyOwnFrames(t *testing.T) {
+	d := newTestDP(t, bpffsDir(t))
+	defer d.Close()
+	if err := d.Apply(context.Background(), []lvsService{drService(vip4, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.objs.Ifmacs.Put(uint32(1), [6]byte(directorMAC)); err != nil { // lo: where test runs come in
+		t.Fatal(err)
+	}
+	in := tcp4("198.19.11.1:1").bytes()
+	if ret, _, _ := runOut(t, d, in); ret != xdpTX {
+		t.Fatalf("frame for the director's MAC: verdict %d, want XDP_TX", ret)
+	}
+	for _, dst := range []net.HardwareAddr{{0x02, 0xd0, 0, 0, 0, 2}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x01, 0, 0x5e, 0, 0, 0x12}} {
+		f := slices.Clone(in)
+		copy(f, dst)
+		before := d.Reasons()["not_ours"]
+		if ret, _, out := runOut(t, d, f); ret != xdpPass || !bytes.Equal(out, f) || d.Reasons()["not_ours"] != before+1 {
+			t.Errorf("frame for %s: verdict %d; want XDP_PASS untouched, counted not_ours", dst, ret)
+		}
+	}
 }

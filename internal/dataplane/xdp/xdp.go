@@ -613,7 +613,7 @@ func (d *Dataplane) Close() error {
 		}
 	}
 	if d.opts.Unpin {
-		for _, m := range []*ebpf.Map{d.objs.Services, d.objs.Maglev, d.objs.Dests, d.objs.Flows, d.objs.Persist, d.objs.SvcStats, d.objs.DestStats, d.objs.Reasons} {
+		for _, m := range []*ebpf.Map{d.objs.Services, d.objs.Maglev, d.objs.Dests, d.objs.Flows, d.objs.Persist, d.objs.Ifmacs, d.objs.SvcStats, d.objs.DestStats, d.objs.Reasons} {
 			if err := m.Unpin(); err != nil {
 				errs = append(errs, err)
 			}

@@ -19,6 +19,7 @@ const (
 	xdplbMapDestStats = "dest_stats"
 	xdplbMapDests     = "dests"
 	xdplbMapFlows     = "flows"
+	xdplbMapIfmacs    = "ifmacs"
 	xdplbMapMaglev    = "maglev"
 	xdplbMapPersist   = "persist"
 	xdplbMapReasons   = "reasons"
@@ -81,6 +82,7 @@ type xdplbMapSpecs struct {
 	DestStats *ebpf.MapSpec `ebpf:"dest_stats"`
 	Dests     *ebpf.MapSpec `ebpf:"dests"`
 	Flows     *ebpf.MapSpec `ebpf:"flows"`
+	Ifmacs    *ebpf.MapSpec `ebpf:"ifmacs"`
 	Maglev    *ebpf.MapSpec `ebpf:"maglev"`
 	Persist   *ebpf.MapSpec `ebpf:"persist"`
 	Reasons   *ebpf.MapSpec `ebpf:"reasons"`
@@ -117,6 +119,7 @@ type xdplbMaps struct {
 	DestStats *ebpf.Map `ebpf:"dest_stats"`
 	Dests     *ebpf.Map `ebpf:"dests"`
 	Flows     *ebpf.Map `ebpf:"flows"`
+	Ifmacs    *ebpf.Map `ebpf:"ifmacs"`
 	Maglev    *ebpf.Map `ebpf:"maglev"`
 	Persist   *ebpf.Map `ebpf:"persist"`
 	Reasons   *ebpf.Map `ebpf:"reasons"`
@@ -129,6 +132,7 @@ func (m *xdplbMaps) Close() error {
 		m.DestStats,
 		m.Dests,
 		m.Flows,
+		m.Ifmacs,
 		m.Maglev,
 		m.Persist,
 		m.Reasons,

@@ -59,6 +59,7 @@ enum {
 	R_FLOW_NEW,    /* (counted besides R_TX) new flow scheduled */
 	R_TOO_BIG,     /* TUN: too big once encapsulated: ICMP or drop */
 	R_PERSIST,     /* (counted besides R_TX) new flow sent by a template */
+	R_NOT_OURS,    /* multicast, broadcast, or unicast to another MAC */
 	R_MAX,
 };
 
@@ -117,6 +118,10 @@ struct dest_val {
 #define TUN_IPIP 1
 #define TUN_GUE 2
 
+struct mac {
+	__u8 addr[6];
+};
+
 struct counters {
 	__u64 conns;
 	__u64 packets;
@@ -166,6 +171,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
 
+/* The MAC of each interface the program is attached to (ifindex -> MAC):
+ * a frame for another MAC (a bridge flooding unknown unicast, another
+ * director's traffic) is not forwarded, or two directors would both
+ * forward it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct mac);
+	__uint(max_entries, 256);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ifmacs SEC(".maps");
+
 /* Persistence templates: a client (or its network) keeps its real server
  * while it comes back within persistence_timeout. Value as for flows. */
 struct {
@@ -199,6 +216,11 @@ struct {
 	__uint(max_entries, R_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } reasons SEC(".maps");
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
+}
 
 static __always_inline int count(__u32 reason, int verdict)
 {
@@ -421,6 +443,12 @@ int xdp_lb(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > data_end)
 		return count(R_MALFORMED, XDP_PASS);
+	if (eth->h_dest[0] & 1)
+		return count(R_NOT_OURS, XDP_PASS); /* multicast, broadcast */
+	__u32 ifx = ctx->ingress_ifindex;
+	struct mac *own = bpf_map_lookup_elem(&ifmacs, &ifx);
+	if (own && !mac_eq(own->addr, eth->h_dest))
+		return count(R_NOT_OURS, XDP_PASS);
 
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
