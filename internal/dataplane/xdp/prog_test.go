@@ -635,3 +635,19 @@ func TestProgOnlyOwnFrames(t *testing.T) {
 		}
 	}
 }
+
+// TestProgCountsIPBytes: byte counters count IP packets, as IPVS's do
+// (ipvsadm --stats), not Ethernet frames.
+func TestProgCountsIPBytes(t *testing.T) {
+	d := newTestDP(t, bpffsDir(t))
+	defer d.Close()
+	if err := d.Apply(context.Background(), []lvsService{drService(vip4, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	in := tcp4("198.19.12.1:1").bytes()
+	run(t, d, tcp4("198.19.12.1:1"))
+	st := d.Services()
+	if len(st) != 1 || st[0].Stats.InBytes != uint64(len(in)-14) || st[0].Dests[0].Stats.InBytes != uint64(len(in)-14) {
+		t.Fatalf("InBytes %+v, want %d (the IP packet)", st, len(in)-14)
+	}
+}

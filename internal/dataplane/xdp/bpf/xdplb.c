@@ -575,7 +575,7 @@ int xdp_lb(struct xdp_md *ctx)
 		count(R_FLOW_HIT, 0);
 	}
 
-	__u64 bytes = data_end - data;
+	__u64 bytes = data_end - data - sizeof(struct ethhdr); /* IP bytes, as IPVS counts */
 	add(&svc_stats, svc->id, fresh, bytes);
 	add(&dest_stats, di, fresh, bytes);
 
