@@ -205,10 +205,43 @@ func (d *Dataplane) adopt() error {
 	return nil
 }
 
-// Validate reports what the XDP data plane cannot run in s.
+// Check reports, without touching anything, what Apply would refuse in
+// desired (dataplane.Check): the daemon and vipd -t run it on every
+// virtual server.
+func Check(desired []lvs.Service) error {
+	var errs []error
+	seen := map[lvs.ServiceKey]bool{}
+	for _, s := range desired {
+		if seen[s.Key] {
+			errs = append(errs, fmt.Errorf("xdp: service %s: listed twice", s.Key))
+			continue
+		}
+		seen[s.Key] = true
+		if err := Validate(s); err != nil {
+			errs = append(errs, fmt.Errorf("xdp: %w", err))
+		}
+	}
+	if len(seen) > maxServices {
+		errs = append(errs, fmt.Errorf("xdp: %d services, at most %d", len(seen), maxServices))
+	}
+	return errors.Join(errs...)
+}
+
+var _ dataplane.Check = Check
+
+// Validate reports what the XDP data plane cannot run in s. Nothing is
+// mapped silently onto something else (docs/dataplanes.md says why):
+// NAT needs the replies back through the director, and only mh describes
+// per-packet scheduling that every director shares.
 func Validate(s lvs.Service) error {
 	if s.Key.FWMark != 0 {
 		return errors.New("fwmark services are not supported by the xdp data plane")
+	}
+	if s.Scheduler != "mh" {
+		return fmt.Errorf("lvs_sched %s is not supported by the xdp data plane: it schedules each new flow from a Maglev table every director shares, which only mh describes (use lvs_sched mh, with mh-port to spread one client's connections)", s.Scheduler)
+	}
+	if s.ProxyProtocol != 0 {
+		return errors.New("proxy_protocol needs the proxy data plane")
 	}
 	if s.Key.Proto != lvs.TCP && s.Key.Proto != lvs.UDP {
 		return fmt.Errorf("protocol %s is not supported by the xdp data plane (TCP and UDP are)", s.Key.Proto)
@@ -224,13 +257,13 @@ func Validate(s lvs.Service) error {
 		case dst.Forward == lvs.Tunnel:
 			return fmt.Errorf("real server %s: the xdp data plane tunnels IPv4 in IPIP, or in GUE with a port and without checksum options (not GRE, not IPv6); use the ipvs data plane", dst.Addr)
 		default:
-			return fmt.Errorf("real server %s: lvs_method %s is not supported by the xdp data plane (it forwards DR and TUN); use the ipvs or proxy data plane", dst.Addr, fwName(dst.Forward))
+			return fmt.Errorf("real server %s: lvs_method %s is not supported by the xdp data plane (it forwards DR and TUN: the real servers answer the clients directly); run NAT with --dataplane proxy (userspace) or --dataplane ipvs (kernel)", dst.Addr, fwName(dst.Forward))
 		}
 		if dst.Addr.Addr().Is4() != s.Key.Addr.Addr().Is4() {
 			return fmt.Errorf("real server %s: DR needs the same address family as the virtual server", dst.Addr)
 		}
 		if dst.Addr.Port() != 0 && dst.Addr.Port() != s.Key.Addr.Port() {
-			return fmt.Errorf("real server %s: DR cannot change the port (%d to %d)", dst.Addr, s.Key.Addr.Port(), dst.Addr.Port())
+			return fmt.Errorf("real server %s: DR and TUN cannot change the port (%d to %d): give the real server the virtual server's port (IPVS ignores it silently; xdp refuses)", dst.Addr, s.Key.Addr.Port(), dst.Addr.Port())
 		}
 	}
 	return nil
