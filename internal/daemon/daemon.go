@@ -36,7 +36,7 @@ type Options struct {
 	ConfigFile string
 	ConfigID   string
 	// Dataplane: "" (the configuration's vipd_dataplane, else auto),
-	// auto, proxy or ipvs.
+	// auto, proxy, ipvs or xdp.
 	Dataplane string
 	Control   string // unix socket of the control API ("" = none)
 	Metrics   string // listen address of metrics and status page ("" = none)
@@ -44,10 +44,16 @@ type Options struct {
 	DataFile  string // SIGUSR1 dump; default /tmp/vipd.data
 	StatsFile string // SIGUSR2 dump; default /tmp/vipd.stats
 	IPVSState string // ownership record of the ipvs data plane; default /run/vipd/ipvs.json
+	XDPPins   string // bpffs directory of the xdp data plane's maps; default /sys/fs/bpf/vipd
 	VRRPOnly  bool   // -P
 	CheckOnly bool   // -C
 	Version   string
 	Logger    *slog.Logger
+
+	// XDPIfaces get the xdp program besides the interfaces real servers
+	// are reached through (a director whose VIP traffic comes in on
+	// another interface).
+	XDPIfaces []string
 }
 
 // Daemon is a running vipd.
@@ -95,6 +101,7 @@ type snapshot struct {
 	reloadResults map[string]uint64 // by api.ReloadOK, ...
 	ready         error
 	rsOfName      map[string]rsRef
+	quorum        map[string]bool // by the API's virtual_server name
 	notifier      *notify.Notifier
 	runner        *check.Runner
 	dp            dataplane.Dataplane // safe for concurrent reads (the interface's promise)
@@ -694,13 +701,17 @@ func (d *Daemon) currentConfig() *config.Config {
 // publish refreshes the snapshot API readers see.
 func (d *Daemon) publish(notReady error) {
 	names := map[string]rsRef{}
+	quorum := map[string]bool{}
 	for _, p := range d.gen.plans {
+		// The API joins checks to services by the IPVS key's string.
+		vs := p.name
+		if len(p.keys) > 0 {
+			vs = p.keys[0].key.String()
+		}
+		if up, ok := d.quorum[p.name]; ok {
+			quorum[vs] = up
+		}
 		for _, rs := range p.rss {
-			// The API joins checks to services by the IPVS key's string.
-			vs := p.name
-			if len(p.keys) > 0 {
-				vs = p.keys[0].key.String()
-			}
 			names[rs.check] = rsRef{vs: vs, rs: destination(rs.cfg, p.port()).Addr.String()}
 		}
 	}
@@ -717,6 +728,7 @@ func (d *Daemon) publish(notReady error) {
 		d.snap.loaded = time.Now()
 	}
 	d.snap.cfg, d.snap.health, d.snap.rsOfName = d.gen.cfg, h, names
+	d.snap.quorum = quorum
 	d.snap.notifier = d.notifier
 	d.snap.runner = d.runner
 	d.snap.dp = d.dp
