@@ -189,7 +189,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 	}).args("[<BOOL>]", 0),
 	garpExtraIf("vrrp_garp_extra_if", func(c *cx) (*time.Duration, *bool) {
 		return &c.b.cfg.Global.GARPExtraIf, &c.b.cfg.Global.GARPExtraIfAll
-	}).notYet("no periodic GARP on the VIPs' other interfaces yet").noValue(NoValueError),
+	}).note("while master, every SECONDS, one GARP/NA on each interface other than the instance's that holds one of its VIPs or excluded VIPs; without `all` keepalived sends on VMAC interfaces only, and vipd has none: nothing is sent").noValue(NoValueError),
 	kw("vrrp_down_timer_adverts", "1..100", 1, "3", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.DownTimerAdverts, 1, 100) }),
 	flagKw("vrrp_lower_prio_no_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.LowerPrioNoAdvert) }).args("[<BOOL>]", 0),
 	flagKw("vrrp_higher_prio_send_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.HigherPrioSendAdvert) }).args("[<BOOL>]", 0),

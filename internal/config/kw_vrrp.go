@@ -484,7 +484,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	garpExtraIf("garp_extra_if", func(c *cx) (*time.Duration, *bool) {
 		c.inheritGARP().extraIf = true
 		return &c.inst.GARPExtraIf, &c.inst.GARPExtraIfAll
-	}).noValue(NoValueError).notYet("no periodic GARP on the VIPs' other interfaces yet"),
+	}).noValue(NoValueError).note("while master, every SECONDS, one GARP/NA on each interface other than the instance's that holds one of its VIPs or excluded VIPs; without `all` keepalived sends on VMAC interfaces only, and vipd has none: nothing is sent"),
 	kw("down_timer_adverts", "1..100", 1, "vrrp_down_timer_adverts", func(c *cx, n *Node) {
 		if c.intVal(n, &c.inst.DownTimerAdverts, 1, 100) {
 			c.inheritGARP().downTimer = true

@@ -98,6 +98,11 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		ic.NotifyPriorityChanges = notifyPrioChanges(c, in)
 		ic.McastDstIP = in.McastDstIP
 		ic.UnicastFaultNoPeer = in.UnicastFaultNoPeer
+		if in.GARPExtraIfAll {
+			// Without "all" keepalived sends on VMAC interfaces only,
+			// and vipd has none.
+			ic.GARPExtraIf = in.GARPExtraIf
+		}
 		if in.Auth != nil {
 			ic.AuthType = string(in.Auth.Type)
 			ic.AuthPass = in.Auth.Pass

@@ -78,8 +78,12 @@ type InstanceConfig struct {
 	McastDstIP netip.Addr `json:"mcast_dst_ip,omitzero"`
 	// UnicastFaultNoPeer (unicast_fault_no_peer) holds an instance with
 	// no UnicastPeers in FAULT instead of running it over multicast.
-	UnicastFaultNoPeer bool  `json:"unicast_fault_no_peer,omitempty"`
-	ExcludedVIPs       []VIP `json:"excluded_vips,omitempty"`
+	UnicastFaultNoPeer bool `json:"unicast_fault_no_peer,omitempty"`
+	// GARPExtraIf (garp_extra_if all): while master, every interval, one
+	// GARP/NA on each interface other than Interface that holds a VIP or
+	// an excluded VIP; 0: off.
+	GARPExtraIf  time.Duration `json:"garp_extra_if,omitempty"`
+	ExcludedVIPs []VIP         `json:"excluded_vips,omitempty"`
 
 	McastSrcIP   netip.Addr   `json:"mcast_src_ip,omitzero"`
 	UnicastSrcIP netip.Addr   `json:"unicast_src_ip,omitzero"`
@@ -477,6 +481,7 @@ func (in *InstanceConfig) machineConfig() MachineConfig {
 	mc.GARPMasterDelay = orDefault(in.GARPMasterDelay, 5*time.Second)
 	mc.GARPMasterRefresh = in.GARPMasterRefresh
 	mc.GARPMasterRefreshRepeat = max(1, in.GARPMasterRefreshRepeat)
+	mc.GARPExtraIf = in.GARPExtraIf
 	mc.GARPLowerPrioRepeat = orDefault(in.GARPLowerPrioRepeat, mc.GARPMasterRepeat)
 	mc.GARPLowerPrioDelay = orDefault(in.GARPLowerPrioDelay, mc.GARPMasterDelay)
 	return mc

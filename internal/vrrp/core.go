@@ -640,6 +640,14 @@ func (c *Core) exec(actions []Action) {
 			for _, v := range ci.vips {
 				c.announce(ci, v, a.Count)
 			}
+		case ActSendGARPExtra:
+			done := map[string]bool{ci.cfg.Interface: true}
+			for _, v := range ci.vips {
+				if !done[v.Dev] {
+					done[v.Dev] = true
+					c.announce(ci, v, 1)
+				}
+			}
 		case ActStateChange:
 			c.notify(ci, a.To.String(), a.From.String())
 		case ActMasterRxLowerPrio:

@@ -105,6 +105,7 @@ type fakeHost struct {
 	vips  map[netip.Prefix]bool
 	added map[netip.Prefix]bool // by this process, for RemoveAllVIPs
 	garps int
+	sent  []string // "dev addr" of each Announce
 }
 
 func newFakeHost(lan *fakeLAN, addr netip.Addr) *fakeHost {
@@ -164,10 +165,11 @@ func (h *fakeHost) RemoveAllVIPs() error {
 	clear(h.added)
 	return nil
 }
-func (h *fakeHost) Announce(string, netip.Addr, int, time.Duration) error {
+func (h *fakeHost) Announce(dev string, a netip.Addr, _ int, _ time.Duration) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.garps++
+	h.sent = append(h.sent, dev+" "+a.String())
 	return nil
 }
 func (h *fakeHost) Close() error { return nil }
@@ -462,4 +464,39 @@ func TestNodeUnicastFaultNoPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && a.host.has(fakeVIP) }, "a with a peer did not run: %s", a.state())
+}
+
+// TestNodeGARPExtraIf: garp_extra_if all sends, while master, one GARP
+// per interval on each interface other than the instance's that holds a
+// VIP (for the first VIP there), and none on the instance's own.
+func TestNodeGARPExtraIf(t *testing.T) {
+	t.Parallel()
+	zero := 0
+	a := startFakeNode(t, &fakeLAN{}, "198.18.0.11", fakeConfig(150, func(c *Config) {
+		c.Instances[0].GARPMasterRepeat = &zero // only the periodic ones below
+		c.Instances[0].GARPExtraIf = 200 * time.Millisecond
+		c.Instances[0].VIPs = append(c.Instances[0].VIPs,
+			VIP{Prefix: netip.MustParsePrefix("198.18.1.100/24"), Dev: "eth1"},
+			VIP{Prefix: netip.MustParsePrefix("198.18.1.101/24"), Dev: "eth1"})
+	}))
+	sent := func() []string {
+		a.host.mu.Lock()
+		defer a.host.mu.Unlock()
+		return slices.Clone(a.host.sent)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool { return len(sent()) >= 3 }, "no periodic GARP: %v", sent())
+	for _, s := range sent() {
+		if s != "eth1 198.18.1.100" {
+			t.Fatalf("sent %q, want only eth1 198.18.1.100 (one per interval, not on eth0): %v", s, sent())
+		}
+	}
+	// Not master any more: no more.
+	a.host.links <- netif.LinkState{Name: "eth0", Up: false}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "FAULT" }, "a not in FAULT")
+	n := len(sent())
+	b := startFakeNode(t, &fakeLAN{}, "198.18.0.12", fakeConfig(100, nil)) // a marker of time passing: its election takes > 3 intervals
+	lab.Eventually(t, 5*time.Second, func() bool { return b.state() == "MASTER" }, "b not master")
+	if m := len(sent()); m != n {
+		t.Errorf("%d GARPs after leaving MASTER", m-n)
+	}
 }
