@@ -101,3 +101,35 @@ func TestMcastDstIPWithKeepalived(t *testing.T) {
 	lab.Eventually(t, 5*time.Second, func() bool { return strings.Contains(k.Output(), higher) },
 		"keepalived did not log vipd's advert on 224.0.0.200:\n%s", k.Output())
 }
+
+// TestStartupDelayWithKeepalived: vipd with vrrp_startup_delay 2 and the
+// higher priority stays silent while keepalived is master, then
+// preempts it once the delay is over (keepalived logs vipd's advert).
+func TestStartupDelayWithKeepalived(t *testing.T) {
+	l := lab.New(t)
+	dv := l.Host("vipd")
+	dk := l.Host("kad")
+	const vip = "198.18.0.100"
+	k := keepalived(t, dk, mcastConf("MASTER", "150"))
+	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, vip) }, "keepalived did not take the VIP")
+	conf := strings.Replace(mcastConf("BACKUP", "200"), "router_id mcast", "router_id mcast\n    vrrp_startup_delay 2", 1)
+	v := startVipd(t, dv, conf)
+	// From ready: without the delay vipd would take over after one master
+	// down interval (3 x 0.5 s + skew); with it, 2 s later still.
+	start := time.Now()
+	if !strings.Contains(v.proc.Output(), "Delaying startup for 2 seconds") {
+		t.Errorf("vipd did not log keepalived's line for the delay:\n%s", v.proc.Output())
+	}
+	if hasAddr(dv, vip) || !hasAddr(dk, vip) || strings.Contains(k.Output(), "higher priority 200") {
+		if time.Since(start) < time.Second {
+			t.Fatalf("vipd acted during its startup delay")
+		}
+	}
+	lab.Eventually(t, 10*time.Second, func() bool { return v.state("VI_1") == "MASTER" && hasAddr(dv, vip) && !hasAddr(dk, vip) },
+		"vipd did not preempt keepalived after its delay")
+	if took := time.Since(start); took < 2*time.Second {
+		t.Fatalf("vipd preempted %v after it was ready: its 2 s delay was not kept", took)
+	}
+	higher := fmt.Sprintf("(VI_1) Master received advert from %s with higher priority 200, ours 150", dv.Addr)
+	lab.Eventually(t, 5*time.Second, func() bool { return strings.Contains(k.Output(), higher) }, "keepalived did not log vipd's advert:\n%s", k.Output())
+}
