@@ -133,3 +133,43 @@ func TestStartupDelayWithKeepalived(t *testing.T) {
 	higher := fmt.Sprintf("(VI_1) Master received advert from %s with higher priority 200, ours 150", dv.Addr)
 	lab.Eventually(t, 5*time.Second, func() bool { return strings.Contains(k.Output(), higher) }, "keepalived did not log vipd's advert:\n%s", k.Output())
 }
+
+// TestTrackGroupFaults: a static address in a track_group that cannot be
+// reinstated (its interface was deleted) puts the group's instance in
+// FAULT, and the instance comes back once the address is in place again.
+func TestTrackGroupFaults(t *testing.T) {
+	l := lab.New(t)
+	d1 := l.Host("d1")
+	d1.MustRun("ip", "link", "add", "dum0", "type", "veth", "peer", "name", "dum1") // no dummy module here
+	d1.MustRun("ip", "link", "set", "dum0", "up")
+	m := startVipd(t, d1, `
+track_group TG {
+    group { VI_1 }
+}
+static_ipaddress {
+    198.18.5.1/24 dev dum0 track_group TG
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    version 3
+    advert_int 0.2
+    virtual_ipaddress {
+        198.18.0.100/24 dev eth0
+    }
+}
+`)
+	lab.Eventually(t, 5*time.Second, func() bool { return m.state("VI_1") == "MASTER" && hasAddr(d1, "198.18.5.1") }, "not MASTER with the static address")
+	d1.MustRun("ip", "link", "del", "dum0")
+	lab.Eventually(t, 5*time.Second, func() bool { return m.state("VI_1") == "FAULT" && !hasAddr(d1, "198.18.0.100") },
+		"VI_1 not in FAULT after its track_group's address could not be reinstated: %s", m.state("VI_1"))
+	d1.MustRun("ip", "link", "add", "dum0", "type", "veth", "peer", "name", "dum1") // no dummy module here
+	d1.MustRun("ip", "link", "set", "dum0", "up")
+	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(d1, "198.18.5.1") && m.state("VI_1") == "MASTER" },
+		"VI_1 not back to MASTER once dum0 is back: %s", m.state("VI_1"))
+	if out := m.proc.Output(); !strings.Contains(out, "track_group TG") {
+		t.Errorf("no log line names the track_group:\n%s", out)
+	}
+}

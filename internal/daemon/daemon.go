@@ -73,11 +73,14 @@ type Daemon struct {
 	quit chan struct{} // closed when the loop has returned
 
 	// Owned by the loop goroutine.
-	gen      *generation // the running configuration and what was built from it
-	health   map[string]health
-	quorum   map[string]bool
-	node     *vrrp.Node
-	promote  *promoter // promote_secondaries set by vipd, reset at stop
+	gen     *generation // the running configuration and what was built from it
+	health  map[string]health
+	quorum  map[string]bool
+	node    *vrrp.Node
+	promote *promoter // promote_secondaries set by vipd, reset at stop
+	// trackMu orders the track_group states (trackUp) handed to VRRP.
+	trackMu  sync.Mutex
+	trackUp  map[string]bool
 	nodeDone chan struct{}
 	stopNode context.CancelFunc
 	runner   *check.Runner
@@ -280,7 +283,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		_ = d.notifier.Close(cctx)
 	}()
 	if !d.opts.CheckOnly {
-		d.routing = startRouting(g.cfg, d.log)
+		d.routing = startRouting(g.cfg, d.log, d.trackGroup)
 		defer d.routing.stop()
 	}
 
@@ -338,6 +341,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	if d.node != nil {
 		d.startVRRP()
+		d.replayTrackGroups(d.node)
 	}
 	defer d.stopVRRP()
 
@@ -589,6 +593,34 @@ func (d *Daemon) globalScript(what string, s *config.Script, timeout time.Durati
 		return
 	}
 	d.log.Info(fmt.Sprintf("%s script %s completed", what, ns.Args[0]))
+}
+
+// trackGroup hears from the routing worker that a track_group went down
+// or up, and hands it to VRRP as the external object its instances
+// track (see vrrpConfig); the state is kept for a VRRP that starts later.
+func (d *Daemon) trackGroup(group string, up bool) {
+	d.trackMu.Lock()
+	defer d.trackMu.Unlock()
+	if d.trackUp == nil {
+		d.trackUp = map[string]bool{}
+	}
+	d.trackUp[group] = up
+	d.mu.Lock()
+	node := d.node
+	d.mu.Unlock()
+	if node != nil {
+		_ = node.SetTrack(trackGroupRef(group), up)
+	}
+}
+
+// replayTrackGroups hands a VRRP node that just started the track_group
+// states heard before it existed.
+func (d *Daemon) replayTrackGroups(node *vrrp.Node) {
+	d.trackMu.Lock()
+	defer d.trackMu.Unlock()
+	for g, up := range d.trackUp {
+		_ = node.SetTrack(trackGroupRef(g), up)
+	}
 }
 
 // rsInitNotify is rs_init_notifies: a real server that starts up (at

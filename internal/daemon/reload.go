@@ -290,6 +290,7 @@ func (d *Daemon) commitSteps(next *generation, newNotifier **notify.Notifier) []
 					d.node = node
 					d.mu.Unlock()
 					d.startVRRP()
+					d.replayTrackGroups(node)
 					return nil
 				},
 				undo: func() error {

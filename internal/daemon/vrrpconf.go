@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -96,6 +97,12 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			Strict:               in.Strict || g.Strict,
 		}
 		ic.NotifyPriorityChanges = notifyPrioChanges(c, in)
+		for _, tg := range c.TrackGroups {
+			if slices.Contains(tg.Instances, in.Name) {
+				// Weight 0: FAULT while the group is down.
+				ic.TrackExternal = append(ic.TrackExternal, vrrp.TrackRef{Name: trackGroupRef(tg.Name)})
+			}
+		}
 		ic.McastDstIP = in.McastDstIP
 		ic.UnicastFaultNoPeer = in.UnicastFaultNoPeer
 		if in.GARPExtraIfAll {
@@ -128,6 +135,9 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 	}
 	return out
 }
+
+// trackGroupRef names a track_group as the external object VRRP tracks.
+func trackGroupRef(group string) string { return "track_group " + group }
 
 // notifyPrioChanges resolves notify_priority_changes as keepalived does:
 // the instance's own setting, else its sync group's, else the global

@@ -211,3 +211,55 @@ func TestStartupShutdownScripts(t *testing.T) {
 		t.Errorf("stop took %v with a 1 s shutdown_script_timeout", took)
 	}
 }
+
+// TestTrackGroup: the instances of a track_group track it as an
+// external object (weight 0: FAULT while down), and the routing worker
+// reports a group down while one of its static items is failing, up
+// when it is installed again, and only on changes.
+func TestTrackGroup(t *testing.T) {
+	c := parse(t, `
+track_group TG {
+    group { VI_1 }
+}
+static_ipaddress {
+    198.18.5.1/24 dev dummy0 track_group TG
+    198.18.5.2/24 dev dummy0
+}
+vrrp_instance VI_1 {
+    interface lo
+    virtual_router_id 1
+    virtual_ipaddress { 198.18.0.1 }
+}
+vrrp_instance VI_2 {
+    interface lo
+    virtual_router_id 2
+    virtual_ipaddress { 198.18.0.2 }
+}
+`)
+	vc := vrrpConfig(c, nil, slog.Default())
+	for _, ic := range vc.Instances {
+		want := 0
+		if ic.Name == "VI_1" {
+			want = 1
+		}
+		if len(ic.TrackExternal) != want || (want == 1 && (ic.TrackExternal[0].Name != "track_group TG" || ic.TrackExternal[0].Weight != nil)) {
+			t.Errorf("%s tracks %+v", ic.Name, ic.TrackExternal)
+		}
+	}
+	plan, _ := planRouting(c)
+	var heard []string
+	r := &routing{log: slog.New(slog.DiscardHandler), plan: plan, failing: map[string]bool{}, groupUp: map[string]bool{},
+		onTrack: func(g string, up bool) { heard = append(heard, fmt.Sprintf("%s %v", g, up)) }}
+	r.reportGroups()
+	untracked, tracked := plan.static[1].key, plan.static[0].key
+	r.failing[untracked] = true
+	r.reportGroups()
+	r.failing[tracked] = true
+	r.reportGroups()
+	r.reportGroups()
+	delete(r.failing, tracked)
+	r.reportGroups()
+	if got, want := strings.Join(heard, ", "), "TG true, TG false, TG true"; got != want {
+		t.Errorf("heard %q, want %q", got, want)
+	}
+}
