@@ -499,33 +499,9 @@ func TestExampleLVSDR(t *testing.T) {
 // included as they are.
 func nginxWith(t *testing.T, h *lab.Host, include string) *lab.Proc {
 	t.Helper()
-	lab.RequireCommand(t, "nginx")
-	dir, err := os.MkdirTemp("", "vipd-nginx-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	inc, _ := filepath.Abs(include)
-	conf := fmt.Sprintf(`daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s;
-    proxy_temp_path %[1]s;
-    fastcgi_temp_path %[1]s;
-    uwsgi_temp_path %[1]s;
-    scgi_temp_path %[1]s;
-    include %[2]s;
-}
-`, dir, inc)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return h.Start("nginx", "-c", cf)
+	p, _ := lab.StartNginx(t, h, nil, func(string) string { return "    include " + inc + ";" })
+	return p
 }
 
 // TestExampleTCPProxy runs examples/tcp-proxy with nginx real servers

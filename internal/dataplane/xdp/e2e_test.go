@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -243,40 +242,10 @@ func runCmd(name string, args ...string) (string, error) {
 // startNginx serves a page naming the host at / and 2 MB at /big.
 func startNginx(t *testing.T, h *lab.Host) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "vipd-xdp-nginx-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(h.Name+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "big"), []byte(strings.Repeat("x", 2<<20)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s;
-    proxy_temp_path %[1]s;
-    fastcgi_temp_path %[1]s;
-    uwsgi_temp_path %[1]s;
-    scgi_temp_path %[1]s;
-    server { listen 80; root %[1]s; }
-}
-`, dir)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h.Start("nginx", "-c", cf)
+	files := map[string]string{"index.html": h.Name + "\n", "big": strings.Repeat("x", 2<<20)}
+	lab.StartNginx(t, h, files, func(dir string) string {
+		return fmt.Sprintf("    server { listen 80; root %s; }", dir)
+	})
 	lab.Eventually(t, 10*time.Second, func() bool {
 		_, err := h.Run("curl", "-sf", "-o", "/dev/null", "http://"+h.Addr.String()+"/")
 		return err == nil
