@@ -40,6 +40,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/lvs"
+	"github.com/vipd/vipd/internal/netif"
 )
 
 // Options configure a Dataplane.
@@ -136,7 +137,7 @@ func New(opts Options) (*Dataplane, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	opts.NetNS = netnsPath(opts.NetNS)
+	opts.NetNS = netif.NetnsPath(opts.NetNS)
 	if err := ensureBPFFS(filepath.Dir(opts.PinPath), log); err != nil {
 		return nil, err
 	}
