@@ -23,21 +23,13 @@ import "time"
 
 func init() {
 	RegisterScheduler("lblc", func(SchedFlags) Scheduler {
-		return &lblcScheduler{tbl: newLocalityTable()}
+		return &lblcScheduler{locality{tbl: newLocalityTable()}}
 	})
 }
 
-type lblcScheduler struct {
-	tbl localityTable
-	cur current
-}
+type lblcScheduler struct{ locality }
 
 func (s *lblcScheduler) Name() string { return "lblc" }
-
-// Update only records the current destinations: the kernel's lblc has no
-// add/delete/edit hooks; cache entries of a deleted destination stay and
-// fail the availability test.
-func (s *lblcScheduler) Update(dests []*Dest) { s.cur.update(dests) }
 
 func (s *lblcScheduler) Schedule(dests []*Dest, f Flow, now time.Time) *Dest {
 	if s.cur == nil {

@@ -16,19 +16,13 @@ import "time"
 
 func init() {
 	RegisterScheduler("lblcr", func(SchedFlags) Scheduler {
-		return &lblcrScheduler{tbl: newLocalityTable()}
+		return &lblcrScheduler{locality{tbl: newLocalityTable()}}
 	})
 }
 
-type lblcrScheduler struct {
-	tbl localityTable
-	cur current
-}
+type lblcrScheduler struct{ locality }
 
 func (s *lblcrScheduler) Name() string { return "lblcr" }
-
-// Update only records the current destinations, as lblc.
-func (s *lblcrScheduler) Update(dests []*Dest) { s.cur.update(dests) }
 
 func (s *lblcrScheduler) Schedule(dests []*Dest, f Flow, now time.Time) *Dest {
 	if s.cur == nil {
