@@ -459,6 +459,28 @@ func neighMAC(h *lab.Host, addr string) string {
 	return ""
 }
 
+// flatLab is the one-subnet lab (198.18.0.0/24) of the examples whose
+// configuration files name these addresses: client .11, directors d1 .12
+// and d2 .13, real servers rs1 .21 and rs2 .22. The real servers come
+// bare: each test starts on them what its example runs.
+type flatLab struct {
+	l                        *lab.Lab
+	client, d1, d2, rs1, rs2 *lab.Host
+}
+
+func newFlatLab(t *testing.T) *flatLab {
+	t.Helper()
+	l := lab.New(t)
+	return &flatLab{
+		l:      l,
+		client: l.Host("client", "198.18.0.11/24"),
+		d1:     l.Host("d1", "198.18.0.12/24"),
+		d2:     l.Host("d2", "198.18.0.13/24"),
+		rs1:    l.Host("rs1", "198.18.0.21/24"),
+		rs2:    l.Host("rs2", "198.18.0.22/24"),
+	}
+}
+
 // TestExampleLVSDR: this kernel has no IPVS, so the DR pair runs with
 // vipd -P (VRRP only): the VIP lives on the master, the real servers
 // prepared by vipctl realserver up hold it on lo without answering ARP
@@ -467,12 +489,10 @@ func neighMAC(h *lab.Host, addr string) string {
 // the kernel's IPVS in DR mode is scripts/vmtest's (dr_test.go).
 func TestExampleLVSDR(t *testing.T) {
 	t.Parallel()
-	l := lab.New(t)
-	client := l.Host("client", "198.18.0.11/24")
-	d1 := l.Host("d1", "198.18.0.12/24")
-	d2 := l.Host("d2", "198.18.0.13/24")
+	f := newFlatLab(t)
+	client, d1, d2 := f.client, f.d1, f.d2
 	const vip = "198.18.0.100"
-	for _, rs := range []*lab.Host{l.Host("rs1", "198.18.0.21/24"), l.Host("rs2", "198.18.0.22/24")} {
+	for _, rs := range []*lab.Host{f.rs1, f.rs2} {
 		realServerUp(t, rs, vip)
 		if !hasAddr(rs, vip) {
 			t.Fatalf("%s lacks the VIP on lo after vipctl realserver up", rs.Name)
@@ -510,11 +530,9 @@ func nginxWith(t *testing.T, h *lab.Host, include string) *lab.Proc {
 // port, and service continues when the master stops.
 func TestExampleTCPProxy(t *testing.T) {
 	t.Parallel()
-	l := lab.New(t)
-	client := l.Host("client", "198.18.0.11/24")
-	d1 := l.Host("d1", "198.18.0.12/24")
-	d2 := l.Host("d2", "198.18.0.13/24")
-	for _, rs := range []*lab.Host{l.Host("rs1", "198.18.0.21/24"), l.Host("rs2", "198.18.0.22/24")} {
+	f := newFlatLab(t)
+	client, d1, d2 := f.client, f.d1, f.d2
+	for _, rs := range []*lab.Host{f.rs1, f.rs2} {
 		p := nginxWith(t, rs, filepath.Join(examplesDir, "tcp-proxy", "nginx-realserver.conf"))
 		lab.Eventually(t, 10*time.Second, func() bool { b, _ := getPath(rs, rs.Addr.String()+":8080", "/healthz", time.Second); return b == "ok" },
 			"nginx on %s not serving:\n%s", rs.Name, p.Output())
@@ -555,12 +573,10 @@ func TestExampleTCPProxy(t *testing.T) {
 // both; when d1 returns it takes its VIP back.
 func TestExampleMasterMaster(t *testing.T) {
 	t.Parallel()
-	l := lab.New(t)
-	client := l.Host("client", "198.18.0.11/24")
-	h1 := l.Host("d1", "198.18.0.12/24")
-	h2 := l.Host("d2", "198.18.0.13/24")
-	nginx(t, l.Host("rs1", "198.18.0.21/24"), "rs1")
-	nginx(t, l.Host("rs2", "198.18.0.22/24"), "rs2")
+	f := newFlatLab(t)
+	client, h1, h2 := f.client, f.d1, f.d2
+	nginx(t, f.rs1, "rs1")
+	nginx(t, f.rs2, "rs2")
 	d1 := startVipd(t, h1, readExample(t, "master-master/keepalived-d1.conf"))
 	d2 := startVipd(t, h2, readExample(t, "master-master/keepalived-d2.conf"))
 	const vip1, vip2 = "198.18.0.100", "198.18.0.101"
@@ -597,12 +613,10 @@ func TestExampleMasterMaster(t *testing.T) {
 // ping): the pair still agrees on one MASTER, serves, and fails over.
 func TestExampleUnicast(t *testing.T) {
 	t.Parallel()
-	l := lab.New(t)
-	client := l.Host("client", "198.18.0.11/24")
-	h1 := l.Host("d1", "198.18.0.12/24")
-	h2 := l.Host("d2", "198.18.0.13/24")
-	nginx(t, l.Host("rs1", "198.18.0.21/24"), "rs1")
-	nginx(t, l.Host("rs2", "198.18.0.22/24"), "rs2")
+	f := newFlatLab(t)
+	client, h1, h2 := f.client, f.d1, f.d2
+	nginx(t, f.rs1, "rs1")
+	nginx(t, f.rs2, "rs2")
 
 	// d2 answers pings to 224.0.0.1, so d1 can tell whether multicast
 	// crosses the switch.
@@ -614,8 +628,8 @@ func TestExampleUnicast(t *testing.T) {
 	if !mcastReachesD2() {
 		t.Fatal("control: multicast does not reach d2 even before it is blocked")
 	}
-	for _, h := range l.Hosts() {
-		out, err := exec.Command("ip", "-n", l.Bridge, "link", "set", h.Port, "type", "bridge_slave", "mcast_flood", "off").CombinedOutput()
+	for _, h := range f.l.Hosts() {
+		out, err := exec.Command("ip", "-n", f.l.Bridge, "link", "set", h.Port, "type", "bridge_slave", "mcast_flood", "off").CombinedOutput()
 		if err != nil {
 			t.Fatalf("mcast_flood off on %s: %v: %s", h.Port, err, out)
 		}
