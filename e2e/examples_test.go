@@ -228,22 +228,14 @@ func TestExampleQuickstart(t *testing.T) {
 	l := lab.New(t)
 	h := l.Host("qs")
 	// Everything the unprivileged processes touch lives in a directory
-	// they can read (t.TempDir's parent is private).
-	dir, err := os.MkdirTemp("", "vipd-quickstart-")
-	if err != nil {
-		t.Fatal(err)
+	// they can read, and write to (the socket, the pid file).
+	files := map[string]string{}
+	for _, f := range []string{"keepalived.conf", "rs1/index.html", "rs2/index.html"} {
+		files[f] = readExample(t, "quickstart/"+f)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := lab.PublicDir(t, files)
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
-	}
-	for _, f := range []string{"keepalived.conf", "rs1/index.html", "rs2/index.html"} {
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(readExample(t, "quickstart/"+f)), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	bins := map[string]string{}
 	for _, pkg := range []string{"./cmd/vipd", "./cmd/vipctl"} {
@@ -278,15 +270,19 @@ func TestExampleQuickstart(t *testing.T) {
 	v := h.Start("setpriv", asUser(bins["./cmd/vipd"], "-C", "-n", "-l", "-f", filepath.Join(dir, "keepalived.conf"),
 		"--control", sock, "-p", filepath.Join(dir, "vipd.pid"))...)
 	const vip = "127.0.0.100:8080"
-	var got []string
-	lab.Eventually(t, 10*time.Second, func() bool {
-		got = got[:0]
-		for i := 0; i < 4; i++ {
-			b, _ := getPath(h, vip, "/", time.Second)
-			got = append(got, b)
-		}
-		return alternates(got, "rs1", "rs2")
-	}, "round robin through %s: %v\n%s", vip, &got, v.Output())
+	roundRobin := func(what string) {
+		t.Helper()
+		var got []string
+		lab.Eventually(t, 10*time.Second, func() bool {
+			got = got[:0]
+			for range 4 {
+				b, _ := getPath(h, vip, "/", time.Second)
+				got = append(got, b)
+			}
+			return alternates(got, "rs1", "rs2")
+		}, "%s through %s: %v\n%s", what, vip, &got, v.Output())
+	}
+	roundRobin("round robin")
 
 	vipctl := func(args ...string) string {
 		out, err := h.Run("setpriv", asUser(append([]string{bins["./cmd/vipctl"], "--socket", sock}, args...)...)...)
@@ -309,14 +305,7 @@ func TestExampleQuickstart(t *testing.T) {
 	}
 	eventuallyOnly(t, h, vip, "rs2", 2*time.Second)
 	webServer("rs1", "8081")
-	lab.Eventually(t, 10*time.Second, func() bool {
-		got = got[:0]
-		for i := 0; i < 4; i++ {
-			b, _ := getPath(h, vip, "/", time.Second)
-			got = append(got, b)
-		}
-		return alternates(got, "rs1", "rs2")
-	}, "rs1 did not come back: %v", &got)
+	roundRobin("rs1 back in round robin")
 
 	if err := v.Stop(10 * time.Second); err != nil {
 		t.Fatalf("vipd did not stop on SIGTERM: %v\n%s", err, v.Output())

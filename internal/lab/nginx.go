@@ -20,25 +20,7 @@ import (
 func StartNginx(t testing.TB, h *Host, files map[string]string, servers func(dir string) string) (*Proc, string) {
 	t.Helper()
 	RequireCommand(t, "nginx")
-	// Not t.TempDir: its parent is private, and nginx's workers run as
-	// nobody, who must reach the pages.
-	dir, err := os.MkdirTemp("", "vipd-nginx-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := PublicDir(t, files)
 	conf := fmt.Sprintf(`daemon off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;
@@ -59,4 +41,30 @@ http {
 		t.Fatal(err)
 	}
 	return h.Start("nginx", "-c", cf, "-p", dir), dir
+}
+
+// PublicDir makes a directory that every user can read, holding files
+// (slash-separated paths relative to the directory, to their content),
+// and removes it at cleanup. It is for programs a test runs as another
+// user (nginx's workers run as nobody): t.TempDir's parent is private.
+func PublicDir(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vipd-public-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
