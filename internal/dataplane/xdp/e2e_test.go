@@ -289,17 +289,22 @@ func TestTUNThroughXDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	if err := client.Do(func() error {
-		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(vip))
-		if err != nil {
+	// send is the client's datagram to the VIP.
+	send := func() {
+		t.Helper()
+		if err := client.Do(func() error {
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(vip))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("through the tunnel"))
 			return err
+		}); err != nil {
+			t.Fatal(err)
 		}
-		defer c.Close()
-		_, err = c.Write([]byte("through the tunnel"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
 	}
+	send()
 	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 2048)
 	n, from, err := raw.ReadFrom(buf)
@@ -331,17 +336,7 @@ func TestTUNThroughXDP(t *testing.T) {
 	if err := dp.Apply(context.Background(), []lvs.Service{s}); err != nil {
 		t.Fatal(err)
 	}
-	if err := client.Do(func() error {
-		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(vip))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Write([]byte("through the tunnel"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	send()
 	_ = gue.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, from, err = gue.ReadFrom(buf)
 	if err != nil {
