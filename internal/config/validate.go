@@ -372,6 +372,7 @@ func (b *builder) validate() {
 	cfg.SyncGroups = groups
 
 	b.validateLVS()
+	b.validateBGP()
 	if b.opts.Host != nil {
 		b.checkHost()
 	}
