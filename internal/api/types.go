@@ -62,6 +62,7 @@ type Status struct {
 	Services   []lvs.ServiceStatus `json:"services"`
 	Checks     []Check             `json:"checks"`
 	Scripts    []Script            `json:"scripts,omitempty"`
+	BGP        *BGP                `json:"bgp,omitempty"`
 }
 
 // Instance is one VRRP instance.
