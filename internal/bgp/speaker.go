@@ -130,9 +130,15 @@ func (s *Speaker) Run(ctx context.Context) error {
 	defer close(s.done)
 	lvl := &slog.LevelVar{}
 	lvl.Set(slog.LevelWarn) // GoBGP's own lines: warnings and errors only
-	s.srv = server.NewBgpServer(server.LoggerOption(s.log.With("component", "gobgp"), lvl))
+	glog := slog.New(minLevel{s.log.Handler(), slog.LevelWarn}).With("component", "gobgp")
+	s.srv = server.NewBgpServer(server.LoggerOption(glog, lvl))
 	go s.srv.Serve()
-	defer s.srv.Stop()
+	stopped := false
+	defer func() {
+		if !stopped {
+			s.srv.Stop()
+		}
+	}()
 
 	listen := s.cfg.ListenPort
 	if listen == 0 {
@@ -181,11 +187,11 @@ func (s *Speaker) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			s.shutdown()
+			stopped = s.shutdown()
 			return nil
 		case f := <-s.reqs:
 			if f == nil { // Stop
-				s.shutdown()
+				stopped = s.shutdown()
 				return nil
 			}
 			f()
@@ -196,25 +202,48 @@ func (s *Speaker) Run(ctx context.Context) error {
 }
 
 // shutdown withdraws every route, lets the UPDATE leave, then closes the
-// sessions with CEASE.
-func (s *Speaker) shutdown() {
+// sessions with CEASE. It reports whether GoBGP stopped.
+func (s *Speaker) shutdown() bool {
 	for p := range s.routes {
 		s.withdraw(p)
 	}
 	time.Sleep(100 * time.Millisecond) // the UPDATE(withdraw) goes before the CEASE
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
+	err := s.srv.StopBgp(ctx, &api.StopBgpRequest{})
+	if err != nil {
 		s.log.Warn("BGP stop", "err", err)
 	}
 	s.log.Info("BGP speaker stopped")
+	return err == nil
 }
+
+// minLevel drops records below a level: GoBGP logs every UPDATE at info
+// and debug, which would drown vipd's own lines (-D shows debug).
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(a), h.min}
+}
+
+func (h minLevel) WithGroup(n string) slog.Handler { return minLevel{h.Handler.WithGroup(n), h.min} }
 
 func apiPeer(p Peer) *api.Peer {
 	ap := &api.Peer{
 		Conf: &api.PeerConf{NeighborAddress: p.Addr.String(), PeerAsn: p.RemoteAS, AuthPassword: p.Password},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			ConnectRetry:      2,
+			// GoBGP waits 30 s after a reset (a BFD failure) before it
+			// dials again; a director whose cable is back should return
+			// within seconds.
+			IdleHoldTimeAfterReset: 1,
 			HoldTime:          uint64(p.HoldTime / time.Second),
 			KeepaliveInterval: uint64(p.HoldTime / time.Second / 3),
 		}},

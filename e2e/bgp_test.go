@@ -1,0 +1,310 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/lab"
+)
+
+// The BGP topology (issue 14; ../shared/labs/bgp is the trial it follows):
+//
+//	client 198.18.1.2 ──veth── 198.18.1.1 router 198.18.0.1 ── lab bridge ──┬── d1 .11  vipd, VIP 198.18.100.1/32 on lo
+//	                           (BIRD 2, ECMP, BFD)                           ├── d2 .12
+//	                                                                         ├── d3 .13
+//	                                                                         ├── rs1 .21 nginx
+//	                                                                         └── rs2 .22 nginx
+//
+// The directors share one L2 segment with the router, as on a ToR VLAN, so
+// a director's cut cable does not take the router's interface down: only
+// BFD (or the hold timer) notices.
+const (
+	bgpVIP    = "198.18.100.1"
+	bgpRouter = "198.18.0.1"
+)
+
+// birdConf: ECMP over equal eBGP paths (merge paths), BFD 100 ms × 3,
+// hold 3 s, and RFC 8326: a path with GRACEFUL_SHUTDOWN gets local
+// preference 0, which takes it out of the multipath set at once.
+func birdConf(dirs []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `log stderr all;
+router id %s;
+protocol device { scan time 10; }
+protocol kernel {
+	ipv4 { import none; export all; };
+	merge paths yes limit 16;
+	learn off;
+}
+protocol bfd {
+	interface "eth0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}
+filter gshut {
+	if (65535, 0) ~ bgp_community then bgp_local_pref = 0;
+	accept;
+}
+template bgp dir {
+	local %s as 65000;
+	hold time 3;
+	keepalive time 1;
+	connect retry time 2;
+	error wait time 1, 10;
+	bfd on;
+	ipv4 { import filter gshut; export none; };
+}
+`, bgpRouter, bgpRouter)
+	for i, a := range dirs {
+		fmt.Fprintf(&b, "protocol bgp d%d from dir { neighbor %s as 65001; }\n", i+1, a)
+	}
+	return b.String()
+}
+
+func bgpDirectorConf(self string) string {
+	return fmt.Sprintf(`global_defs {
+    router_id %[1]s
+}
+static_ipaddress {
+    %[2]s/32 dev lo
+}
+bgp {
+    router_id %[1]s
+    local_as 65001
+    neighbor %[3]s {
+        remote_as 65000
+        hold_time 3
+        bfd
+    }
+}
+virtual_server %[2]s 80 {
+    delay_loop 1
+    lvs_sched rr
+    lvs_method NAT
+    protocol TCP
+    bgp_announce
+    real_server 198.18.0.21 80 {
+        TCP_CHECK {
+            connect_timeout 1
+            retry 0
+        }
+    }
+    real_server 198.18.0.22 80 {
+        TCP_CHECK {
+            connect_timeout 1
+            retry 0
+        }
+    }
+}
+`, self, bgpVIP, bgpRouter)
+}
+
+// nexthops counts the router's next hops for the VIP (0: no route).
+func nexthops(t testing.TB, r *lab.Host) int {
+	t.Helper()
+	out, err := r.Run("ip", "route", "show", bgpVIP)
+	if err != nil {
+		t.Fatalf("ip route: %v: %s", err, out)
+	}
+	if strings.TrimSpace(out) == "" {
+		return 0
+	}
+	if n := strings.Count(out, "nexthop via"); n > 0 {
+		return n
+	}
+	return 1
+}
+
+// waitNexthops waits until the router has n next hops for the VIP and
+// returns how long that took from since.
+func waitNexthops(t testing.TB, r *lab.Host, n int, since time.Time, timeout time.Duration, what string) time.Duration {
+	t.Helper()
+	lab.Eventually(t, timeout, func() bool { return nexthops(t, r) == n }, "%s: router does not have %d next hops for %s: %q", what, n, bgpVIP, func() string { s, _ := r.Run("ip", "route", "show", bgpVIP); return s }())
+	return time.Since(since)
+}
+
+// bgpClient makes a client namespace behind the router: its own veth
+// into the router's namespace, 198.18.1.0/24.
+func bgpClient(t *testing.T, l *lab.Lab, r *lab.Host) *lab.Host {
+	t.Helper()
+	ns := l.Prefix + "-cli"
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	run("ip", "-n", ns, "link", "set", "lo", "up")
+	run("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "cli0", "netns", r.NS)
+	run("ip", "-n", ns, "addr", "add", "198.18.1.2/24", "dev", "eth0")
+	run("ip", "-n", ns, "link", "set", "eth0", "up")
+	run("ip", "-n", ns, "route", "add", "default", "via", "198.18.1.1")
+	run("ip", "-n", r.NS, "addr", "add", "198.18.1.1/24", "dev", "cli0")
+	run("ip", "-n", r.NS, "link", "set", "cli0", "up")
+	return &lab.Host{Name: "client", NS: ns, Iface: "eth0"}
+}
+
+// TestBGPActiveActive runs three vipd directors announcing one VIP by BGP
+// to a BIRD 2 router with ECMP and BFD: the router learns it from all
+// three; a cut cable drops that director within BFD time; every real
+// server down withdraws the VIP and one back announces it again; SIGTERM
+// takes the director out gracefully (GRACEFUL_SHUTDOWN before the
+// withdrawal, while it still forwards).
+func TestBGPActiveActive(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireCommand(t, "bird", "birdc", "nginx")
+	t.Parallel()
+	l := lab.New(t)
+	r := l.Host("r", bgpRouter+"/24")
+	dirAddrs := []string{"198.18.0.11", "198.18.0.12", "198.18.0.13"}
+	var dh []*lab.Host
+	for i, a := range dirAddrs {
+		dh = append(dh, l.Host(fmt.Sprintf("d%d", i+1), a+"/24"))
+	}
+	rs1 := l.Host("rs1", "198.18.0.21/24")
+	rs2 := l.Host("rs2", "198.18.0.22/24")
+	client := bgpClient(t, l, r)
+	for _, k := range []string{"net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"} {
+		r.MustRun("sysctl", "-qw", k)
+	}
+	for _, h := range dh {
+		h.MustRun("ip", "route", "add", "default", "via", bgpRouter)
+	}
+	ng1 := nginx(t, rs1, "rs1")
+	ng2 := nginx(t, rs2, "rs2")
+
+	dir := t.TempDir()
+	bconf := filepath.Join(dir, "bird.conf")
+	bsock := filepath.Join(dir, "bird.ctl")
+	if err := os.WriteFile(bconf, []byte(birdConf(dirAddrs)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bird := r.Start("bird", "-f", "-c", bconf, "-s", bsock)
+	lab.Eventually(t, 10*time.Second, func() bool { _, err := os.Stat(bsock); return err == nil }, "bird did not start:\n%s", bird.Output())
+	birdc := func(args ...string) string {
+		out, _ := r.Run("birdc", append([]string{"-s", bsock}, args...)...)
+		return out
+	}
+
+	lab.Binary(t, "./cmd/vipd") // built before the clock starts
+	start := time.Now()
+	var ds []*director
+	for i, h := range dh {
+		ds = append(ds, startVipd(t, h, bgpDirectorConf(dirAddrs[i]), "--dataplane", "proxy"))
+	}
+	took := waitNexthops(t, r, 3, start, 30*time.Second, "three directors announce")
+	t.Logf("directors started -> router has 3 next hops: %v", took.Round(time.Millisecond))
+
+	// Every director's own view: session up, BFD up, VIP announced.
+	lab.Eventually(t, 10*time.Second, func() bool {
+		for _, d := range ds {
+			b := d.status().BGP
+			if b == nil || len(b.Peers) != 1 || b.Peers[0].State != "ESTABLISHED" || b.Peers[0].BFD != "UP" ||
+				len(b.Routes) != 1 || b.Routes[0] != bgpVIP+"/32" {
+				return false
+			}
+		}
+		return true
+	}, "vipctl bgp state: %+v", ds[0].status().BGP)
+	if out, err := dh[0].Run(lab.Binary(t, "./cmd/vipctl"), "--socket", ds[0].sock, "bgp"); err != nil || !strings.Contains(out, "ESTABLISHED") || !strings.Contains(out, bgpVIP+"/32  yes") {
+		t.Errorf("vipctl bgp: %v\n%s", err, out)
+	} else {
+		t.Logf("vipctl bgp on d1:\n%s", out)
+	}
+	// Announced only after the first full round of checks.
+	for _, d := range ds {
+		o := d.proc.Output()
+		pend := strings.Index(o, "first round of health checks not complete")
+		ann := strings.Index(o, "BGP route announced prefix=")
+		if pend < 0 || ann < 0 || pend > ann {
+			t.Errorf("%s: announcement not preceded by the pending first round (pending at %d, announced at %d)", d.host.Name, pend, ann)
+		}
+	}
+	// Clients behind the router reach the VIP through any director.
+	lab.Eventually(t, 10*time.Second, func() bool {
+		b, err := get(client, bgpVIP, 2*time.Second)
+		return err == nil && (b == "rs1" || b == "rs2")
+	}, "client cannot fetch the VIP through the router")
+
+	t.Run("link cut", func(t *testing.T) {
+		t0 := time.Now()
+		dh[2].Cut()
+		took := waitNexthops(t, r, 2, t0, 10*time.Second, "d3's cable cut")
+		t.Logf("d3 cable cut -> router has 2 next hops: %v (BFD 100 ms x 3)", took.Round(time.Millisecond))
+		if out := birdc("show", "protocols", "all", "d3"); !strings.Contains(out, "BFD session down") {
+			t.Errorf("BIRD did not drop d3 for BFD:\n%s", out)
+		}
+		// The VIP still answers through the survivors.
+		if _, err := get(client, bgpVIP, 3*time.Second); err != nil {
+			t.Errorf("VIP after the cut: %v", err)
+		}
+		t0 = time.Now()
+		dh[2].Restore()
+		took = waitNexthops(t, r, 3, t0, 30*time.Second, "d3's cable back")
+		t.Logf("d3 cable back -> router has 3 next hops: %v", took.Round(time.Millisecond))
+	})
+
+	parent := t
+	t.Run("every real server down", func(t *testing.T) {
+		t0 := time.Now()
+		stop(t, ng1)
+		stop(t, ng2)
+		took := waitNexthops(t, r, 0, t0, 15*time.Second, "every real server down")
+		t.Logf("both real servers stopped -> route withdrawn: %v", took.Round(time.Millisecond))
+		for _, d := range ds {
+			lab.Eventually(t, 5*time.Second, func() bool {
+				b := d.status().BGP
+				return len(b.Routes) == 0 && len(b.Decisions) == 1 && strings.Contains(b.Decisions[0].Reason, "every real server is down")
+			}, "%s: %+v", d.host.Name, d.status().BGP)
+		}
+		t0 = time.Now()
+		nginx(parent, rs1, "rs1")
+		took = waitNexthops(t, r, 3, t0, 15*time.Second, "one real server back")
+		t.Logf("rs1 back -> 3 next hops again: %v", took.Round(time.Millisecond))
+		lab.Eventually(t, 10*time.Second, func() bool {
+			b, err := get(client, bgpVIP, 2*time.Second)
+			return err == nil && b == "rs1"
+		}, "client cannot fetch the VIP after rs1 came back")
+	})
+
+	t.Run("SIGTERM drains first", func(t *testing.T) {
+		t0 := time.Now()
+		if err := ds[0].proc.Signal(15); err != nil {
+			t.Fatal(err)
+		}
+		// GRACEFUL_SHUTDOWN takes d1 out of the multipath set while vipd
+		// still runs (and forwards); the withdrawal and exit follow.
+		lab.Eventually(t, 5*time.Second, func() bool { return nexthops(t, r) == 2 }, "d1 not drained")
+		took := time.Since(t0)
+		select {
+		case <-ds[0].proc.Done():
+			t.Errorf("d1 exited before the router moved traffic away")
+		default:
+		}
+		t.Logf("SIGTERM d1 -> router has 2 next hops: %v (vipd still running)", took.Round(time.Millisecond))
+		select {
+		case <-ds[0].proc.Done():
+		case <-time.After(15 * time.Second):
+			t.Fatalf("d1 did not stop")
+		}
+		o := ds[0].proc.Output()
+		o = o[strings.Index(o, "Stopping"):]
+		g := strings.Index(o, "BGP route marked GRACEFUL_SHUTDOWN")
+		w := strings.Index(o, "BGP route withdrawn prefix=")
+		s := strings.Index(o, "BGP speaker stopped")
+		if g < 0 || w < 0 || s < 0 || g > w || w > s {
+			t.Errorf("d1: want GRACEFUL_SHUTDOWN, then withdrawal, then stop; at %d, %d, %d", g, w, s)
+		}
+		if got := nexthops(t, r); got != 2 {
+			t.Errorf("after d1 stopped: %d next hops, want 2", got)
+		}
+		if _, err := get(client, bgpVIP, 3*time.Second); err != nil {
+			t.Errorf("VIP after d1 stopped: %v", err)
+		}
+	})
+}
