@@ -128,7 +128,7 @@ func waitNexthops(t testing.TB, r *lab.Host, n int, since time.Time, timeout tim
 
 // bgpClient makes a client namespace behind the router: its own veth
 // into the router's namespace, 198.18.1.0/24.
-func bgpClient(t *testing.T, l *lab.Lab, r *lab.Host) *lab.Host {
+func bgpClient(t testing.TB, l *lab.Lab, r *lab.Host) *lab.Host {
 	t.Helper()
 	ns := l.Prefix + "-cli"
 	run := func(args ...string) {
@@ -149,6 +149,64 @@ func bgpClient(t *testing.T, l *lab.Lab, r *lab.Host) *lab.Host {
 	return &lab.Host{Name: "client", NS: ns, Iface: "eth0"}
 }
 
+// bgpLab is the topology above, running: BIRD has a 3-way route.
+type bgpLab struct {
+	l      *lab.Lab
+	r      *lab.Host   // router
+	client *lab.Host   // behind the router
+	dh     []*lab.Host // directors' hosts
+	rs     []*lab.Host // real servers
+	ng     []*lab.Proc // nginx on rs
+	ds     []*director
+	addrs  []string // directors' addresses
+	bsock  string   // BIRD's control socket
+}
+
+func (b *bgpLab) birdc(args ...string) string {
+	out, _ := b.r.Run("birdc", append([]string{"-s", b.bsock}, args...)...)
+	return out
+}
+
+// newBGPLab builds the topology, starts BIRD, the real servers and the
+// three directors, and waits for the router's 3-way route.
+func newBGPLab(tb testing.TB) *bgpLab {
+	tb.Helper()
+	lab.RequireRoot(tb)
+	lab.RequireCommand(tb, "bird", "birdc", "nginx")
+	b := &bgpLab{l: lab.New(tb), addrs: []string{"198.18.0.11", "198.18.0.12", "198.18.0.13"}}
+	b.r = b.l.Host("r", bgpRouter+"/24")
+	for i, a := range b.addrs {
+		b.dh = append(b.dh, b.l.Host(fmt.Sprintf("d%d", i+1), a+"/24"))
+	}
+	b.rs = []*lab.Host{b.l.Host("rs1", "198.18.0.21/24"), b.l.Host("rs2", "198.18.0.22/24")}
+	b.client = bgpClient(tb, b.l, b.r)
+	for _, k := range []string{"net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"} {
+		b.r.MustRun("sysctl", "-qw", k)
+	}
+	for _, h := range b.dh {
+		h.MustRun("ip", "route", "add", "default", "via", bgpRouter)
+	}
+	b.ng = []*lab.Proc{nginx(tb, b.rs[0], "rs1"), nginx(tb, b.rs[1], "rs2")}
+
+	dir := tb.TempDir()
+	bconf := filepath.Join(dir, "bird.conf")
+	b.bsock = filepath.Join(dir, "bird.ctl")
+	if err := os.WriteFile(bconf, []byte(birdConf(b.addrs)), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	bird := b.r.Start("bird", "-f", "-c", bconf, "-s", b.bsock)
+	lab.Eventually(tb, 10*time.Second, func() bool { _, err := os.Stat(b.bsock); return err == nil }, "bird did not start:\n%s", bird.Output())
+
+	lab.Binary(tb, "./cmd/vipd") // built before the clock starts
+	start := time.Now()
+	for i, h := range b.dh {
+		b.ds = append(b.ds, startVipd(tb, h, bgpDirectorConf(b.addrs[i]), "--dataplane", "proxy"))
+	}
+	took := waitNexthops(tb, b.r, 3, start, 30*time.Second, "three directors announce")
+	tb.Logf("directors started -> router has 3 next hops: %v", took.Round(time.Millisecond))
+	return b
+}
+
 // TestBGPActiveActive runs three vipd directors announcing one VIP by BGP
 // to a BIRD 2 router with ECMP and BFD: the router learns it from all
 // three; a cut cable drops that director within BFD time; every real
@@ -157,48 +215,11 @@ func bgpClient(t *testing.T, l *lab.Lab, r *lab.Host) *lab.Host {
 // withdrawal, while it still forwards).
 func TestBGPActiveActive(t *testing.T) {
 	lab.RequireRoot(t)
-	lab.RequireCommand(t, "bird", "birdc", "nginx")
 	t.Parallel()
-	l := lab.New(t)
-	r := l.Host("r", bgpRouter+"/24")
-	dirAddrs := []string{"198.18.0.11", "198.18.0.12", "198.18.0.13"}
-	var dh []*lab.Host
-	for i, a := range dirAddrs {
-		dh = append(dh, l.Host(fmt.Sprintf("d%d", i+1), a+"/24"))
-	}
-	rs1 := l.Host("rs1", "198.18.0.21/24")
-	rs2 := l.Host("rs2", "198.18.0.22/24")
-	client := bgpClient(t, l, r)
-	for _, k := range []string{"net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"} {
-		r.MustRun("sysctl", "-qw", k)
-	}
-	for _, h := range dh {
-		h.MustRun("ip", "route", "add", "default", "via", bgpRouter)
-	}
-	ng1 := nginx(t, rs1, "rs1")
-	ng2 := nginx(t, rs2, "rs2")
-
-	dir := t.TempDir()
-	bconf := filepath.Join(dir, "bird.conf")
-	bsock := filepath.Join(dir, "bird.ctl")
-	if err := os.WriteFile(bconf, []byte(birdConf(dirAddrs)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bird := r.Start("bird", "-f", "-c", bconf, "-s", bsock)
-	lab.Eventually(t, 10*time.Second, func() bool { _, err := os.Stat(bsock); return err == nil }, "bird did not start:\n%s", bird.Output())
-	birdc := func(args ...string) string {
-		out, _ := r.Run("birdc", append([]string{"-s", bsock}, args...)...)
-		return out
-	}
-
-	lab.Binary(t, "./cmd/vipd") // built before the clock starts
-	start := time.Now()
-	var ds []*director
-	for i, h := range dh {
-		ds = append(ds, startVipd(t, h, bgpDirectorConf(dirAddrs[i]), "--dataplane", "proxy"))
-	}
-	took := waitNexthops(t, r, 3, start, 30*time.Second, "three directors announce")
-	t.Logf("directors started -> router has 3 next hops: %v", took.Round(time.Millisecond))
+	b := newBGPLab(t)
+	r, client, dh, ds, rs1 := b.r, b.client, b.dh, b.ds, b.rs[0]
+	ng1, ng2 := b.ng[0], b.ng[1]
+	birdc := b.birdc
 
 	// Every director's own view: session up, BFD up, VIP announced.
 	lab.Eventually(t, 10*time.Second, func() bool {
