@@ -12,7 +12,10 @@ import (
 	"github.com/vipd/vipd/internal/lab"
 )
 
-var bgpRuns = flag.Int("bgp.runs", 20, "events per scenario in BenchmarkBGPFailover")
+var (
+	bgpRuns       = flag.Int("bgp.runs", 20, "events per scenario in BenchmarkBGPFailover")
+	bgpRouterImpl = flag.String("bgp.router", "bird", "router of BenchmarkBGPFailover: bird or frr")
+)
 
 // probe opens a short connection to the VIP from the client every 10 ms
 // (1 s connect timeout, GET /) and records each attempt's start and result.
@@ -108,12 +111,12 @@ func BenchmarkBGPFailover(bm *testing.B) {
 }
 
 func benchBGP(bm *testing.B) {
-	b := newBGPLab(bm)
+	b := newBGPLab(bm, *bgpRouterImpl)
 	d3 := b.dh[2]
 	type result struct {
 		gone, lastFail, back series
-		failed, backFailed []int
-		total              int
+		failed, backFailed   []int
+		total                int
 	}
 	var cut, term result
 	waitBFD := func() {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +115,23 @@ func nexthops(t testing.TB, r *lab.Host) int {
 		return 0
 	}
 	if n := strings.Count(out, "nexthop via"); n > 0 {
-		return n
+		return n // BIRD: a multipath route
+	}
+	// FRR: a kernel nexthop object, maybe a group ("id 20 group 10/15/21").
+	f := strings.Fields(out)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "nhid" {
+			nh, err := r.Run("ip", "nexthop", "show", "id", f[i+1])
+			if err != nil {
+				t.Fatalf("ip nexthop: %v: %s", err, nh)
+			}
+			g := strings.Fields(nh)
+			for j := 0; j+1 < len(g); j++ {
+				if g[j] == "group" {
+					return strings.Count(g[j+1], "/") + 1
+				}
+			}
+		}
 	}
 	return 1
 }
@@ -149,6 +167,72 @@ func bgpClient(t testing.TB, l *lab.Lab, r *lab.Host) *lab.Host {
 	return &lab.Host{Name: "client", NS: ns, Iface: "eth0"}
 }
 
+// frrConfs are FRR 8's per-daemon configurations for the router: ECMP
+// (maximum-paths), BFD 100 ms × 3, hold 3 s. update-source is needed with
+// GoBGP's BFD (labs/bgp pitfall 2: without it every session flaps).
+func frrConfs(dirs []string) (zebra, bfdd, bgpd string) {
+	zebra = "hostname r\nlog stdout\n"
+	bfdd = "hostname r\nlog stdout\nbfd\n profile fast\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n"
+	var b strings.Builder
+	fmt.Fprintf(&b, `hostname r
+log stdout
+router bgp 65000
+ bgp router-id %[1]s
+ no bgp ebgp-requires-policy
+ timers bgp 1 3
+ neighbor DIR peer-group
+ neighbor DIR remote-as 65001
+ neighbor DIR timers connect 2
+ neighbor DIR update-source %[1]s
+ neighbor DIR bfd profile fast
+`, bgpRouter)
+	for _, a := range dirs {
+		fmt.Fprintf(&b, " neighbor %s peer-group DIR\n", a)
+	}
+	b.WriteString(" address-family ipv4 unicast\n  maximum-paths 16\n exit-address-family\n")
+	return zebra, bfdd, b.String()
+}
+
+// startFRR runs zebra, bfdd and bgpd in the router's namespace as the frr
+// user (they refuse to run as root without the frrvty group).
+func startFRR(tb testing.TB, r *lab.Host, dirs []string) {
+	tb.Helper()
+	lab.RequireCommand(tb, "/usr/lib/frr/zebra", "/usr/lib/frr/bfdd", "/usr/lib/frr/bgpd")
+	u, err := user.Lookup("frr")
+	if err != nil {
+		tb.Fatalf("user frr (package frr): %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	// The daemons run as frr: t.TempDir's parent is private.
+	dir, err := os.MkdirTemp("", "vipd-frr-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		tb.Fatal(err)
+	}
+	zebra, bfdd, bgpd := frrConfs(dirs)
+	for name, c := range map[string]string{"zebra": zebra, "bfdd": bfdd, "bgpd": bgpd} {
+		if err := os.WriteFile(filepath.Join(dir, name+".conf"), []byte(c), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	common := []string{"-u", "frr", "-g", "frr", "--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api"), "-P", "0"}
+	start := func(name string, extra ...string) *lab.Proc {
+		args := append(append([]string{}, common...), "-f", filepath.Join(dir, name+".conf"), "-i", filepath.Join(dir, name+".pid"))
+		return r.Start("/usr/lib/frr/"+name, append(args, extra...)...)
+	}
+	z := start("zebra")
+	lab.Eventually(tb, 10*time.Second, func() bool { _, err := os.Stat(filepath.Join(dir, "zserv.api")); return err == nil }, "zebra did not start:\n%s", z.Output())
+	start("bfdd", "--bfdctl", filepath.Join(dir, "bfdd.sock"))
+	start("bgpd")
+}
+
 // bgpLab is the topology above, running: BIRD has a 3-way route.
 type bgpLab struct {
 	l      *lab.Lab
@@ -167,12 +251,12 @@ func (b *bgpLab) birdc(args ...string) string {
 	return out
 }
 
-// newBGPLab builds the topology, starts BIRD, the real servers and the
-// three directors, and waits for the router's 3-way route.
-func newBGPLab(tb testing.TB) *bgpLab {
+// newBGPLab builds the topology, starts the router (bird or frr), the real
+// servers and the three directors, and waits for the router's 3-way route.
+func newBGPLab(tb testing.TB, router string) *bgpLab {
 	tb.Helper()
 	lab.RequireRoot(tb)
-	lab.RequireCommand(tb, "bird", "birdc", "nginx")
+	lab.RequireCommand(tb, "nginx")
 	b := &bgpLab{l: lab.New(tb), addrs: []string{"198.18.0.11", "198.18.0.12", "198.18.0.13"}}
 	b.r = b.l.Host("r", bgpRouter+"/24")
 	for i, a := range b.addrs {
@@ -188,14 +272,19 @@ func newBGPLab(tb testing.TB) *bgpLab {
 	}
 	b.ng = []*lab.Proc{nginx(tb, b.rs[0], "rs1"), nginx(tb, b.rs[1], "rs2")}
 
-	dir := tb.TempDir()
-	bconf := filepath.Join(dir, "bird.conf")
-	b.bsock = filepath.Join(dir, "bird.ctl")
-	if err := os.WriteFile(bconf, []byte(birdConf(b.addrs)), 0o644); err != nil {
-		tb.Fatal(err)
+	if router == "frr" {
+		startFRR(tb, b.r, b.addrs)
+	} else {
+		lab.RequireCommand(tb, "bird", "birdc")
+		dir := tb.TempDir()
+		bconf := filepath.Join(dir, "bird.conf")
+		b.bsock = filepath.Join(dir, "bird.ctl")
+		if err := os.WriteFile(bconf, []byte(birdConf(b.addrs)), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		bird := b.r.Start("bird", "-f", "-c", bconf, "-s", b.bsock)
+		lab.Eventually(tb, 10*time.Second, func() bool { _, err := os.Stat(b.bsock); return err == nil }, "bird did not start:\n%s", bird.Output())
 	}
-	bird := b.r.Start("bird", "-f", "-c", bconf, "-s", b.bsock)
-	lab.Eventually(tb, 10*time.Second, func() bool { _, err := os.Stat(b.bsock); return err == nil }, "bird did not start:\n%s", bird.Output())
 
 	lab.Binary(tb, "./cmd/vipd") // built before the clock starts
 	start := time.Now()
@@ -216,7 +305,7 @@ func newBGPLab(tb testing.TB) *bgpLab {
 func TestBGPActiveActive(t *testing.T) {
 	lab.RequireRoot(t)
 	t.Parallel()
-	b := newBGPLab(t)
+	b := newBGPLab(t, "bird")
 	r, client, dh, ds, rs1 := b.r, b.client, b.dh, b.ds, b.rs[0]
 	ng1, ng2 := b.ng[0], b.ng[1]
 	birdc := b.birdc
@@ -293,6 +382,34 @@ func TestBGPActiveActive(t *testing.T) {
 		}, "client cannot fetch the VIP after rs1 came back")
 	})
 
+	t.Run("vipctl bgp drain and resume", func(t *testing.T) {
+		vipctl := lab.Binary(t, "./cmd/vipctl")
+		t0 := time.Now()
+		out, err := dh[1].Run(vipctl, "--socket", ds[1].sock, "bgp", "drain")
+		if err != nil || !strings.Contains(out, "0 routes announced (draining)") {
+			t.Fatalf("vipctl bgp drain: %v\n%s", err, out)
+		}
+		if got := nexthops(t, r); got != 2 {
+			t.Errorf("after drain: %d next hops, want 2", got)
+		}
+		t.Logf("vipctl bgp drain (GRACEFUL_SHUTDOWN, 1 s, withdrawal) returned after %v", time.Since(t0).Round(time.Millisecond))
+		// A health change while drained announces nothing.
+		// A reload runs the policy again: still nothing announced.
+		reloads := ds[1].status().Reloads
+		if err := ds[1].proc.Signal(1); err != nil {
+			t.Fatal(err)
+		}
+		lab.Eventually(t, 10*time.Second, func() bool { return ds[1].status().Reloads > reloads }, "d2 did not reload")
+		if b := ds[1].status().BGP; !b.Draining || len(b.Routes) != 0 || nexthops(t, r) != 2 {
+			t.Errorf("drained director announced again after a reload: %+v, %d next hops", b, nexthops(t, r))
+		}
+		out, err = dh[1].Run(vipctl, "--socket", ds[1].sock, "bgp", "resume")
+		if err != nil {
+			t.Fatalf("vipctl bgp resume: %v\n%s", err, out)
+		}
+		waitNexthops(t, r, 3, time.Now(), 10*time.Second, "resume")
+	})
+
 	t.Run("SIGTERM drains first", func(t *testing.T) {
 		t0 := time.Now()
 		if err := ds[0].proc.Signal(15); err != nil {
@@ -328,4 +445,38 @@ func TestBGPActiveActive(t *testing.T) {
 			t.Errorf("VIP after d1 stopped: %v", err)
 		}
 	})
+}
+
+// TestBGPFRR is the same topology with FRR 8 (zebra, bfdd, bgpd) as the
+// router, the implementation most ToRs run (Cumulus, SONiC): 3 next hops
+// (a kernel nexthop group), a cut cable drops the director by BFD and it
+// returns with the cable, SIGTERM withdraws.
+func TestBGPFRR(t *testing.T) {
+	lab.RequireRoot(t)
+	t.Parallel()
+	b := newBGPLab(t, "frr")
+	lab.Eventually(t, 15*time.Second, func() bool {
+		for _, d := range b.ds {
+			st := d.status().BGP
+			if st == nil || len(st.Peers) != 1 || st.Peers[0].BFD != "UP" {
+				return false
+			}
+		}
+		return true
+	}, "BFD with FRR not UP on every director: %+v", b.ds[2].status().BGP)
+	t0 := time.Now()
+	b.dh[2].Cut()
+	took := waitNexthops(t, b.r, 2, t0, 10*time.Second, "d3's cable cut")
+	t.Logf("FRR: d3 cable cut -> 2 next hops: %v", took.Round(time.Millisecond))
+	t0 = time.Now()
+	b.dh[2].Restore()
+	took = waitNexthops(t, b.r, 3, t0, 30*time.Second, "d3's cable back")
+	t.Logf("FRR: d3 cable back -> 3 next hops: %v", took.Round(time.Millisecond))
+	if _, err := get(b.client, bgpVIP, 3*time.Second); err != nil {
+		t.Errorf("VIP through FRR: %v", err)
+	}
+	t0 = time.Now()
+	stop(t, b.ds[0].proc)
+	took = waitNexthops(t, b.r, 2, t0, 10*time.Second, "d1 stopped")
+	t.Logf("FRR: SIGTERM d1 -> 2 next hops: %v", took.Round(time.Millisecond))
 }

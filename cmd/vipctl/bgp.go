@@ -13,29 +13,51 @@ import (
 func init() {
 	commands = append(commands, &command{
 		name:    "bgp",
-		args:    "[-o json]",
-		summary: "show the BGP speaker: neighbors, session and BFD state, routes announced",
+		args:    "[drain|resume] [-o json]",
+		summary: "show the BGP speaker: neighbors, session and BFD state, routes announced; drain or resume",
 		help: `Prints vipd's BGP speaker (the bgp block): one line per neighbor with its
 AS, session state, how long it has been established, BFD state and the
 negotiated hold time; then every VIP marked bgp_announce with whether it is
 announced and why (first round of checks pending, every real server down,
-quorum down, VRRP not MASTER).`,
+quorum down, VRRP not MASTER).
+
+drain takes this director out gracefully (RFC 8326): every route is
+re-announced with the GRACEFUL_SHUTDOWN community (65535:0), so routers
+that honour it move traffic to the other directors while this one still
+forwards; after a pause the routes are withdrawn. Nothing is announced
+until resume. Stopping vipd drains the same way first.`,
 		run: runBGP,
 	})
 }
 
 func runBGP(ctx context.Context, a *app, args []string) error {
-	if len(args) > 0 {
-		return usagef("unexpected argument %q", args[0])
-	}
-	st, err := a.client().Status(ctx)
-	if err != nil {
-		return err
+	var b *api.BGP
+	switch {
+	case len(args) > 1:
+		return usagef("unexpected argument %q", args[1])
+	case len(args) == 1 && args[0] == "drain":
+		var err error
+		if b, err = a.client().BGPDrain(ctx); err != nil {
+			return err
+		}
+	case len(args) == 1 && args[0] == "resume":
+		var err error
+		if b, err = a.client().BGPResume(ctx); err != nil {
+			return err
+		}
+	case len(args) == 1:
+		return usagef("unknown bgp action %q (drain or resume)", args[0])
+	default:
+		st, err := a.client().Status(ctx)
+		if err != nil {
+			return err
+		}
+		b = st.BGP
 	}
 	if a.output == "json" {
-		return a.json(st.BGP)
+		return a.json(b)
 	}
-	return writeBGP(a.stdout, st.BGP, a.now())
+	return writeBGP(a.stdout, b, a.now())
 }
 
 func writeBGP(w io.Writer, b *api.BGP, now time.Time) error {

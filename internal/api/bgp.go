@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
@@ -77,4 +79,55 @@ func collectBGP(st Status, emit func(*prometheus.Desc, prometheus.ValueType, flo
 		}
 		emit(vBGPRoute, prometheus.GaugeValue, b2f(announced), []string{d.Prefix})
 	}
+}
+
+// Control endpoints of the BGP speaker.
+const (
+	PathBGPDrain  = "/v1/bgp/drain"
+	PathBGPResume = "/v1/bgp/resume"
+)
+
+// BGPControl is implemented by sources that run a BGP speaker: the API
+// offers drain and resume only then (501 otherwise).
+type BGPControl interface {
+	// BGPDrain takes this director out gracefully: every route gets the
+	// GRACEFUL_SHUTDOWN community, then, after a pause, is withdrawn; no
+	// route is announced until BGPResume.
+	BGPDrain(ctx context.Context) error
+	// BGPResume ends a drain: the policy's routes are announced again.
+	BGPResume(ctx context.Context) error
+}
+
+func (s *Server) routeBGP() {
+	op := func(f func(BGPControl, context.Context) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			c, ok := s.src.(BGPControl)
+			if !ok {
+				writeJSON(w, http.StatusNotImplemented, ErrorBody{Error: "this vipd has no BGP speaker"})
+				return
+			}
+			if err := f(c, r.Context()); err != nil {
+				writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, s.src.Status().BGP)
+		}
+	}
+	s.route(http.MethodPost, PathBGPDrain, op(BGPControl.BGPDrain))
+	s.route(http.MethodPost, PathBGPResume, op(BGPControl.BGPResume))
+}
+
+// BGPDrain asks the daemon to drain its BGP routes (GRACEFUL_SHUTDOWN, a
+// pause, withdrawal); it returns once they are withdrawn.
+func (c *Client) BGPDrain(ctx context.Context) (*BGP, error) {
+	var b *BGP
+	err := c.do(ctx, http.MethodPost, PathBGPDrain, &b)
+	return b, err
+}
+
+// BGPResume ends a drain.
+func (c *Client) BGPResume(ctx context.Context) (*BGP, error) {
+	var b *BGP
+	err := c.do(ctx, http.MethodPost, PathBGPResume, &b)
+	return b, err
 }

@@ -92,6 +92,11 @@ type Speaker struct {
 	// Owned by Run's goroutine.
 	routes   map[netip.Prefix]bool // value: announced with GSHUT
 	draining bool
+	bfdOn    map[netip.Addr]bool // BFD runs for the peer (only while ESTABLISHED)
+
+	// sessionEv carries the address of a peer whose session changed, from
+	// GoBGP's watcher to Run.
+	sessionEv chan netip.Addr
 
 	mu      sync.Mutex
 	bfdSeen map[string]string // last BFD state logged per peer
@@ -120,7 +125,8 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 		}
 	}
 	return &Speaker{cfg: cfg, log: log, reqs: make(chan func()), done: make(chan struct{}),
-		routes: map[netip.Prefix]bool{}, bfdSeen: map[string]string{}}, nil
+		routes: map[netip.Prefix]bool{}, bfdSeen: map[string]string{}, bfdOn: map[netip.Addr]bool{},
+		sessionEv: make(chan netip.Addr, 64)}, nil
 }
 
 // Run starts GoBGP and the sessions and serves requests until ctx is done
@@ -171,12 +177,19 @@ func (s *Speaker) Run(ctx context.Context) error {
 				args = append(args, "reason", st.DisconnectMessage)
 			}
 			s.log.Info("BGP session", args...)
+			// Run turns BFD on or off to follow the session. The send
+			// must not block GoBGP: when the buffer is full, a sync is
+			// already pending and it reads the current state anyway.
+			select {
+			case s.sessionEv <- st.NeighborAddress:
+			default:
+			}
 		},
 	}, server.WatchPeer()); err != nil {
 		return fmt.Errorf("bgp: watch: %w", err)
 	}
 	for _, p := range s.cfg.Peers {
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p)}); err != nil {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, false)}); err != nil {
 			return fmt.Errorf("bgp: neighbor %v: %w", p.Addr, err)
 		}
 		s.log.Info("BGP neighbor added", "peer", p.Addr.String(), "remote_as", p.RemoteAS, "hold_time", p.HoldTime, "bfd", p.BFD != nil)
@@ -195,7 +208,15 @@ func (s *Speaker) Run(ctx context.Context) error {
 				return nil
 			}
 			f()
+		case a := <-s.sessionEv:
+			s.syncBFD(ctx, a)
 		case <-tick.C:
+			// A dropped session event is caught here.
+			for _, p := range s.cfg.Peers {
+				if p.BFD != nil {
+					s.syncBFD(ctx, p.Addr)
+				}
+			}
 			s.logBFD()
 		}
 	}
@@ -235,7 +256,46 @@ func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(n string) slog.Handler { return minLevel{h.Handler.WithGroup(n), h.min} }
 
-func apiPeer(p Peer) *api.Peer {
+// syncBFD runs BFD for a peer exactly while its session is ESTABLISHED.
+//
+// GoBGP v4.8 starts BFD with the peer and keeps it across BGP resets, but
+// a router (BIRD, FRR) creates its BFD session when the BGP session comes
+// up, with a new discriminator. GoBGP, still Up with the old one, drops
+// the new session's packets, expires, resets BGP, and the router starts
+// over: a restarted director flapped for minutes in the e2e benchmark.
+// Starting a fresh GoBGP BFD session at each establishment (UpdatePeer
+// deletes and re-adds only the BFD peer) lets both sides meet.
+func (s *Speaker) syncBFD(ctx context.Context, addr netip.Addr) {
+	var cfg *Peer
+	for i := range s.cfg.Peers {
+		if s.cfg.Peers[i].Addr == addr.Unmap() || s.cfg.Peers[i].Addr == addr {
+			cfg = &s.cfg.Peers[i]
+		}
+	}
+	if cfg == nil || cfg.BFD == nil {
+		return
+	}
+	established := false
+	_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{Address: cfg.Addr.String()}, func(p *api.Peer) {
+		established = p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
+	})
+	if s.bfdOn[cfg.Addr] == established {
+		return
+	}
+	if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: apiPeer(*cfg, established)}); err != nil {
+		s.log.Warn("BFD: updating the peer", "peer", cfg.Addr.String(), "err", err)
+		return
+	}
+	s.bfdOn[cfg.Addr] = established
+	s.mu.Lock()
+	if !established {
+		delete(s.bfdSeen, cfg.Addr.String())
+	}
+	s.mu.Unlock()
+}
+
+// apiPeer is the GoBGP form of p, with its BFD when bfd is set.
+func apiPeer(p Peer, bfd bool) *api.Peer {
 	ap := &api.Peer{
 		Conf: &api.PeerConf{NeighborAddress: p.Addr.String(), PeerAsn: p.RemoteAS, AuthPassword: p.Password},
 		Timers: &api.Timers{Config: &api.TimersConfig{
@@ -257,7 +317,7 @@ func apiPeer(p Peer) *api.Peer {
 	if p.Multihop > 0 {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.Multihop)}
 	}
-	if b := p.BFD; b != nil {
+	if b := p.BFD; b != nil && bfd {
 		ap.Bfd = &api.BfdPeerConfig{
 			Enabled:                  true,
 			DesiredMinimumTxInterval: uint32(b.MinTx / time.Microsecond),
@@ -473,7 +533,13 @@ func (s *Speaker) Status(ctx context.Context) (Status, error) {
 		}
 		st.Draining = s.draining
 		_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: false}, func(p *api.Peer) {
-			st.Peers = append(st.Peers, peerStatus(p))
+			ps := peerStatus(p)
+			for _, c := range s.cfg.Peers {
+				if c.Addr == ps.Addr && c.BFD != nil && ps.BFD == "" {
+					ps.BFD = "DOWN" // configured; runs only while ESTABLISHED
+				}
+			}
+			st.Peers = append(st.Peers, ps)
 		})
 	})
 	sort.Slice(st.Routes, func(i, j int) bool { return st.Routes[i].Addr().Less(st.Routes[j].Addr()) })
@@ -498,9 +564,6 @@ func peerStatus(p *api.Peer) PeerStatus {
 		if ps.State == "ESTABLISHED" && ts.Uptime != nil {
 			ps.Since = ts.Uptime.AsTime()
 		}
-	}
-	if p.GetBfd().GetEnabled() && ps.BFD == "" {
-		ps.BFD = "DOWN"
 	}
 	return ps
 }

@@ -358,3 +358,44 @@ func (d *Daemon) bgpStatus() *api.BGP {
 	}
 	return out
 }
+
+// BGPDrain implements api.BGPControl: GRACEFUL_SHUTDOWN, bgpDrainPause,
+// withdrawal; routes stay withdrawn until BGPResume.
+func (s *source) BGPDrain(ctx context.Context) error {
+	b, err := s.d().bgpDriverNow(ctx)
+	if err != nil {
+		return err
+	}
+	s.d().log.Info("BGP: drain requested", "pause", bgpDrainPause)
+	return b.sp.Drain(ctx, bgpDrainPause)
+}
+
+// BGPResume implements api.BGPControl.
+func (s *source) BGPResume(ctx context.Context) error {
+	d := s.d()
+	b, err := d.bgpDriverNow(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.sp.Resume(ctx); err != nil {
+		return err
+	}
+	d.log.Info("BGP: resumed")
+	return d.call(ctx, func() {
+		if d.bgp == b {
+			b.decisions = nil // log the policy's verdicts again
+			d.bgpUpdate()
+		}
+	})
+}
+
+func (d *Daemon) bgpDriverNow(ctx context.Context) (*bgpDriver, error) {
+	var b *bgpDriver
+	if err := d.call(ctx, func() { b = d.bgp }); err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, errors.New("no bgp block: BGP is off")
+	}
+	return b, nil
+}
