@@ -299,13 +299,13 @@ func apiPeer(p Peer, bfd bool) *api.Peer {
 	ap := &api.Peer{
 		Conf: &api.PeerConf{NeighborAddress: p.Addr.String(), PeerAsn: p.RemoteAS, AuthPassword: p.Password},
 		Timers: &api.Timers{Config: &api.TimersConfig{
-			ConnectRetry:      2,
+			ConnectRetry: 2,
 			// GoBGP waits 30 s after a reset (a BFD failure) before it
 			// dials again; a director whose cable is back should return
 			// within seconds.
 			IdleHoldTimeAfterReset: 1,
-			HoldTime:          uint64(p.HoldTime / time.Second),
-			KeepaliveInterval: uint64(p.HoldTime / time.Second / 3),
+			HoldTime:               uint64(p.HoldTime / time.Second),
+			KeepaliveInterval:      uint64(p.HoldTime / time.Second / 3),
 		}},
 		Transport: &api.Transport{PassiveMode: p.Passive, RemotePort: uint32(p.Port)},
 	}
