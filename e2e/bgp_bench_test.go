@@ -164,6 +164,9 @@ func benchBGP(bm *testing.B) {
 			time.Sleep(1500 * time.Millisecond)
 			_, bf, _ := p.end(t1)
 			res.backFailed = append(res.backFailed, bf)
+			bm.Logf("run %2d %-4s gone %v, last failing start %v, lost %d; back %v, lost %d", i+1, sc,
+				res.gone[len(res.gone)-1].Round(time.Millisecond), last.Round(time.Millisecond), failed,
+				res.back[len(res.back)-1].Round(time.Millisecond), bf)
 		}
 	}
 	sum := func(x []int) (s, m int) {

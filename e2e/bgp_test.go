@@ -55,7 +55,8 @@ template bgp dir {
 	hold time 3;
 	keepalive time 1;
 	connect retry time 2;
-	error wait time 1, 10;
+	error wait time 1, 2;     # BIRD refuses a director for up to 10 s after repeated BFD failures otherwise
+	error forget time 10;
 	bfd on;
 	ipv4 { import filter gshut; export none; };
 }
