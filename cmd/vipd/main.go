@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/daemon"
 )
 
 // Options are the parsed command-line options; run receives them.
@@ -307,7 +308,16 @@ func checkConfig(o Options, stdout, stderr io.Writer) int {
 
 // LoadConfig loads the configuration as the options say: with the
 // configuration id, against the running system, and for the data plane
-// of --dataplane (see config.Check).
+// of --dataplane or the file's vipd_dataplane (see config.Check), whose
+// own limits the daemon's check applies (daemon.CheckServices).
 func LoadConfig(o Options) (*config.Config, config.Diagnostics) {
-	return config.Check(o.ConfigFile, config.Options{ConfigID: o.ConfigID, Host: config.OSHost{}, Dataplane: o.Dataplane})
+	cfg, diags := config.Check(o.ConfigFile, config.Options{ConfigID: o.ConfigID, Host: config.OSHost{}, Dataplane: o.Dataplane})
+	dp := o.Dataplane
+	if (dp == "" || dp == config.DataplaneAuto) && cfg != nil {
+		dp = cfg.Global.Dataplane
+	}
+	if more := daemon.CheckServices(cfg, dp); len(more) > 0 {
+		diags = append(diags, more...)
+	}
+	return cfg, diags
 }

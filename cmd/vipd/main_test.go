@@ -112,7 +112,10 @@ func TestConfigTest(t *testing.T) {
 		{"deprecated keyword", validConf + "virtual_server 198.18.0.100 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n real_server 198.18.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   nb_get_retry 3\n  }\n }\n}\n", nil, 5, "'nb_get_retry' is deprecated"},
 		{"DR judged as keepalived", validConf + "virtual_server 198.18.0.100 80 {\n lvs_sched rr\n lvs_method DR\n protocol TCP\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 0, ""},
 		{"DR on the proxy data plane", validConf + "virtual_server 198.18.0.100 80 {\n lvs_sched rr\n lvs_method DR\n protocol TCP\n real_server 198.18.0.2 80 {\n }\n}\n", []string{"--dataplane", "proxy"}, 4, "--dataplane ipvs"},
-		{"vipd_dataplane in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane proxy", 1) + "virtual_server fwmark 1 {\n lvs_sched rr\n lvs_method NAT\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 4, "fwmark virtual servers need the ipvs data plane"},
+		{"vipd_dataplane in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane proxy", 1) + "virtual_server fwmark 1 {\n lvs_sched rr\n lvs_method NAT\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 4, "firewall-mark services need the ipvs data plane"},
+		// What the daemon refuses, vipd -t refuses: the data plane's own
+		// check judges every virtual server for both.
+		{"port 0 on the proxy data plane", validConf + "virtual_server 198.18.0.100 0 {\n lvs_sched rr\n lvs_method NAT\n protocol TCP\n persistence_timeout 60\n real_server 198.18.0.2 80 {\n }\n}\n", []string{"--dataplane", "proxy"}, 4, "port 0 (all ports) needs the ipvs data plane (run with --dataplane ipvs"},
 		{"config id", strings.Replace(validConf, "    virtual_router_id 51\n", "    @lb1 virtual_router_id 51\n    @^lb1 virtual_router_id 52\n", 1), []string{"-i", "lb1"}, 0, ""},
 	}
 	for _, tc := range tests {

@@ -45,10 +45,10 @@ type bgpDriver struct {
 // prev is the driver a reload replaces: its VRRP states and first-round
 // results carry over.
 func (d *Daemon) startBGP(prev *bgpDriver) {
-	if d.cfg.BGP == nil || d.opts.CheckOnly {
+	if d.gen.cfg.BGP == nil || d.opts.CheckOnly {
 		return
 	}
-	c := d.cfg.BGP
+	c := d.gen.cfg.BGP
 	sc := bgp.Config{RouterID: c.RouterID, LocalAS: c.LocalAS}
 	for _, n := range c.Neighbors {
 		p := bgp.Peer{Addr: n.Addr, RemoteAS: n.RemoteAS, HoldTime: n.HoldTime, Passive: n.Passive,
@@ -254,11 +254,11 @@ func (d *Daemon) bgpUpdate() {
 	}
 	// A server without checkers has nothing to wait for.
 	checkers := map[string]bool{}
-	for _, s := range d.servers {
+	for _, s := range d.gen.servers {
 		checkers[s.Name] = len(s.Checkers) > 0
 	}
 	pending := false
-	for _, p := range d.plans {
+	for _, p := range d.gen.plans {
 		if p.cfg.BGPAnnounce == nil || p.cfg.Kind != config.VSAddr {
 			continue
 		}
@@ -277,7 +277,7 @@ func (d *Daemon) bgpUpdate() {
 	}
 	b.pending.Store(pending)
 	b.mu.Lock()
-	for _, inst := range d.cfg.Instances {
+	for _, inst := range d.gen.cfg.Instances {
 		if inst.BGPAnnounce == nil {
 			continue
 		}

@@ -92,6 +92,10 @@ type InstanceConfig struct {
 	// Strict is strict_mode / vrrp_strict (the caller resolves the
 	// inheritance from global_defs).
 	Strict bool `json:"strict,omitempty"`
+	// NotifyPriorityChanges delivers a change of the effective priority
+	// as a notification MASTER_PRIORITY or BACKUP_PRIORITY (keepalived's
+	// notify_priority_changes, for its FIFO).
+	NotifyPriorityChanges bool `json:"notify_priority_changes,omitempty"`
 	// V3ChecksumAsV2 computes and checks VRRPv3 checksums without the
 	// pseudo-header, for old peers.
 	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`

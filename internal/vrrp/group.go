@@ -114,29 +114,34 @@ func (g *Group) sync(m *Machine, prev State, now time.Time) {
 
 	switch {
 	case prev != StateMaster && m.state == StateMaster:
-		synced := false
-		for _, o := range g.members {
-			if o != m && o.state == StateBackup {
-				if !synced {
-					logf("Syncing instances to MASTER state")
-					synced = true
-				}
-				run(o, func() { o.becomeMaster(now) })
-			}
-		}
+		g.follow(m, StateBackup, "MASTER", logf, func(o *Machine) {
+			run(o, func() { o.becomeMaster(now) })
+		})
 	case prev == StateMaster && m.state == StateBackup:
-		synced := false
+		g.follow(m, StateMaster, "BACKUP", logf, func(o *Machine) {
+			run(o, func() { o.leaveMaster(now, StateBackup, false) })
+		})
 		for _, o := range g.members {
-			if o != m && o.state == StateMaster {
-				if !synced {
-					logf("Syncing instances to BACKUP state")
-					synced = true
-				}
-				run(o, func() { o.leaveMaster(now, StateBackup, false) })
-			} else if o != m && o.wantMaster {
+			if o != m && o.wantMaster {
 				o.wantMaster = false
 				o.downAt = now.Add(o.MasterDownInterval())
 			}
 		}
+	}
+}
+
+// follow moves the other members that are in state from with move,
+// logging "Syncing instances to <to> state" once if there are any.
+func (g *Group) follow(m *Machine, from State, to string, logf func(string, ...any), move func(*Machine)) {
+	synced := false
+	for _, o := range g.members {
+		if o == m || o.state != from {
+			continue
+		}
+		if !synced {
+			logf("Syncing instances to %s state", to)
+			synced = true
+		}
+		move(o)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/vipd/vipd/internal/netif"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,18 +29,11 @@ func (n *Node) Run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer close(n.done)
 	n.ctx = ctx
-	n.insts = map[string]*instance{}
-	n.groups = map[string]*Group{}
-	n.grpState = map[string]State{}
-	n.socks = map[sockKey]*sock{}
+	n.core = NewCore()
+	n.socks = map[SockKey]*sock{}
 	n.scripts = map[string]*scriptRunner{}
 	n.files = map[string]*fileRunner{}
-	n.links = map[string]netif.LinkState{}
-	n.external = map[string]bool{}
-	n.limiter = map[string]*limit{}
-	n.addrs = netif.NewAddrs()
-	n.ann = netif.NewAnnouncer()
-	n.ann.Interval = n.cfg.GARPInterval
+	n.limiter = logLimiter{}
 	n.readBuf = make([]byte, 65536)
 
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
@@ -57,7 +49,7 @@ func (n *Node) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	linkErr := make(chan error, 1)
-	linkCh, err := netif.WatchLinks(wctx, linkErr)
+	linkCh, err := n.host.WatchLinks(wctx, linkErr)
 	if err != nil {
 		return fmt.Errorf("vrrp: %w", err)
 	}
@@ -83,7 +75,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}()
 
-	n.apply(Config{}, n.cfg)
+	n.reload(n.cfg)
 	close(n.running)
 	var fds []unix.PollFd
 	for {
@@ -95,12 +87,8 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		// Adverts first, with their arrival times, then the timers.
 		n.readSockets()
-		now := time.Now()
-		for _, name := range n.order {
-			in := n.insts[name]
-			if dl := in.m.Deadline(); !dl.IsZero() && !dl.After(now) {
-				n.step(in, Event{Kind: EvTick, Now: now})
-			}
+		if now := time.Now(); !n.deadline.IsZero() && !n.deadline.After(now) {
+			n.step(Input{Kind: InTick, Now: now})
 		}
 		if len(n.inbox) > 0 {
 			continue
@@ -110,7 +98,7 @@ func (n *Node) Run(ctx context.Context) error {
 			fds = append(fds, unix.PollFd{Fd: int32(s.conn.Fd()), Events: unix.POLLIN})
 		}
 		var ts *unix.Timespec
-		if next := n.nextDeadline(); !next.IsZero() {
+		if next := n.deadline; !next.IsZero() {
 			d := max(time.Until(next), 0)
 			t := unix.NsecToTimespec(int64(d))
 			ts = &t
@@ -122,16 +110,6 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 }
 
-func (n *Node) nextDeadline() time.Time {
-	var next time.Time
-	for _, in := range n.insts {
-		if dl := in.m.Deadline(); !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
-			next = dl
-		}
-	}
-	return next
-}
-
 // readSockets hands every queued advert to its instance.
 func (n *Node) readSockets() {
 	for _, s := range n.socks {
@@ -140,7 +118,7 @@ func (n *Node) readSockets() {
 			if err != nil || !ok {
 				break
 			}
-			n.receive(s, r)
+			n.step(Input{Kind: InAdvert, Now: time.Now(), Sock: s.key, Packet: r})
 		}
 	}
 }

@@ -466,7 +466,6 @@ func (m *Machine) becomeMaster(now time.Time) {
 	// addresses before our gratuitous ARPs (keepalived's order).
 	m.sendAdvert(uint8(m.eff))
 	m.logf("Entering MASTER STATE")
-	m.setState(now, StateMaster)
 	m.stats.BecomeMaster++
 	m.logf("setting VIPs.")
 	m.emit(Action{Kind: ActAddVIPs})
@@ -476,6 +475,10 @@ func (m *Machine) becomeMaster(now time.Time) {
 			m.garpAt = now.Add(m.cfg.GARPMasterDelay)
 		}
 	}
+	// MASTER is reported once the VIPs are in place (keepalived's
+	// order): whoever acts on it (virtual routes, the data plane, notify
+	// scripts) finds the addresses there.
+	m.setState(now, StateMaster)
 	if m.cfg.GARPMasterRefresh > 0 {
 		m.garpRefreshAt = now.Add(m.cfg.GARPMasterRefresh)
 	}
@@ -729,6 +732,28 @@ func (m *Machine) shutdown(now time.Time) {
 	}
 	m.downAt, m.advertAt, m.garpAt, m.garpRefreshAt, m.lowerGarpAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	m.setState(now, StateStop)
+}
+
+// Regroup re-evaluates what the sync group holds the machine to after
+// the groups were rebuilt (a reload): a member that left its group is no
+// longer held in FAULT by the others, nor held back from MASTER, and a
+// member that joined one is held as the group requires.
+func (m *Machine) Regroup(now time.Time) []Action {
+	m.out = nil
+	prev := m.state
+	if m.group == nil && m.syncFault {
+		m.syncFault = false
+		m.evalFault(now)
+	}
+	if m.state == StateBackup && m.wantMaster && (m.group == nil || m.group.canGoMaster(m)) {
+		m.becomeMaster(now)
+	}
+	if m.group != nil {
+		m.group.sync(m, prev, now)
+	}
+	out := m.out
+	m.out = nil
+	return out
 }
 
 // Reconfigure applies a changed configuration to a running machine

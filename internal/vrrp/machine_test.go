@@ -39,6 +39,14 @@ type harness struct {
 	log []Action // every action so far
 }
 
+// modified returns c changed by mod (nil: unchanged).
+func modified(c MachineConfig, mod func(*MachineConfig)) MachineConfig {
+	if mod != nil {
+		mod(&c)
+	}
+	return c
+}
+
 func newHarness(t *testing.T, cfg MachineConfig) *harness {
 	return &harness{t: t, m: NewMachine(cfg, me), now: t0}
 }
@@ -216,8 +224,9 @@ func TestBecomeMasterActionsAndGARPSchedule(t *testing.T) {
 	h.start()
 	a := h.advance(3609375 * time.Microsecond)
 	// keepalived's order: the advert first, so that an old master drops
-	// the VIPs before our GARPs go out.
-	if got, want := kinds(a), "advert(100) BACKUP->MASTER add garp(5)"; got != want {
+	// the VIPs before our GARPs go out; MASTER is reported once the VIPs
+	// are in place.
+	if got, want := kinds(a), "advert(100) add garp(5) BACKUP->MASTER"; got != want {
 		t.Fatalf("actions %q, want %q", got, want)
 	}
 	for _, l := range []string{"(VI_1) Receive advertisement timeout", "(VI_1) Entering MASTER STATE", "(VI_1) setting VIPs."} {
@@ -388,10 +397,7 @@ func TestMasterReceives(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := v2cfg()
-			if tt.mod != nil {
-				tt.mod(&c)
-			}
+			c := modified(v2cfg(), tt.mod)
 			h := masterHarness(t, c)
 			a := h.advert(tt.src, tt.prio)
 			if got := kinds(a); got != tt.acts {
@@ -522,10 +528,7 @@ func TestValidAdvertsAccepted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := v2cfg()
-			if tt.mod != nil {
-				tt.mod(&c)
-			}
+			c := modified(v2cfg(), tt.mod)
 			h := newHarness(t, c)
 			h.start()
 			h.advance(3 * time.Second)

@@ -14,95 +14,33 @@ import (
 )
 
 // scriptRunner runs one vrrp_script every interval in its own goroutine
-// and reports each result to the node's goroutine, which owns tracker.
+// and reports each result to the core (which keeps its rise/fall state).
 type scriptRunner struct {
-	cfg     ScriptConfig
-	tracker *ScriptTracker
-	changed time.Time
-	cancel  context.CancelFunc
-}
-
-func (s *scriptRunner) stop() { s.cancel() }
-
-// fileRunner polls one vrrp_track_file.
-type fileRunner struct {
-	cfg    TrackFileConfig
-	value  int
 	cancel context.CancelFunc
 }
 
-func (f *fileRunner) stop() { f.cancel() }
-
-// referenced returns the names of scripts and track files that some
-// instance or group uses: keepalived runs only those.
-func referenced(cfg Config) (scripts, files map[string]bool) {
-	scripts, files = map[string]bool{}, map[string]bool{}
-	add := func(refs []TrackRef, m map[string]bool) {
-		for _, r := range refs {
-			m[r.Name] = true
-		}
-	}
-	for _, in := range cfg.Instances {
-		add(in.TrackScripts, scripts)
-		add(in.TrackFiles, files)
-	}
-	for _, g := range cfg.Groups {
-		add(g.TrackScripts, scripts)
-		add(g.TrackFiles, files)
-	}
-	return scripts, files
+// fileRunner polls one vrrp_track_file.
+type fileRunner struct {
+	cancel context.CancelFunc
 }
 
-// syncRunners starts, stops and restarts script and file runners to match
-// cfg. A script whose rise, fall and init_fail are unchanged keeps its
-// state across a reload.
-func (n *Node) syncRunners(cfg Config) {
-	usedS, usedF := referenced(cfg)
-	want := map[string]ScriptConfig{}
-	for _, sc := range cfg.Scripts {
-		if usedS[sc.Name] {
-			want[sc.Name] = sc
-		}
-	}
-	for name, sr := range n.scripts {
-		sc, ok := want[name]
-		if !ok || sc != sr.cfg {
-			sr.stop()
-			delete(n.scripts, name)
-			if ok && sc.Rise == sr.cfg.Rise && sc.Fall == sr.cfg.Fall && sc.InitFail == sr.cfg.InitFail {
-				n.startScript(sc, sr.tracker, sr.changed)
-			}
-		}
-	}
-	for name, sc := range want {
-		if n.scripts[name] == nil {
-			n.startScript(sc, NewScriptTracker(sc.Rise, sc.Fall, sc.InitFail), time.Time{})
-		}
-	}
-	wantF := map[string]TrackFileConfig{}
-	for _, fc := range cfg.TrackFiles {
-		if usedF[fc.Name] {
-			wantF[fc.Name] = fc
-		}
-	}
-	for name, fr := range n.files {
-		if fc, ok := wantF[name]; !ok || fc.Path != fr.cfg.Path {
-			fr.stop()
-			delete(n.files, name)
-		} else {
-			fr.cfg = fc
-		}
-	}
-	for name, fc := range wantF {
-		if n.files[name] == nil {
-			n.startFile(fc)
-		}
+func (n *Node) stopScript(name string) {
+	if sr := n.scripts[name]; sr != nil {
+		sr.cancel()
+		delete(n.scripts, name)
 	}
 }
 
-func (n *Node) startScript(sc ScriptConfig, tr *ScriptTracker, changed time.Time) {
+func (n *Node) stopFile(name string) {
+	if fr := n.files[name]; fr != nil {
+		fr.cancel()
+		delete(n.files, name)
+	}
+}
+
+func (n *Node) startScript(sc ScriptConfig) {
 	ctx, cancel := context.WithCancel(n.ctx)
-	sr := &scriptRunner{cfg: sc, tracker: tr, changed: changed, cancel: cancel}
+	sr := &scriptRunner{cancel: cancel}
 	n.scripts[sc.Name] = sr
 	interval := sc.Interval
 	if interval <= 0 {
@@ -120,7 +58,12 @@ func (n *Node) startScript(sc ScriptConfig, tr *ScriptTracker, changed time.Time
 			if ctx.Err() != nil {
 				return
 			}
-			if !n.post(func() { n.scriptResult(sr, ok, detail) }) {
+			posted := n.post(func() {
+				if n.scripts[sc.Name] == sr { // not stopped since
+					n.step(Input{Kind: InScript, Now: time.Now(), Name: sc.Name, OK: ok, Detail: detail})
+				}
+			})
+			if !posted {
 				return
 			}
 			select {
@@ -130,22 +73,6 @@ func (n *Node) startScript(sc ScriptConfig, tr *ScriptTracker, changed time.Time
 			}
 		}
 	}()
-}
-
-func (n *Node) scriptResult(sr *scriptRunner, ok bool, detail string) {
-	if n.scripts[sr.cfg.Name] != sr {
-		return // stopped since
-	}
-	if !sr.tracker.Result(ok) {
-		return
-	}
-	sr.changed = time.Now()
-	if sr.tracker.State() == ScriptGood {
-		n.log.Info(fmt.Sprintf("VRRP_Script(%s) succeeded", sr.cfg.Name))
-	} else {
-		n.log.Info(fmt.Sprintf("VRRP_Script(%s) failed (%s)", sr.cfg.Name, detail))
-	}
-	n.retrackAll()
 }
 
 // runScript runs a keepalived script line: program and arguments split on
@@ -212,15 +139,16 @@ func splitScript(s string) []string {
 }
 
 // startFile polls a track file twice a second; a change is reported to
-// the node. A missing or unreadable file reads as 0.
+// the core. A missing or unreadable file reads as 0.
 func (n *Node) startFile(fc TrackFileConfig) {
 	ctx, cancel := context.WithCancel(n.ctx)
-	fr := &fileRunner{cfg: fc, value: readTrackFile(fc.Path), cancel: cancel}
+	fr := &fileRunner{cancel: cancel}
 	n.files[fc.Name] = fr
+	last := readTrackFile(fc.Path)
+	n.answers = append(n.answers, Input{Kind: InFile, Now: time.Now(), Name: fc.Name, Value: last})
 	go func() {
 		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
-		last := fr.value
 		for {
 			select {
 			case <-t.C:
@@ -233,12 +161,9 @@ func (n *Node) startFile(fc TrackFileConfig) {
 			}
 			last = v
 			ok := n.post(func() {
-				if n.files[fc.Name] != fr {
-					return
+				if n.files[fc.Name] == fr {
+					n.step(Input{Kind: InFile, Now: time.Now(), Name: fc.Name, Value: v})
 				}
-				fr.value = v
-				n.log.Info(fmt.Sprintf("VRRP_Track_File(%s) value %d", fc.Name, v))
-				n.retrackAll()
 			})
 			if !ok {
 				return

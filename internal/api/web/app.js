@@ -130,7 +130,8 @@ function renderServices(d) {
       const failing = cs.filter((c) => !c.up);
       let st = "UP", cls = "rs-up";
       if (failing.length) { st = "DOWN"; cls = "rs-down"; } else if (r.Weight === 0) { st = "UP (weight 0)"; cls = "rs-drain"; } else up++;
-      const why = (failing.length ? failing : cs).map((c) => c.kind + ": " + c.reason).join("; ");
+      // A passing HTTP_GET has no reason: its kind alone, no dangling colon.
+      const why = (failing.length ? failing : cs).map((c) => c.reason ? c.kind + ": " + c.reason : c.kind).join("; ");
       t.appendChild(el("tr", { class: cls, "data-real-server": r.Addr },
         td(r.Addr), td(fwdName(r.Forward)), td(st), num(r.Weight), td(why, "wrap"),
         num(r.ActiveConns), num(r.InactiveConns), num(r.PersistConns),

@@ -26,18 +26,7 @@ import (
 
 // requireIPVS skips unless the kernel has IPVS (scripts/vmtest provides
 // one); inside the VM a missing IPVS is a failure, not a skip.
-func requireIPVS(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
-		lab.RequireRoot(t)
-		lab.RequireCommand(t, "ip", "ipvsadm")
-		return
-	}
-	if os.Getenv("VIPD_IN_VM") == "1" {
-		t.Fatal("in the VM, but /proc/net/ip_vs is missing: the ip_vs module did not load")
-	}
-	t.Skip("the kernel has no IPVS: scripts/vmtest runs these tests in a VM")
-}
+func requireIPVS(t *testing.T) { t.Helper(); lab.RequireIPVS(t) }
 
 func sysctl(t *testing.T, h *lab.Host, kv ...string) {
 	t.Helper()

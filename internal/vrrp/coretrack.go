@@ -1,0 +1,223 @@
+package vrrp
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+func (c *Core) setExternal(in Input) {
+	if old, ok := c.external[in.Name]; !ok || old != in.Up {
+		c.external[in.Name] = in.Up
+		c.retrackAll()
+	}
+}
+
+func (l LinkFacts) addr(v6 bool) netip.Addr {
+	if v6 {
+		return l.Addr6
+	}
+	return l.Addr4
+}
+
+func (c *Core) linkChanged(st LinkFacts) {
+	old, known := c.links[st.Name]
+	c.links[st.Name] = st
+	if known && old.Up == st.Up && old.Gone == st.Gone {
+		return
+	}
+	if !c.Uses(st.Name) {
+		return
+	}
+	if st.Up {
+		c.logf("Netlink reports %s up", st.Name)
+	} else {
+		c.logf("Netlink reports %s down", st.Name)
+	}
+	for _, name := range c.order {
+		ci := c.insts[name]
+		if ci.cfg.Interface != st.Name {
+			continue
+		}
+		if a := st.addr(ci.key.V6); st.Up && !ci.ownSrc && a.IsValid() && a != ci.src {
+			ci.src = a
+			ci.m.SetAddr(a)
+		}
+		if ci.sockErr != "" && !ci.waiting && !st.Gone {
+			c.listen(ci) // try again: the interface may exist now
+		}
+	}
+	c.retrackAll()
+}
+
+func (c *Core) retrackAll() {
+	for _, name := range c.order {
+		if ci := c.insts[name]; !ci.waiting {
+			c.retrack(ci)
+		}
+	}
+}
+
+// retrack recomputes an instance's tracking and steps it if it changed.
+func (c *Core) retrack(ci *coreInst) {
+	var items []Tracked
+	linkUp := func(name string) bool {
+		st, ok := c.links[name]
+		return ok && st.Up && !st.Gone
+	}
+	if !ci.cfg.DontTrackPrimary {
+		items = append(items, Tracked{Kind: TrackInterface, Name: ci.cfg.Interface, Known: true, Up: linkUp(ci.cfg.Interface)})
+	}
+	addRefs := func(refs []TrackRef, kind TrackKind) {
+		for _, r := range refs {
+			t := Tracked{Kind: kind, Name: r.Name, Reverse: r.Reverse}
+			switch kind {
+			case TrackInterface:
+				t.Known, t.Up = true, linkUp(r.Name)
+				t.Weight = orDefault(r.Weight, 0)
+			case TrackScript:
+				sr := c.scripts[r.Name]
+				if sr == nil {
+					continue
+				}
+				t.Weight = orDefault(r.Weight, sr.cfg.Weight)
+				if r.Weight == nil {
+					t.Reverse = sr.cfg.Reverse
+				}
+				st := sr.tracker.State()
+				t.Known, t.Up = st != ScriptInit, st == ScriptGood
+			case TrackFile:
+				fr := c.files[r.Name]
+				if fr == nil {
+					continue
+				}
+				t.Weight = orDefault(r.Weight, orDefault(fr.cfg.Weight, 1))
+				if r.Weight == nil {
+					t.Reverse = fr.cfg.Reverse
+				}
+				t.Known, t.Value = true, fr.value
+			case TrackProcess:
+				up, ok := c.external[r.Name]
+				t.Weight = orDefault(r.Weight, 0)
+				t.Known, t.Up = ok, up
+			}
+			items = append(items, t)
+		}
+	}
+	addRefs(ci.cfg.TrackInterfaces, TrackInterface)
+	addRefs(ci.cfg.TrackScripts, TrackScript)
+	addRefs(ci.cfg.TrackFiles, TrackFile)
+	addRefs(ci.cfg.TrackExternal, TrackProcess)
+	for _, g := range c.cfg.Groups {
+		if g.Name == ci.group {
+			addRefs(g.TrackInterfaces, TrackInterface)
+			addRefs(g.TrackScripts, TrackScript)
+			addRefs(g.TrackFiles, TrackFile)
+		}
+	}
+	delta, faults := Evaluate(items)
+	if ci.sockErr != "" {
+		faults = append(faults, ci.sockErr)
+	}
+	if !ci.src.IsValid() {
+		fam := "IPv4"
+		if ci.key.V6 {
+			fam = "IPv6 link-local"
+		}
+		faults = append(faults, fmt.Sprintf("no %s address for interface %s", fam, ci.cfg.Interface))
+	}
+	if delta == ci.delta && slices.Equal(faults, ci.faults) && ci.m.State() != StateInit {
+		return
+	}
+	ci.delta, ci.faults = delta, faults
+	c.step(ci, Event{Kind: EvTrack, Delta: delta, Faults: faults})
+}
+
+// referenced returns the names of scripts and track files that some
+// instance or group uses: keepalived runs only those.
+func referenced(cfg Config) (scripts, files map[string]bool) {
+	scripts, files = map[string]bool{}, map[string]bool{}
+	add := func(refs []TrackRef, m map[string]bool) {
+		for _, r := range refs {
+			m[r.Name] = true
+		}
+	}
+	for _, in := range cfg.Instances {
+		add(in.TrackScripts, scripts)
+		add(in.TrackFiles, files)
+	}
+	for _, g := range cfg.Groups {
+		add(g.TrackScripts, scripts)
+		add(g.TrackFiles, files)
+	}
+	return scripts, files
+}
+
+// syncTracked starts, stops and restarts scripts and track files to
+// match cfg. A script whose rise, fall and init_fail are unchanged keeps
+// its state across a reload. values are the track files' current values.
+func (c *Core) syncTracked(cfg Config, values map[string]int) {
+	usedS, usedF := referenced(cfg)
+	var want []ScriptConfig
+	for _, sc := range cfg.Scripts {
+		if usedS[sc.Name] {
+			want = append(want, sc)
+		}
+	}
+	for name, sr := range c.scripts {
+		i := slices.IndexFunc(want, func(sc ScriptConfig) bool { return sc.Name == name })
+		if i < 0 || want[i] != sr.cfg {
+			c.emit(Effect{Kind: EffStopScript, Name: name})
+			delete(c.scripts, name)
+			if sc := want[max(i, 0)]; i >= 0 && sc.Rise == sr.cfg.Rise && sc.Fall == sr.cfg.Fall && sc.InitFail == sr.cfg.InitFail {
+				c.scripts[name] = &coreScript{cfg: sc, tracker: sr.tracker, changed: sr.changed}
+				c.emit(Effect{Kind: EffRunScript, Script: sc})
+			}
+		}
+	}
+	for _, sc := range want {
+		if c.scripts[sc.Name] == nil {
+			c.scripts[sc.Name] = &coreScript{cfg: sc, tracker: NewScriptTracker(sc.Rise, sc.Fall, sc.InitFail)}
+			c.emit(Effect{Kind: EffRunScript, Script: sc})
+		}
+	}
+	for name, fr := range c.files {
+		i := slices.IndexFunc(cfg.TrackFiles, func(fc TrackFileConfig) bool { return fc.Name == name })
+		if i < 0 || !usedF[name] || cfg.TrackFiles[i].Path != fr.cfg.Path {
+			c.emit(Effect{Kind: EffStopFile, Name: name})
+			delete(c.files, name)
+		} else {
+			fr.cfg = cfg.TrackFiles[i]
+		}
+	}
+	for _, fc := range cfg.TrackFiles {
+		if usedF[fc.Name] && c.files[fc.Name] == nil {
+			c.files[fc.Name] = &coreFile{cfg: fc, value: values[fc.Name]}
+			c.emit(Effect{Kind: EffWatchFile, File: fc})
+		}
+	}
+}
+
+func (c *Core) scriptResult(name string, ok bool, detail string) {
+	sr := c.scripts[name]
+	if sr == nil || !sr.tracker.Result(ok) {
+		return
+	}
+	sr.changed = c.now
+	if sr.tracker.State() == ScriptGood {
+		c.logf("VRRP_Script(%s) succeeded", name)
+	} else {
+		c.logf("VRRP_Script(%s) failed (%s)", name, detail)
+	}
+	c.retrackAll()
+}
+
+func (c *Core) fileValue(name string, v int) {
+	fr := c.files[name]
+	if fr == nil || fr.value == v {
+		return
+	}
+	fr.value = v
+	c.logf("VRRP_Track_File(%s) value %d", name, v)
+	c.retrackAll()
+}
