@@ -420,6 +420,12 @@ func TestBGPActiveActive(t *testing.T) {
 		// still runs (and forwards); the withdrawal and exit follow.
 		lab.Eventually(t, 5*time.Second, func() bool { return nexthops(t, r) == 2 }, "d1 not drained")
 		took := time.Since(t0)
+		// Out of the ECMP set by GRACEFUL_SHUTDOWN, not by the withdrawal:
+		// BIRD still holds d1's path, with local preference 0.
+		if out := birdc("show", "route", bgpVIP+"/32", "all", "protocol", "d1"); !strings.Contains(out, "BGP.local_pref: 0") ||
+			!strings.Contains(out, "(65535,0)") {
+			t.Errorf("d1's path at the router is not marked GRACEFUL_SHUTDOWN:\n%s", out)
+		}
 		select {
 		case <-ds[0].proc.Done():
 			t.Errorf("d1 exited before the router moved traffic away")
