@@ -234,7 +234,7 @@ func (d *Daemon) bgpVRRP(n vrrp.Notification) {
 	b.master[n.Name] = n.State == "MASTER"
 	b.mu.Unlock()
 	if changed {
-		go d.do(d.bgpUpdate)
+		d.do(d.bgpUpdate) // the inbox never blocks
 	}
 }
 
