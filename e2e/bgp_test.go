@@ -27,6 +27,7 @@ import (
 // BFD (or the hold timer) notices.
 const (
 	bgpVIP    = "198.18.100.1"
+	bgpVRRPIP = "198.18.100.2" // a vrrp_instance's VIP, announced by its MASTER only
 	bgpRouter = "198.18.0.1"
 )
 
@@ -68,6 +69,7 @@ template bgp dir {
 }
 
 func bgpDirectorConf(self string) string {
+	prio := map[string]int{"198.18.0.11": 150, "198.18.0.12": 100, "198.18.0.13": 50}[self]
 	return fmt.Sprintf(`global_defs {
     router_id %[1]s
 }
@@ -102,7 +104,27 @@ virtual_server %[2]s 80 {
         }
     }
 }
-`, self, bgpVIP, bgpRouter)
+vrrp_instance VI_BGP {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority %[4]d
+    bgp_announce
+    virtual_ipaddress {
+        %[5]s/32 dev lo
+    }
+}
+`, self, bgpVIP, bgpRouter, prio, bgpVRRPIP)
+}
+
+// routeOf is the router's route to dst, "" when it has none.
+func routeOf(t testing.TB, r *lab.Host, dst string) string {
+	t.Helper()
+	out, err := r.Run("ip", "route", "show", dst)
+	if err != nil {
+		t.Fatalf("ip route: %v: %s", err, out)
+	}
+	return strings.TrimSpace(out)
 }
 
 // nexthops counts the router's next hops for the VIP (0: no route).
@@ -316,7 +338,7 @@ func TestBGPActiveActive(t *testing.T) {
 		for _, d := range ds {
 			b := d.status().BGP
 			if b == nil || len(b.Peers) != 1 || b.Peers[0].State != "ESTABLISHED" || b.Peers[0].BFD != "UP" ||
-				len(b.Routes) != 1 || b.Routes[0] != bgpVIP+"/32" {
+				len(b.Routes) == 0 || b.Routes[0] != bgpVIP+"/32" {
 				return false
 			}
 		}
@@ -327,6 +349,11 @@ func TestBGPActiveActive(t *testing.T) {
 	} else {
 		t.Logf("vipctl bgp on d1:\n%s", out)
 	}
+	// The vrrp_instance's VIP comes from its MASTER alone (d1, priority 150).
+	lab.Eventually(t, 20*time.Second, func() bool {
+		rt := routeOf(t, r, bgpVRRPIP)
+		return strings.Contains(rt, "via 198.18.0.11 ") && !strings.Contains(rt, "nexthop")
+	}, "router's route to the vrrp_instance's VIP is not via d1 alone: %q", routeOf(t, r, bgpVRRPIP))
 	// Announced only after the first full round of checks.
 	for _, d := range ds {
 		o := d.proc.Output()
@@ -370,7 +397,17 @@ func TestBGPActiveActive(t *testing.T) {
 		for _, d := range ds {
 			lab.Eventually(t, 5*time.Second, func() bool {
 				b := d.status().BGP
-				return len(b.Routes) == 0 && len(b.Decisions) == 1 && strings.Contains(b.Decisions[0].Reason, "every real server is down")
+				for _, r := range b.Routes {
+					if r == bgpVIP+"/32" {
+						return false
+					}
+				}
+				for _, dc := range b.Decisions {
+					if dc.Prefix == bgpVIP+"/32" {
+						return !dc.Announce && strings.Contains(dc.Reason, "every real server is down")
+					}
+				}
+				return false
 			}, "%s: %+v", d.host.Name, d.status().BGP)
 		}
 		t0 = time.Now()
@@ -451,6 +488,11 @@ func TestBGPActiveActive(t *testing.T) {
 		if _, err := get(client, bgpVIP, 3*time.Second); err != nil {
 			t.Errorf("VIP after d1 stopped: %v", err)
 		}
+		// d2 is VRRP MASTER now and announces the instance's VIP.
+		lab.Eventually(t, 10*time.Second, func() bool {
+			return strings.Contains(routeOf(t, r, bgpVRRPIP), "via 198.18.0.12 ")
+		}, "the vrrp_instance's VIP did not move to d2: %q", routeOf(t, r, bgpVRRPIP))
+		t.Logf("vrrp_instance VIP now via d2: %q", routeOf(t, r, bgpVRRPIP))
 	})
 }
 
