@@ -230,7 +230,7 @@ var diagCases = []diagCase{
 	{name: "proxy_protocol on ipvs", conf: strings.Replace(vsrv("    proxy_protocol 2", ""), "198.18.0.100 80 {", "198.18.0.100 80 { # <-", 1), sev: Error, kw: "proxy_protocol", msg: "needs the proxy data plane", dataplane: DataplaneIPVS, vipdOnly: true},
 	{name: "proxy_protocol version", conf: vsrv("    proxy_protocol 3 # <-", ""), sev: Error, kw: "proxy_protocol", msg: "outside range [1, 2]", vipdOnly: true},
 	{name: "keyword of a newer keepalived", conf: gdefs("    vrrp_delay_after_boot 10 # <-"), sev: Notice, kw: "vrrp_delay_after_boot", msg: "keepalived 2.3 and later", vipdOnly: true},
-	{name: "vipd_dataplane value", conf: gdefs("    vipd_dataplane xdp # <-"), sev: Error, kw: "vipd_dataplane", msg: "unknown data plane", vipdOnly: true},
+	{name: "vipd_dataplane value", conf: gdefs("    vipd_dataplane bpf # <-"), sev: Error, kw: "vipd_dataplane", msg: "unknown data plane", vipdOnly: true},
 }
 
 // markedLine returns the number of the line containing "# <-", or 0.

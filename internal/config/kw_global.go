@@ -271,14 +271,14 @@ var globalSection = newSection("global_defs", "Global definitions",
 	flagKw("no_checker_emails", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NoCheckerEmails) }).notYet("checker mails follow smtp_alert_checker only").args("[<BOOL>]", 0),
 	kw("vmac_prefix", "STRING", 1, "vrrp", func(c *cx, n *Node) { c.b.cfg.Global.VMACPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),
 	kw("vmac_addr_prefix", "STRING", 1, "vmac_prefix", func(c *cx, n *Node) { c.b.cfg.Global.VMACAddrPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),
-	kw("vipd_dataplane", "auto|proxy|ipvs", 1, "auto", func(c *cx, n *Node) {
+	kw("vipd_dataplane", "auto|proxy|ipvs|xdp", 1, "auto", func(c *cx, n *Node) {
 		switch n.Args[0] {
-		case DataplaneAuto, DataplaneProxy, DataplaneIPVS:
+		case DataplaneAuto, DataplaneProxy, DataplaneIPVS, DataplaneXDP:
 			c.b.cfg.Global.Dataplane = n.Args[0]
 		default:
-			c.errf(n, "use auto, proxy or ipvs", "unknown data plane '%s'", n.Args[0])
+			c.errf(n, "use auto, proxy, ipvs or xdp", "unknown data plane '%s'", n.Args[0])
 		}
-	}).vipd().note("vipd extension: the data plane (auto picks ipvs when the kernel has IPVS and a virtual server needs it, else proxy); --dataplane overrides it"),
+	}).vipd().note("vipd extension: the data plane (auto picks ipvs when the kernel has IPVS and a virtual server needs it, else proxy; xdp is only used when named); --dataplane overrides it"),
 
 	// Accepted without effect.
 	ign("tmp_config_directory", "DIRECTORY", 1, "vipd reads the configuration once, in the main process").noValue(NoValueError),

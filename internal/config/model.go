@@ -86,6 +86,7 @@ const (
 	DataplaneAuto  = "auto"
 	DataplaneProxy = "proxy"
 	DataplaneIPVS  = "ipvs"
+	DataplaneXDP   = "xdp"
 )
 
 // Global is the global_defs block with keepalived's defaults applied.

@@ -575,7 +575,7 @@ func (b *builder) checkSyncDaemon() {
 // which the daemon and vipd -t run on every virtual server
 // (daemon.CheckServices).
 func (b *builder) checkDataplane(vs *VirtualServer) {
-	if vs.ProxyProtocol != 0 && b.opts.Dataplane == DataplaneIPVS {
+	if vs.ProxyProtocol != 0 && (b.opts.Dataplane == DataplaneIPVS || b.opts.Dataplane == DataplaneXDP) {
 		b.add(vs.Pos, Error, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane").Exit = ExitConfig
 	}
 }

@@ -37,7 +37,7 @@ type Options struct {
 	ConfigFile string
 	ConfigID   string
 	// Dataplane: "" (the configuration's vipd_dataplane, else auto),
-	// auto, proxy or ipvs.
+	// auto, proxy, ipvs or xdp.
 	Dataplane string
 	Control   string // unix socket of the control API ("" = none)
 	Metrics   string // listen address of metrics and status page ("" = none)
@@ -45,10 +45,16 @@ type Options struct {
 	DataFile  string // SIGUSR1 dump; default /tmp/vipd.data
 	StatsFile string // SIGUSR2 dump; default /tmp/vipd.stats
 	IPVSState string // ownership record of the ipvs data plane; default /run/vipd/ipvs.json
+	XDPPins   string // bpffs directory of the xdp data plane's maps; default /sys/fs/bpf/vipd
 	VRRPOnly  bool   // -P
 	CheckOnly bool   // -C
 	Version   string
 	Logger    *slog.Logger
+
+	// XDPIfaces get the xdp program besides the interfaces real servers
+	// are reached through (a director whose VIP traffic comes in on
+	// another interface).
+	XDPIfaces []string
 }
 
 // Daemon is a running vipd.

@@ -14,6 +14,7 @@ import (
 	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/dataplane/ipvs"
 	"github.com/vipd/vipd/internal/dataplane/proxy"
+	"github.com/vipd/vipd/internal/dataplane/xdp"
 	"github.com/vipd/vipd/internal/lvs"
 	"github.com/vipd/vipd/internal/notify"
 	"github.com/vipd/vipd/internal/vrrp"
@@ -34,6 +35,13 @@ var dataplanes = map[string]dataplaneKind{
 		dp, err := proxy.New(proxy.Options{Logger: d.log})
 		if err != nil {
 			return nil, fmt.Errorf("proxy data plane: %w", err)
+		}
+		return dp, nil
+	}},
+	config.DataplaneXDP: {check: xdp.Check, hint: "the xdp data plane runs lvs_method DR or TUN (ipip, gue) with lvs_sched mh; run the rest with --dataplane ipvs or proxy (docs/dataplanes.md)", open: func(d *Daemon) (dataplane.Dataplane, error) {
+		dp, err := xdp.New(xdp.Options{PinPath: d.opts.XDPPins, Interfaces: d.opts.XDPIfaces, Logger: d.log})
+		if err != nil {
+			return nil, fmt.Errorf("xdp data plane: %w (use --dataplane proxy or ipvs where XDP cannot load)", err)
 		}
 		return dp, nil
 	}},
