@@ -32,13 +32,7 @@ type lblcScheduler struct{ locality }
 func (s *lblcScheduler) Name() string { return "lblc" }
 
 func (s *lblcScheduler) Schedule(dests []*Dest, f Flow, now time.Time) *Dest {
-	if s.cur == nil {
-		s.cur.update(dests)
-	}
-	s.tbl.advance(now)
-	daddr := f.Virtual.Addr().Unmap()
-
-	en := s.tbl.get(daddr)
+	daddr, en := s.lookup(dests, f, now)
 	if en != nil {
 		en.lastuse = now
 		d, avail := s.cur.resolve(&en.dest)

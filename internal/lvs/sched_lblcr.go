@@ -25,13 +25,7 @@ type lblcrScheduler struct{ locality }
 func (s *lblcrScheduler) Name() string { return "lblcr" }
 
 func (s *lblcrScheduler) Schedule(dests []*Dest, f Flow, now time.Time) *Dest {
-	if s.cur == nil {
-		s.cur.update(dests)
-	}
-	s.tbl.advance(now)
-	daddr := f.Virtual.Addr().Unmap()
-
-	en := s.tbl.get(daddr)
+	daddr, en := s.lookup(dests, f, now)
 	if en == nil {
 		d := leastWeighted(dests, connOverhead)
 		if d == nil {
