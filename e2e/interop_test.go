@@ -39,14 +39,15 @@ func (c interopCase) String() string {
 	return fmt.Sprintf("v%d%s-%s-%s", c.version, auth, fam, tr)
 }
 
-// interval is the advert interval: VRRPv2 counts in seconds; v3 runs at
-// 250 ms, short enough for a fast suite and long enough that two busy
-// cores do not starve a master into a false failover.
+// interval is the advert interval: 1 s for both versions (v3 sends it
+// as 100 centiseconds; sub-second v3 intervals against keepalived are
+// measured by bench/failover). At 250 ms a
+// keepalived backup once missed a vipd master's adverts for its whole
+// 0.9 s down interval while the suite's 28 parallel cases loaded the two
+// cores, and took the VIP: a false failover caused by the lab's load, not
+// by either daemon (issue 15 measures those under load on purpose).
 func (c interopCase) interval() time.Duration {
-	if c.version == 2 {
-		return time.Second
-	}
-	return 250 * time.Millisecond
+	return time.Second
 }
 
 // The addresses of the two directors, d1 (priority 150, state MASTER) and
@@ -419,15 +420,21 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	step("stop: backup took over")
 
 	// 3. It returns and preempts the backup.
-	master.start()
-	onlyHolder(t, vip.Addr(), hosts[0], hosts, 10*time.Second, hold, "master returned after a stop")
-	master.waitLog(enterMaster, 2, time.Second)
-	backup.waitLog(higher, 1, time.Second)
-	backup.waitLog(enterBackup, 2, time.Second)
-	master.checkState("MASTER")
-	backup.checkState("BACKUP")
-	reach(hosts[0], "master returned after a stop")
-	step("returned")
+	// returns is the master coming back for the n-th time and
+	// preempting the backup (whose n-th BACKUP entry it causes).
+	returns := func(n int, what string) {
+		t.Helper()
+		master.start()
+		onlyHolder(t, vip.Addr(), hosts[0], hosts, 10*time.Second, hold, what)
+		master.waitLog(enterMaster, n, time.Second)
+		backup.waitLog(higher, n-1, time.Second)
+		backup.waitLog(enterBackup, n, time.Second)
+		master.checkState("MASTER")
+		backup.checkState("BACKUP")
+		reach(hosts[0], what)
+		step("returned")
+	}
+	returns(2, "master returned after a stop")
 
 	// 4. The master crashes: no priority 0 advert, the backup takes over
 	// when its master down interval expires.
@@ -440,15 +447,7 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	step("crash: backup took over")
 
 	// 5. It returns and preempts again.
-	master.start()
-	onlyHolder(t, vip.Addr(), hosts[0], hosts, 10*time.Second, hold, "master returned after a crash")
-	master.waitLog(enterMaster, 3, time.Second)
-	backup.waitLog(higher, 2, time.Second)
-	backup.waitLog(enterBackup, 3, time.Second)
-	master.checkState("MASTER")
-	backup.checkState("BACKUP")
-	reach(hosts[0], "master returned after a crash")
-	step("returned")
+	returns(3, "master returned after a crash")
 }
 
 // TestInteropWrongPassword: vipd and keepalived with different PASS

@@ -20,14 +20,11 @@ import (
 // /usr/share/vipd/prometheus/.
 const rulesDir = "../../packaging/prometheus"
 
-// pendingMetrics are series the rules use that another branch adds to
-// vipd (the BGP speaker, branch h-b). Each
-// is accepted only while vipd does not register it; once it does, the
-// registered labels are what the rules are checked against.
-var pendingMetrics = map[string][]string{
-	"vipd_bgp_peer_up":    {"peer", "remote_as"},
-	"vipd_bgp_peer_state": {"peer", "state"},
-}
+// pendingMetrics are series the rules may use before vipd registers them
+// (none now: the BGP speaker's series are registered). Each is accepted only
+// while vipd does not register it; once it does, the registered labels are
+// what the rules are checked against.
+var pendingMetrics = map[string][]string{}
 
 var (
 	descName   = regexp.MustCompile(`fqName: "([^"]+)"`)

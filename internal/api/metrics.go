@@ -166,6 +166,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, k := range kaCounters {
 		ch <- k.d
 	}
+	for _, d := range bgpDescriptions {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -336,6 +339,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		unix(vCheckLast, chk.LastCheck, chk.LastCheck.IsZero(), l...)
 		unix(vCheckChanged, chk.LastChange, chk.LastChange.IsZero(), l...)
 	}
+	collectBGP(st, emit)
 }
 
 // RealServerKey names a real server of a virtual server as Check does:

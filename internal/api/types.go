@@ -98,6 +98,7 @@ type Status struct {
 	// Quorum is each virtual server's quorum state (keepalived's quorum
 	// with hysteresis), by the same name as Check.VirtualServer.
 	Quorum map[string]bool `json:"quorum,omitempty"`
+	BGP    *BGP            `json:"bgp,omitempty"`
 }
 
 // IPVSInfo is the kernel's IPVS version and connection table size

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/check"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/dataplane"
@@ -88,7 +89,8 @@ type Daemon struct {
 	runDone  chan struct{}
 	dp       dataplane.Dataplane
 	notifier *notify.Notifier
-	routing  *routing // static addresses/routes/rules, virtual routes/rules (static.go)
+	routing  *routing   // static addresses/routes/rules, virtual routes/rules (static.go)
+	bgp      *bgpDriver // BGP speaker (bgp.go); nil without a bgp block
 
 	// Read by API goroutines.
 	mu   sync.Mutex
@@ -108,6 +110,9 @@ type snapshot struct {
 	notifier      *notify.Notifier
 	runner        *check.Runner
 	dp            dataplane.Dataplane // safe for concurrent reads (the interface's promise)
+	// bgp.go's driver and the policy's decisions.
+	bgp          *bgpDriver
+	bgpDecisions []bgp.Decision
 }
 
 // rsRef locates a check server in the configuration.
@@ -339,6 +344,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.startRunner(g.servers)
 		defer d.stopRunner()
 	}
+	d.startBGP(nil)
+	defer d.stopBGP(true)
 	if d.node != nil {
 		d.startVRRP()
 		d.replayTrackGroups(d.node)
@@ -386,6 +393,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			d.log.Info("Stopping")
 			d.publish(errors.New("stopping"))
 			stopAPI()
+			// BGP routes go first (GRACEFUL_SHUTDOWN, a pause, the
+			// withdrawal) while the data plane still forwards.
+			d.stopBGP(true)
 			// VRRP goes first: priority 0 adverts and the VIPs removed,
 			// so a backup takes over while the rest shuts down.
 			d.stopVRRP()
@@ -572,6 +582,7 @@ func (d *Daemon) checkEvent(ev check.Event) {
 			d.log.Error("applying the data plane", "err", err)
 		}
 	}
+	d.bgpUpdate()
 	d.publish(nil)
 }
 
@@ -681,6 +692,7 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 	if !ev.Group {
 		d.routing.vrrpState(n.Name, n.State)
 	}
+	d.bgpVRRP(n)
 	cfg := d.currentConfig()
 	if cfg != nil {
 		ev.Scripts, ev.SMTPAlert = vrrpScripts(cfg, ev.Group, n.Name)

@@ -223,6 +223,7 @@ func (d *Daemon) reload() (err error) {
 	oldNotifier := d.notifier
 	d.gen, d.health, d.quorum = next, next.health, next.quorum
 	d.promote.apply(next.cfg)
+	d.reloadBGP(next.cfg) // cannot fail: a speaker that does not start is logged (bgp.go)
 	if newNotifier != nil {
 		d.notifier = newNotifier
 		go func() {

@@ -124,6 +124,7 @@ func (s *source) Status() api.Status {
 			return st.Checks[i].RealServer < st.Checks[j].RealServer
 		})
 	}
+	st.BGP = d.bgpStatus()
 	return st
 }
 

@@ -97,21 +97,7 @@ func (u *udpService) handle(p []byte, client netip.AddrPort) {
 	f := u.flows[client]
 	var d *destination
 	switch {
-	case ops:
-		var t *lvs.Template
-		d, t = s.pick(cfg, client, now, nil)
-		if d == nil {
-			s.noDest++
-			s.mu.Unlock()
-			return
-		}
-		// One-packet scheduling: the entry lives for this datagram only.
-		s.bind(d, t, lvs.StateUDP, now)
-		s.unbind(d, t, lvs.StateUDP)
-		if f == nil {
-			f = u.newFlow(client, nil, nil, now)
-		}
-	case f == nil:
+	case ops || f == nil:
 		var t *lvs.Template
 		d, t = s.pick(cfg, client, now, nil)
 		if d == nil {
@@ -120,7 +106,17 @@ func (u *udpService) handle(p []byte, client netip.AddrPort) {
 			return
 		}
 		s.bind(d, t, lvs.StateUDP, now)
-		f = u.newFlow(client, d, t, now)
+		switch {
+		case ops:
+			// One-packet scheduling: the entry lives for this datagram
+			// only.
+			s.unbind(d, t, lvs.StateUDP)
+			if f == nil {
+				f = u.newFlow(client, nil, nil, now)
+			}
+		default:
+			f = u.newFlow(client, d, t, now)
+		}
 	default:
 		d = f.dest
 	}
@@ -292,10 +288,11 @@ func (u *udpService) entries(now time.Time, out []lvs.ConnEntry) []lvs.ConnEntry
 		if f.dest == nil {
 			continue
 		}
-		left := timeout - time.Duration(m-f.lastActive.Load())
-		if left < 0 {
-			left = 0
-		}
+		// A packet may arrive after now was read (lastActive is updated
+		// by the flow's goroutine without s.mu): such a flow has its
+		// whole timeout left, not more.
+		idle := max(time.Duration(m-f.lastActive.Load()), 0)
+		left := max(timeout-idle, 0)
 		out = append(out, lvs.ConnEntry{
 			Proto: lvs.UDP, Expire: left, State: lvs.StateUDP.String(),
 			Client: f.client, Virtual: u.svc.key.Addr, Dest: f.dest.Addr,
