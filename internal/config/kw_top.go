@@ -81,7 +81,7 @@ var topSection = newSection("top level", "Top-level blocks",
 			}
 			c.b.cfg.InterfaceDelays = append(c.b.cfg.InterfaceDelays, d)
 		}
-	}).notYet("interface transitions act at once"),
+	}).note("VRRP acts on an interface going down (up) only once it has stayed so for DOWN_DELAY (UP_DELAY, default DOWN_DELAY); a change undone within the delay has no effect"),
 	namedBlock("vrrp_script", "NAME { ... }", vrrpScriptSection, func(c *cx, n *Node) {
 		s := &VRRPScript{Pos: n.Pos, Name: n.Args[0], Interval: time.Second, Rise: 1, Fall: 1, Timeout: -1}
 		c.scr = s

@@ -34,6 +34,12 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 
 		FIFOStatesOnReload: g.FIFOWriteVRRPStatesOnReload,
 	}
+	for _, ld := range c.InterfaceDelays {
+		if out.LinkDelays == nil {
+			out.LinkDelays = map[string]vrrp.LinkDelay{}
+		}
+		out.LinkDelays[ld.Interface] = vrrp.LinkDelay{Down: ld.Down, Up: ld.Up}
+	}
 	refused := map[string]bool{}
 	for _, s := range c.Scripts {
 		var cred *syscall.Credential

@@ -263,3 +263,21 @@ vrrp_instance VI_2 {
 		t.Errorf("heard %q, want %q", got, want)
 	}
 }
+
+func TestLinkDelaysConfig(t *testing.T) {
+	c := parse(t, `
+interface_up_down_delays {
+    eth0 2 1
+    eth1 3
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress { 198.18.0.1 }
+}
+`)
+	got := vrrpConfig(c, nil, slog.Default()).LinkDelays
+	if got["eth0"] != (vrrp.LinkDelay{Down: 2 * time.Second, Up: time.Second}) || got["eth1"] != (vrrp.LinkDelay{Down: 3 * time.Second, Up: 3 * time.Second}) {
+		t.Errorf("link delays %+v", got)
+	}
+}

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -51,6 +52,16 @@ type Config struct {
 	// repeats the state of every instance and sync group that keeps it,
 	// as a Notification with Reload set.
 	FIFOStatesOnReload bool `json:"fifo_states_on_reload,omitempty"`
+	// LinkDelays (interface_up_down_delays) hold back the effect of an
+	// interface going down / up by Down / Up; a change undone within
+	// the delay has none.
+	LinkDelays map[string]LinkDelay `json:"link_delays,omitempty"`
+}
+
+// LinkDelay is one interface's line of interface_up_down_delays.
+type LinkDelay struct {
+	Down time.Duration `json:"down"`
+	Up   time.Duration `json:"up"`
 }
 
 // InstanceConfig is one vrrp_instance.
@@ -178,6 +189,7 @@ func (c Config) clone() Config {
 	c.Groups = slices.Clone(c.Groups)
 	c.Scripts = slices.Clone(c.Scripts)
 	c.TrackFiles = slices.Clone(c.TrackFiles)
+	c.LinkDelays = maps.Clone(c.LinkDelays)
 	return c
 }
 

@@ -33,14 +33,17 @@ type Core struct {
 	grpState map[string]State
 	socks    map[SockKey]*coreSock
 	links    map[string]LinkFacts
-	external map[string]bool
-	scripts  map[string]*coreScript
-	files    map[string]*coreFile
-	limiter  logLimiter
-	timer    time.Time // the deadline last reported by EffTimer
-	stopped  bool
-	out      []Effect
-	now      time.Time // time of the Input being stepped
+	// pendingLinks are link changes held back by interface_up_down_delays
+	// until their time.
+	pendingLinks map[string]pendingLink
+	external     map[string]bool
+	scripts      map[string]*coreScript
+	files        map[string]*coreFile
+	limiter      logLimiter
+	timer        time.Time // the deadline last reported by EffTimer
+	stopped      bool
+	out          []Effect
+	now          time.Time // time of the Input being stepped
 }
 
 // SockKey names a VRRP socket: one per interface and address family.
@@ -253,6 +256,11 @@ func (c *Core) Deadline() time.Time {
 	for _, in := range c.insts {
 		if dl := in.m.Deadline(); !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
 			next = dl
+		}
+	}
+	for _, p := range c.pendingLinks {
+		if next.IsZero() || p.at.Before(next) {
+			next = p.at
 		}
 	}
 	return next
@@ -700,6 +708,12 @@ func vipPrefixes(vs []VIP) []netip.Prefix {
 }
 
 func (c *Core) tick() {
+	for _, name := range sortedKeys(c.pendingLinks) {
+		if p := c.pendingLinks[name]; !p.at.After(c.now) {
+			delete(c.pendingLinks, name)
+			c.applyLink(p.facts)
+		}
+	}
 	for _, name := range c.order {
 		ci := c.insts[name]
 		if dl := ci.m.Deadline(); !dl.IsZero() && !dl.After(c.now) {

@@ -500,3 +500,40 @@ func TestNodeGARPExtraIf(t *testing.T) {
 		t.Errorf("%d GARPs after leaving MASTER", m-n)
 	}
 }
+
+// TestNodeLinkDelays checks interface_up_down_delays: a link down undone
+// within the down delay changes nothing; one that lasts faults the
+// instance only after the delay; coming back waits for the up delay.
+func TestNodeLinkDelays(t *testing.T) {
+	t.Parallel()
+	const down, up = 400 * time.Millisecond, 300 * time.Millisecond
+	a := startFakeNode(t, &fakeLAN{}, "198.18.0.11", fakeConfig(150, func(c *Config) {
+		c.LinkDelays = map[string]LinkDelay{"eth0": {Down: down, Up: up}}
+	}))
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" }, "a not master")
+	// A flap shorter than the delay: no FAULT at all.
+	a.host.links <- netif.LinkState{Name: "eth0", Up: false}
+	a.host.links <- netif.LinkState{Name: "eth0", Up: true}
+	// A lasting down: FAULT, not before the delay.
+	start := time.Now()
+	a.host.links <- netif.LinkState{Name: "eth0", Up: false}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "FAULT" }, "a not in FAULT after a lasting link down")
+	if took := time.Since(start); took < down {
+		t.Errorf("FAULT %v after the link went down, before its %v delay", took, down)
+	}
+	start = time.Now()
+	a.host.links <- netif.LinkState{Name: "eth0", Up: true}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" }, "a not back after the link came up")
+	if took := time.Since(start); took < up {
+		t.Errorf("back %v after the link came up, before its %v delay", took, up)
+	}
+	faults := 0
+	for _, n := range a.notified() {
+		if n == "INSTANCE FAULT" {
+			faults++
+		}
+	}
+	if faults != 1 {
+		t.Errorf("%d FAULTs notified, want 1 (the lasting down, not the flap): %v", faults, a.notified())
+	}
+}
