@@ -128,6 +128,7 @@ func (c *sockConn) waitConnected(ctx context.Context) error {
 		})
 		switch {
 		case connected:
+			lastChanceSaved.Add(1)
 		case connErr != nil:
 			return connErr
 		case ctx.Err() != nil:
