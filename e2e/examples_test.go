@@ -116,8 +116,8 @@ func TestExamplesConfigTest(t *testing.T) {
 					t.Errorf("vipd -t --dataplane ipvs exits %d:\n%s", code, out)
 				}
 				out, code := runExit(t, h, vipd, "-t", "--dataplane", "proxy", "-f", path)
-				if code == 0 || !regexp.MustCompile(`keepalived-\w+\.conf:\d+: error: lvs_method: .*needs the ipvs data plane`).MatchString(out) {
-					t.Errorf("vipd -t --dataplane proxy exits %d, want a file:line error naming lvs_method:\n%s", code, out)
+				if code == 0 || !regexp.MustCompile(`keepalived-\w+\.conf:\d+: error: virtual_server: .*lb_kind DR needs the ipvs data plane`).MatchString(out) {
+					t.Errorf("vipd -t --dataplane proxy exits %d, want a file:line error naming DR:\n%s", code, out)
 				}
 			}
 			pids := t.TempDir()

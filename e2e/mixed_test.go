@@ -21,7 +21,7 @@ func keepalived(t testing.TB, h *lab.Host, conf string) *lab.Proc {
 		t.Fatal(err)
 	}
 	return h.Start("keepalived", "-n", "-l", "-D", "-P", "-f", cf,
-		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"))
+		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"), "-b", filepath.Join(dir, "b.pid"))
 }
 
 // mixedConf is one keepalived.conf both daemons read unchanged: the point

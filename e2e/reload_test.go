@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -135,4 +138,86 @@ func TestReloadUnderLoad(t *testing.T) {
 	if !seen["rs3"] {
 		t.Errorf("the real server added by reload never answered (saw %v)", seen)
 	}
+}
+
+// TestReloadRefusedByDataplane is issue 12's acceptance for reload as a
+// transaction: a valid configuration whose new service the proxy cannot
+// listen on (another program holds the port) makes `vipctl reload` exit
+// non-zero naming the step and what runs, and the previous
+// configuration keeps serving.
+func TestReloadRefusedByDataplane(t *testing.T) {
+	l := lab.New(t)
+	client := l.Host("client")
+	d1 := l.Host("d1")
+	rs := l.Host("rs1")
+	nginx(t, rs, rs.Name)
+	conf := reloadConf([]string{rs.Addr.String()}, []int{1})
+	d := startVipd(t, d1, conf)
+	lab.Eventually(t, 5*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "not MASTER")
+	lab.Eventually(t, 5*time.Second, func() bool { _, err := get(client, "198.18.0.100", time.Second); return err == nil }, "VIP not serving")
+
+	// Another program on the director holds port 8080 (no SO_REUSEPORT):
+	// the proxy cannot listen there, which no check can know beforehand.
+	var held net.Listener
+	if err := d1.Do(func() error {
+		var err error
+		held, err = net.Listen("tcp4", "0.0.0.0:8080")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	next := conf + fmt.Sprintf(`virtual_server 198.18.0.100 8080 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server %s 80 { weight 1 }
+}
+`, rs.Addr)
+	if err := os.WriteFile(d.conf, []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(lab.Binary(t, "./cmd/vipctl"), "--socket", d.sock, "reload")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("vipctl reload: %v, want exit status 1\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+	out := stderr.String()
+	if !strings.Contains(out, `reload failed at step "data plane"`) || !strings.Contains(out, "198.18.0.100:8080") ||
+		!strings.Contains(out, "running now: the previous configuration") {
+		t.Errorf("vipctl reload's answer does not name the step, the service and what runs:\n%s", out)
+	}
+	t.Logf("vipctl reload:\n%s", out)
+
+	// The previous configuration serves, unchanged.
+	if b, err := get(client, "198.18.0.100", 2*time.Second); err != nil || b != "rs1" {
+		t.Errorf("after the failed reload, GET 198.18.0.100:80 = %q, %v", b, err)
+	}
+	st := d.status()
+	if st.Reloads != 0 || st.ReloadResults[api.ReloadFailed] != 1 {
+		t.Errorf("reloads %d, results %v: want 0 and failed=1", st.Reloads, st.ReloadResults)
+	}
+	for _, s := range st.Services {
+		if s.Key.Addr.Port() == 8080 {
+			t.Errorf("the refused service runs: %v", s.Key)
+		}
+	}
+	if !strings.Contains(d.proc.Output(), "Reload failed at step data plane") {
+		t.Errorf("the daemon did not log the failed step:\n%s", d.proc.Output())
+	}
+
+	// Once the port is free, the same configuration commits.
+	held.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := api.NewClient(d.sock).Reload(ctx); err != nil {
+		t.Fatalf("reload once the port is free: %v", err)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool {
+		b, err := getPath(client, "198.18.0.100:8080", "/", time.Second)
+		return err == nil && b == "rs1"
+	}, "the new service does not serve after the second reload")
 }

@@ -105,7 +105,8 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 	refWall := time.Since(t0)
 	refPerCheck := refCPU / refChecks
 
-	tm := check.Resolve(check.KindHTTP, check.Layer{DelayLoop: &delay}, check.Layer{}, check.Layer{})
+	// HTTP_GET's defaults (config.Checker.ResolveTiming) with this delay_loop.
+	tm := check.Timing{DelayLoop: delay, Retry: 1, DelayBeforeRetry: 3 * time.Second, Warmup: delay, Timeout: 5 * time.Second}
 	var srv []check.Server
 	for i := range n {
 		srv = append(srv, check.Server{Name: addr(i).String(), Weight: 1, Checkers: []check.Spec{{Name: "HTTP_GET", Checker: mkHTTP(i), Timing: tm}}})

@@ -8,9 +8,11 @@
 //
 // -failover.vipd is the command that runs a vipd director; placeholders
 // {json} (vrrp.Config as JSON), {conf} (the same instance as
-// keepalived.conf), {dir} (a private directory) and {bin} (the vrrpnode
-// test program). Once the daemon runs VRRP from keepalived.conf:
-// -failover.vipd 'vipd -n -l -f {conf} -p {dir}/vipd.pid'.
+// keepalived.conf), {dir} (a private directory), {bin} (the vrrpnode
+// test program, a vrrp.Node alone: the default, with which the figures
+// of docs/benchmarks-failover.md's main table were measured) and {vipd}
+// (the daemon, cmd/vipd): -failover.vipd '{vipd} -n -l -f {conf} -p
+// {dir}/vipd.pid --control {dir}/vipd.sock'.
 //
 // Results and how to read them: docs/benchmarks-failover.md.
 package failover

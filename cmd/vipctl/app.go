@@ -53,10 +53,21 @@ type command struct {
 	flags func(fs *flag.FlagSet)
 	// local commands do not talk to the daemon (no --socket).
 	local bool
-	run   func(ctx context.Context, a *app, args []string) error
+	// usageExit replaces exitUsage for a bad command line (genhash
+	// exits 1, as keepalived's does).
+	usageExit int
+	run       func(ctx context.Context, a *app, args []string) error
 }
 
 var commands []*command
+
+// badUsage is the exit code for a bad command line of c.
+func (c *command) badUsage() int {
+	if c.usageExit != 0 {
+		return c.usageExit
+	}
+	return exitUsage
+}
 
 func lookup(name string) *command {
 	for _, c := range commands {
@@ -150,12 +161,12 @@ func (a *app) run(ctx context.Context, args []string) int {
 		}
 		fmt.Fprintf(a.stderr, "vipctl %s: %v\n", c.name, err)
 		a.commandUsage(a.stderr, c)
-		return exitUsage
+		return c.badUsage()
 	}
 	positional = append(positional, fs.Args()...)
 	if a.output != "text" && a.output != "json" {
 		fmt.Fprintf(a.stderr, "vipctl %s: -o %q: want text or json\n", c.name, a.output)
-		return exitUsage
+		return c.badUsage()
 	}
 	err := c.run(ctx, a, positional)
 	var ue *usageError
@@ -166,7 +177,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	case errors.As(err, &ue):
 		fmt.Fprintf(a.stderr, "vipctl %s: %s\n", c.name, ue.msg)
 		a.commandUsage(a.stderr, c)
-		return exitUsage
+		return c.badUsage()
 	case errors.As(err, &f):
 		return exitFail
 	default:

@@ -37,7 +37,7 @@ func TestBinary(t *testing.T) {
 	}
 
 	out, err := exec.Command(bin, "--socket", sock, "list", "-n").CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "IP Virtual Server version 1.2.1 (size=4096)\n") {
+	if err != nil || !strings.HasPrefix(string(out), "IP Virtual Server version 1.2.1 (size=0)\n") {
 		t.Fatalf("as root: %v\n%s", err, out)
 	}
 

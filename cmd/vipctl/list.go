@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
 	"strconv"
 
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/ipvsadm"
 	"github.com/vipd/vipd/internal/lvs"
 )
@@ -52,8 +55,10 @@ func init() {
 			summary: "list the virtual servers exactly as ipvsadm -L -n prints them",
 			help: `The output is byte for byte what ipvsadm 1.31 prints for the same
 services, whichever data plane runs them, so scripts that parse
-ipvsadm -L -n keep working. With -o json, prints the services with their
-counters and rates as the daemon reports them.`,
+ipvsadm -L -n keep working. The first line is the kernel's IPVS version
+and connection table size with the ipvs data plane; with the proxy, which
+has no such table, version 1.2.1 and size 0. With -o json, prints the
+services with their counters and rates as the daemon reports them.`,
 			flags: func(fs *flag.FlagSet) { lf.add(fs, true) },
 			run:   func(ctx context.Context, a *app, args []string) error { return runList(ctx, a, args, lf) },
 		},
@@ -130,7 +135,39 @@ func runList(ctx context.Context, a *app, args []string, lf listFlags) error {
 		}
 		return a.json(svcs)
 	}
-	return ipvsadm.List(a.stdout, svcs, lf.opt)
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	opt := lf.opt
+	if err := listHeader(st, &opt); err != nil {
+		return err
+	}
+	return ipvsadm.List(a.stdout, svcs, opt)
+}
+
+// proxyIPVSVersion is the IPVS version the proxy's listing names: the
+// one whose semantics (schedulers, forwarding, counters) the proxy
+// reproduces, and what every kernel since Linux 2.6 reports.
+const proxyIPVSVersion = "1.2.1"
+
+// listHeader sets the values of ipvsadm's first line, "IP Virtual Server
+// version V (size=N)": with the ipvs data plane what the kernel reports
+// (IPVS_CMD_GET_INFO, read by the daemon), as ipvsadm prints it; with the
+// proxy (or no data plane) version 1.2.1 and size 0, because the proxy
+// has no connection hash table whose size could be printed. The line
+// stays so that scripts parsing ipvsadm -L -n keep working; docs/vipctl.md
+// explains it.
+func listHeader(st api.Status, opt *ipvsadm.Options) error {
+	if st.IPVS != nil {
+		opt.KernelVersion, opt.ConnTabSize = st.IPVS.Version, st.IPVS.ConnTabSize
+		return nil
+	}
+	if st.Dataplane == config.DataplaneIPVS {
+		return errors.New("the daemon runs the ipvs data plane but could not read the kernel's IPVS version (its log says why)")
+	}
+	opt.KernelVersion, opt.NoConnTable = proxyIPVSVersion, true
+	return nil
 }
 
 // selected returns the service chosen with -t, -u, --sctp-service or -f.

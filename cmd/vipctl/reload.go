@@ -15,13 +15,17 @@ func init() {
 		&command{
 			name:    "reload",
 			args:    "[-o json]",
-			summary: "reload the configuration; on rejection print every file:line error and exit 1",
+			summary: "reload the configuration; on rejection or a failed step print why and exit 1",
 			help: `The daemon builds and validates the new configuration completely before
 applying the difference (unchanged VRRP instances keep their state,
 unchanged services their connections). A configuration with errors is
 rejected as a whole and the running one stays: vipctl prints each
 diagnostic, one per line, naming file:line, and exits with status 1.
-Same as SIGHUP to vipd, except that SIGHUP cannot tell you it failed.`,
+A valid configuration is then committed step by step (notifications,
+data plane, health checks, VRRP, routing); when a step fails (the data
+plane cannot bind a port, say), the steps already taken are undone and
+vipctl prints the step, the reason and what runs now, and exits with
+status 1. Same as SIGHUP to vipd, except that SIGHUP can only log it.`,
 			run: runReload,
 		},
 		&command{
@@ -51,6 +55,17 @@ func runReload(ctx context.Context, a *app, args []string) error {
 			for _, d := range cerr.Diagnostics {
 				fmt.Fprintf(a.stderr, "%s\n", d)
 			}
+		}
+		return &failed{err: err}
+	}
+	var commit *api.CommitError
+	if errors.As(err, &commit) {
+		if a.output == "json" {
+			if jerr := a.json(api.ErrorBody{Error: commit.Error(), Commit: commit}); jerr != nil {
+				return jerr
+			}
+		} else {
+			fmt.Fprintf(a.stderr, "vipctl: reload failed at step %q: %s\nvipctl: running now: %s\n", commit.Step, commit.Reason, commit.Running)
 		}
 		return &failed{err: err}
 	}

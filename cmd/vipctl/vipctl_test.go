@@ -161,6 +161,18 @@ func TestReload(t *testing.T) {
 	}
 	golden(t, "reload-rejected.json", out)
 
+	// A valid configuration one of whose commit steps failed: the step,
+	// the reason and what runs now, exit 1.
+	src.SetReloadError(&api.CommitError{Step: "data plane", Reason: "proxy: service TCP 198.18.0.100:8080: bind: address already in use", Running: "the previous configuration (undone: notifications)"})
+	code, out, errs = vipctl(t, nil, "--socket", sock, "reload")
+	if code != 1 || out != "" || errs != "vipctl: reload failed at step \"data plane\": proxy: service TCP 198.18.0.100:8080: bind: address already in use\nvipctl: running now: the previous configuration (undone: notifications)\n" {
+		t.Errorf("failed commit: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, _ = vipctl(t, nil, "--socket", sock, "reload", "-o", "json")
+	if code != 1 || !strings.Contains(out, `"step": "data plane"`) {
+		t.Errorf("failed commit -o json: exit %d, stdout %q", code, out)
+	}
+
 	src.SetReloadError(fmt.Errorf("netlink: operation not permitted"))
 	code, _, errs = vipctl(t, nil, "--socket", sock, "reload")
 	if code != 1 || errs != "vipctl: reload: vipd answered 500 Internal Server Error: netlink: operation not permitted\n" {
@@ -198,8 +210,10 @@ func TestErrors(t *testing.T) {
 		{"two services", []string{"--socket", sock, "list", "-t", "198.18.0.100:80", "-f", "1"}, 2, "vipctl list: -t, -u, --sctp-service and -f select one service"},
 		{"no such service", []string{"--socket", sock, "list", "-u", "198.18.0.100:80"}, 1, "vipctl: no such service UDP 198.18.0.100:80\n"},
 		{"extra argument", []string{"--socket", sock, "status", "now"}, 2, `vipctl status: unexpected argument "now"`},
-		{"genhash missing", []string{"genhash", "-s", "127.0.0.1"}, 2, "vipctl genhash: -s ADDR, -p PORT and -u PATH are all needed"},
-		{"genhash protocol", []string{"genhash", "-s", "127.0.0.1", "-p", "80", "-u", "/", "-P", "2"}, 2, `vipctl genhash: -P "2": want 1.0, 1.0c or 1.1`},
+		// genhash exits 1 on a bad command line, as keepalived's does.
+		{"genhash missing", []string{"genhash", "-s", "127.0.0.1"}, 1, "vipctl genhash: -s ADDR, -p PORT and -u PATH are all needed"},
+		{"genhash protocol", []string{"genhash", "-s", "127.0.0.1", "-p", "80", "-u", "/", "-P", "2"}, 1, `vipctl genhash: invalid HTTP protocol version '2'`},
+		{"genhash flag", []string{"genhash", "--bogus"}, 1, "vipctl genhash: flag provided but not defined: -bogus"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -282,5 +296,35 @@ func TestGenhashMatchesKeepalived(t *testing.T) {
 	code, got, _ := vipctl(t, nil, "genhash", "-s", host, "-p", port, "-u", "/health.sh", "-o", "json")
 	if code != 0 || !strings.Contains(got, `"digest": "`) {
 		t.Errorf("genhash -o json: exit %d, %s", code, got)
+	}
+}
+
+// TestListHeader: the first line of vipctl list is what the kernel
+// reports with the ipvs data plane (through the daemon's status), and
+// version 1.2.1 with size 0 with the proxy, which has no connection hash
+// table (docs/vipctl.md says why).
+func TestListHeader(t *testing.T) {
+	src := apitest.NewSource()
+	sock := startDaemon(t, src)
+	first := func() (int, string, string) {
+		code, out, errs := vipctl(t, nil, "--socket", sock, "list", "-n")
+		line, _, _ := strings.Cut(out, "\n")
+		return code, line, errs
+	}
+	if code, line, errs := first(); code != 0 || line != "IP Virtual Server version 1.2.1 (size=0)" {
+		t.Errorf("proxy: exit %d, first line %q, stderr %q", code, line, errs)
+	}
+	src.Update(func(st *api.Status) {
+		st.Dataplane = "ipvs"
+		st.IPVS = &api.IPVSInfo{Version: "1.2.0", ConnTabSize: 1 << 20}
+	})
+	if code, line, errs := first(); code != 0 || line != "IP Virtual Server version 1.2.0 (size=1048576)" {
+		t.Errorf("ipvs: exit %d, first line %q, stderr %q", code, line, errs)
+	}
+	// The ipvs data plane without the kernel's answer: an error, never a
+	// made-up line.
+	src.Update(func(st *api.Status) { st.IPVS = nil })
+	if code, line, errs := first(); code != 1 || line != "" || !strings.Contains(errs, "could not read the kernel's IPVS version") {
+		t.Errorf("ipvs without info: exit %d, first line %q, stderr %q", code, line, errs)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/daemon"
 )
 
 // Options are the parsed command-line options; run receives them.
@@ -41,6 +42,8 @@ type Options struct {
 	DataFile      string // --data-file: SIGUSR1's dump
 	StatsFile     string // --stats-file: SIGUSR2's dump
 	IPVSState     string // --ipvs-state: the ipvs data plane's ownership record
+	XDPPins       string // --xdp-pins: bpffs directory of the xdp data plane's maps
+	XDPIfaces     string // --xdp-interfaces: more interfaces for the xdp program
 }
 
 // option describes one command-line option; the table drives parsing and
@@ -70,12 +73,14 @@ var options = []option{
 	{'c', "checkers_pid", "FILE", false, "accepted for keepalived compatibility (vipd is one process; no checker child pid file)", func(o *Options, v string) { o.CheckPIDFile = v }},
 	{'P', "vrrp", "", false, "run only VRRP (no virtual servers, no health checks)", func(o *Options, v string) { o.VRRPOnly = true }},
 	{'C', "check", "", false, "run only the virtual servers and health checks (no VRRP)", func(o *Options, v string) { o.CheckOnly = true }},
-	{0, "dataplane", "auto|proxy|ipvs", false, "data plane of the virtual servers: proxy (userspace, the default when the kernel has no IPVS), ipvs (kernel IPVS, needed for DR, TUN and fwmark), auto; overrides global_defs vipd_dataplane", func(o *Options, v string) { o.Dataplane = v }},
+	{0, "dataplane", "auto|proxy|ipvs|xdp", false, "data plane of the virtual servers: proxy (userspace, the default when the kernel has no IPVS), ipvs (kernel IPVS, needed for TUN and fwmark), xdp (DR with lvs_sched mh in XDP, no IPVS needed), auto; overrides global_defs vipd_dataplane", func(o *Options, v string) { o.Dataplane = v }},
 	{0, "control", "PATH", false, "unix socket of the control API used by vipctl (default /run/vipd/vipd.sock)", func(o *Options, v string) { o.Control = v }},
 	{0, "metrics", "ADDR", false, "serve Prometheus metrics on ADDR, e.g. 127.0.0.1:9650 (default: off)", func(o *Options, v string) { o.Metrics = v }},
 	{0, "data-file", "FILE", false, "where SIGUSR1 writes the state as JSON (default /tmp/vipd.data)", func(o *Options, v string) { o.DataFile = v }},
 	{0, "stats-file", "FILE", false, "where SIGUSR2 writes the VRRP counters (default /tmp/vipd.stats)", func(o *Options, v string) { o.StatsFile = v }},
 	{0, "ipvs-state", "FILE", false, "where the ipvs data plane records the services it owns, so a restart adopts them without touching live connections (default /run/vipd/ipvs.json)", func(o *Options, v string) { o.IPVSState = v }},
+	{0, "xdp-pins", "DIR", false, "bpffs directory where the xdp data plane pins its maps, so a restart adopts its flow table (default /sys/fs/bpf/vipd; bpffs is mounted if needed)", func(o *Options, v string) { o.XDPPins = v }},
+	{0, "xdp-interfaces", "IF[,IF...]", false, "interfaces that receive VIP traffic and get the xdp program besides those the real servers are reached through (a two-armed director)", func(o *Options, v string) { o.XDPIfaces = v }},
 	{0, "signum", "SIGFUNC", false, "print the number of the signal that asks vipd for SIGFUNC and exit, as keepalived does: RELOAD (reload the configuration), DATA and JSON (write the state as JSON to /tmp/vipd.data), STATS (write the VRRP counters to /tmp/vipd.stats), STOP (stop cleanly)", func(o *Options, v string) { o.Signum = v }},
 	{'v', "version", "", false, "print the version and exit", nil},
 	{'h', "help", "", false, "print this help and exit", nil},
@@ -192,9 +197,9 @@ func parseArgs(args []string) (Options, error) {
 		}
 	}
 	switch o.Dataplane {
-	case "", config.DataplaneAuto, config.DataplaneProxy, config.DataplaneIPVS:
+	case "", config.DataplaneAuto, config.DataplaneProxy, config.DataplaneIPVS, config.DataplaneXDP:
 	default:
-		return o, fmt.Errorf("--dataplane must be auto, proxy or ipvs, not %q", o.Dataplane)
+		return o, fmt.Errorf("--dataplane must be auto, proxy, ipvs or xdp, not %q", o.Dataplane)
 	}
 	if o.VRRPOnly && o.CheckOnly {
 		return o, fmt.Errorf("-P/--vrrp and -C/--check exclude each other")
@@ -307,7 +312,16 @@ func checkConfig(o Options, stdout, stderr io.Writer) int {
 
 // LoadConfig loads the configuration as the options say: with the
 // configuration id, against the running system, and for the data plane
-// of --dataplane (see config.Check).
+// of --dataplane or the file's vipd_dataplane (see config.Check), whose
+// own limits the daemon's check applies (daemon.CheckServices).
 func LoadConfig(o Options) (*config.Config, config.Diagnostics) {
-	return config.Check(o.ConfigFile, config.Options{ConfigID: o.ConfigID, Host: config.OSHost{}, Dataplane: o.Dataplane})
+	cfg, diags := config.Check(o.ConfigFile, config.Options{ConfigID: o.ConfigID, Host: config.OSHost{}, Dataplane: o.Dataplane})
+	dp := o.Dataplane
+	if (dp == "" || dp == config.DataplaneAuto) && cfg != nil {
+		dp = cfg.Global.Dataplane
+	}
+	if more := daemon.CheckServices(cfg, dp); len(more) > 0 {
+		diags = append(diags, more...)
+	}
+	return cfg, diags
 }

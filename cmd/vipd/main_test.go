@@ -34,7 +34,8 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"--dataplane", "ipvs", "--control", "/tmp/s", "--metrics", "127.0.0.1:9650"}, func(o Options) bool {
 			return o.Dataplane == "ipvs" && o.Control == "/tmp/s" && o.Metrics == "127.0.0.1:9650"
 		}, ""},
-		{[]string{"--dataplane=xdp"}, nil, "--dataplane must be"},
+		{[]string{"--dataplane=xdp"}, func(o Options) bool { return o.Dataplane == "xdp" }, ""},
+		{[]string{"--dataplane=bpf"}, nil, "--dataplane must be"},
 		{[]string{"-P", "-C"}, nil, "exclude each other"},
 		{[]string{"-x"}, nil, "unknown option -x"},
 		{[]string{"--nope"}, nil, "unknown option --nope"},
@@ -112,7 +113,21 @@ func TestConfigTest(t *testing.T) {
 		{"deprecated keyword", validConf + "virtual_server 198.18.0.100 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n real_server 198.18.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   nb_get_retry 3\n  }\n }\n}\n", nil, 5, "'nb_get_retry' is deprecated"},
 		{"DR judged as keepalived", validConf + "virtual_server 198.18.0.100 80 {\n lvs_sched rr\n lvs_method DR\n protocol TCP\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 0, ""},
 		{"DR on the proxy data plane", validConf + "virtual_server 198.18.0.100 80 {\n lvs_sched rr\n lvs_method DR\n protocol TCP\n real_server 198.18.0.2 80 {\n }\n}\n", []string{"--dataplane", "proxy"}, 4, "--dataplane ipvs"},
-		{"vipd_dataplane in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane proxy", 1) + "virtual_server fwmark 1 {\n lvs_sched rr\n lvs_method NAT\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 4, "fwmark virtual servers need the ipvs data plane"},
+		{"DR mh on xdp", validConf + xdpVS("mh", "DR", ""), []string{"--dataplane", "xdp"}, 0, ""},
+		{"NAT on xdp", validConf + xdpVS("mh", "NAT", ""), []string{"--dataplane", "xdp"}, 4, "lvs_method NAT is not supported by the xdp data plane"},
+		{"NAT on xdp hints", validConf + xdpVS("mh", "NAT", ""), []string{"--dataplane", "xdp"}, 4, "--dataplane proxy (userspace) or --dataplane ipvs (kernel)"},
+		{"TUN on xdp", validConf + xdpVS("mh", "TUN", ""), []string{"--dataplane", "xdp"}, 0, ""},
+		{"TUN GUE on xdp", validConf + xdpVS("mh", "TUN type gue port 6080", ""), []string{"--dataplane", "xdp"}, 0, ""},
+		{"TUN GUE csum on xdp", validConf + xdpVS("mh", "TUN type gue port 6080 csum", ""), []string{"--dataplane", "xdp"}, 4, "GUE with a port and without checksum options (not GRE"},
+		{"TUN GRE on xdp", validConf + xdpVS("mh", "TUN type gre", ""), []string{"--dataplane", "xdp"}, 4, "GUE with a port and without checksum options (not GRE"},
+		{"DR port change on xdp", validConf + strings.Replace(xdpVS("mh", "DR", ""), "real_server 198.18.0.2 80", "real_server 198.18.0.2 8080", 1), []string{"--dataplane", "xdp"}, 4, "cannot change the port"},
+		{"wlc on xdp", validConf + xdpVS("wlc", "DR", ""), []string{"--dataplane", "xdp"}, 4, "use lvs_sched mh"},
+		{"persistence on xdp", validConf + xdpVS("mh", "DR", " persistence_timeout 300\n"), []string{"--dataplane", "xdp"}, 0, ""},
+		{"vipd_dataplane xdp in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane xdp", 1) + xdpVS("rr", "DR", ""), nil, 4, "lvs_sched rr is not supported by the xdp data plane"},
+		{"vipd_dataplane in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane proxy", 1) + "virtual_server fwmark 1 {\n lvs_sched rr\n lvs_method NAT\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 4, "firewall-mark services need the ipvs data plane"},
+		// What the daemon refuses, vipd -t refuses: the data plane's own
+		// check judges every virtual server for both.
+		{"port 0 on the proxy data plane", validConf + "virtual_server 198.18.0.100 0 {\n lvs_sched rr\n lvs_method NAT\n protocol TCP\n persistence_timeout 60\n real_server 198.18.0.2 80 {\n }\n}\n", []string{"--dataplane", "proxy"}, 4, "port 0 (all ports) needs the ipvs data plane (run with --dataplane ipvs"},
 		{"config id", strings.Replace(validConf, "    virtual_router_id 51\n", "    @lb1 virtual_router_id 51\n    @^lb1 virtual_router_id 52\n", 1), []string{"-i", "lb1"}, 0, ""},
 	}
 	for _, tc := range tests {
@@ -173,4 +188,10 @@ func TestDumpConf(t *testing.T) {
 	if m.Global.RouterID != "test-lb" || len(m.Instances) != 1 || m.Instances[0].VRID != 51 || m.Instances[0].Priority != 100 || m.Instances[0].AdvertInt != "1s" {
 		t.Errorf("dump: %+v", m)
 	}
+}
+
+// xdpVS is a virtual server with the given scheduler and method, and
+// extra lines.
+func xdpVS(sched, method, extra string) string {
+	return "virtual_server 198.18.0.100 80 {\n lvs_sched " + sched + "\n lvs_method " + method + "\n protocol TCP\n" + extra + " real_server 198.18.0.2 80 {\n }\n}\n"
 }

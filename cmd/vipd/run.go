@@ -8,6 +8,7 @@ import (
 	"log/syslog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +49,8 @@ func run(o Options) int {
 		DataFile:   o.DataFile,
 		StatsFile:  o.StatsFile,
 		IPVSState:  o.IPVSState,
+		XDPPins:    o.XDPPins,
+		XDPIfaces:  splitList(o.XDPIfaces),
 		VRRPOnly:   o.VRRPOnly,
 		CheckOnly:  o.CheckOnly,
 		Version:    version,
@@ -96,4 +99,12 @@ func run(o Options) int {
 	}
 	fmt.Fprint(os.Stderr)
 	return 0
+}
+
+// splitList splits a comma-separated flag value; empty gives nil.
+func splitList(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
 }

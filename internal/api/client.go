@@ -140,7 +140,8 @@ func (c *Client) DumpRaw(ctx context.Context) (json.RawMessage, error) {
 }
 
 // Reload asks the daemon to reload its configuration. A rejected
-// configuration comes back as *ConfigError with every diagnostic.
+// configuration comes back as *ConfigError with every diagnostic; a
+// valid one that failed to apply as *CommitError.
 func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
 	var r ReloadResult
 	err := c.do(ctx, http.MethodPost, PathReload, &r)
@@ -172,6 +173,9 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 		}
 		if resp.StatusCode == http.StatusUnprocessableEntity && len(eb.Diagnostics) > 0 {
 			return &ConfigError{Diagnostics: eb.Diagnostics}
+		}
+		if eb.Commit != nil {
+			return eb.Commit
 		}
 		return &StatusError{Code: resp.StatusCode, Message: eb.Error}
 	}

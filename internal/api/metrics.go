@@ -103,6 +103,7 @@ var (
 	vStart        = desc("vipd_start_time_seconds", "When the daemon started, Unix time.")
 	vLoaded       = desc("vipd_config_loaded_timestamp_seconds", "When the running configuration was loaded, Unix time.")
 	vReloads      = desc("vipd_config_reloads_total", "Successful configuration reloads.")
+	vReloadRes    = desc("vipd_reloads_total", "Reload attempts by result: ok, refused (the configuration was invalid; nothing changed) or failed (a commit step failed; see the log for the step and what runs).", "result")
 	vVRRPState    = desc("vipd_vrrp_state", "1 for the instance's current state, 0 for the others.", append(instLabels, "state")...)
 	vPriority     = desc("vipd_vrrp_priority", "Configured priority.", instLabels...)
 	vEffPriority  = desc("vipd_vrrp_effective_priority", "Priority after tracking adjustments.", instLabels...)
@@ -153,7 +154,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		kaUp, kaState, kaScriptStatus,
 		ipvsConns, ipvsInPkts, ipvsOutPkts, ipvsInBytes, ipvsOutBytes, ipvsActive, ipvsInactive, ipvsWeight,
-		vInfo, vReady, vStart, vLoaded, vReloads, vVRRPState, vPriority, vEffPriority, vMasterPrio,
+		vInfo, vReady, vStart, vLoaded, vReloads, vReloadRes, vVRRPState, vPriority, vEffPriority, vMasterPrio,
 		vTransitions, vLastTrans, vAdvSent, vAdvRcvd, vAdvDropped, vVIPs, vSyncState, vScriptState,
 		vVSInfo, vVSConns, vVSInPkts, vVSOutPkts, vVSInBytes, vVSOutBytes, vVSUp, vVSReal,
 		vRSUp, vRSWeight, vRSInfo, vRSActive, vRSInactive, vRSPersist, vRSConns, vRSInPkts, vRSOutPkts, vRSInBytes, vRSOutBytes,
@@ -192,6 +193,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	unix(vStart, st.Started, st.Started.IsZero())
 	unix(vLoaded, st.ConfigLoaded, st.ConfigLoaded.IsZero())
 	counter(vReloads, st.Reloads)
+	for _, r := range ReloadResults {
+		counter(vReloadRes, st.ReloadResults[r], r)
+	}
 
 	for _, in := range st.Instances {
 		vrid := strconv.Itoa(in.VRID)

@@ -193,3 +193,22 @@ func metricWithLabels(t *testing.T, c *api.Collector, name string, want map[stri
 	t.Helper()
 	return &filtered{c: c, name: name, want: want}
 }
+
+// TestReloadResultsMetric: every result has a series (so rate() and
+// absent() work before the first failure), with the daemon's counts.
+func TestReloadResultsMetric(t *testing.T) {
+	src := apitest.NewSource()
+	c := api.NewCollector(src)
+	src.Update(func(st *api.Status) {
+		st.ReloadResults = map[string]uint64{api.ReloadOK: 3, api.ReloadFailed: 1}
+	})
+	want := `# HELP vipd_reloads_total Reload attempts by result: ok, refused (the configuration was invalid; nothing changed) or failed (a commit step failed; see the log for the step and what runs).
+# TYPE vipd_reloads_total counter
+vipd_reloads_total{result="failed"} 1
+vipd_reloads_total{result="ok"} 3
+vipd_reloads_total{result="refused"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "vipd_reloads_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -61,6 +61,8 @@ type ReloadResult struct {
 type ErrorBody struct {
 	Error       string   `json:"error"`
 	Diagnostics []string `json:"diagnostics,omitempty"`
+	// Commit is set when a valid configuration failed to apply.
+	Commit *CommitError `json:"commit,omitempty"`
 }
 
 // Options tune a Server. The zero value is usable.
@@ -149,6 +151,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	err := s.src.Reload(ctx)
 	var cerr *ConfigError
+	var commit *CommitError
 	switch {
 	case err == nil:
 		st := s.src.Status()
@@ -156,6 +159,10 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &cerr):
 		s.opts.Logger.Warn("reload rejected", "diagnostics", len(cerr.Diagnostics))
 		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: cerr.Error(), Diagnostics: nonNil(cerr.Diagnostics)})
+	case errors.As(err, &commit):
+		// 409: the configuration is fine; the system refused it.
+		s.opts.Logger.Error("reload failed", "step", commit.Step, "err", commit.Reason, "running", commit.Running)
+		writeJSON(w, http.StatusConflict, ErrorBody{Error: commit.Error(), Commit: commit})
 	default:
 		s.opts.Logger.Error("reload failed", "err", err)
 		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: err.Error()})

@@ -8,6 +8,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -21,7 +22,9 @@ type Source interface {
 	Conns() []lvs.ConnEntry
 	// Reload re-reads the configuration, validates it and applies the
 	// difference. A configuration error leaves the running one in place
-	// and is returned as *ConfigError.
+	// and is returned as *ConfigError; a valid configuration one of whose
+	// commit steps failed comes back as *CommitError (the step, and what
+	// runs now).
 	Reload(ctx context.Context) error
 	// Ready returns nil once the configuration is applied (VRRP running,
 	// data plane programmed); otherwise why not.
@@ -45,6 +48,31 @@ func (e *ConfigError) Error() string {
 	return s
 }
 
+// Results of a reload, as Status.ReloadResults and the
+// vipd_reloads_total metric count them.
+const (
+	ReloadOK      = "ok"      // the new configuration runs
+	ReloadRefused = "refused" // invalid configuration: nothing was changed
+	ReloadFailed  = "failed"  // valid, but a commit step failed (CommitError)
+)
+
+// ReloadResults lists every result, in the order metrics show them.
+var ReloadResults = []string{ReloadOK, ReloadRefused, ReloadFailed}
+
+// CommitError is a reload whose configuration was valid but one of the
+// steps that apply it failed: Step names it, Running says what runs now
+// (the steps already committed are undone, so normally the previous
+// configuration; Running says so when an undo failed too).
+type CommitError struct {
+	Step    string `json:"step"`
+	Reason  string `json:"reason"`
+	Running string `json:"running"`
+}
+
+func (e *CommitError) Error() string {
+	return fmt.Sprintf("reload failed at step %q: %s; running now: %s", e.Step, e.Reason, e.Running)
+}
+
 // Status is the whole observable state of a vipd daemon.
 type Status struct {
 	Version      string    `json:"version"`
@@ -55,13 +83,25 @@ type Status struct {
 	ConfigFile   string    `json:"config_file"`
 	ConfigLoaded time.Time `json:"config_loaded"`
 	Reloads      uint64    `json:"reloads"`
-	Dataplane    string    `json:"dataplane"` // proxy or ipvs
+	// ReloadResults counts reload attempts by result (ReloadResults).
+	ReloadResults map[string]uint64 `json:"reload_results,omitempty"`
+	Dataplane     string            `json:"dataplane"` // proxy or ipvs
+	// IPVS is what the kernel's IPVS reports (IPVS_CMD_GET_INFO), with the
+	// ipvs data plane only: vipctl list prints it first, as ipvsadm does.
+	IPVS *IPVSInfo `json:"ipvs,omitempty"`
 
 	Instances  []Instance          `json:"instances"`
 	SyncGroups []SyncGroup         `json:"sync_groups,omitempty"`
 	Services   []lvs.ServiceStatus `json:"services"`
 	Checks     []Check             `json:"checks"`
 	Scripts    []Script            `json:"scripts,omitempty"`
+}
+
+// IPVSInfo is the kernel's IPVS version and connection table size
+// (buckets of its hash table, 2^CONFIG_IP_VS_TAB_BITS).
+type IPVSInfo struct {
+	Version     string `json:"version"` // "1.2.1"
+	ConnTabSize int    `json:"conn_tab_size"`
 }
 
 // Instance is one VRRP instance.

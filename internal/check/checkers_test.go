@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/vipd/vipd/internal/lab"
 )
 
 func freeAddr(t *testing.T, network string) netip.AddrPort {
@@ -66,7 +68,7 @@ func TestTCP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.ep.BindIf != "" && os.Geteuid() != 0 {
-				t.Skip("SO_BINDTODEVICE needs root")
+				lab.Skip(t, "SO_BINDTODEVICE needs root")
 			}
 			tt.ep.Timeout = time.Second
 			r := (&TCP{Endpoint: tt.ep}).Check(context.Background())
@@ -346,12 +348,10 @@ func TestMiscTimeoutKillsGroup(t *testing.T) {
 }
 
 func TestMiscUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch users")
-	}
+	lab.RequireRoot(t) // to switch users
 	cred, err := LookupCredential("nobody", "")
 	if err != nil {
-		t.Skip("no user nobody:", err)
+		lab.Skipf(t, "no user nobody: %v", err)
 	}
 	s := writeScript(t, `[ "$(id -u)" = "`+fmt.Sprint(cred.Uid)+`" ] && [ "$(id -G)" = "`+fmt.Sprint(cred.Gid)+`" ]`)
 	for d := filepath.Dir(s); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
@@ -412,7 +412,7 @@ func TestPingLoopback(t *testing.T) {
 		var lo, hi int
 		fmt.Sscan(string(b), &lo, &hi)
 		if gid := os.Getegid(); gid < lo || gid > hi {
-			t.Skip("neither root nor in ping_group_range")
+			lab.Skip(t, "neither root nor in ping_group_range")
 		}
 	}
 	for _, a := range []string{"127.0.0.1", "::1"} {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vipd/vipd/internal/lab"
 )
 
 // fullListener returns the address of a loopback listener whose accept
@@ -79,7 +81,7 @@ func TestDialTCP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if !tt.ep.Addr.IsValid() {
-				t.Skip("no IPv6 loopback")
+				lab.Skip(t, "no IPv6 loopback")
 			}
 			ctx := tt.ctx
 			if ctx == nil {

@@ -36,11 +36,19 @@ func FuzzReadResponse(f *testing.F) {
 		if resp.code < 100 || resp.code > 999 {
 			t.Fatalf("status %d accepted", resp.code)
 		}
-		var body []byte
+		var body, hashed []byte
 		if end := headerEnd(data); end >= 0 {
 			body = data[end:]
+			hashed = body
+			// Up to Content-Length, as genhash reads it: from the
+			// header and what came with it in the read that ended it.
+			step := int(chunk%32) + 1
+			first := min((end+step-1)/step*step, len(data))
+			if n := contentLength(data[:first]); n >= 0 && n < int64(len(body)) {
+				hashed = body[:n]
+			}
 		}
-		if resp.sum != md5.Sum(body) || !bytes.Equal(resp.body, body) {
+		if resp.sum != md5.Sum(hashed) || !bytes.Equal(resp.body, body) {
 			t.Fatalf("body/digest mismatch for %q", data)
 		}
 	})

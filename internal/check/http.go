@@ -245,7 +245,8 @@ var errNoData = errors.New("no data received")
 // readResponse reads a response until the server closes the connection,
 // as keepalived does (HTTP/1.0, or Connection: close), hashing the body as
 // sent (a chunked body is hashed with its chunk framing, like keepalived
-// and genhash do).
+// and genhash do), up to its Content-Length when the header gives one
+// (read as genhash reads it: contentLength), as keepalived does.
 func readResponse(r io.Reader, maxBody int64, keepBody bool) (*httpResponse, error) {
 	const maxHeader = 64 << 10
 	var hdr []byte
@@ -253,6 +254,7 @@ func readResponse(r io.Reader, maxBody int64, keepBody bool) (*httpResponse, err
 	h := md5.New()
 	resp := &httpResponse{code: -1}
 	var bodyLen int64
+	clen := int64(-1)
 	inBody := false
 	total := 0
 	for {
@@ -267,6 +269,7 @@ func readResponse(r io.Reader, maxBody int64, keepBody bool) (*httpResponse, err
 					return nil, perr
 				}
 				resp.code = code
+				clen = contentLength(hdr)
 				data = hdr[end:]
 				inBody = true
 			} else if len(hdr) > maxHeader {
@@ -276,11 +279,11 @@ func readResponse(r io.Reader, maxBody int64, keepBody bool) (*httpResponse, err
 			}
 		}
 		if inBody && len(data) > 0 {
+			h.Write(data[:bodyTake(clen, bodyLen, len(data))])
 			bodyLen += int64(len(data))
 			if bodyLen > maxBody {
 				return nil, fmt.Errorf("body longer than %d bytes", maxBody)
 			}
-			h.Write(data)
 			if keepBody {
 				resp.body = append(resp.body, data...)
 			}

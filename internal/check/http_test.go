@@ -104,6 +104,8 @@ func TestHTTPCheck(t *testing.T) {
 		{name: "status ranges", resp: "HTTP/1.1 404 Not Found\r\n\r\n", check: HTTP{URLs: []URL{{Path: "/", Status: []StatusRange{{200, 200}, {400, 499}}}}}, wantUp: true},
 		{name: "status ranges miss", resp: "HTTP/1.1 302 Found\r\n\r\n", check: HTTP{URLs: []URL{{Path: "/", Status: []StatusRange{{200, 200}, {400, 499}}}}}, reason: "HTTP status 302 not in 200 400-499"},
 		{name: "digest ok", resp: "HTTP/1.0 200 OK\r\nX: y\r\n\r\n" + body, check: HTTP{URLs: []URL{{Path: "/i", Digest: strings.ToUpper(md5hex(body))}}}, wantUp: true},
+		// keepalived hashes up to Content-Length, as its genhash does.
+		{name: "digest up to Content-Length", resp: "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nhello", check: HTTP{URLs: []URL{{Path: "/i", Digest: md5hex("hel")}}}, wantUp: true},
 		{name: "digest mismatch", resp: "HTTP/1.0 200 OK\r\n\r\nother", check: HTTP{URLs: []URL{{Path: "/i", Digest: md5hex(body)}}}, reason: "digest mismatch: got " + md5hex("other")},
 		{name: "regex", resp: "HTTP/1.0 200 OK\r\n\r\nstatus: green", check: HTTP{URLs: []URL{{Path: "/", Regex: regexp.MustCompile("green")}}}, wantUp: true},
 		{name: "regex miss", resp: "HTTP/1.0 200 OK\r\n\r\nstatus: red", check: HTTP{URLs: []URL{{Path: "/", Regex: regexp.MustCompile("green")}}}, reason: `does not match regex "green"`},
@@ -215,23 +217,28 @@ func TestGenhashMatchesKeepalived(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv.setResp(tt.resp)
 			a := srv.addr()
-			out, err := exec.Command("genhash", append([]string{"-s", a.Addr().String(), "-p", itoa(int(a.Port()))}, tt.args...)...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("genhash: %v: %s", err, out)
+			var out, outErr bytes.Buffer
+			cmd := exec.Command("genhash", append([]string{"-s", a.Addr().String(), "-p", itoa(int(a.Port()))}, tt.args...)...)
+			cmd.Stdout, cmd.Stderr = &out, &outErr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("genhash: %v: %s%s", err, &out, &outErr)
 			}
 			wantReq := srv.lastReq()
-			var got bytes.Buffer
+			var got, gotErr bytes.Buffer
 			o := tt.opts
 			o.Server = a
-			if err := Genhash(context.Background(), &got, o); err != nil {
+			if err := Genhash(context.Background(), &got, &gotErr, o); err != nil {
 				t.Fatal(err)
 			}
 			if srv.lastReq() != wantReq {
 				t.Errorf("request %q, genhash sent %q", srv.lastReq(), wantReq)
 			}
-			g, w := usecs.ReplaceAllString(got.String(), "= N usecs"), usecs.ReplaceAllString(string(out), "= N usecs")
+			g, w := usecs.ReplaceAllString(got.String(), "= N usecs"), usecs.ReplaceAllString(out.String(), "= N usecs")
 			if g != w {
 				t.Errorf("output differs\n--- vipd:\n%s\n--- genhash:\n%s", g, w)
+			}
+			if gotErr.String() != outErr.String() {
+				t.Errorf("stderr differs: vipd %q, genhash %q", &gotErr, &outErr)
 			}
 		})
 	}
@@ -243,7 +250,7 @@ func TestGenhashMatchesKeepalived(t *testing.T) {
 			}
 			out, _ := exec.Command("genhash", args...).CombinedOutput()
 			var got bytes.Buffer
-			_ = Genhash(context.Background(), &got, GenhashOptions{Server: closedAddr, URL: "/", Verbose: v})
+			_ = Genhash(context.Background(), &got, &got, GenhashOptions{Server: closedAddr, URL: "/", Verbose: v})
 			if g, w := usecs.ReplaceAllString(got.String(), "= N usecs"), usecs.ReplaceAllString(string(out), "= N usecs"); g != w {
 				t.Errorf("verbose=%v: vipd %q, genhash %q", v, g, w)
 			}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/lab"
 )
 
 // probe is a comparable test checker: two probes with the same Target are
@@ -644,8 +646,14 @@ func TestRunnerUpdateTCP(t *testing.T) {
 	if err := r.Update(ctx, mk("live")); err != nil {
 		t.Fatal(err)
 	}
-	// Let several rounds pass: nothing may be reported for the removed.
-	time.Sleep(200 * time.Millisecond)
+	// Let several rounds of the remaining checker pass (it counts its
+	// attempts): nothing may be reported for the removed servers.
+	st, _ = r.Status(ctx)
+	liveChecks := st[0].Checks
+	lab.Eventually(t, 10*time.Second, func() bool {
+		st, _ := r.Status(ctx)
+		return len(st) == 1 && st[0].Checks >= liveChecks+4
+	}, "the remaining checker did not run 4 more rounds")
 	for {
 		select {
 		case e := <-events:

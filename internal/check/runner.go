@@ -120,10 +120,10 @@ func NewRunner(servers []Server, opts Options) *Runner {
 	}
 }
 
-// validate refuses what the Scheduler cannot run: two servers of one
+// Validate refuses what the Scheduler cannot run: two servers of one
 // name (they would share state across a reload) and a spec without a
 // Checker.
-func validate(servers []Server) error {
+func Validate(servers []Server) error {
 	seen := make(map[string]bool, len(servers))
 	for _, srv := range servers {
 		if seen[srv.Name] {
@@ -145,7 +145,7 @@ func validate(servers []Server) error {
 // called once.
 func (r *Runner) Run(ctx context.Context) error {
 	defer close(r.done)
-	if err := validate(r.servers); err != nil {
+	if err := Validate(r.servers); err != nil {
 		return err
 	}
 	clk := r.opts.Clock
@@ -308,7 +308,7 @@ func (r *Runner) update(s *Scheduler, servers []Server, inflight map[int]context
 // Update does not wait for OnEvent, so the caller may hold a lock or
 // a loop that OnEvent waits for.
 func (r *Runner) Update(ctx context.Context, servers []Server) error {
-	if err := validate(servers); err != nil {
+	if err := Validate(servers); err != nil {
 		return err
 	}
 	select {

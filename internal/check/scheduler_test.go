@@ -233,39 +233,6 @@ func TestSchedulerDynamicWeight(t *testing.T) {
 	}
 }
 
-func TestResolve(t *testing.T) {
-	d := func(s float64) *time.Duration { x := sec(s); return &x }
-	i := func(n int) *int { return &n }
-	b := func(v bool) *bool { return &v }
-	tests := []struct {
-		name       string
-		kind       Kind
-		vs, rs, ck Layer
-		want       Timing
-	}{
-		{"defaults TCP", KindTCP, Layer{}, Layer{}, Layer{}, Timing{DelayLoop: sec(60), Retry: 1, DelayBeforeRetry: sec(1), Warmup: sec(60), Timeout: sec(5)}},
-		{"defaults HTTP", KindHTTP, Layer{}, Layer{}, Layer{}, Timing{DelayLoop: sec(60), Retry: 1, DelayBeforeRetry: sec(3), Warmup: sec(60), Timeout: sec(5)}},
-		{"defaults DNS follow delay_loop", KindDNS, Layer{DelayLoop: d(6)}, Layer{}, Layer{}, Timing{DelayLoop: sec(6), Retry: 3, DelayBeforeRetry: sec(6), Warmup: sec(6), Timeout: sec(5)}},
-		{"defaults MISC", KindMisc, Layer{DelayLoop: d(6)}, Layer{}, Layer{}, Timing{DelayLoop: sec(6), Retry: 0, DelayBeforeRetry: sec(1), Warmup: sec(6), Timeout: sec(6)}},
-		{"FILE has no retry and no warmup", KindFile, Layer{DelayLoop: d(6), Retry: i(5), Warmup: d(3)}, Layer{}, Layer{}, Timing{DelayLoop: sec(6), Retry: 0, DelayBeforeRetry: sec(1), Warmup: 0, Timeout: sec(5)}},
-		{
-			"checker over real_server over virtual_server", KindHTTP,
-			Layer{DelayLoop: d(10), Retry: i(2), DelayBeforeRetry: d(2), Warmup: d(1), Timeout: d(3), Alpha: b(true)},
-			Layer{DelayLoop: d(6), Retry: i(4), Alpha: b(false)},
-			Layer{Retry: i(7), Timeout: d(0.5)},
-			Timing{DelayLoop: sec(6), Retry: 7, DelayBeforeRetry: sec(2), Warmup: sec(1), Timeout: sec(0.5), Alpha: false},
-		},
-		{"warmup 0 disables", KindTCP, Layer{Warmup: d(0)}, Layer{}, Layer{}, Timing{DelayLoop: sec(60), Retry: 1, DelayBeforeRetry: sec(1), Timeout: sec(5)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := Resolve(tt.kind, tt.vs, tt.rs, tt.ck); got != tt.want {
-				t.Errorf("Resolve = %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
 // fakeClock is a manual clock for the Runner: After channels fire when
 // Advance passes their deadline.
 type fakeClock struct {

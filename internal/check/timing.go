@@ -28,7 +28,9 @@ func (k Kind) String() string {
 	return "CHECK?"
 }
 
-// Timing is the resolved timing of one checker.
+// Timing is the resolved timing of one checker. The configuration
+// resolves it (config.Checker.ResolveTiming: levels and keepalived's
+// defaults per type); the runner takes it as it is.
 type Timing struct {
 	// DelayLoop is the pause between two rounds (delay_loop, default 60 s).
 	DelayLoop time.Duration
@@ -49,87 +51,4 @@ type Timing struct {
 	// Alpha starts the checker down: the server joins the pool only after
 	// its first success. Without alpha it starts up.
 	Alpha bool
-}
-
-// Layer holds the timing keywords written at one level of the
-// configuration (virtual_server, real_server or the checker block); a nil
-// field was not written there.
-type Layer struct {
-	DelayLoop        *time.Duration
-	Retry            *int
-	DelayBeforeRetry *time.Duration
-	Warmup           *time.Duration
-	// Timeout is connect_timeout, or misc_timeout for MISC_CHECK.
-	Timeout *time.Duration
-	Alpha   *bool
-}
-
-// Defaults keepalived uses when no level sets a keyword.
-const (
-	DefaultDelayLoop = 60 * time.Second
-)
-
-// Resolve computes a checker's timing from the three levels keepalived
-// inherits through: the most specific level that sets a keyword wins
-// (checker over real_server over virtual_server), and keepalived's per-kind
-// defaults fill the rest. Defaults that depend on delay_loop (warmup,
-// DNS_CHECK's delay_before_retry, MISC_CHECK's misc_timeout) use the
-// resolved delay_loop.
-func Resolve(kind Kind, vs, rs, ck Layer) Timing {
-	pick := func(f func(Layer) bool) (Layer, bool) {
-		for _, l := range []Layer{ck, rs, vs} {
-			if f(l) {
-				return l, true
-			}
-		}
-		return Layer{}, false
-	}
-	var t Timing
-	if l, ok := pick(func(l Layer) bool { return l.DelayLoop != nil }); ok {
-		t.DelayLoop = *l.DelayLoop
-	} else {
-		t.DelayLoop = DefaultDelayLoop
-	}
-	switch kind {
-	case KindDNS:
-		t.Retry = 3
-	case KindMisc, KindFile:
-		t.Retry = 0
-	default:
-		t.Retry = 1
-	}
-	if l, ok := pick(func(l Layer) bool { return l.Retry != nil }); ok && kind != KindFile {
-		t.Retry = *l.Retry
-	}
-	switch kind {
-	case KindHTTP, KindSSL:
-		t.DelayBeforeRetry = 3 * time.Second
-	case KindDNS:
-		t.DelayBeforeRetry = t.DelayLoop
-	default:
-		t.DelayBeforeRetry = time.Second
-	}
-	if l, ok := pick(func(l Layer) bool { return l.DelayBeforeRetry != nil }); ok {
-		t.DelayBeforeRetry = *l.DelayBeforeRetry
-	}
-	t.Warmup = t.DelayLoop
-	if l, ok := pick(func(l Layer) bool { return l.Warmup != nil }); ok {
-		t.Warmup = *l.Warmup
-	}
-	t.Timeout = DefaultConnectTimeout
-	if kind == KindMisc {
-		t.Timeout = t.DelayLoop
-	}
-	if l, ok := pick(func(l Layer) bool { return l.Timeout != nil }); ok {
-		t.Timeout = *l.Timeout
-	}
-	if l, ok := pick(func(l Layer) bool { return l.Alpha != nil }); ok {
-		t.Alpha = *l.Alpha
-	}
-	if kind == KindFile {
-		// A track file has no attempts that fail transiently; it is
-		// read, not probed, so it starts from its content at once.
-		t.Warmup = 0
-	}
-	return t
 }

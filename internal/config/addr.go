@@ -1,10 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/vipd/vipd/internal/netif"
 )
 
 // parsePrefix parses "IP[/MASK]" where MASK is a prefix length; without a
@@ -192,9 +195,11 @@ type routeWarning struct{ msg, hint string }
 // routeValued are the ip-route options followed by a value.
 var routeValued = map[string]bool{"src": true, "to": true, "dev": true, "oif": true, "weight": true, "table": true, "metric": true, "priority": true, "preference": true, "scope": true, "protocol": true, "proto": true, "tos": true, "dsfield": true, "vrf": true, "track_group": true}
 
-func parseRoute(words []string) (Route, []routeWarning, error) {
-	var r Route
-	var warns []routeWarning
+// An option keepalived takes and vipd cannot program (encap, pref, ...)
+// is returned in unsupported, apart from errors: keepalived's verdict on
+// the line stands, and the caller decides.
+func parseRoute(words []string) (r Route, warns []routeWarning, unsupported []string, err error) {
+	r.Protocol = netif.ProtoKeepalived
 	haveDst := false
 	var nh *Nexthop
 	need := func(i int) (string, error) {
@@ -212,19 +217,22 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 		if routeMetrics[w] {
 			s, err := need(i)
 			if err != nil {
-				return r, warns, err
+				return r, warns, unsupported, err
 			}
 			i++
-			m := RouteMetric{Name: w, Value: s}
+			lock := false
 			if s == "lock" {
-				m.Lock = true
+				lock = true
 				if s, err = need(i); err != nil {
-					return r, warns, err
+					return r, warns, unsupported, err
 				}
 				i++
-				m.Value = s
 			}
-			r.Metrics = append(r.Metrics, m)
+			if err := setRouteMetric(&r, w, s, lock); errors.Is(err, errUnsupported) {
+				unsupported = append(unsupported, err.Error())
+			} else if err != nil {
+				return r, warns, unsupported, err
+			}
 			continue
 		}
 		// The options that take a value get it here; their cases read s.
@@ -232,7 +240,7 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 		if routeValued[w] {
 			v, err := need(i)
 			if err != nil {
-				return r, warns, err
+				return r, warns, unsupported, err
 			}
 			s = v
 			i++
@@ -243,13 +251,13 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 		case "src":
 			a, err := netip.ParseAddr(s)
 			if err != nil {
-				return r, warns, fmt.Errorf("invalid route src '%s'", s)
+				return r, warns, unsupported, fmt.Errorf("invalid route src '%s'", s)
 			}
 			r.Src = a
 		case "to":
 			p, err := parsePrefix(s)
 			if err != nil {
-				return r, warns, err
+				return r, warns, unsupported, err
 			}
 			r.Dst, haveDst = p.Masked(), true
 		case "via", "gw":
@@ -258,18 +266,18 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 			}
 			s, err := need(i)
 			if err != nil {
-				return r, warns, err
+				return r, warns, unsupported, err
 			}
 			i++
 			if s == "inet" || s == "inet6" {
 				if s, err = need(i); err != nil {
-					return r, warns, err
+					return r, warns, unsupported, err
 				}
 				i++
 			}
 			a, err := netip.ParseAddr(s)
 			if err != nil {
-				return r, warns, fmt.Errorf("invalid gateway '%s'", s)
+				return r, warns, unsupported, fmt.Errorf("invalid gateway '%s'", s)
 			}
 			if nh != nil {
 				nh.Via = a
@@ -280,12 +288,12 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 			warns = append(warns, routeWarning{`"or" for routes is deprecated`, `use "nexthop"`})
 			s, err := need(i)
 			if err != nil {
-				return r, warns, err
+				return r, warns, unsupported, err
 			}
 			i++
 			a, err := netip.ParseAddr(s)
 			if err != nil {
-				return r, warns, fmt.Errorf("invalid gateway '%s'", s)
+				return r, warns, unsupported, fmt.Errorf("invalid gateway '%s'", s)
 			}
 			if len(r.Nexthops) == 0 && r.Via.IsValid() {
 				r.Nexthops = append(r.Nexthops, Nexthop{Via: r.Via, Dev: r.Dev})
@@ -304,7 +312,7 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 		case "weight":
 			v, err := strconv.Atoi(s)
 			if err != nil || v < 1 || v > 256 || nh == nil {
-				return r, warns, fmt.Errorf("invalid nexthop weight '%s'", s)
+				return r, warns, unsupported, fmt.Errorf("invalid nexthop weight '%s'", s)
 			}
 			nh.Weight = v
 		case "onlink":
@@ -316,36 +324,40 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 		case "table":
 			t, err := parseTable(s)
 			if err != nil {
-				return r, warns, err
+				return r, warns, unsupported, err
 			}
 			r.Table = t
 		case "metric", "priority", "preference":
 			v, err := strconv.ParseUint(s, 10, 32)
 			if err != nil {
-				return r, warns, fmt.Errorf("invalid metric '%s'", s)
+				return r, warns, unsupported, fmt.Errorf("invalid metric '%s'", s)
 			}
 			r.Metric = uint32(v)
 		case "scope":
 			sc, ok := parseScope(s)
 			if !ok {
-				return r, warns, fmt.Errorf("invalid scope '%s'", s)
+				return r, warns, unsupported, fmt.Errorf("invalid scope '%s'", s)
 			}
 			r.Scope = sc
 		case "protocol", "proto":
-			r.Protocol = s
+			v, err := protocolValue(s)
+			if err != nil {
+				return r, warns, unsupported, err
+			}
+			r.Protocol = v
 		case "tos", "dsfield":
 			v, err := strconv.ParseUint(s, 0, 8)
 			if err != nil {
-				return r, warns, fmt.Errorf("invalid tos '%s'", s)
+				return r, warns, unsupported, fmt.Errorf("invalid tos '%s'", s)
 			}
 			r.TOS = uint8(v)
 		case "vrf":
 			r.VRF = s
 		case "encap":
 			if i+1 >= len(words) {
-				return r, warns, fmt.Errorf("'encap' needs a type")
+				return r, warns, unsupported, fmt.Errorf("'encap' needs a type")
 			}
-			r.Encap = strings.Join(words[i+1:], " ")
+			unsupported = append(unsupported, "encap "+strings.Join(words[i+1:], " ")+": "+errUnsupported.Error())
 			i = len(words)
 		case "append":
 			r.Append = true
@@ -357,7 +369,7 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 			r.TrackGroup = s
 		default:
 			if haveDst {
-				return r, warns, fmt.Errorf("unknown route option '%s'", w)
+				return r, warns, unsupported, fmt.Errorf("unknown route option '%s'", w)
 			}
 			if w == "default" {
 				r.Dst, haveDst = netip.MustParsePrefix("0.0.0.0/0"), true
@@ -365,15 +377,21 @@ func parseRoute(words []string) (Route, []routeWarning, error) {
 			}
 			p, err := parsePrefix(w)
 			if err != nil {
-				return r, warns, err
+				return r, warns, unsupported, err
 			}
 			r.Dst, haveDst = p.Masked(), true
 		}
 	}
 	if !haveDst {
-		return r, warns, fmt.Errorf("route has no destination")
+		return r, warns, unsupported, fmt.Errorf("route has no destination")
 	}
-	return r, warns, nil
+	if r.Inet6 && r.Dst == netip.PrefixFrom(netip.IPv4Unspecified(), 0) {
+		r.Dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0) // "inet6 default"
+	}
+	if r.Inet6 && r.Dst.Addr().Is4() {
+		return r, warns, unsupported, fmt.Errorf("inet6 with the IPv4 destination %v", r.Dst)
+	}
+	return r, warns, unsupported, nil
 }
 
 func parseTable(s string) (uint32, error) {
@@ -408,8 +426,11 @@ func parsePortRange(s string) (*PortRange, error) {
 }
 
 // parseRule parses one line of virtual_rules / static_rules.
-func parseRule(words []string) (Rule, error) {
-	r := Rule{SuppressPrefixLen: -1}
+//
+// Options keepalived takes and vipd cannot program (l3mdev) are returned
+// in unsupported, as parseRoute does.
+func parseRule(words []string) (r Rule, unsupported []string, err error) {
+	r = Rule{SuppressPrefixLen: -1, SuppressIfGroup: -1, Protocol: netif.ProtoKeepalived}
 	need := func(i int) (string, error) {
 		if i+1 >= len(words) {
 			return "", fmt.Errorf("'%s' needs a value", words[i])
@@ -428,7 +449,7 @@ func parseRule(words []string) (Rule, error) {
 			r.Inet6 = true
 			continue
 		case "l3mdev":
-			r.L3mdev = true
+			unsupported = append(unsupported, "l3mdev: "+errUnsupported.Error())
 			continue
 		case "no_track":
 			r.NoTrack = true
@@ -438,7 +459,7 @@ func parseRule(words []string) (Rule, error) {
 			continue
 		}
 		if s, err = need(i); err != nil {
-			return r, err
+			return r, unsupported, err
 		}
 		i++
 		switch w {
@@ -446,7 +467,7 @@ func parseRule(words []string) (Rule, error) {
 			p := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 			if s != "all" {
 				if p, err = parsePrefix(s); err != nil {
-					return r, fmt.Errorf("invalid rule %s address %s", w, s)
+					return r, unsupported, fmt.Errorf("invalid rule %s address %s", w, s)
 				}
 			}
 			if w == "from" {
@@ -456,42 +477,44 @@ func parseRule(words []string) (Rule, error) {
 			}
 		case "table", "lookup":
 			if r.Table, err = parseTable(s); err != nil {
-				return r, err
+				return r, unsupported, err
 			}
 		case "preference", "priority", "pref", "prio":
 			v, err := strconv.ParseUint(s, 10, 32)
 			if err != nil {
-				return r, fmt.Errorf("invalid rule preference '%s'", s)
+				return r, unsupported, fmt.Errorf("invalid rule preference '%s'", s)
 			}
 			r.Priority = uint32(v)
 		case "goto":
 			v, err := strconv.ParseUint(s, 10, 32)
 			if err != nil {
-				return r, fmt.Errorf("invalid goto target '%s'", s)
+				return r, unsupported, fmt.Errorf("invalid goto target '%s'", s)
 			}
 			r.Action, r.Goto = "goto", uint32(v)
 		case "tos", "dsfield":
 			v, err := strconv.ParseUint(s, 0, 8)
 			if err != nil {
-				return r, fmt.Errorf("invalid tos '%s'", s)
+				return r, unsupported, fmt.Errorf("invalid tos '%s'", s)
 			}
 			r.TOS = uint8(v)
 		case "fwmark":
 			m, mask, hasMask := strings.Cut(s, "/")
 			v, err := strconv.ParseUint(m, 0, 32)
 			if err != nil {
-				return r, fmt.Errorf("invalid fwmark '%s'", s)
+				return r, unsupported, fmt.Errorf("invalid fwmark '%s'", s)
 			}
 			r.FWMark = uint32(v)
 			if hasMask {
 				mv, err := strconv.ParseUint(mask, 0, 32)
 				if err != nil {
-					return r, fmt.Errorf("invalid fwmark mask '%s'", s)
+					return r, unsupported, fmt.Errorf("invalid fwmark mask '%s'", s)
 				}
 				r.FWMask = uint32(mv)
 			}
 		case "realms":
-			r.Realms = s
+			if r.Realms, err = realmsValue(s); err != nil {
+				return r, unsupported, err
+			}
 		case "iif", "dev":
 			r.Iif = s
 		case "oif":
@@ -499,36 +522,53 @@ func parseRule(words []string) (Rule, error) {
 		case "suppress_prefixlength":
 			v, err := strconv.Atoi(s)
 			if err != nil || v < 0 || v > 128 {
-				return r, fmt.Errorf("invalid suppress_prefixlength '%s'", s)
+				return r, unsupported, fmt.Errorf("invalid suppress_prefixlength '%s'", s)
 			}
 			r.SuppressPrefixLen = v
 		case "suppress_ifgroup":
-			r.SuppressIfGroup = s
+			if r.SuppressIfGroup, err = ifGroupValue(s); err != nil {
+				return r, unsupported, err
+			}
 		case "uidrange":
 			lo, hi, ok := strings.Cut(s, "-")
 			a, err1 := strconv.ParseUint(lo, 10, 32)
 			b, err2 := strconv.ParseUint(hi, 10, 32)
 			if !ok || err1 != nil || err2 != nil || b < a {
-				return r, fmt.Errorf("invalid uidrange '%s'", s)
+				return r, unsupported, fmt.Errorf("invalid uidrange '%s'", s)
 			}
 			r.UIDRange = &[2]uint32{uint32(a), uint32(b)}
 		case "protocol":
-			r.Protocol = s
+			if r.Protocol, err = protocolValue(s); err != nil {
+				return r, unsupported, err
+			}
 		case "ip_proto", "ipproto":
-			r.IPProto = s
+			v, err := netif.IPProtoValue(s)
+			if err != nil {
+				return r, unsupported, fmt.Errorf("invalid ip_proto '%s': want a number 1..255 or a name (tcp, udp, sctp, icmp, ipv6-icmp, ...)", s)
+			}
+			r.IPProto = uint8(v)
 		case "sport":
 			if r.SPort, err = parsePortRange(s); err != nil {
-				return r, err
+				return r, unsupported, err
 			}
 		case "dport":
 			if r.DPort, err = parsePortRange(s); err != nil {
-				return r, err
+				return r, unsupported, err
 			}
 		case "track_group":
 			r.TrackGroup = s
 		default:
-			return r, fmt.Errorf("unknown rule option '%s'", w)
+			return r, unsupported, fmt.Errorf("unknown rule option '%s'", w)
 		}
 	}
-	return r, nil
+	// "from all" with inet6 is ::/0; both mean no selector.
+	for _, p := range []*netip.Prefix{&r.From, &r.To} {
+		if p.IsValid() && p.Bits() == 0 {
+			*p = netip.Prefix{}
+		}
+		if r.Inet6 && p.IsValid() && p.Addr().Is4() {
+			return r, unsupported, fmt.Errorf("inet6 with an IPv4 address %v", *p)
+		}
+	}
+	return r, unsupported, nil
 }

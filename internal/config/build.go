@@ -84,15 +84,11 @@ func (c *cx) walk(sec *Section, nodes []*Node) {
 			continue // reported by the parser
 		}
 		if len(n.Args) < k.Min {
-			secName := sec.Name
-			if secName == "top level" {
-				secName = "top"
-			}
 			hint := fmt.Sprintf("write: %s %s", k.Name, k.Args)
-			switch code, listed := missingArg[secName+"/"+k.Name]; {
-			case !listed:
+			switch k.NoValue {
+			case NoValueAborts:
 				c.b.add(n.Pos, Fatal, n.Name, hint, "missing parameter after keyword '%s'", n.Name).Exit = ExitProgramError
-			case code == 0:
+			case NoValueIgnored:
 				c.b.add(n.Pos, Notice, n.Name, hint, "'%s' without a value is ignored", n.Name)
 			default:
 				c.b.add(n.Pos, Error, n.Name, hint, "'%s' without a value - ignoring", n.Name)

@@ -225,14 +225,12 @@ var diagCases = []diagCase{
 	{name: "refused keyword is a notice for -t", conf: "bfd_instance b1 {\n    neighbor_ip 198.18.0.11\n}\n" + vsrv("", "        BFD_CHECK { # <-\n            name b1\n        }\n"), sev: Notice, kw: "BFD_CHECK", msg: "refuses"},
 	{name: "refused keyword is an error for the daemon", conf: "bfd_instance b1 {\n    neighbor_ip 198.18.0.11\n}\n" + vsrv("", "        BFD_CHECK { # <-\n            name b1\n        }\n"), sev: Error, kw: "BFD_CHECK", msg: "refuses", dataplane: DataplaneIPVS, vipdOnly: true},
 	{name: "BFD_CHECK naming an unknown bfd_instance", conf: vsrv("", "        BFD_CHECK {\n            name b1 # <-\n        }\n"), sev: Error, kw: "name", msg: "BFD b1 not configured"},
-	{name: "DR on the proxy data plane", conf: strings.Replace(vsrv("", ""), "lvs_method NAT", "lvs_method DR", 1), sev: Error, kw: "lvs_method", msg: "needs the ipvs data plane", hint: "--dataplane ipvs", dataplane: DataplaneProxy, vipdOnly: true},
 	{name: "DR is accepted on the ipvs data plane", conf: strings.Replace(vsrv("", ""), "lvs_method NAT", "lvs_method DR", 1), sev: Notice, dataplane: DataplaneIPVS, vipdOnly: true},
 	{name: "DR is accepted by -t", conf: strings.Replace(vsrv("", ""), "lvs_method NAT", "lvs_method DR", 1), sev: Notice},
-	{name: "fwmark on the proxy data plane", conf: strings.Replace(strings.Replace(vsrv("", ""), "198.18.0.100 80 {", "fwmark 7 { # <-", 1), "    protocol TCP\n", "", 1), sev: Error, kw: "virtual_server", msg: "fwmark virtual servers need the ipvs data plane", hint: "vipd_dataplane ipvs", dataplane: DataplaneProxy, vipdOnly: true},
 	{name: "proxy_protocol on ipvs", conf: strings.Replace(vsrv("    proxy_protocol 2", ""), "198.18.0.100 80 {", "198.18.0.100 80 { # <-", 1), sev: Error, kw: "proxy_protocol", msg: "needs the proxy data plane", dataplane: DataplaneIPVS, vipdOnly: true},
 	{name: "proxy_protocol version", conf: vsrv("    proxy_protocol 3 # <-", ""), sev: Error, kw: "proxy_protocol", msg: "outside range [1, 2]", vipdOnly: true},
 	{name: "keyword of a newer keepalived", conf: gdefs("    vrrp_delay_after_boot 10 # <-"), sev: Notice, kw: "vrrp_delay_after_boot", msg: "keepalived 2.3 and later", vipdOnly: true},
-	{name: "vipd_dataplane value", conf: gdefs("    vipd_dataplane xdp # <-"), sev: Error, kw: "vipd_dataplane", msg: "unknown data plane", vipdOnly: true},
+	{name: "vipd_dataplane value", conf: gdefs("    vipd_dataplane bpf # <-"), sev: Error, kw: "vipd_dataplane", msg: "unknown data plane", vipdOnly: true},
 }
 
 // markedLine returns the number of the line containing "# <-", or 0.

@@ -38,14 +38,33 @@ func (s Status) String() string {
 	return "?"
 }
 
-// Keyword is one entry of the keyword table. The table drives parsing
-// (which keywords exist where, which open blocks), the construction of the
-// model (set), the arity check (Min), and docs/compat.md (Args, Default,
-// Status, Note).
+// NoValue says what keepalived 2.2.7 does with a keyword that takes a
+// value and is given none. Found by running keepalived -t on each keyword
+// without its value; where keepalived crashed (SSL_GET http_protocol and
+// virtualhost, bfd_instance), vipd reports an error.
+type NoValue int
+
+const (
+	// NoValueAborts: keepalived aborts the parse
+	// (KEEPALIVED_EXIT_PROGRAM_ERROR); most keywords.
+	NoValueAborts NoValue = iota
+	// NoValueError: keepalived reports an error and goes on (exit 5).
+	NoValueError
+	// NoValueIgnored: keepalived accepts the keyword without its value.
+	NoValueIgnored
+)
+
+// Keyword is one entry of the keyword table, the one source of what vipd
+// knows of a keyword. The table drives parsing (which keywords exist
+// where, which open blocks), the construction of the model (set), the
+// arity check (Min, NoValue), the status notices, and docs/compat.md
+// (Args, Default, Status, Note). An alias (Deprecated) takes its
+// target's Status, Note and NoValue when both are in one section.
 type Keyword struct {
 	Name    string
 	Args    string // argument syntax, as keepalived.conf(5) writes it
-	Min     int    // arguments keepalived requires (it aborts without them)
+	Min     int    // arguments keepalived requires
+	NoValue NoValue
 	Default string // keepalived's default, for the documentation
 	Status  Status
 	Note    string // what vipd does differently, or why it ignores/refuses
@@ -92,6 +111,15 @@ func (s *Section) addKeywords(kws ...*Keyword) {
 		}
 		s.idx[k.Name] = k
 		s.Keywords = append(s.Keywords, k)
+	}
+	// Aliases follow their targets, whichever was added first.
+	for _, a := range s.Keywords {
+		if a.Deprecated == "" {
+			continue
+		}
+		if t := s.idx[a.Deprecated]; t != nil {
+			a.Status, a.Note, a.NoValue = t.Status, t.Note, t.NoValue
+		}
 	}
 }
 
@@ -170,7 +198,17 @@ func list(name, args string, set func(c *cx, n *Node)) *Keyword {
 	return &Keyword{Name: name, Args: args, List: true, set: set}
 }
 
-func (k *Keyword) note(s string) *Keyword          { k.Note = s; return k }
+func (k *Keyword) note(s string) *Keyword { k.Note = s; return k }
+
+// notYet marks a keyword vipd parses but does not act on yet; note says
+// what happens instead.
+func (k *Keyword) notYet(note string) *Keyword { k.Status, k.Note = NotYet, note; return k }
+
+// refused marks a keyword the daemon refuses (vipd -t accepts it).
+func (k *Keyword) refused(note string) *Keyword { k.Status, k.Note = Refused, note; return k }
+
+// noValue says what keepalived does when the keyword has no value.
+func (k *Keyword) noValue(v NoValue) *Keyword      { k.NoValue = v; return k }
 func (k *Keyword) status(s Status) *Keyword        { k.Status = s; return k }
 func (k *Keyword) vipd() *Keyword                  { k.VipdOnly = true; return k }
 func (k *Keyword) args(a string, min int) *Keyword { k.Args, k.Min = a, min; return k }

@@ -68,3 +68,29 @@ func TestKeywordTableMatchesKeepalived(t *testing.T) {
 		t.Errorf("only %d of %d probed blocks found in the table", probed, len(want))
 	}
 }
+
+// TestAliasesFollowTargets: a deprecated name is its target under another
+// name; what vipd does with it (status, note, a missing value) is the
+// target's, whichever order the table adds them in.
+func TestAliasesFollowTargets(t *testing.T) {
+	n := 0
+	for _, s := range Sections() {
+		for _, a := range s.Keywords {
+			if a.Deprecated == "" {
+				continue
+			}
+			tk := s.Lookup(a.Deprecated)
+			if tk == nil {
+				continue // the new name lives in another block
+			}
+			n++
+			if a.Status != tk.Status || a.Note != tk.Note || a.NoValue != tk.NoValue {
+				t.Errorf("%s: alias %s is %v %q (no value: %d), its target %s is %v %q (no value: %d)",
+					s.Name, a.Name, a.Status, a.Note, a.NoValue, tk.Name, tk.Status, tk.Note, tk.NoValue)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no alias found: the test checks nothing")
+	}
+}

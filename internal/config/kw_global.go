@@ -66,7 +66,7 @@ var (
 )
 
 var globalSection = newSection("global_defs", "Global definitions",
-	kw("router_id", "STRING", 1, "local host name", func(c *cx, n *Node) { c.b.cfg.Global.RouterID = n.Args[0] }),
+	kw("router_id", "STRING", 1, "local host name", func(c *cx, n *Node) { c.b.cfg.Global.RouterID = n.Args[0] }).noValue(NoValueError),
 	list("notification_email", "{ EMAIL ... }", func(c *cx, n *Node) {
 		g := &c.b.cfg.Global
 		g.NotificationEmails = append(g.NotificationEmails, names(n)...)
@@ -77,7 +77,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 			c.errf(n, "put the addresses inside the block", "block notification_email has extra parameters %s", strings.Join(n.Args, " "))
 		}
 	}),
-	kw("notification_email_from", "EMAIL", 1, "keepalived@<local host name>", func(c *cx, n *Node) { c.b.cfg.Global.NotificationEmailFrom = n.Args[0] }),
+	kw("notification_email_from", "EMAIL", 1, "keepalived@<local host name>", func(c *cx, n *Node) { c.b.cfg.Global.NotificationEmailFrom = n.Args[0] }).noValue(NoValueError),
 	kw("smtp_server", "IP|NAME [PORT]", 1, "port 25", func(c *cx, n *Node) {
 		s := &SMTPServer{Host: n.Args[0], Port: 25}
 		if len(n.Args) > 1 {
@@ -89,7 +89,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 		}
 		c.b.cfg.Global.SMTPServer = s
 	}),
-	kw("smtp_helo_name", "STRING", 1, "local host name", func(c *cx, n *Node) { c.b.cfg.Global.SMTPHeloName = n.Args[0] }),
+	kw("smtp_helo_name", "STRING", 1, "local host name", func(c *cx, n *Node) { c.b.cfg.Global.SMTPHeloName = n.Args[0] }).noValue(NoValueIgnored),
 	kw("smtp_connect_timeout", "SECONDS", 1, "30", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 0, 4294); ok {
 			c.b.cfg.Global.SMTPConnectTimeout = time.Duration(v) * time.Second
@@ -103,20 +103,20 @@ var globalSection = newSection("global_defs", "Global definitions",
 	kw("script_user", "USERNAME [GROUPNAME]", 1, "keepalived_script if it exists, else root", func(c *cx, n *Node) {
 		c.b.cfg.Global.ScriptUser, c.b.cfg.Global.ScriptGroup = n.Args[0], arg(n, 1)
 		c.b.scriptUserPos = n.Pos
-	}),
+	}).noValue(NoValueError),
 	flagKw("enable_script_security", func(c *cx, n *Node) { c.b.cfg.Global.EnableScriptSecurity = true }),
-	kw("startup_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.StartupScript = c.script(n, 0) }),
+	kw("startup_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.StartupScript = c.script(n, 0) }).noValue(NoValueError).notYet("not run yet"),
 	kw("startup_script_timeout", "SECONDS", 1, "10", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 1000); ok {
 			c.b.cfg.Global.StartupTimeout = time.Duration(v) * time.Second
 		}
-	}),
-	kw("shutdown_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.ShutdownScript = c.script(n, 0) }),
+	}).notYet("startup_script is not run yet").noValue(NoValueError),
+	kw("shutdown_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.ShutdownScript = c.script(n, 0) }).notYet("not run yet").noValue(NoValueError),
 	kw("shutdown_script_timeout", "SECONDS", 1, "10", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 1000); ok {
 			c.b.cfg.Global.ShutdownTimeout = time.Duration(v) * time.Second
 		}
-	}),
+	}).notYet("shutdown_script is not run yet").noValue(NoValueError),
 	kw("vrrp_version", "2|3", 1, "2", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.VRRPVersion, 2, 3) }),
 	kw("vrrp_mcast_group4", "IPV4", 1, "224.0.0.18", func(c *cx, n *Node) {
 		if a, ok := c.addr(n, 0); ok {
@@ -136,7 +136,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 			c.b.cfg.Global.VRRPMcastGroup6 = a
 		}
 	}),
-	kw("default_interface", "IFNAME", 1, "eth0", func(c *cx, n *Node) { c.b.cfg.Global.DefaultInterface = n.Args[0] }),
+	kw("default_interface", "IFNAME", 1, "eth0", func(c *cx, n *Node) { c.b.cfg.Global.DefaultInterface = n.Args[0] }).noValue(NoValueError),
 	globalGARP("vrrp_garp_master_delay", "SECONDS", "5", func(c *cx, n *Node, g *Global) {
 		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			g.GARP.MasterDelay = time.Duration(v) * time.Second
@@ -189,15 +189,15 @@ var globalSection = newSection("global_defs", "Global definitions",
 	}).args("[<BOOL>]", 0),
 	garpExtraIf("vrrp_garp_extra_if", func(c *cx) (*time.Duration, *bool) {
 		return &c.b.cfg.Global.GARPExtraIf, &c.b.cfg.Global.GARPExtraIfAll
-	}),
+	}).notYet("no periodic GARP on the VIPs' other interfaces yet").noValue(NoValueError),
 	kw("vrrp_down_timer_adverts", "1..100", 1, "3", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.DownTimerAdverts, 1, 100) }),
 	flagKw("vrrp_lower_prio_no_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.LowerPrioNoAdvert) }).args("[<BOOL>]", 0),
 	flagKw("vrrp_higher_prio_send_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.HigherPrioSendAdvert) }).args("[<BOOL>]", 0),
 	flagKw("vrrp_check_unicast_src", func(c *cx, n *Node) { c.b.cfg.Global.CheckUnicastSrc = true }),
 	flagKw("vrrp_skip_check_adv_addr", func(c *cx, n *Node) { c.b.cfg.Global.SkipCheckAdvAddr = true }),
 	flagKw("vrrp_strict", func(c *cx, n *Node) { c.b.cfg.Global.Strict = true }).note("strict RFC checks are made at load; no_accept mode follows (see no_accept)"),
-	flagKw("vrrp_notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
-	kw("vrrp_startup_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.b.cfg.Global.StartupDelay, 0.001, 4294.967295) }),
+	flagKw("vrrp_notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NotifyPriorityChanges) }).notYet("priority changes are not notified yet").args("[<BOOL>]", 0),
+	kw("vrrp_startup_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.b.cfg.Global.StartupDelay, 0.001, 4294.967295) }).notYet("VRRP starts at once"),
 	kw("vrrp_delay_after_boot", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.b.cfg.Global.DelayAfterBoot, 0.001, 4294.967295) }).since("2.3"),
 	flagKw("v3_checksum_as_v2", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.V3ChecksumAsV2) }).args("[<BOOL>]", 0).since("2.3"),
 	ign("use_symlink_paths", "[<BOOL>]", 0, "vipd runs script paths as given").since("2.3"),
@@ -244,18 +244,18 @@ var globalSection = newSection("global_defs", "Global definitions",
 		}
 		c.b.cfg.Global.LVSTimeouts = t
 	}),
-	kw("lvs_sync_daemon", "INTERFACE [[inst] VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL] [group IP]", 1, "", lvsSyncDaemon).
+	kw("lvs_sync_daemon", "INTERFACE [[inst] VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL] [group IP]", 1, "", lvsSyncDaemon).noValue(NoValueError).
 		note("runs the kernel's sync daemon with the ipvs data plane (master on the VRRP master, backup elsewhere, as keepalived); ignored with a notice on the proxy data plane, which has no connections to sync"),
-	flagKw("lvs_flush", func(c *cx, n *Node) { c.b.cfg.Global.LVSFlush = true }),
-	lvsFlushOnStop("lvs_flush_on_stop"),
+	flagKw("lvs_flush", func(c *cx, n *Node) { c.b.cfg.Global.LVSFlush = true }).notYet("vipd never flushes IPVS services it did not create (the ipvs data plane owns only its own)"),
+	lvsFlushOnStop("lvs_flush_on_stop").notYet("the ipvs data plane removes the services it created at stop, and only those"),
 	alias("lvs_flush_onstop", lvsFlushOnStop("lvs_flush_on_stop"), false),
-	fifoKw("notify_fifo", func(g *Global) **FIFO { return &g.NotifyFIFO }, false),
-	fifoKw("notify_fifo_script", func(g *Global) **FIFO { return &g.NotifyFIFO }, true),
-	fifoKw("vrrp_notify_fifo", func(g *Global) **FIFO { return &g.VRRPNotifyFIFO }, false),
-	fifoKw("vrrp_notify_fifo_script", func(g *Global) **FIFO { return &g.VRRPNotifyFIFO }, true),
-	fifoKw("lvs_notify_fifo", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, false),
-	fifoKw("lvs_notify_fifo_script", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, true),
-	flagKw("fifo_write_vrrp_states_on_reload", func(c *cx, n *Node) { c.b.cfg.Global.FIFOWriteVRRPStatesOnReload = true }),
+	fifoKw("notify_fifo", func(g *Global) **FIFO { return &g.NotifyFIFO }, false).noValue(NoValueError),
+	fifoKw("notify_fifo_script", func(g *Global) **FIFO { return &g.NotifyFIFO }, true).noValue(NoValueError),
+	fifoKw("vrrp_notify_fifo", func(g *Global) **FIFO { return &g.VRRPNotifyFIFO }, false).noValue(NoValueError),
+	fifoKw("vrrp_notify_fifo_script", func(g *Global) **FIFO { return &g.VRRPNotifyFIFO }, true).noValue(NoValueError),
+	fifoKw("lvs_notify_fifo", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, false).noValue(NoValueError),
+	fifoKw("lvs_notify_fifo_script", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, true).noValue(NoValueError),
+	flagKw("fifo_write_vrrp_states_on_reload", func(c *cx, n *Node) { c.b.cfg.Global.FIFOWriteVRRPStatesOnReload = true }).notYet("states are not re-sent to FIFOs on reload yet"),
 	kw("dynamic_interfaces", "[allow_if_changes]", 0, "off", func(c *cx, n *Node) {
 		g := &c.b.cfg.Global
 		g.DynamicInterfaces = true
@@ -267,21 +267,21 @@ var globalSection = newSection("global_defs", "Global definitions",
 			g.AllowIfChanges = true
 		}
 	}),
-	flagKw("rs_init_notifies", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.RSInitNotifies) }).args("[<BOOL>]", 0),
-	flagKw("no_checker_emails", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NoCheckerEmails) }).args("[<BOOL>]", 0),
-	kw("vmac_prefix", "STRING", 1, "vrrp", func(c *cx, n *Node) { c.b.cfg.Global.VMACPrefix = n.Args[0] }),
-	kw("vmac_addr_prefix", "STRING", 1, "vmac_prefix", func(c *cx, n *Node) { c.b.cfg.Global.VMACAddrPrefix = n.Args[0] }),
-	kw("vipd_dataplane", "auto|proxy|ipvs", 1, "auto", func(c *cx, n *Node) {
+	flagKw("rs_init_notifies", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.RSInitNotifies) }).notYet("no notify at start for real servers yet").args("[<BOOL>]", 0),
+	flagKw("no_checker_emails", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NoCheckerEmails) }).notYet("checker mails follow smtp_alert_checker only").args("[<BOOL>]", 0),
+	kw("vmac_prefix", "STRING", 1, "vrrp", func(c *cx, n *Node) { c.b.cfg.Global.VMACPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),
+	kw("vmac_addr_prefix", "STRING", 1, "vmac_prefix", func(c *cx, n *Node) { c.b.cfg.Global.VMACAddrPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),
+	kw("vipd_dataplane", "auto|proxy|ipvs|xdp", 1, "auto", func(c *cx, n *Node) {
 		switch n.Args[0] {
-		case DataplaneAuto, DataplaneProxy, DataplaneIPVS:
+		case DataplaneAuto, DataplaneProxy, DataplaneIPVS, DataplaneXDP:
 			c.b.cfg.Global.Dataplane = n.Args[0]
 		default:
-			c.errf(n, "use auto, proxy or ipvs", "unknown data plane '%s'", n.Args[0])
+			c.errf(n, "use auto, proxy, ipvs or xdp", "unknown data plane '%s'", n.Args[0])
 		}
-	}).vipd().note("vipd extension: the data plane (auto picks ipvs when the kernel has IPVS and a virtual server needs it, else proxy); --dataplane overrides it"),
+	}).vipd().note("vipd extension: the data plane (auto picks ipvs when the kernel has IPVS and a virtual server needs it, else proxy; xdp is only used when named); --dataplane overrides it"),
 
 	// Accepted without effect.
-	ign("tmp_config_directory", "DIRECTORY", 1, "vipd reads the configuration once, in the main process"),
+	ign("tmp_config_directory", "DIRECTORY", 1, "vipd reads the configuration once, in the main process").noValue(NoValueError),
 	ign("config_save_dir", "DIRECTORY", 1, "vipd does not save configuration copies"),
 	ign("process_names", "", 0, noEffectSched),
 	ign("process_name", "NAME", 1, noEffectSched),
@@ -289,26 +289,26 @@ var globalSection = newSection("global_defs", "Global definitions",
 	ign("checker_process_name", "NAME", 1, noEffectSched),
 	ign("bfd_process_name", "NAME", 1, noEffectSched),
 	ign("lvs_process_name", "NAME", 1, noEffectSched),
-	ign("min_auto_priority_delay", "USECS", 1, noEffectSched).checkInt(1, 10000000),
-	ign("vrrp_priority", "-20..19", 1, noEffectSched).checkInt(-20, 19),
-	ign("checker_priority", "-20..19", 1, noEffectSched).checkInt(-20, 19),
-	ign("bfd_priority", "-20..19", 1, noEffectSched).checkInt(-20, 19),
+	ign("min_auto_priority_delay", "USECS", 1, noEffectSched).noValue(NoValueError).checkInt(1, 10000000),
+	ign("vrrp_priority", "-20..19", 1, noEffectSched).noValue(NoValueError).checkInt(-20, 19),
+	ign("checker_priority", "-20..19", 1, noEffectSched).noValue(NoValueError).checkInt(-20, 19),
+	ign("bfd_priority", "-20..19", 1, noEffectSched).noValue(NoValueError).checkInt(-20, 19),
 	ign("vrrp_no_swap", "", 0, noEffectSched),
 	ign("checker_no_swap", "", 0, noEffectSched),
 	ign("bfd_no_swap", "", 0, noEffectSched),
-	ign("vrrp_cpu_affinity", "CPU...", 1, noEffectSched),
-	ign("checker_cpu_affinity", "CPU...", 1, noEffectSched),
-	ign("bfd_cpu_affinity", "CPU...", 1, noEffectSched),
-	ign("vrrp_rt_priority", "1..99", 1, noEffectSched).checkInt(1, 99),
-	ign("checker_rt_priority", "1..99", 1, noEffectSched).checkInt(1, 99),
-	ign("bfd_rt_priority", "1..99", 1, noEffectSched).checkInt(1, 99),
+	ign("vrrp_cpu_affinity", "CPU...", 1, noEffectSched).noValue(NoValueError),
+	ign("checker_cpu_affinity", "CPU...", 1, noEffectSched).noValue(NoValueError),
+	ign("bfd_cpu_affinity", "CPU...", 1, noEffectSched).noValue(NoValueError),
+	ign("vrrp_rt_priority", "1..99", 1, noEffectSched).noValue(NoValueError).checkInt(1, 99),
+	ign("checker_rt_priority", "1..99", 1, noEffectSched).noValue(NoValueError).checkInt(1, 99),
+	ign("bfd_rt_priority", "1..99", 1, noEffectSched).noValue(NoValueError).checkInt(1, 99),
 	ign("vrrp_rlimit_rttime", "USECS", 1, noEffectSched).checkInt(1, 1<<32-1),
 	ign("checker_rlimit_rttime", "USECS", 1, noEffectSched).checkInt(1, 1<<32-1),
 	ign("bfd_rlimit_rttime", "USECS", 1, noEffectSched).checkInt(1, 1<<32-1),
 	alias("vrrp_rlimit_rtime", ign("vrrp_rlimit_rttime", "USECS", 1, noEffectSched).checkInt(1, 1<<32-1), false),
 	alias("checker_rlimit_rtime", ign("checker_rlimit_rttime", "USECS", 1, noEffectSched).checkInt(1, 1<<32-1), false),
 	alias("bfd_rlimit_rtime", ign("bfd_rlimit_rttime", "USECS", 1, noEffectSched).checkInt(1, 1<<32-1), false),
-	ign("snmp_socket", "SOCKET", 1, noEffectSNMP),
+	ign("snmp_socket", "SOCKET", 1, noEffectSNMP).noValue(NoValueError),
 	ign("enable_snmp_vrrp", "", 0, noEffectSNMP),
 	alias("enable_snmp_keepalived", ign("enable_snmp_vrrp", "", 0, noEffectSNMP), false),
 	ign("enable_snmp_checker", "", 0, noEffectSNMP),
@@ -317,24 +317,24 @@ var globalSection = newSection("global_defs", "Global definitions",
 	ign("enable_snmp_rfcv3", "", 0, noEffectSNMP),
 	ign("enable_traps", "", 0, noEffectSNMP),
 	ign("enable_dbus", "", 0, noEffectDBus),
-	ign("dbus_service_name", "SERVICE_NAME", 1, noEffectDBus),
-	ign("vrrp_netlink_cmd_rcv_bufs", "BYTES", 1, noEffectNL).checkInt(0, 1<<32-1),
+	ign("dbus_service_name", "SERVICE_NAME", 1, noEffectDBus).noValue(NoValueError),
+	ign("vrrp_netlink_cmd_rcv_bufs", "BYTES", 1, noEffectNL).noValue(NoValueError).checkInt(0, 1<<32-1),
 	ign("vrrp_netlink_cmd_rcv_bufs_force", "[<BOOL>]", 0, noEffectNL).checkBool(),
-	ign("vrrp_netlink_monitor_rcv_bufs", "BYTES", 1, noEffectNL).checkInt(0, 1<<32-1),
+	ign("vrrp_netlink_monitor_rcv_bufs", "BYTES", 1, noEffectNL).noValue(NoValueError).checkInt(0, 1<<32-1),
 	ign("vrrp_netlink_monitor_rcv_bufs_force", "[<BOOL>]", 0, noEffectNL).checkBool(),
-	ign("lvs_netlink_cmd_rcv_bufs", "BYTES", 1, noEffectNL).checkInt(0, 1<<32-1),
+	ign("lvs_netlink_cmd_rcv_bufs", "BYTES", 1, noEffectNL).noValue(NoValueError).checkInt(0, 1<<32-1),
 	ign("lvs_netlink_cmd_rcv_bufs_force", "[<BOOL>]", 0, noEffectNL).checkBool(),
-	ign("lvs_netlink_monitor_rcv_bufs", "BYTES", 1, noEffectNL).checkInt(0, 1<<32-1),
+	ign("lvs_netlink_monitor_rcv_bufs", "BYTES", 1, noEffectNL).noValue(NoValueError).checkInt(0, 1<<32-1),
 	ign("lvs_netlink_monitor_rcv_bufs_force", "[<BOOL>]", 0, noEffectNL).checkBool(),
-	ign("process_monitor_rcv_bufs", "BYTES", 1, noEffectNL).checkInt(0, 1<<32-1),
+	ign("process_monitor_rcv_bufs", "BYTES", 1, noEffectNL).noValue(NoValueError).checkInt(0, 1<<32-1),
 	ign("process_monitor_rcv_bufs_force", "[<BOOL>]", 0, noEffectNL).checkBool(),
-	ign("vrrp_rx_bufs_policy", "MTU|ADVERT|NUMBER", 1, noEffectNL),
-	ign("vrrp_rx_bufs_multiplier", "NUMBER", 1, noEffectNL).checkInt(1, 1<<32-1),
+	ign("vrrp_rx_bufs_policy", "MTU|ADVERT|NUMBER", 1, noEffectNL).noValue(NoValueError),
+	ign("vrrp_rx_bufs_multiplier", "NUMBER", 1, noEffectNL).noValue(NoValueError).checkInt(1, 1<<32-1),
 	ign("umask", "NUMBER|BITS", 1, "vipd creates its files with mode 0600/0700"),
 	ign("log_unknown_vrids", "", 0, "vipd counts adverts for unknown VRIDs in its metrics"),
 	ign("random_seed", "UNSIGNED_INT", 1, "${_RANDOM} is seeded before global_defs is read").checkInt(0, 1<<32-1),
 	ign("reload_check_config", "[LOG_FILE]", 0, noEffectReload),
-	ign("reload_time_file", "PATH", 1, noEffectReload),
+	ign("reload_time_file", "PATH", 1, noEffectReload).noValue(NoValueError),
 	ign("reload_repeat", "", 0, noEffectReload),
 	ign("reload_file", "[PATH]", 0, noEffectReload),
 	ign("data_use_instance", "[<BOOL>]", 0, "vipctl status replaces the SIGUSR1 data files").checkBool(),

@@ -73,7 +73,7 @@ func virtualhostKw(url bool) *Keyword {
 		}
 		v := n.Args[0]
 		c.cset.Virtualhost = &v
-	})
+	}).noValue(NoValueError)
 }
 
 // commonTiming are the options shared by virtual servers, real servers
@@ -204,15 +204,15 @@ var urlSection = newSection("url", "HTTP_GET / SSL_GET url",
 			}
 			c.url.StatusCodes = append(c.url.StatusCodes, StatusRange{Min: l, Max: h})
 		}
-	}),
+	}).noValue(NoValueError),
 	virtualhostKw(true),
-	kw("regex", "STRING", 1, "", func(c *cx, n *Node) { c.url.Regex = n.Args[0] }),
+	kw("regex", "STRING", 1, "", func(c *cx, n *Node) { c.url.Regex = n.Args[0] }).noValue(NoValueError),
 	flagKw("regex_no_match", func(c *cx, n *Node) { c.url.RegexNoMatch = true }),
-	kw("regex_options", "OPTIONS...", 1, "", func(c *cx, n *Node) { c.url.RegexOptions = append(c.url.RegexOptions, n.Args...) }),
-	kw("regex_stack", "START MAX", 2, "", func(c *cx, n *Node) {}).status(Ignored).note("Go's regexp engine needs no JIT stack"),
-	kw("regex_min_offset", "OFFSET", 1, "0", func(c *cx, n *Node) { c.intVal(n, &c.url.RegexMinOffset, 0, 1<<31-1) }),
+	kw("regex_options", "OPTIONS...", 1, "", func(c *cx, n *Node) { c.url.RegexOptions = append(c.url.RegexOptions, n.Args...) }).noValue(NoValueError),
+	kw("regex_stack", "START MAX", 2, "", func(c *cx, n *Node) {}).noValue(NoValueError).status(Ignored).note("Go's regexp engine needs no JIT stack"),
+	kw("regex_min_offset", "OFFSET", 1, "0", func(c *cx, n *Node) { c.intVal(n, &c.url.RegexMinOffset, 0, 1<<31-1) }).noValue(NoValueError),
 	flagKw("tls_compliant", nil).status(Ignored).note("set tls_compliant on the SSL_GET checker").since("2.3"),
-	kw("regex_max_offset", "OFFSET", 1, "", func(c *cx, n *Node) { c.intVal(n, &c.url.RegexMaxOffset, 0, 1<<31-1) }),
+	kw("regex_max_offset", "OFFSET", 1, "", func(c *cx, n *Node) { c.intVal(n, &c.url.RegexMaxOffset, 0, 1<<31-1) }).noValue(NoValueError),
 )
 
 // checkerConn are the connection options of the network checkers.
@@ -281,12 +281,12 @@ func httpExtra() []*Keyword {
 			default:
 				c.errf(n, "use 1.0, 1.0C or 1.1", "invalid http_protocol version %s", n.Args[0])
 			}
-		}),
+		}).noValue(NoValueError),
 		flagKw("fast_recovery", func(c *cx, n *Node) { c.boolVal(n, &c.chk.HTTP.FastRecovery) }).args("[<BOOL>]", 0),
 		flagKw("enable_sni", func(c *cx, n *Node) { c.boolVal(n, &c.chk.HTTP.EnableSNI) }).args("[<BOOL>]", 0),
 		kw("sni_name", "NAME", 1, "virtualhost", func(c *cx, n *Node) { c.chk.HTTP.SNIName = n.Args[0] }).since("2.3"),
 		flagKw("tls_compliant", func(c *cx, n *Node) { c.chk.HTTP.TLSCompliant = true }).since("2.3"),
-		kw("virtualhost", "STRING", 1, "real/virtual server virtualhost", func(c *cx, n *Node) { c.chk.HTTP.Virtualhost = n.Args[0] }),
+		kw("virtualhost", "STRING", 1, "real/virtual server virtualhost", func(c *cx, n *Node) { c.chk.HTTP.Virtualhost = n.Args[0] }).noValue(NoValueError),
 		block("url", "{ path ...; digest ...; status_code ... }", 0, urlSection, func(c *cx, n *Node) {
 			c.url = &URL{Pos: n.Pos}
 			c.walk(urlSection, n.Children)
@@ -319,7 +319,7 @@ var (
 	sslSection  = checkerSection(CheckSSL, "SSL_GET checker", true, httpExtra()...)
 	tcpSection  = checkerSection(CheckTCP, "TCP_CHECK checker", true)
 	smtpSection = checkerSection(CheckSMTP, "SMTP_CHECK checker", true,
-		kw("helo_name", "STRING|QUOTED_STRING", 1, "smtpchecker.keepalived.org", func(c *cx, n *Node) { c.chk.SMTP.HeloName = n.Args[0] }),
+		kw("helo_name", "STRING|QUOTED_STRING", 1, "smtpchecker.keepalived.org", func(c *cx, n *Node) { c.chk.SMTP.HeloName = n.Args[0] }).noValue(NoValueError),
 		&Keyword{Name: "host", Args: "{ connect_ip ...; connect_port ... }", Status: Refused, Block: smtpHostSection,
 			Note: "SMTP_CHECK host blocks (several servers per checker) are obsolete; use one SMTP_CHECK per real server"},
 	)
@@ -348,7 +348,7 @@ var (
 		}),
 	)
 	miscSection = checkerSection(CheckMisc, "MISC_CHECK checker", false,
-		kw("misc_path", "STRING|QUOTED_STRING", 1, "", func(c *cx, n *Node) { c.chk.Misc.Path = c.script(n, 0) }),
+		kw("misc_path", "STRING|QUOTED_STRING", 1, "", func(c *cx, n *Node) { c.chk.Misc.Path = c.script(n, 0) }).noValue(NoValueError),
 		kw("misc_timeout", "SECONDS", 1, "delay_loop", func(c *cx, n *Node) {
 			if v, ok := c.integer(n, 0, 1, 1<<31-1); ok {
 				c.chk.Misc.Timeout = time.Duration(v) * time.Second
@@ -357,7 +357,7 @@ var (
 		flagKw("misc_dynamic", func(c *cx, n *Node) { c.chk.Misc.Dynamic = true }),
 		kw("user", "USERNAME [GROUPNAME]", 1, "script_user", func(c *cx, n *Node) {
 			c.miscUser, c.miscGroup = n.Args[0], arg(n, 1)
-		}),
+		}).noValue(NoValueError),
 	)
 	pingSection = checkerSection(CheckPing, "PING_CHECK checker", true)
 	udpSection  = checkerSection(CheckUDP, "UDP_CHECK checker", true,
@@ -368,7 +368,7 @@ var (
 				return
 			}
 			c.chk.UDP.Payload = b
-		}),
+		}).noValue(NoValueError),
 		kw("require_reply", "[HEX_STR]", 0, "", func(c *cx, n *Node) {
 			c.chk.UDP.RequireReply = true
 			if len(n.Args) == 0 {
@@ -392,7 +392,7 @@ var (
 			if set {
 				c.chk.File.Weight, c.chk.File.WeightSet, c.chk.File.Reverse = w, true, rev
 			}
-		}),
+		}).noValue(NoValueError),
 	)
 	bfdCheckSection = newSection(string(CheckBFD), "BFD_CHECK checker (refused: "+noBFD+")",
 		(&Keyword{Name: "name", Args: "STRING", Min: 1, Status: Ignored, Note: noBFD, set: func(c *cx, n *Node) {
@@ -501,7 +501,7 @@ var realServerSection = newSection("real_server", "Real server",
 		}
 	}).args("[<BOOL>]", 0),
 	virtualhostKw(false),
-	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.rs.SNMPName = n.Args[0] }).note("kept for vipctl output; no SNMP"),
+	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.rs.SNMPName = n.Args[0] }).noValue(NoValueError).note("kept for vipctl output; no SNMP"),
 	inhibitKw(),
 	checkerKw(CheckHTTP, httpSection, Supported, ""),
 	checkerKw(CheckSSL, sslSection, Supported, ""),
@@ -568,14 +568,14 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 		}
 		c.vs.protoSet = true
 	}),
-	flagKw("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }),
+	flagKw("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }).notYet("checkers run whether or not the VIP is here"),
 	flagKw("smtp_alert", func(c *cx, n *Node) {
 		if v, ok := c.boolOpt(n); ok {
 			c.cset.SMTPAlert = &v
 		}
 	}).args("[<BOOL>]", 0),
 	virtualhostKw(false),
-	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.vs.SNMPName = n.Args[0] }).note("kept for vipctl output; no SNMP"),
+	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.vs.SNMPName = n.Args[0] }).noValue(NoValueError).note("kept for vipctl output; no SNMP"),
 	flagKw("omega", func(c *cx, n *Node) { c.vs.Omega = true }),
 	kw("quorum", "INTEGER", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.vs.Quorum, 1, 1<<32-1) }),
 	kw("hysteresis", "INTEGER", 1, "0", func(c *cx, n *Node) { c.intVal(n, &c.vs.Hysteresis, 0, 1<<32-1) }),
@@ -625,7 +625,7 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 			c.vs.SorryServer.Method = m
 			c.vs.SorryServer.methodSet = true
 		}
-	}),
+	}).noValue(NoValueError),
 	inhibitKw(),
 	kw("weight", "INTEGER", 1, "1", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 2147483647); ok {
@@ -811,8 +811,8 @@ func sslField(name, what string, dst func(s *SSL) *string) *Keyword {
 }
 
 var sslSectionTop = newSection("SSL", "SSL_GET client context",
-	sslField("password", "password", func(s *SSL) *string { return &s.Password }),
-	sslField("ca", "cafile", func(s *SSL) *string { return &s.CA }),
-	sslField("certificate", "certfile", func(s *SSL) *string { return &s.Certificate }),
-	sslField("key", "keyfile", func(s *SSL) *string { return &s.Key }),
+	sslField("password", "password", func(s *SSL) *string { return &s.Password }).noValue(NoValueError),
+	sslField("ca", "cafile", func(s *SSL) *string { return &s.CA }).noValue(NoValueError),
+	sslField("certificate", "certfile", func(s *SSL) *string { return &s.Certificate }).noValue(NoValueError),
+	sslField("key", "keyfile", func(s *SSL) *string { return &s.Key }).noValue(NoValueError),
 )

@@ -48,7 +48,7 @@ var topSection = newSection("top level", "Top-level blocks",
 		c.walk(trackGroupSection, n.Children)
 		c.tg = nil
 		c.b.cfg.TrackGroups = append(c.b.cfg.TrackGroups, *tg)
-	}),
+	}).notYet("deleted static addresses, routes and rules are reinstated, but no instance is faulted when that fails").noValue(NoValueError),
 	list("linkbeat_interfaces", "{ IFNAME [MII|ETHTOOL|IOCTL] ... }", func(c *cx, n *Node) {
 		for _, it := range n.Children {
 			l := Linkbeat{Interface: it.Name}
@@ -61,7 +61,7 @@ var topSection = newSection("top level", "Top-level blocks",
 			}
 			c.b.cfg.LinkbeatInterfaces = append(c.b.cfg.LinkbeatInterfaces, l)
 		}
-	}).note("vipd follows link state through netlink; the list is kept in the model"),
+	}).notYet("link state always comes from netlink; the list is kept in the model"),
 	list("interface_up_down_delays", "{ IFNAME DOWN_DELAY [UP_DELAY] ... }", func(c *cx, n *Node) {
 		for _, it := range n.Children {
 			if len(it.Args) == 0 {
@@ -81,7 +81,7 @@ var topSection = newSection("top level", "Top-level blocks",
 			}
 			c.b.cfg.InterfaceDelays = append(c.b.cfg.InterfaceDelays, d)
 		}
-	}),
+	}).notYet("interface transitions act at once"),
 	namedBlock("vrrp_script", "NAME { ... }", vrrpScriptSection, func(c *cx, n *Node) {
 		s := &VRRPScript{Pos: n.Pos, Name: n.Args[0], Interval: time.Second, Rise: 1, Fall: 1, Timeout: -1}
 		c.scr = s
@@ -109,7 +109,7 @@ var topSection = newSection("top level", "Top-level blocks",
 			return
 		}
 		c.b.cfg.TrackProcesses = append(c.b.cfg.TrackProcesses, tp)
-	}),
+	}).refused("not implemented yet; track the process with a vrrp_script instead, e.g. script \"/usr/bin/pidof haproxy\""),
 	trackFileKw,
 	alias("vrrp_track_file", trackFileKw, false),
 	namedBlock("vrrp_sync_group", "NAME { group { ... } ... }", syncGroupSection, func(c *cx, n *Node) {
@@ -118,7 +118,7 @@ var topSection = newSection("top level", "Top-level blocks",
 		c.walk(syncGroupSection, n.Children)
 		c.sg = nil
 		c.b.cfg.SyncGroups = append(c.b.cfg.SyncGroups, sg)
-	}),
+	}).noValue(NoValueError),
 	block("garp_group", "{ ... }", 0, garpGroupSection, func(c *cx, n *Node) {
 		g := &GARPGroup{Pos: n.Pos}
 		c.gg = g
@@ -133,7 +133,7 @@ var topSection = newSection("top level", "Top-level blocks",
 			return
 		}
 		c.b.cfg.GARPGroups = append(c.b.cfg.GARPGroups, g)
-	}),
+	}).notYet("GARP pacing per interface group is not implemented yet (vrrp_garp_interval applies)"),
 	namedBlock("vrrp_instance", "NAME { ... }", instanceSection, func(c *cx, n *Node) {
 		in := newInstance(n.Args[0], n.Pos)
 		c.inst = in
@@ -146,8 +146,8 @@ var topSection = newSection("top level", "Top-level blocks",
 			}
 		}
 		c.b.cfg.Instances = append(c.b.cfg.Instances, in)
-	}),
-	&Keyword{Name: "bfd_instance", Args: "NAME { ... }", Min: 1, Block: bfdSection, Status: Refused, Note: noBFD, set: func(c *cx, n *Node) {
+	}).noValue(NoValueError),
+	&Keyword{Name: "bfd_instance", Args: "NAME { ... }", Min: 1, NoValue: NoValueError, Block: bfdSection, Status: Refused, Note: noBFD, set: func(c *cx, n *Node) {
 		if c.b.bfdInstances == nil {
 			c.b.bfdInstances = map[string]bool{}
 		}
@@ -162,10 +162,10 @@ var topSection = newSection("top level", "Top-level blocks",
 		}
 		c.walk(sslSectionTop, n.Children)
 	}),
-	ign("net_namespace", "NAME", 1, "run vipd inside the namespace instead (ip netns exec NAME vipd ...)").status(Refused),
+	ign("net_namespace", "NAME", 1, "run vipd inside the namespace instead (ip netns exec NAME vipd ...)").noValue(NoValueError).status(Refused),
 	ign("net_namespace_ipvs", "NAME", 0, "vipd programs IPVS in its own namespace").status(Refused),
 	ign("namespace_with_ipsets", "", 0, noEffectFW),
-	ign("instance", "NAME", 1, "vipd's runtime paths are set with --pid and --control"),
+	ign("instance", "NAME", 1, "vipd's runtime paths are set with --pid and --control").noValue(NoValueError),
 	ign("use_pid_dir", "", 0, "vipd's runtime paths are set with --pid and --control"),
 	ign("linkbeat_use_polling", "", 0, "vipd follows link state through netlink"),
 	ign("child_wait_time", "SECONDS", 1, "vipd is one process").checkInt(0, 1<<32-1),

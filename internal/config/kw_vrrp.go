@@ -62,7 +62,7 @@ func notifyOf(c *cx) *Notify {
 }
 
 var vrrpScriptSection = newSection("vrrp_script", "VRRP tracking script",
-	kw("script", "STRING|QUOTED_STRING", 1, "", func(c *cx, n *Node) { c.scr.Script = c.script(n, 0) }),
+	kw("script", "STRING|QUOTED_STRING", 1, "", func(c *cx, n *Node) { c.scr.Script = c.script(n, 0) }).noValue(NoValueIgnored),
 	kw("interval", "SECONDS", 1, "1", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 4294); ok {
 			c.scr.Interval = time.Duration(v) * time.Second
@@ -100,13 +100,13 @@ var trackProcessSection = newSection("vrrp_track_process", "VRRP process trackin
 		default:
 			c.errf(n, "use initial or partial", "unknown param_match '%s'", n.Args[0])
 		}
-	}),
+	}).noValue(NoValueIgnored),
 	kw("weight", "-254..254 [reverse]", 1, "0", func(c *cx, n *Node) {
 		w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -254, 254)
 		if set {
 			c.tp.Weight, c.tp.Reverse = w, rev
 		}
-	}),
+	}).noValue(NoValueError),
 	kw("quorum", "NUM", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.tp.Quorum, 1, 65535) }),
 	kw("quorum_max", "NUM", 1, "unlimited", func(c *cx, n *Node) { c.intVal(n, &c.tp.QuorumMax, 0, 65535) }),
 	kw("fork_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.ForkDelay, 0.000001, 3600) }),
@@ -120,13 +120,13 @@ var trackProcessSection = newSection("vrrp_track_process", "VRRP process trackin
 )
 
 var trackFileSection = newSection("track_file", "Tracked file",
-	kw("file", "QUOTED_STRING", 1, "", func(c *cx, n *Node) { c.tf.File = n.Args[0] }),
+	kw("file", "QUOTED_STRING", 1, "", func(c *cx, n *Node) { c.tf.File = n.Args[0] }).noValue(NoValueError),
 	kw("weight", "-2147483647..2147483647 [reverse]", 1, "1", func(c *cx, n *Node) {
 		w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -2147483647, 2147483647)
 		if set {
 			c.tf.Weight, c.tf.Reverse = w, rev
 		}
-	}),
+	}).noValue(NoValueError),
 	kw("init_file", "[VALUE] [overwrite]", 0, "", func(c *cx, n *Node) {
 		f := &InitFile{}
 		for i, a := range n.Args {
@@ -149,14 +149,14 @@ var syncGroupSection = newSection("vrrp_sync_group", "VRRP synchronization group
 	trackList("track_interface", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.Interfaces }),
 	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.Scripts }),
 	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Files }),
-	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Processes }),
+	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Processes }).refused("not implemented yet; use track_script with a vrrp_script running pidof"),
 	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.BFDs }).status(Refused).note(noBFD),
 	notifyKw("notify_master", func(c *cx) **Script { return &notifyOf(c).Master }),
 	notifyKw("notify_backup", func(c *cx) **Script { return &notifyOf(c).Backup }),
 	notifyKw("notify_fault", func(c *cx) **Script { return &notifyOf(c).Fault }),
 	notifyKw("notify_stop", func(c *cx) **Script { return &notifyOf(c).Stop }),
 	notifyKw("notify", func(c *cx) **Script { return &notifyOf(c).Any }),
-	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.sg.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
+	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.sg.NotifyPriorityChanges) }).notYet("priority changes are not notified yet").args("[<BOOL>]", 0),
 	flagKw("smtp_alert", func(c *cx, n *Node) { c.boolVal(n, &c.sg.SMTPAlert) }).args("[<BOOL>]", 0),
 	&Keyword{Name: "global_tracking", Warn: true, Deprecated: "track_interface/track_script/track_file on the sync group",
 		set: func(c *cx, n *Node) { c.sg.GlobalTracking = true }},
@@ -224,7 +224,7 @@ var authHMACSection = newSection("auth_hmac", "HMAC advert authentication (refus
 // bfdSection lists bfd_instance's keywords; the block is refused as a
 // whole.
 var bfdSection = newSection("bfd_instance", "BFD instance (refused: "+noBFD+")",
-	ign("neighbor_ip", "IP", 1, noBFD), ign("neighbour_ip", "IP", 1, noBFD), ign("source_ip", "IP", 1, noBFD),
+	ign("neighbor_ip", "IP", 1, noBFD).noValue(NoValueError), ign("neighbour_ip", "IP", 1, noBFD).noValue(NoValueError), ign("source_ip", "IP", 1, noBFD),
 	ign("min_rx", "MS", 1, noBFD), ign("min_tx", "MS", 1, noBFD), ign("idle_tx", "MS", 1, noBFD),
 	ign("multiplier", "INTEGER", 1, noBFD), ign("passive", "", 0, noBFD), ign("ttl", "INTEGER", 1, noBFD),
 	ign("hoplimit", "INTEGER", 1, noBFD), ign("max_hops", "INTEGER", 1, noBFD), ign("weight", "-253..253 [reverse]", 1, noBFD),
@@ -261,12 +261,15 @@ func vipList(name string, excluded bool) *Keyword {
 func routeList(name string, dst func(c *cx) *[]Route) *Keyword {
 	return list(name, "{ [src IP] [to] PREFIX [via IP] [dev IF] [table T] ... }", func(c *cx, n *Node) {
 		for _, it := range n.Children {
-			r, warns, err := parseRoute(append([]string{it.Name}, it.Args...))
+			r, warns, unsupported, err := parseRoute(append([]string{it.Name}, it.Args...))
 			for _, w := range warns {
 				c.warnf(it, w.hint, "%s", w.msg)
 			}
 			if err != nil {
 				c.errf(it, "write routes as ip route add would take them", "%s: %v - skipping", name, err)
+				continue
+			}
+			if c.unsupportedOpts(it, name, unsupported) {
 				continue
 			}
 			r.Pos = it.Pos
@@ -278,9 +281,12 @@ func routeList(name string, dst func(c *cx) *[]Route) *Keyword {
 func ruleList(name string, dst func(c *cx) *[]Rule) *Keyword {
 	return list(name, "{ [from PREFIX] [to PREFIX] [table T] [preference N] ... }", func(c *cx, n *Node) {
 		for _, it := range n.Children {
-			r, err := parseRule(append([]string{it.Name}, it.Args...))
+			r, unsupported, err := parseRule(append([]string{it.Name}, it.Args...))
 			if err != nil {
 				c.errf(it, "write rules as ip rule add would take them", "%s: %v - skipping", name, err)
+				continue
+			}
+			if c.unsupportedOpts(it, name, unsupported) {
 				continue
 			}
 			r.Pos = it.Pos
@@ -291,6 +297,21 @@ func ruleList(name string, dst func(c *cx) *[]Rule) *Keyword {
 			*dst(c) = append(*dst(c), r)
 		}
 	})
+}
+
+// unsupportedOpts reports the options of a route or rule line that
+// keepalived takes and vipd cannot program, as refused keywords are: a
+// notice for `vipd -t` (keepalived's verdict), an error that stops the
+// daemon (which judges for a data plane). The line is left out.
+func (c *cx) unsupportedOpts(it *Node, block string, opts []string) bool {
+	for _, o := range opts {
+		if c.b.opts.Dataplane == "" {
+			c.b.add(it.Pos, Notice, block, "remove the option, or program this route outside vipd", "%s; the daemon refuses this configuration", o)
+		} else {
+			c.b.add(it.Pos, Error, block, "remove the option, or program this route outside vipd", "%s - the daemon cannot run this line", o).Exit = ExitConfig
+		}
+	}
+	return len(opts) > 0
 }
 
 func instSrcIP(name string) *Keyword {
@@ -337,7 +358,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			}
 		}
 		c.inst.UseVMAC = v
-	}),
+	}).notYet("no virtual MAC yet: the VIP moves by gratuitous ARP with the interface's own MAC"),
 	flagKw("use_vmac_addr", nil).status(Refused).note("per-address VMACs are not implemented"),
 	flagKw("vmac_xmit_base", func(c *cx, n *Node) {
 		if c.inst.UseVMAC == nil {
@@ -345,14 +366,14 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			c.inst.vmacImplicit = true
 		}
 		c.inst.UseVMAC.XmitBase = true
-	}),
+	}).notYet("use_vmac is not implemented yet"),
 	refuse("use_ipvlan", "[IFNAME] [IP] [bridge|private|vepa]", 0, "ipvlan interfaces are not implemented"),
 	flagKw("native_ipv6", func(c *cx, n *Node) { c.inst.NativeIPv6 = true }),
 	flagKw("dont_track_primary", func(c *cx, n *Node) { c.inst.DontTrackPrimary = true }),
 	trackList("track_interface", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Interfaces }),
 	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Scripts }),
 	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Files }),
-	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Processes }),
+	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Processes }).refused("not implemented yet; use track_script with a vrrp_script running pidof"),
 	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.BFDs }).status(Refused).note(noBFD),
 	instSrcIP("mcast_src_ip"),
 	instSrcIP("unicast_src_ip"),
@@ -364,8 +385,8 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			}
 			c.inst.McastDstIP = a
 		}
-	}),
-	flagKw("track_src_ip", func(c *cx, n *Node) { c.inst.TrackSrcIP = true }),
+	}).notYet("adverts go to vrrp_mcast_group4/6"),
+	flagKw("track_src_ip", func(c *cx, n *Node) { c.inst.TrackSrcIP = true }).notYet("the source address is not tracked yet"),
 	kw("version", "2|3", 1, "vrrp_version", func(c *cx, n *Node) {
 		if c.intVal(n, &c.inst.Version, 2, 3) {
 			c.inheritGARP().version = true
@@ -412,7 +433,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	flagKw("no_virtual_ipaddress", func(c *cx, n *Node) { c.inst.NoVIPs = true }).since("2.3"),
 	(&Keyword{Name: "auth_hmac", Args: "{ key ID VALUE; active_key ID; anti_replay time|monotonic; time_window S; mode M }", Block: authHMACSection,
 		Status: Refused, Note: "HMAC-SHA256 advert authentication is not implemented", Since: "2.4"}),
-	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }),
+	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }).notYet("an instance with no unicast peer is not faulted yet"),
 	kw("unicast_ttl", "0..255", 1, "255", func(c *cx, n *Node) {
 		c.intVal(n, &c.inst.UnicastTTL, 0, 255)
 		c.inheritGARP().unicastKeyword = n
@@ -420,7 +441,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	kw("old_unicast_checksum", "[never]", 0, "", func(c *cx, n *Node) {
 		c.inst.OldUnicastChecksum = arg(n, 0) != "never"
 		c.inheritGARP().unicastKeyword = n
-	}),
+	}).notYet("unicast checksums are always RFC ones"),
 	kw("garp_master_delay", "SECONDS", 1, "vrrp_garp_master_delay", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
 			c.inst.GARP.MasterDelay = time.Duration(v) * time.Second
@@ -460,7 +481,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	garpExtraIf("garp_extra_if", func(c *cx) (*time.Duration, *bool) {
 		c.inheritGARP().extraIf = true
 		return &c.inst.GARPExtraIf, &c.inst.GARPExtraIfAll
-	}),
+	}).noValue(NoValueError).notYet("no periodic GARP on the VIPs' other interfaces yet"),
 	kw("down_timer_adverts", "1..100", 1, "vrrp_down_timer_adverts", func(c *cx, n *Node) {
 		if c.intVal(n, &c.inst.DownTimerAdverts, 1, 100) {
 			c.inheritGARP().downTimer = true
@@ -504,7 +525,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	}),
 	vipList("virtual_ipaddress", false),
 	vipList("virtual_ipaddress_excluded", true),
-	flagKw("promote_secondaries", func(c *cx, n *Node) { c.inst.PromoteSecondaries = true }),
+	flagKw("promote_secondaries", func(c *cx, n *Node) { c.inst.PromoteSecondaries = true }).notYet("the kernel's promote_secondaries is left as it is"),
 	routeList("virtual_routes", func(c *cx) *[]Route { return &c.inst.Routes }),
 	ruleList("virtual_rules", func(c *cx) *[]Rule { return &c.inst.Rules }),
 	flagKw("accept", func(c *cx, n *Node) { c.inst.Accept = true; c.inheritGARP().accept = true }),
@@ -534,12 +555,12 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			nt.DeletedScript = c.script(n, 0)
 		}
 	}),
-	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.inst.NotifyPriorityChanges) }).args("[<BOOL>]", 0),
+	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.inst.NotifyPriorityChanges) }).notYet("priority changes are not notified yet").args("[<BOOL>]", 0),
 	flagKw("smtp_alert", func(c *cx, n *Node) {
 		c.boolVal(n, &c.inst.SMTPAlert)
 		c.inst.smtpSet = true
 	}).args("[<BOOL>]", 0),
-	kw("kernel_rx_buf_size", "BYTES", 1, "", nil).status(Ignored).note(noEffectNL).checkInt(0, 1<<32-1),
+	kw("kernel_rx_buf_size", "BYTES", 1, "", nil).noValue(NoValueError).status(Ignored).note(noEffectNL).checkInt(0, 1<<32-1),
 	&Keyword{Name: "linkbeat_use_polling", Warn: true, Deprecated: "the linkbeat_interfaces block", Status: Ignored,
 		Note: "vipd follows link state through netlink"},
 	&Keyword{Name: "lvs_sync_daemon_interface", Args: "IFNAME", Min: 1, Warn: true, Deprecated: "global_defs lvs_sync_daemon",

@@ -84,6 +84,7 @@ const (
 	DataplaneAuto  = "auto"
 	DataplaneProxy = "proxy"
 	DataplaneIPVS  = "ipvs"
+	DataplaneXDP   = "xdp"
 )
 
 // Global is the global_defs block with keepalived's defaults applied.
@@ -543,17 +544,6 @@ type Nexthop struct {
 	Dev    string     `json:"dev,omitempty"`
 	Weight int        `json:"weight,omitempty"` // 1..256
 	OnLink bool       `json:"onlink,omitempty"`
-	Realms string     `json:"realms,omitempty"`
-}
-
-// RouteMetric is a route attribute of the "metrics" kind (mtu, advmss,
-// rtt, rttvar, reordering, window, cwnd, ssthresh, realms, rto_min,
-// initcwnd, initrwnd, quickack, congctl, features, hoplimit, pref,
-// fastopen_no_cookie, ttl-propagate); Lock pins it.
-type RouteMetric struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-	Lock  bool   `json:"lock,omitempty"`
 }
 
 // Route is one line of virtual_routes or static_routes, in ip-route syntax.
@@ -561,25 +551,25 @@ type Route struct {
 	Pos Pos `json:"pos"`
 	// Type is unicast (default), blackhole, unreachable, prohibit, throw,
 	// local, broadcast, anycast, multicast, nat.
-	Type       string        `json:"type,omitempty"`
-	Dst        netip.Prefix  `json:"to"`
-	Src        netip.Addr    `json:"src,omitzero"`
-	Via        netip.Addr    `json:"via,omitzero"`
-	Dev        string        `json:"dev,omitempty"`
-	Table      uint32        `json:"table,omitempty"`  // 0: main
-	Metric     uint32        `json:"metric,omitempty"` // metric / priority / preference
-	Scope      Scope         `json:"scope,omitempty"`
-	Protocol   string        `json:"protocol,omitempty"`
-	TOS        uint8         `json:"tos,omitempty"`
-	OnLink     bool          `json:"onlink,omitempty"`
-	Nexthops   []Nexthop     `json:"nexthop,omitempty"`
-	Metrics    []RouteMetric `json:"metrics,omitempty"`
-	VRF        string        `json:"vrf,omitempty"`
-	Encap      string        `json:"encap,omitempty"`
-	Append     bool          `json:"append,omitempty"`
-	Inet6      bool          `json:"inet6,omitempty"`
-	NoTrack    bool          `json:"no_track,omitempty"`
-	TrackGroup string        `json:"track_group,omitempty"`
+	Type       string       `json:"type,omitempty"`
+	Dst        netip.Prefix `json:"to"`
+	Src        netip.Addr   `json:"src,omitzero"`
+	Via        netip.Addr   `json:"via,omitzero"`
+	Dev        string       `json:"dev,omitempty"`
+	Table      uint32       `json:"table,omitempty"`  // 0: main
+	Metric     uint32       `json:"metric,omitempty"` // metric / priority / preference
+	Scope      Scope        `json:"scope,omitempty"`
+	Protocol   uint8        `json:"protocol"` // resolved: keepalived's (18) unless written
+	TOS        uint8        `json:"tos,omitempty"`
+	OnLink     bool         `json:"onlink,omitempty"`
+	Nexthops   []Nexthop    `json:"nexthop,omitempty"`
+	Metrics    RouteMetrics `json:"metrics,omitzero"`
+	Realms     uint32       `json:"realms,omitempty"` // FROM<<16 | TO
+	VRF        string       `json:"vrf,omitempty"`
+	Append     bool         `json:"append,omitempty"`
+	Inet6      bool         `json:"inet6,omitempty"`
+	NoTrack    bool         `json:"no_track,omitempty"`
+	TrackGroup string       `json:"track_group,omitempty"`
 }
 
 // PortRange is an inclusive range of ports.
@@ -603,15 +593,14 @@ type Rule struct {
 	TOS               uint8      `json:"tos,omitempty"`
 	FWMark            uint32     `json:"fwmark,omitempty"`
 	FWMask            uint32     `json:"fwmask,omitempty"`
-	Realms            string     `json:"realms,omitempty"`
+	Realms            uint32     `json:"realms,omitempty"` // FROM<<16 | TO
 	Iif               string     `json:"iif,omitempty"`
 	Oif               string     `json:"oif,omitempty"`
 	SuppressPrefixLen int        `json:"suppress_prefixlength,omitempty"` // -1: unset
-	SuppressIfGroup   string     `json:"suppress_ifgroup,omitempty"`
+	SuppressIfGroup   int        `json:"suppress_ifgroup,omitempty"`      // -1: unset
 	UIDRange          *[2]uint32 `json:"uidrange,omitempty"`
-	L3mdev            bool       `json:"l3mdev,omitempty"`
-	Protocol          string     `json:"protocol,omitempty"`
-	IPProto           string     `json:"ip_proto,omitempty"`
+	Protocol          uint8      `json:"protocol"`           // resolved: keepalived's (18) unless written
+	IPProto           uint8      `json:"ip_proto,omitempty"` // 0: any
 	SPort             *PortRange `json:"sport,omitempty"`
 	DPort             *PortRange `json:"dport,omitempty"`
 	Inet6             bool       `json:"inet6,omitempty"`

@@ -13,7 +13,7 @@ type Options struct {
 	ConfigID string
 	// Dataplane is the data plane the daemon will run: "" (unspecified:
 	// judge the configuration as keepalived -t does, refusing nothing
-	// keepalived accepts), "proxy" or "ipvs". The daemon resolves "auto"
+	// keepalived accepts), "proxy", "ipvs" or "xdp". The daemon resolves "auto"
 	// before loading. With a data plane set, features vipd cannot run on
 	// it (and keywords vipd refuses) are errors.
 	Dataplane string
@@ -82,7 +82,7 @@ func Check(path string, opts Options) (*Config, Diagnostics) {
 	}
 	cfg, diags := Load(path, opts)
 	if opts.Dataplane == "" && cfg != nil {
-		if dp := cfg.Global.Dataplane; dp == DataplaneProxy || dp == DataplaneIPVS {
+		if dp := cfg.Global.Dataplane; dp == DataplaneProxy || dp == DataplaneIPVS || dp == DataplaneXDP {
 			opts.Dataplane = dp
 			cfg, diags = Load(path, opts)
 		}

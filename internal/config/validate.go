@@ -180,44 +180,7 @@ func (b *builder) finishVS(vs *VirtualServer) {
 		for i, ch := range rs.Checkers {
 			cd := rd
 			applySet(&cd, rs.checkSets[i])
-			ch.Alpha = cd.Alpha
-			ch.DelayLoop = cd.DelayLoop
-			ch.ConnectTimeout = cd.ConnectTimeout
-			ch.Retry = unsetInt
-			if cd.Retry != nil {
-				ch.Retry = *cd.Retry
-			}
-			if ch.Retry == unsetInt {
-				switch ch.Type {
-				case CheckDNS:
-					ch.Retry = 3
-				case CheckMisc:
-					ch.Retry = 0
-				default:
-					ch.Retry = 1
-				}
-			}
-			ch.DelayBeforeRetry = unsetDur
-			if cd.DelayBeforeRetry != nil {
-				ch.DelayBeforeRetry = *cd.DelayBeforeRetry
-			}
-			if ch.DelayBeforeRetry == unsetDur {
-				switch ch.Type {
-				case CheckHTTP, CheckSSL:
-					ch.DelayBeforeRetry = 3 * time.Second
-				case CheckDNS:
-					ch.DelayBeforeRetry = ch.DelayLoop
-				default:
-					ch.DelayBeforeRetry = time.Second
-				}
-			}
-			ch.Warmup = unsetDur
-			if cd.Warmup != nil {
-				ch.Warmup = *cd.Warmup
-			}
-			if ch.Warmup == unsetDur {
-				ch.Warmup = ch.DelayLoop
-			}
+			ch.ResolveTiming(cd)
 			if !rs.portSet[i] {
 				ch.ConnectPort = rs.Addr.Port()
 			}
@@ -232,6 +195,44 @@ func (b *builder) finishVS(vs *VirtualServer) {
 	if vs.SorryServer != nil && !vs.SorryServer.methodSet {
 		vs.SorryServer.Method = vs.Method
 	}
+}
+
+// ResolveTiming sets the checker's timing from what its levels wrote
+// (cd: the checker's own settings over the real server's over the
+// virtual server's) and keepalived's defaults for its type. It is the one
+// place checker timing defaults live: `vipd -d` prints its result and the
+// daemon runs exactly that (a real server's track_file entries, which
+// run as FILE_CHECKs, get theirs here too).
+func (ch *Checker) ResolveTiming(cd CheckDefaults) {
+	ch.Alpha = cd.Alpha
+	ch.DelayLoop = cd.DelayLoop
+	ch.ConnectTimeout = cd.ConnectTimeout
+	// keepalived's defaults by type.
+	retry, beforeRetry := 1, time.Second
+	switch ch.Type {
+	case CheckHTTP, CheckSSL:
+		beforeRetry = 3 * time.Second
+	case CheckDNS:
+		retry, beforeRetry = 3, ch.DelayLoop
+	case CheckMisc:
+		retry = 0
+	}
+	ch.Retry = orDefault(cd.Retry, retry)
+	ch.DelayBeforeRetry = orDefault(cd.DelayBeforeRetry, beforeRetry)
+	ch.Warmup = orDefault(cd.Warmup, ch.DelayLoop)
+	if ch.Type == CheckFile {
+		// A track file is read, not probed: no transient failures to
+		// retry, and it starts from its content at once.
+		ch.Retry, ch.Warmup = 0, 0
+	}
+}
+
+// orDefault is *p, or def when p is nil (not written at any level).
+func orDefault[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 func applySet(d *CheckDefaults, s *checkSet) {
@@ -566,32 +567,15 @@ func (b *builder) checkSyncDaemon() {
 	}
 }
 
-// checkDataplane refuses what the selected data plane cannot run.
+// checkDataplane refuses what the selected data plane cannot run and
+// the data plane itself cannot see: proxy_protocol, which only the proxy
+// honours (ipvs would run the service without it). What a data plane
+// refuses by itself (the proxy: fwmark, DR, TUN) its own Check judges,
+// which the daemon and vipd -t run on every virtual server
+// (daemon.CheckServices).
 func (b *builder) checkDataplane(vs *VirtualServer) {
-	if vs.ProxyProtocol != 0 && b.opts.Dataplane == DataplaneIPVS {
+	if vs.ProxyProtocol != 0 && (b.opts.Dataplane == DataplaneIPVS || b.opts.Dataplane == DataplaneXDP) {
 		b.add(vs.Pos, Error, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane").Exit = ExitConfig
-	}
-	if b.opts.Dataplane != DataplaneProxy {
-		return
-	}
-	hint := "run with --dataplane ipvs or set global_defs vipd_dataplane ipvs"
-	if vs.Kind == VSFWMark {
-		b.add(vs.Pos, Error, "virtual_server", hint, "fwmark virtual servers need the ipvs data plane").Exit = ExitConfig
-	}
-	check := func(pos Pos, m Method, what string) {
-		if m.Forward == lvs.Route || m.Forward == lvs.Tunnel {
-			fw := "DR"
-			if m.Forward == lvs.Tunnel {
-				fw = "TUN"
-			}
-			b.add(pos, Error, "lvs_method", hint, "%s: lvs_method %s needs the ipvs data plane (the proxy data plane forwards as NAT)", what, fw).Exit = ExitConfig
-		}
-	}
-	check(vs.Pos, vs.Method, "virtual server "+vs.String())
-	for _, rs := range vs.RealServers {
-		if rs.methodSet {
-			check(rs.Pos, rs.Method, "real server "+rs.Addr.String())
-		}
 	}
 }
 

@@ -59,13 +59,35 @@ func checkServers(c *config.Config, plans []*vsPlan, policy scriptPolicy, log *s
 				srv.Checkers = append(srv.Checkers, check.Spec{
 					Name:    fmt.Sprintf("FILE_CHECK %s on %s", tf.File, rs.check),
 					Checker: f,
-					Timing:  check.Resolve(check.KindFile, check.Layer{DelayLoop: &rs.cfg.Check.DelayLoop}, check.Layer{}, check.Layer{}),
+					Timing:  trackFileTiming(rs.cfg),
 				})
 			}
 			out = append(out, srv)
 		}
 	}
 	return out, nil
+}
+
+// timing is the checker's timing as the configuration resolved it
+// (config.Checker.ResolveTiming): the daemon adds no default of its own,
+// so what `vipd -d` prints is what runs.
+func timing(ck *config.Checker) check.Timing {
+	t := check.Timing{
+		DelayLoop: ck.DelayLoop, Retry: ck.Retry, DelayBeforeRetry: ck.DelayBeforeRetry,
+		Warmup: ck.Warmup, Timeout: ck.ConnectTimeout, Alpha: ck.Alpha,
+	}
+	if ck.Type == config.CheckMisc && ck.Misc != nil {
+		t.Timeout = ck.Misc.Timeout // misc_timeout bounds a MISC_CHECK
+	}
+	return t
+}
+
+// trackFileTiming is the timing of a real server's track_file entry,
+// which runs as a FILE_CHECK with the real server's settings.
+func trackFileTiming(rs *config.RealServer) check.Timing {
+	fc := &config.Checker{Type: config.CheckFile}
+	fc.ResolveTiming(rs.Check)
+	return timing(fc)
 }
 
 // refusedScript is a script the security policy refuses to run.
@@ -90,25 +112,8 @@ func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsC
 		Fwmark:   ck.FWMark,
 		Timeout:  ck.ConnectTimeout,
 	}
-	kind, err := checkKind(ck.Type)
-	if err != nil {
+	if _, err := checkKind(ck.Type); err != nil {
 		return check.Spec{}, err
-	}
-	layer := check.Layer{
-		DelayLoop:        &ck.DelayLoop,
-		DelayBeforeRetry: &ck.DelayBeforeRetry,
-		Warmup:           &ck.Warmup,
-		Timeout:          &ck.ConnectTimeout,
-		Alpha:            &ck.Alpha,
-	}
-	if ck.Retry >= 0 {
-		layer.Retry = &ck.Retry
-	}
-	if ck.DelayBeforeRetry < 0 {
-		layer.DelayBeforeRetry = nil
-	}
-	if ck.Warmup < 0 {
-		layer.Warmup = nil
 	}
 	spec := check.Spec{Name: fmt.Sprintf("%s %s", ck.Type, ep.Addr)}
 	switch ck.Type {
@@ -192,11 +197,6 @@ func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsC
 			return spec, err
 		}
 		m.Credential = cred
-		if ck.Misc.Timeout > 0 {
-			layer.Timeout = &ck.Misc.Timeout
-		} else {
-			layer.Timeout = nil
-		}
 		spec.Name = fmt.Sprintf("MISC_CHECK %s", commandLine(ck.Misc.Path))
 		spec.Checker = m
 	case config.CheckFile:
@@ -216,7 +216,7 @@ func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsC
 	default:
 		return spec, fmt.Errorf("checker not supported by vipd")
 	}
-	spec.Timing = check.Resolve(kind, check.Layer{}, check.Layer{}, layer)
+	spec.Timing = timing(ck)
 	spec.LogAllFailures = ck.LogAllFailures || c.Global.CheckerLogAllFailures
 	return spec, nil
 }

@@ -5,7 +5,7 @@
 //
 // One goroutine (the loop) owns the configuration, the real servers'
 // health and the quorum states; checkers, VRRP and the API talk to it
-// through a channel, so there is no shared mutable state to lock.
+// through one ordered queue, so there is no shared mutable state to lock.
 package daemon
 
 import (
@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"sync"
 	"syscall"
@@ -27,8 +26,6 @@ import (
 	"github.com/vipd/vipd/internal/check"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/dataplane"
-	"github.com/vipd/vipd/internal/dataplane/ipvs"
-	"github.com/vipd/vipd/internal/dataplane/proxy"
 	"github.com/vipd/vipd/internal/lvs"
 	"github.com/vipd/vipd/internal/notify"
 	"github.com/vipd/vipd/internal/vrrp"
@@ -39,7 +36,7 @@ type Options struct {
 	ConfigFile string
 	ConfigID   string
 	// Dataplane: "" (the configuration's vipd_dataplane, else auto),
-	// auto, proxy or ipvs.
+	// auto, proxy, ipvs or xdp.
 	Dataplane string
 	Control   string // unix socket of the control API ("" = none)
 	Metrics   string // listen address of metrics and status page ("" = none)
@@ -47,10 +44,16 @@ type Options struct {
 	DataFile  string // SIGUSR1 dump; default /tmp/vipd.data
 	StatsFile string // SIGUSR2 dump; default /tmp/vipd.stats
 	IPVSState string // ownership record of the ipvs data plane; default /run/vipd/ipvs.json
+	XDPPins   string // bpffs directory of the xdp data plane's maps; default /sys/fs/bpf/vipd
 	VRRPOnly  bool   // -P
 	CheckOnly bool   // -C
 	Version   string
 	Logger    *slog.Logger
+
+	// XDPIfaces get the xdp program besides the interfaces real servers
+	// are reached through (a director whose VIP traffic comes in on
+	// another interface).
+	XDPIfaces []string
 }
 
 // Daemon is a running vipd.
@@ -58,28 +61,30 @@ type Daemon struct {
 	opts    Options
 	log     *slog.Logger
 	started time.Time
-	dpName  string
+	// dpName is the data plane: resolved by New, before any goroutine
+	// starts, and never written again, so API goroutines read it freely
+	// (a reload cannot change the data plane).
+	dpName string
+	// openDP, when set (by tests), starts a stand-in data plane instead
+	// of dataplanes[dpName].
+	openDP func() (dataplane.Dataplane, error)
 
-	reqs chan func()   // run on the loop goroutine
+	in   *inbox        // functions the loop goroutine runs, in order
 	quit chan struct{} // closed when the loop has returned
 
 	// Owned by the loop goroutine.
-	cfg       *config.Config
-	knownErrs map[string]bool // errors of the running configuration (a reload may keep them)
-	plans     []*vsPlan
-	health    map[string]health
-	quorum    map[string]bool
-	node      *vrrp.Node
-	nodeDone  chan struct{}
-	stopNode  context.CancelFunc
-	runner    *check.Runner
-	stopRun   context.CancelFunc
-	runDone   chan struct{}
-	servers   []check.Server
-	dp        dataplane.Dataplane
-	notifier  *notify.Notifier
-	notifyCf  notify.Config
-	routing   *routing // static addresses/routes/rules, virtual routes/rules (static.go)
+	gen      *generation // the running configuration and what was built from it
+	health   map[string]health
+	quorum   map[string]bool
+	node     *vrrp.Node
+	nodeDone chan struct{}
+	stopNode context.CancelFunc
+	runner   *check.Runner
+	stopRun  context.CancelFunc
+	runDone  chan struct{}
+	dp       dataplane.Dataplane
+	notifier *notify.Notifier
+	routing  *routing // static addresses/routes/rules, virtual routes/rules (static.go)
 
 	// Read by API goroutines.
 	mu   sync.Mutex
@@ -88,15 +93,16 @@ type Daemon struct {
 
 // snapshot is what API readers see of the loop's state.
 type snapshot struct {
-	cfg      *config.Config
-	plans    []*vsPlan
-	health   map[string]health
-	loaded   time.Time
-	reloads  uint64
-	ready    error
-	rsOfName map[string]rsRef
-	notifier *notify.Notifier
-	runner   *check.Runner
+	cfg           *config.Config
+	health        map[string]health
+	loaded        time.Time
+	reloads       uint64
+	reloadResults map[string]uint64 // by api.ReloadOK, ...
+	ready         error
+	rsOfName      map[string]rsRef
+	notifier      *notify.Notifier
+	runner        *check.Runner
+	dp            dataplane.Dataplane // safe for concurrent reads (the interface's promise)
 }
 
 // rsRef locates a check server in the configuration.
@@ -105,7 +111,8 @@ type rsRef struct {
 	rs string
 }
 
-// New loads and validates the configuration; it starts nothing.
+// New loads and validates the configuration and builds what it runs
+// (the first generation); it starts nothing.
 func New(opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -119,13 +126,34 @@ func New(opts Options) (*Daemon, error) {
 	if opts.IPVSState == "" {
 		opts.IPVSState = "/run/vipd/ipvs.json"
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), reqs: make(chan func()), quit: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), in: newInbox(), quit: make(chan struct{})}
+	d.dpName = d.chooseDataplane()
 	cfg, known, err := d.load(false)
 	if err != nil {
 		return nil, err
 	}
-	d.cfg, d.knownErrs = cfg, known
+	if d.gen, err = d.build(cfg, known); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// chooseDataplane resolves the data plane once: the command line's, else
+// the configuration's vipd_dataplane, else auto ("" when no virtual
+// servers run: they are then judged as keepalived -t does).
+func (d *Daemon) chooseDataplane() string {
+	if d.opts.VRRPOnly {
+		return ""
+	}
+	dp := d.opts.Dataplane
+	if dp == "" {
+		// The data plane may come from the configuration itself, so
+		// peek at it before validating for it.
+		if c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID}); c != nil {
+			dp = c.Global.Dataplane
+		}
+	}
+	return resolveDataplane(dp, d.needsKernel())
 }
 
 // load reads the configuration for the resolved data plane.
@@ -137,23 +165,7 @@ func New(opts Options) (*Daemon, error) {
 // item is dropped, as keepalived does: a configuration keepalived runs
 // (the CentOS default's vrrp_garp_interval 0, say) runs.
 func (d *Daemon) load(reload bool) (*config.Config, map[string]bool, error) {
-	dp := d.dpName
-	if dp == "" {
-		// First load: the data plane may come from the configuration
-		// itself, so peek at it before validating for it.
-		dp = d.opts.Dataplane
-		if dp == "" {
-			c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID})
-			if c != nil {
-				dp = c.Global.Dataplane
-			}
-		}
-		dp = resolveDataplane(dp, d.needsKernel())
-		if d.opts.VRRPOnly {
-			dp = "" // no virtual servers run: judge them as keepalived -t does
-		}
-	}
-	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, Dataplane: dp, Host: config.OSHost{}})
+	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, Dataplane: d.dpName, Host: config.OSHost{}})
 	var refuse, logged []string
 	known := map[string]bool{}
 	for _, dg := range diags.Sorted() {
@@ -163,7 +175,7 @@ func (d *Daemon) load(reload bool) (*config.Config, map[string]bool, error) {
 			refuse = append(refuse, dg.String())
 		case dg.Severity >= config.Error:
 			known[key] = true
-			if reload && !d.knownErrs[key] {
+			if reload && !d.gen.known[key] {
 				refuse = append(refuse, dg.String())
 			} else {
 				logged = append(logged, dg.String())
@@ -186,7 +198,6 @@ func (d *Daemon) load(reload bool) (*config.Config, map[string]bool, error) {
 	if len(logged) > 0 {
 		d.log.Error(fmt.Sprintf("the configuration has %d errors: the items named are dropped, as keepalived drops them (vipd -t lists them)", len(logged)))
 	}
-	d.dpName = dp
 	return cfg, known, nil
 }
 
@@ -194,8 +205,7 @@ func (d *Daemon) load(reload bool) (*config.Config, map[string]bool, error) {
 // has IPVS, loading the module first when the configuration needs the
 // kernel (DR, TUN or fwmark), and into proxy otherwise.
 func resolveDataplane(name string, needsKernel bool) string {
-	switch name {
-	case config.DataplaneProxy, config.DataplaneIPVS:
+	if _, ok := dataplanes[name]; ok {
 		return name
 	}
 	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
@@ -249,21 +259,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}
 		defer os.Remove(d.opts.PIDFile)
 	}
-	plans, err := planServices(d.cfg)
-	if err != nil {
-		return err
-	}
-	if errs := validateServices(d.cfg, plans, d.serviceValidator()); len(errs) > 0 {
-		return &api.ConfigError{Diagnostics: errs}
-	}
-	servers, err := checkServers(d.cfg, plans, d.scriptPolicy(d.cfg), d.log)
-	if err != nil {
-		return err
-	}
-	d.plans, d.servers = plans, servers
-
-	d.notifyCf = notifyConfig(d.cfg, d.log)
-	if d.notifier, err = notify.New(d.notifyCf); err != nil {
+	g := d.gen
+	if d.notifier, err = notify.New(g.notifyCf); err != nil {
 		return fmt.Errorf("notifications: %w", err)
 	}
 	d.publish(errors.New("starting"))
@@ -273,7 +270,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		_ = d.notifier.Close(cctx)
 	}()
 	if !d.opts.CheckOnly {
-		d.routing = startRouting(d.cfg, d.log)
+		d.routing = startRouting(g.cfg, d.log)
 		defer d.routing.stop()
 	}
 
@@ -290,24 +287,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	// Health starts as the checkers will report it (up unless alpha), so
 	// the first Apply is right before the first check completes.
-	d.health = map[string]health{}
-	for _, s := range servers {
-		d.health[s.Name] = initialHealth(s)
-	}
-	d.quorum = map[string]bool{}
-	for _, p := range plans {
-		sum := quorumSum(p, d.health)
-		up := sum > 0 && sum >= int64(p.cfg.Quorum)
-		d.quorum[p.name] = up
+	d.health, d.quorum = g.health, g.quorum
+	for _, p := range g.plans {
 		if p.cfg.QuorumUp != nil || p.cfg.QuorumDown != nil || p.cfg.SorryServer != nil {
-			d.quorumEvent(p, up, sum, true, false)
+			d.quorumEvent(p, d.quorum[p.name], quorumSum(p, d.health), true, false)
 		}
 	}
 	if d.dp != nil {
-		if err := d.apply(ctx); err != nil {
+		if err := d.applyServices(g.desired); err != nil {
 			return err
 		}
-		if d.cfg.Global.LVSSyncDaemon != nil {
+		if g.cfg.Global.LVSSyncDaemon != nil {
 			// Backup until VRRP says master, as keepalived starts it.
 			d.syncDaemonState("INIT")
 			defer d.syncDaemonState("STOP")
@@ -316,16 +306,16 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	// Like keepalived, no VRRP runs without a vrrp_instance (a reload
 	// that adds one starts it).
-	if !d.opts.CheckOnly && len(d.cfg.Instances) > 0 {
-		d.node, err = vrrp.New(vrrpConfig(d.cfg, d.scriptPolicy(d.cfg), d.log), vrrp.Deps{Logger: d.log, Notifier: vrrp.NotifierFunc(d.vrrpNotify)})
+	if g.vrrp != nil {
+		d.node, err = vrrp.New(*g.vrrp, vrrp.Deps{Logger: d.log, Notifier: vrrp.NotifierFunc(d.vrrpNotify)})
 		if err != nil {
 			return err
 		}
 	}
 
-	defer close(d.quit)
+	defer func() { d.in.close(); close(d.quit) }()
 	if !d.opts.VRRPOnly {
-		d.startRunner(servers)
+		d.startRunner(g.servers)
 		defer d.stopRunner()
 	}
 	if d.node != nil {
@@ -378,14 +368,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			// so a backup takes over while the rest shuts down.
 			d.stopVRRP()
 			d.stopRunner()
-			for _, p := range d.plans {
+			for _, p := range d.gen.plans {
 				if p.cfg.Omega {
 					d.quorumEvent(p, false, 0, false, true)
 				}
 			}
 			return nil
-		case f := <-d.reqs:
-			f()
+		case <-d.in.ready:
+			d.in.serve()
 		}
 	}
 }
@@ -417,8 +407,8 @@ func (d *Daemon) stopVRRP() {
 		select {
 		case <-d.nodeDone:
 			return
-		case f := <-d.reqs:
-			f()
+		case <-d.in.ready:
+			d.in.serve()
 		}
 	}
 }
@@ -435,32 +425,6 @@ func (d *Daemon) scriptPolicy(c *config.Config) scriptPolicy {
 			}
 		}
 		return scriptCredential(c, s)
-	}
-}
-
-// serviceValidator is the data plane's own check of a service, nil when
-// there is none (or no virtual servers run).
-func (d *Daemon) serviceValidator() func(lvs.Service) error {
-	if d.opts.VRRPOnly || d.dpName != config.DataplaneProxy {
-		return nil
-	}
-	return proxy.Validate
-}
-
-func (d *Daemon) newDataplane() (dataplane.Dataplane, error) {
-	switch d.dpName {
-	case config.DataplaneIPVS:
-		dp, err := ipvs.New(ipvs.Options{StateFile: d.opts.IPVSState, Logger: d.log})
-		if err != nil {
-			return nil, fmt.Errorf("ipvs data plane: %w (use --dataplane proxy on kernels without IPVS)", err)
-		}
-		return dp, nil
-	default:
-		dp, err := proxy.New(proxy.Options{Logger: d.log})
-		if err != nil {
-			return nil, fmt.Errorf("proxy data plane: %w", err)
-		}
-		return dp, nil
 	}
 }
 
@@ -499,29 +463,21 @@ func (d *Daemon) stopRunner() {
 		case <-d.runDone:
 			d.stopRun = nil
 			return
-		case f := <-d.reqs:
-			f()
+		case <-d.in.ready:
+			d.in.serve()
 		}
 	}
 }
 
-// do runs f on the loop goroutine; after the loop has returned, f is
-// dropped.
-func (d *Daemon) do(f func()) {
-	select {
-	case d.reqs <- f:
-	case <-d.quit:
-	}
-}
+// do queues f for the loop goroutine, after everything queued before
+// it; it never blocks. After the loop has returned, f is dropped.
+func (d *Daemon) do(f func()) { d.in.push(f) }
 
-// call runs f on the loop goroutine and waits for it, or for ctx.
+// call runs f on the loop goroutine and waits for it, or for ctx (f may
+// then still run).
 func (d *Daemon) call(ctx context.Context, f func()) error {
 	done := make(chan struct{})
-	select {
-	case d.reqs <- func() { f(); close(done) }:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.quit:
+	if !d.in.push(func() { f(); close(done) }) {
 		return errors.New("vipd is stopping")
 	}
 	select {
@@ -529,6 +485,8 @@ func (d *Daemon) call(ctx context.Context, f func()) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-d.quit:
+		return errors.New("vipd is stopping")
 	}
 }
 
@@ -540,7 +498,7 @@ func (d *Daemon) checkEvent(ev check.Event) {
 		return // a server a reload removed, or nothing new
 	}
 	d.health[ev.Server] = now
-	for _, p := range d.plans {
+	for _, p := range d.gen.plans {
 		for _, rs := range p.rss {
 			if rs.check != ev.Server {
 				continue
@@ -585,7 +543,7 @@ func (d *Daemon) checkEvent(ev check.Event) {
 		}
 	}
 	if d.dp != nil {
-		if err := d.apply(context.Background()); err != nil {
+		if err := d.apply(); err != nil {
 			d.log.Error("applying the data plane", "err", err)
 		}
 	}
@@ -611,12 +569,10 @@ func (d *Daemon) quorumEvent(p *vsPlan, up bool, sum int64, init, stopping bool)
 	})
 }
 
-// apply hands the desired services to the data plane.
-func (d *Daemon) apply(ctx context.Context) error {
-	want := desiredServices(d.cfg, d.plans, d.health, d.quorum)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return d.dp.Apply(ctx, want)
+// apply hands the desired services of the running generation, as
+// health and quorum now stand, to the data plane.
+func (d *Daemon) apply() error {
+	return d.applyServices(desiredServices(d.gen.cfg, d.gen.plans, d.health, d.quorum))
 }
 
 // vrrpNotify receives VRRP state changes on the VRRP goroutine: it queues
@@ -646,7 +602,8 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 	}
 	d.currentNotifier().VRRP(ev)
 	if !ev.Group && cfg != nil && cfg.Global.LVSSyncDaemon != nil && cfg.Global.LVSSyncDaemon.Instance == n.Name {
-		go d.do(func() { d.syncDaemonState(n.State) })
+		// In the order VRRP reported the states (the loop's queue).
+		d.do(func() { d.syncDaemonState(n.State) })
 	}
 }
 
@@ -665,7 +622,7 @@ func (d *Daemon) currentConfig() *config.Config {
 // publish refreshes the snapshot API readers see.
 func (d *Daemon) publish(notReady error) {
 	names := map[string]rsRef{}
-	for _, p := range d.plans {
+	for _, p := range d.gen.plans {
 		for _, rs := range p.rss {
 			// The API joins checks to services by the IPVS key's string.
 			vs := p.name
@@ -681,125 +638,17 @@ func (d *Daemon) publish(notReady error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.snap.cfg != d.cfg {
+	if d.snap.cfg != d.gen.cfg {
 		if d.snap.cfg != nil {
 			d.snap.reloads++
 		}
 		d.snap.loaded = time.Now()
 	}
-	d.snap.cfg, d.snap.plans, d.snap.health, d.snap.rsOfName = d.cfg, d.plans, h, names
+	d.snap.cfg, d.snap.health, d.snap.rsOfName = d.gen.cfg, h, names
 	d.snap.notifier = d.notifier
 	d.snap.runner = d.runner
+	d.snap.dp = d.dp
 	d.snap.ready = notReady
-}
-
-// Reload re-reads the configuration and applies the difference: VRRP
-// instances that did not change keep their state, services keep their
-// connections, checkers of unchanged real servers keep theirs. A
-// configuration with errors is refused and the running one stays.
-func (d *Daemon) Reload(ctx context.Context) error {
-	var err error
-	if cerr := d.call(ctx, func() { err = d.reload() }); cerr != nil {
-		return cerr
-	}
-	return err
-}
-
-func (d *Daemon) reload() error {
-	sdNotify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicUsec(), 10))
-	defer sdNotify("READY=1")
-	d.log.Info("Reloading configuration", "file", d.opts.ConfigFile)
-	cfg, known, err := d.load(true)
-	if err != nil {
-		d.log.Error("Reload refused; the running configuration stays", "err", err)
-		return err
-	}
-	plans, err := planServices(cfg)
-	if err != nil {
-		return &api.ConfigError{Diagnostics: []string{err.Error()}}
-	}
-	if errs := validateServices(cfg, plans, d.serviceValidator()); len(errs) > 0 {
-		return &api.ConfigError{Diagnostics: errs}
-	}
-	servers, err := checkServers(cfg, plans, d.scriptPolicy(cfg), d.log)
-	if err != nil {
-		return &api.ConfigError{Diagnostics: []string{err.Error()}}
-	}
-	if !d.opts.CheckOnly && (d.node != nil || len(cfg.Instances) > 0) {
-		vc := vrrpConfig(cfg, d.scriptPolicy(cfg), d.log)
-		if _, err := vc.Validate(); err != nil {
-			return &api.ConfigError{Diagnostics: []string{err.Error()}}
-		}
-		if d.node == nil {
-			// The first vrrp_instance arrives with this reload.
-			node, err := vrrp.New(vc, vrrp.Deps{Logger: d.log, Notifier: vrrp.NotifierFunc(d.vrrpNotify)})
-			if err != nil {
-				return fmt.Errorf("VRRP: %w", err)
-			}
-			d.mu.Lock()
-			d.node = node
-			d.mu.Unlock()
-			d.startVRRP()
-		} else if err := d.node.Reload(vc); err != nil {
-			return fmt.Errorf("VRRP reload: %w", err)
-		}
-	}
-	d.cfg, d.plans, d.knownErrs = cfg, plans, known
-	d.routing.reload(cfg)
-	if nc := notifyConfig(cfg, d.log); !reflect.DeepEqual(nc, d.notifyCf) {
-		if n, err := notify.New(nc); err != nil {
-			d.log.Error("notifications: keeping the previous settings", "err", err)
-		} else {
-			oldN := d.notifier
-			d.notifier, d.notifyCf = n, nc
-			go func() {
-				cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				_ = oldN.Close(cctx)
-			}()
-		}
-	}
-	if !d.opts.VRRPOnly {
-		// Keep what is known of servers that stay; new ones start as
-		// their checkers will report them (the runner confirms with
-		// their initial events).
-		h := map[string]health{}
-		for _, s := range servers {
-			if st, ok := d.health[s.Name]; ok {
-				h[s.Name] = st
-				continue
-			}
-			h[s.Name] = initialHealth(s)
-		}
-		d.health = h
-		d.servers = servers
-		// Unchanged checkers keep their state; the runner's events for
-		// what changed come to this loop after we return.
-		uctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := d.runner.Update(uctx, servers)
-		cancel()
-		if err != nil {
-			d.log.Error("health checks: reload", "err", err)
-		}
-	}
-	q := map[string]bool{}
-	for _, p := range plans {
-		if up, ok := d.quorum[p.name]; ok {
-			q[p.name] = up
-		} else {
-			sum := quorumSum(p, d.health)
-			q[p.name] = sum > 0 && sum >= int64(p.cfg.Quorum)
-		}
-	}
-	d.quorum = q
-	if d.dp != nil {
-		if err := d.apply(context.Background()); err != nil {
-			d.log.Error("applying the data plane after reload", "err", err)
-		}
-	}
-	d.publish(nil)
-	d.log.Info("Reload finished")
-	return nil
 }
 
 // initialHealth is how the checkers will first report a server: up,

@@ -102,7 +102,7 @@ func notifyVS(p *vsPlan) notify.VirtualServer {
 // daemon runs as master on the VRRP master and as backup elsewhere, as
 // keepalived does.
 func (d *Daemon) syncDaemonState(state string) {
-	sd := d.cfg.Global.LVSSyncDaemon
+	sd := d.gen.cfg.Global.LVSSyncDaemon
 	k, ok := d.dp.(*ipvs.Dataplane)
 	if sd == nil || !ok {
 		return
@@ -111,7 +111,7 @@ func (d *Daemon) syncDaemonState(state string) {
 	if sd.SyncID >= 0 {
 		sc.SyncID = uint8(sd.SyncID)
 	} else {
-		for _, in := range d.cfg.Instances {
+		for _, in := range d.gen.cfg.Instances {
 			if in.Name == sd.Instance {
 				sc.SyncID = uint8(in.VRID)
 			}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/lvs"
 )
 
@@ -271,9 +272,10 @@ func persistMask(vs *config.VirtualServer) int {
 // validateServices checks, before anything runs, that the data plane can
 // run every service the configuration can produce (every real server up,
 // and the sorry server alone), so a problem names the virtual server's
-// file:line at start or reload rather than surfacing as a failed Apply.
-func validateServices(c *config.Config, plans []*vsPlan, validate func(lvs.Service) error) []string {
-	if validate == nil {
+// file:line (at start, reload and in vipd -t) rather than surfacing as a
+// failed Apply. The data plane's Check is the one place its limits live.
+func validateServices(c *config.Config, plans []*vsPlan, check dataplane.Check, hint string) config.Diagnostics {
+	if check == nil {
 		return nil
 	}
 	allUp := map[string]health{}
@@ -282,15 +284,16 @@ func validateServices(c *config.Config, plans []*vsPlan, validate func(lvs.Servi
 			allUp[rs.check] = health{up: true, weight: int64(rs.cfg.Weight)}
 		}
 	}
-	var errs []string
+	var errs config.Diagnostics
 	for _, p := range plans {
 		one := []*vsPlan{p}
 		seen := map[string]bool{}
 		for _, q := range []bool{true, false} {
 			for _, s := range desiredServices(c, one, allUp, map[string]bool{p.name: q}) {
-				if err := validate(s); err != nil && !seen[err.Error()] {
+				if err := check([]lvs.Service{s}); err != nil && !seen[err.Error()] {
 					seen[err.Error()] = true
-					errs = append(errs, fmt.Sprintf("%s: virtual_server %s: %v", p.cfg.Pos, p.name, err))
+					errs = append(errs, config.Diagnostic{Pos: p.cfg.Pos, Severity: config.Error, Keyword: "virtual_server",
+						Msg: fmt.Sprintf("virtual server %s: %v", p.name, err), Hint: hint, Exit: config.ExitConfig})
 				}
 			}
 		}

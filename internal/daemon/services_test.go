@@ -200,13 +200,15 @@ func TestValidateServicesNamesTheLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := validateServices(c, plans, func(s lvs.Service) error {
-		if s.Key.Addr.Port() == 0 {
-			return fmt.Errorf("port 0 (all ports) needs the ipvs data plane")
+	errs := validateServices(c, plans, func(ss []lvs.Service) error {
+		for _, s := range ss {
+			if s.Key.Addr.Port() == 0 {
+				return fmt.Errorf("port 0 (all ports) needs the ipvs data plane")
+			}
 		}
 		return nil
-	})
-	if len(errs) != 1 || !strings.HasPrefix(errs[0], "test.conf:1: virtual_server [198.18.0.100]:tcp:0: port 0") {
+	}, "")
+	if len(errs) != 1 || !strings.HasPrefix(errs[0].String(), "test.conf:1: error: virtual_server: virtual server [198.18.0.100]:tcp:0: port 0") {
 		t.Fatalf("got %q", errs)
 	}
 }

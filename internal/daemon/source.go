@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"maps"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/dataplane/ipvs"
 	"github.com/vipd/vipd/internal/lvs"
 )
 
@@ -25,20 +27,22 @@ func (s *source) Status() api.Status {
 	d := s.d()
 	d.mu.Lock()
 	snap := d.snap
+	results := maps.Clone(snap.reloadResults)
 	d.mu.Unlock()
 	host, _ := os.Hostname()
 	st := api.Status{
-		Version:      d.opts.Version,
-		Hostname:     host,
-		PID:          os.Getpid(),
-		Started:      d.started,
-		ConfigFile:   d.opts.ConfigFile,
-		ConfigLoaded: snap.loaded,
-		Reloads:      snap.reloads,
-		Dataplane:    d.dpName,
-		Services:     []lvs.ServiceStatus{},
-		Instances:    []api.Instance{},
-		Checks:       []api.Check{},
+		Version:       d.opts.Version,
+		Hostname:      host,
+		PID:           os.Getpid(),
+		Started:       d.started,
+		ConfigFile:    d.opts.ConfigFile,
+		ConfigLoaded:  snap.loaded,
+		Reloads:       snap.reloads,
+		ReloadResults: results,
+		Dataplane:     d.dpName,
+		Services:      []lvs.ServiceStatus{},
+		Instances:     []api.Instance{},
+		Checks:        []api.Check{},
 	}
 	if d.opts.VRRPOnly {
 		st.Dataplane = "none"
@@ -87,8 +91,16 @@ func (s *source) Status() api.Status {
 			st.Scripts = append(st.Scripts, api.Script{Name: sc.Name, State: sc.State, Weight: sc.Weight, LastChange: sc.LastChange})
 		}
 	}
-	if d.dp != nil {
-		st.Services = d.dp.Services()
+	if snap.dp != nil {
+		st.Services = snap.dp.Services()
+	}
+	if k, ok := snap.dp.(*ipvs.Dataplane); ok {
+		// Read each time: the kernel's values, not a remembered copy.
+		if info, err := k.Info(); err == nil {
+			st.IPVS = &api.IPVSInfo{Version: info.Version, ConnTabSize: info.ConnTabSize}
+		} else {
+			d.log.Warn("status: cannot read the kernel's IPVS version", "err", err)
+		}
 	}
 	if r := snap.runner; r != nil && snap.rsOfName != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -115,10 +127,14 @@ func (s *source) Status() api.Status {
 }
 
 func (s *source) Conns() []lvs.ConnEntry {
-	if s.d().dp == nil {
+	d := s.d()
+	d.mu.Lock()
+	dp := d.snap.dp
+	d.mu.Unlock()
+	if dp == nil {
 		return nil
 	}
-	return s.d().dp.Conns()
+	return dp.Conns()
 }
 
 func (s *source) Reload(ctx context.Context) error { return s.d().Reload(ctx) }

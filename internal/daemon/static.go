@@ -2,13 +2,10 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,22 +108,14 @@ func planRouting(cfg *config.Config) (routingPlan, []planNote) {
 	}
 	routes := func(block string, in []config.Route) (out []netItem) {
 		for _, r := range in {
-			nr, err := routeOf(r)
-			if err != nil {
-				notes = append(notes, planNote{pos: r.Pos, msg: fmt.Sprintf("%s: route %v: %v - skipping", block, r.Dst, err)})
-				continue
-			}
+			nr := routeOf(r)
 			out = append(out, netItem{kind: kindRoute, key: "route " + nr.String(), pos: r.Pos, block: block, noTrack: !tracked(r), route: nr})
 		}
 		return out
 	}
 	rules := func(block string, in []config.Rule) (out []netItem) {
 		for _, r := range in {
-			nr, err := ruleOf(r)
-			if err != nil {
-				notes = append(notes, planNote{pos: r.Pos, msg: fmt.Sprintf("%s: %v - skipping", block, err)})
-				continue
-			}
+			nr := ruleOf(r)
 			prefs.assign(&nr)
 			out = append(out, netItem{kind: kindRule, key: "rule " + nr.String(), pos: r.Pos, block: block, noTrack: r.NoTrack, rule: nr})
 		}
@@ -202,8 +191,10 @@ func staticAddr(v config.VIP, defaultDev string) (netif.Addr, []string) {
 	return a, warns
 }
 
-// routeOf maps a virtual_routes / static_routes line.
-func routeOf(r config.Route) (netif.Route, error) {
+// routeOf maps a virtual_routes / static_routes line. Its options were
+// judged when the configuration was read (config/routeopts.go): nothing
+// here can refuse one.
+func routeOf(r config.Route) netif.Route {
 	out := netif.Route{
 		Type:     r.Type,
 		Dst:      r.Dst,
@@ -214,27 +205,17 @@ func routeOf(r config.Route) (netif.Route, error) {
 		VRF:      r.VRF,
 		Metric:   r.Metric,
 		Scope:    string(r.Scope),
-		Protocol: r.Protocol,
+		Protocol: protocolOf(r.Protocol),
 		TOS:      r.TOS,
 		OnLink:   r.OnLink,
 		Append:   r.Append,
+		Realms:   config.RealmsString(r.Realms),
+		Metrics:  netif.Metrics(r.Metrics),
 	}
 	if out.Type == "unicast" {
 		out.Type = ""
 	}
-	if r.Inet6 && r.Dst == netip.PrefixFrom(netip.IPv4Unspecified(), 0) {
-		out.Dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0) // "inet6 default"
-	}
-	if r.Inet6 && out.Dst.Addr().Is4() {
-		return out, fmt.Errorf("inet6 with the IPv4 destination %v", r.Dst)
-	}
-	if r.Encap != "" {
-		return out, fmt.Errorf("encap %s is not supported", r.Encap)
-	}
 	for _, nh := range r.Nexthops {
-		if nh.Realms != "" {
-			return out, errors.New("nexthop realms are not supported")
-		}
 		if nh.Dev == "" {
 			// "via A or B dev X": every path leaves by X (the kernel
 			// refuses a route whose dev differs from its first path's).
@@ -245,126 +226,33 @@ func routeOf(r config.Route) (netif.Route, error) {
 	if len(out.Nexthops) > 0 {
 		out.Dev = ""
 	}
-	for _, m := range r.Metrics {
-		if err := setMetric(&out, m); err != nil {
-			return out, fmt.Errorf("%s %s: %w", m.Name, m.Value, err)
-		}
-	}
-	return out, nil
+	return out
 }
 
-// setMetric applies one metric-like option of a route line.
-func setMetric(r *netif.Route, m config.RouteMetric) error {
-	if m.Lock && m.Name != "mtu" && m.Name != "rto_min" {
-		return errors.New("lock is supported for mtu and rto_min only")
+// protocolOf hands netif a routing protocol: "" for keepalived's (which
+// netif marks its routes with unless told otherwise), else the number.
+func protocolOf(p uint8) string {
+	if p == netif.ProtoKeepalived {
+		return ""
 	}
-	u32 := func() (uint32, error) {
-		v, err := strconv.ParseUint(m.Value, 0, 32)
-		if err != nil {
-			return 0, errors.New("want a number")
-		}
-		return uint32(v), nil
-	}
-	var err error
-	x := &r.Metrics
-	switch m.Name {
-	case "mtu":
-		x.MTU, err = u32()
-		x.MTULock = m.Lock
-	case "advmss":
-		x.AdvMSS, err = u32()
-	case "window":
-		x.Window, err = u32()
-	case "reordering":
-		x.Reordering, err = u32()
-	case "cwnd":
-		x.Cwnd, err = u32()
-	case "ssthresh":
-		x.Ssthresh, err = u32()
-	case "initcwnd":
-		x.InitCwnd, err = u32()
-	case "initrwnd":
-		x.InitRwnd, err = u32()
-	case "hoplimit":
-		x.Hoplimit, err = u32()
-	case "rtt":
-		x.RTT, err = rttValue(m.Value, 8)
-	case "rttvar":
-		x.RTTVar, err = rttValue(m.Value, 4)
-	case "rto_min":
-		x.RTOMin, err = rttValue(m.Value, 1)
-		x.RTOMinLock = m.Lock
-	case "features":
-		if m.Value == "ecn" {
-			x.Features = 1
-		} else {
-			x.Features, err = u32()
-		}
-	case "quickack":
-		var v uint32
-		v, err = u32()
-		x.QuickACK = v != 0
-	case "fastopen_no_cookie":
-		var v uint32
-		v, err = u32()
-		x.FastOpenNoCookie = v != 0
-	case "congctl":
-		x.Congctl = m.Value
-	case "realms":
-		r.Realms = m.Value
-	default: // pref, ttl-propagate, expires
-		return errors.New("not supported")
-	}
-	return err
+	return strconv.Itoa(int(p))
 }
 
-// rttValue reads ip(8)'s time values: a bare number is in the kernel's
-// units already; with a unit (s, ms, us, ns and their long forms) it is
-// converted to ms and scaled (8 for rtt, 4 for rttvar, 1 for rto_min).
-func rttValue(s string, scale float64) (uint32, error) {
-	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	if i < 0 {
-		v, err := strconv.ParseUint(s, 10, 32)
-		if err != nil {
-			return 0, errors.New("want a number")
-		}
-		return uint32(v), nil
-	}
-	v, err := strconv.ParseFloat(s[:i], 64)
-	if err != nil || i == 0 {
-		return 0, errors.New("want a number with an optional unit")
-	}
-	var ms float64
-	switch s[i:] {
-	case "s", "sec", "secs":
-		ms = v * 1000
-	case "ms", "msec", "msecs":
-		ms = v
-	case "us", "usec", "usecs":
-		ms = v / 1000
-	case "ns", "nsec", "nsecs":
-		ms = v / 1e6
-	default:
-		return 0, fmt.Errorf("unknown unit %q", s[i:])
-	}
-	out := ms * scale
-	if out > float64(^uint32(0)) {
-		return 0, errors.New("too large")
-	}
-	return uint32(out), nil
-}
-
-// ruleOf maps a virtual_rules / static_rules line.
-func ruleOf(r config.Rule) (netif.Rule, error) {
+// ruleOf maps a virtual_rules / static_rules line, judged when the
+// configuration was read, as routeOf does.
+func ruleOf(r config.Rule) netif.Rule {
 	out := netif.NewRule()
 	out.Inet6, out.Not = r.Inet6, r.Not
 	out.From, out.To = r.From, r.To
 	out.Priority, out.Table, out.Goto = r.Priority, r.Table, r.Goto
 	out.Action = r.Action
 	out.TOS, out.FWMark, out.FWMask = r.TOS, r.FWMark, r.FWMask
-	out.Realms, out.Iif, out.Oif = r.Realms, r.Iif, r.Oif
-	out.SuppressPrefixLen = r.SuppressPrefixLen
-	out.Protocol, out.IPProto = r.Protocol, r.IPProto
+	out.Realms, out.Iif, out.Oif = config.RealmsString(r.Realms), r.Iif, r.Oif
+	out.SuppressPrefixLen, out.SuppressIfGroup = r.SuppressPrefixLen, r.SuppressIfGroup
+	out.Protocol = protocolOf(r.Protocol)
+	if r.IPProto != 0 {
+		out.IPProto = strconv.Itoa(int(r.IPProto))
+	}
 	if r.UIDRange != nil {
 		u := *r.UIDRange
 		out.UIDRange = &u
@@ -375,38 +263,7 @@ func ruleOf(r config.Rule) (netif.Rule, error) {
 	if r.DPort != nil {
 		out.DPort = &netif.PortRange{Min: r.DPort.Min, Max: r.DPort.Max}
 	}
-	if r.L3mdev {
-		return out, fmt.Errorf("rule %v: l3mdev is not supported", out)
-	}
-	if r.SuppressIfGroup != "" {
-		g, err := ifGroup(r.SuppressIfGroup)
-		if err != nil {
-			return out, fmt.Errorf("rule %v: %w", out, err)
-		}
-		out.SuppressIfGroup = g
-	}
-	// "from all" with inet6 is ::/0; both mean no selector.
-	for _, p := range []*netip.Prefix{&out.From, &out.To} {
-		if p.IsValid() && p.Bits() == 0 {
-			*p = netip.Prefix{}
-		}
-		if r.Inet6 && p.IsValid() && p.Addr().Is4() {
-			return out, fmt.Errorf("rule %v: inet6 with an IPv4 address", out)
-		}
-	}
-	return out, nil
-}
-
-// ifGroup reads an interface group: a number, or "default" (0).
-func ifGroup(s string) (int, error) {
-	if s == "default" {
-		return 0, nil
-	}
-	v, err := strconv.ParseUint(s, 0, 31)
-	if err != nil {
-		return 0, fmt.Errorf("suppress_ifgroup %q: want a number or default", s)
-	}
-	return int(v), nil
+	return out
 }
 
 // routing owns the addresses, routes and rules of this file. One

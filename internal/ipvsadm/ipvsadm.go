@@ -46,9 +46,14 @@ type Options struct {
 
 	// KernelVersion and ConnTabSize fill the first line, "IP Virtual
 	// Server version 1.2.1 (size=4096)". Empty and zero mean those
-	// defaults, the values of every current kernel.
+	// defaults, the values of every current kernel built with the
+	// default CONFIG_IP_VS_TAB_BITS; callers listing a kernel's table
+	// pass what it reports (IPVS_CMD_GET_INFO).
 	KernelVersion string
 	ConnTabSize   int
+	// NoConnTable prints size=0: the data plane has no connection hash
+	// table (vipd's proxy), so no size is claimed.
+	NoConnTable bool
 }
 
 // ErrNoService is returned by ListService when the service is not in the
@@ -64,7 +69,10 @@ func List(w io.Writer, svcs []lvs.ServiceStatus, opt Options) error {
 		v = "1.2.1"
 	}
 	size := opt.ConnTabSize
-	if size == 0 {
+	switch {
+	case opt.NoConnTable:
+		size = 0
+	case size == 0:
 		size = 4096
 	}
 	fmt.Fprintf(&b, "IP Virtual Server version %s (size=%d)\n", v, size)

@@ -18,6 +18,7 @@ var (
 
 // Binary builds a main package of this module once per test process (e.g.
 // "./cmd/vipd", relative to the module root) and returns the binary's path.
+// In a test binary built with -race, the program is built with -race too.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -37,7 +38,14 @@ func Binary(t testing.TB, pkg string) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(buildDir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if raceEnabled {
+		// Under go test -race the programs the tests start are checked
+		// for races too (scripts/test sets GORACE=halt_on_error=1, so a
+		// race makes the program exit and the test fail).
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)

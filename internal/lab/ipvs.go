@@ -21,5 +21,5 @@ func RequireIPVS(t testing.TB) {
 	if os.Getenv("VIPD_IN_VM") == "1" {
 		t.Fatal("in the VM, but /proc/net/ip_vs is missing: the ip_vs module did not load")
 	}
-	t.Skip("kernel without IPVS (no /proc/net/ip_vs): scripts/vmtest runs this test in a VM whose kernel has it")
+	SkipMachineFact(t, "this kernel has no IPVS (no /proc/net/ip_vs): scripts/vmtest runs this test in a VM whose kernel has it")
 }

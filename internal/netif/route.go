@@ -125,8 +125,8 @@ func ProtocolValue(s string) (uint8, error) {
 	return uint8(v), nil
 }
 
-// realmsValue parses "[FROM/]TO" into RTA_FLOW's encoding.
-func realmsValue(s string) (uint32, error) {
+// RealmsValue parses "[FROM/]TO" into RTA_FLOW's encoding.
+func RealmsValue(s string) (uint32, error) {
 	if s == "" {
 		return 0, nil
 	}
@@ -350,7 +350,7 @@ func (r Route) netlink() (*netlink.Route, error) {
 		return nil, err
 	}
 	nr.Protocol = netlink.RouteProtocol(proto)
-	realm, err := realmsValue(r.Realms)
+	realm, err := RealmsValue(r.Realms)
 	if err != nil {
 		return nil, err
 	}

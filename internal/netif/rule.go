@@ -212,7 +212,7 @@ func (r Rule) netlink() (*netlink.Rule, error) {
 		m := r.FWMask
 		nr.Mask = &m
 	}
-	realm, err := realmsValue(r.Realms)
+	realm, err := RealmsValue(r.Realms)
 	if err != nil {
 		return nil, err
 	}

@@ -295,8 +295,13 @@ func TestCloseWaitsThenKills(t *testing.T) {
 		t.Errorf("the quick stop script did not run before Close returned: %q", got)
 	}
 	// After Close, notifications are dropped, not run.
+	before := n.Stats()
 	n.VRRP(VRRPEvent{Name: "VI_1", State: StateStop, Scripts: VRRPScripts{Stop: quick}})
-	time.Sleep(100 * time.Millisecond)
+	lab.Eventually(t, 5*time.Second, func() bool { return n.Stats().ScriptsDropped == before.ScriptsDropped+1 },
+		"the script after Close was not counted as dropped")
+	if s := n.Stats(); s.ScriptsRun != before.ScriptsRun {
+		t.Errorf("scripts run after Close: %d, before %d", s.ScriptsRun, before.ScriptsRun)
+	}
 	if got := readLines(out); len(got) != 1 {
 		t.Errorf("a script ran after Close: %q", got)
 	}

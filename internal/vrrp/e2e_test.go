@@ -1,16 +1,20 @@
 package vrrp_test
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/vrrp"
 	"github.com/vipd/vipd/internal/vrrp/vrrptest"
 )
 
@@ -71,7 +75,21 @@ func spec(version int, interval time.Duration, prio int) vrrptest.Spec {
 		VIPs: []netip.Prefix{netip.MustParsePrefix("198.18.0.100/24")}}
 }
 
-func requireKeepalived(t *testing.T) { lab.RequireCommand(t, "keepalived") }
+// status asks a vrrpnode for its status (SIGUSR1 writes it to a file).
+func status(t *testing.T, d *vrrptest.Director) vrrp.Status {
+	t.Helper()
+	path := filepath.Join(d.Dir, "status.json")
+	os.Remove(path)
+	if err := d.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	var st vrrp.Status
+	lab.Eventually(t, 3*time.Second, func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && json.Unmarshal(b, &st) == nil
+	}, "no status from %s", d.Host.Name)
+	return st
+}
 
 // waitMaster waits until h holds the VIP and the client's probes reach it.
 func (p *pair) waitMaster(t *testing.T, h *lab.Host, timeout time.Duration) {
@@ -103,8 +121,9 @@ func (p *pair) failover(t *testing.T, to *lab.Host, bound time.Duration, act fun
 	return fromEvent
 }
 
-// TestVipdPairFailover is the acceptance list for a vipd pair: link cut,
-// crash with the address removed, SIGTERM, and the master's return.
+// TestVipdPairFailover is the acceptance list for a pair of vipd daemons
+// (cmd/vipd on keepalived.conf): link cut, crash with the address
+// removed, SIGTERM, and the master's return.
 func TestVipdPairFailover(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -116,8 +135,8 @@ func TestVipdPairFailover(t *testing.T) {
 			down := vrrptest.DownInterval(c.version, 100, c.interval)
 			skew := vrrptest.Skew(c.version, 100, c.interval)
 			p := newPair(t)
-			d1 := vrrptest.Start(t, p.d1, "vipd", vrrptest.VipdCommand, spec(c.version, c.interval, 150))
-			d2 := vrrptest.Start(t, p.d2, "vipd", vrrptest.VipdCommand, spec(c.version, c.interval, 100))
+			d1 := vrrptest.Start(t, p.d1, "vipd", vrrptest.DaemonCommand, spec(c.version, c.interval, 150))
+			d2 := vrrptest.Start(t, p.d2, "vipd", vrrptest.DaemonCommand, spec(c.version, c.interval, 100))
 			p.probe(t)
 			p.waitMaster(t, p.d1, 10*down)
 			d2.WaitLog(t, "(VI_1) Entering BACKUP STATE (init)", 1, time.Second)
@@ -159,18 +178,18 @@ func TestVipdPairFailover(t *testing.T) {
 	}
 }
 
-// TestVipdPairNoPreempt: a higher priority backup with nopreempt leaves
-// the master alone; with preempt it takes over.
+// TestVipdPairNoPreempt: a higher priority vipd daemon with nopreempt
+// leaves the master alone; with preempt it takes over.
 func TestVipdPairNoPreempt(t *testing.T) {
 	t.Parallel()
 	iv := 100 * time.Millisecond
 	p := newPair(t)
 	s2 := spec(3, iv, 100)
-	d2 := vrrptest.Start(t, p.d2, "vipd", vrrptest.VipdCommand, s2)
+	d2 := vrrptest.Start(t, p.d2, "vipd", vrrptest.DaemonCommand, s2)
 	p.waitMaster(t, p.d2, 5*time.Second)
 	s1 := spec(3, iv, 150)
 	s1.NoPreempt = true
-	d1 := vrrptest.Start(t, p.d1, "vipd", vrrptest.VipdCommand, s1)
+	d1 := vrrptest.Start(t, p.d1, "vipd", vrrptest.DaemonCommand, s1)
 	d1.WaitLog(t, "(VI_1) Entering BACKUP STATE (init)", 1, 2*time.Second)
 	vrrptest.Exclusive(t, vip, 10*vrrptest.DownInterval(3, 150, iv), p.d1, p.d2)
 	if !vrrptest.HasVIP(p.d2, vip) || strings.Contains(d1.Log(), "Entering MASTER STATE") {
@@ -178,7 +197,7 @@ func TestVipdPairNoPreempt(t *testing.T) {
 	}
 	d1.Term(t)
 	s1.NoPreempt = false
-	d1 = vrrptest.Start(t, p.d1, "vipd", vrrptest.VipdCommand, s1)
+	d1 = vrrptest.Start(t, p.d1, "vipd", vrrptest.DaemonCommand, s1)
 	p.waitMaster(t, p.d1, 5*time.Second)
 	d1.WaitLog(t, "(VI_1) received lower priority (100) advert from 198.18.0.12 - discarding", 1, time.Second)
 	_ = d2

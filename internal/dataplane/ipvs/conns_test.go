@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/lvs"
 )
 
@@ -130,7 +131,7 @@ func TestOwnersFile(t *testing.T) {
 // New fails with ErrUnavailable instead of pretending to work.
 func TestNewWithoutIPVS(t *testing.T) {
 	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
-		t.Skip("this kernel has IPVS; the VM tests cover New")
+		lab.SkipMachineFact(t, "this kernel has IPVS (/proc/net/ip_vs exists); the VM tests cover New")
 	}
 	for _, opts := range []Options{{NoModprobe: true}, {}} {
 		d, err := New(opts)

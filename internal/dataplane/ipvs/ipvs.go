@@ -168,8 +168,30 @@ func (d *Dataplane) Info() (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("ipvs: GET_INFO: %w", err)
 	}
-	return Info{Version: fmt.Sprintf("%d.%d.%d", i.Version[0], i.Version[1], i.Version[2]), ConnTabSize: int(i.ConnectionTableSize)}, nil
+	return infoOf(i), nil
 }
+
+// infoOf converts the kernel's answer to GET_INFO (IPVS_INFO_ATTR_VERSION,
+// decoded as major, minor, patch; IPVS_INFO_ATTR_CONN_TAB_SIZE) into what
+// ipvsadm prints: "1.2.1" and the number of hash buckets.
+func infoOf(i cf.Info) Info {
+	return Info{Version: fmt.Sprintf("%d.%d.%d", i.Version[0], i.Version[1], i.Version[2]), ConnTabSize: int(i.ConnectionTableSize)}
+}
+
+// Check is the ipvs data plane's dataplane.Check: what Apply refuses
+// before its first netlink write (a service or destination the kernel
+// cannot hold, a key twice, conflicting lvs_timeouts).
+func Check(desired []lvs.Service) error {
+	if _, err := normalizeAll(desired); err != nil {
+		return fmt.Errorf("ipvs: %w", err)
+	}
+	if _, err := desiredTimeouts(desired); err != nil {
+		return fmt.Errorf("ipvs: %w", err)
+	}
+	return nil
+}
+
+var _ dataplane.Check = Check
 
 // Apply reconciles the kernel's table with desired: creates, edits and
 // deletes services and destinations with the fewest netlink writes,

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/lvs"
 )
 
@@ -56,7 +57,7 @@ func TestLingerQueue(t *testing.T) {
 
 func TestRates(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits for the 2 s estimator")
+		lab.Skip(t, "-short: waits for the 2 s estimator")
 	}
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
 	dp := newDP(t)

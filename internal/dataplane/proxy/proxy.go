@@ -83,6 +83,34 @@ func New(opts Options) (*Dataplane, error) {
 	return dp, nil
 }
 
+// Check is the proxy's dataplane.Check: every service valid (Validate)
+// and no service listed twice. Apply refuses exactly these.
+func Check(desired []lvs.Service) error {
+	var errs []error
+	seen := map[lvs.ServiceKey]bool{}
+	for _, d := range desired {
+		if err := admit(d, seen); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// admit says why the proxy cannot run d after the services whose keys
+// are in seen (nil: it can), and adds d's key to seen.
+func admit(d lvs.Service, seen map[lvs.ServiceKey]bool) error {
+	if seen[d.Key] {
+		return fmt.Errorf("proxy: service %s: listed twice", d.Key)
+	}
+	seen[d.Key] = true
+	if err := Validate(d); err != nil {
+		return fmt.Errorf("proxy: service %s: %w", d.Key, err)
+	}
+	return nil
+}
+
+var _ dataplane.Check = Check
+
 // Validate reports why the proxy cannot run s, or nil. The daemon can call
 // it when it checks a configuration, to name the offending line.
 func Validate(s lvs.Service) error {
@@ -151,13 +179,10 @@ func (dp *Dataplane) Apply(ctx context.Context, desired []lvs.Service) error {
 	var errs []error
 	keep := map[lvs.ServiceKey]bool{}
 	for _, d := range desired {
-		if keep[d.Key] {
-			errs = append(errs, fmt.Errorf("proxy: service %s: listed twice", d.Key))
-			continue
-		}
-		keep[d.Key] = true
-		if err := Validate(d); err != nil {
-			errs = append(errs, fmt.Errorf("proxy: service %s: %w", d.Key, err))
+		// The same refusals as Check; a refused service keeps its
+		// running version (its key is kept).
+		if err := admit(d, keep); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		s := dp.services[d.Key]
@@ -242,12 +267,7 @@ func (dp *Dataplane) remove(s *service) {
 // port, each with its destinations in list order (most recently added
 // first, as the kernel lists them).
 func (dp *Dataplane) Services() []lvs.ServiceStatus {
-	dp.mu.Lock()
-	svcs := make([]*service, 0, len(dp.services))
-	for _, s := range dp.services {
-		svcs = append(svcs, s)
-	}
-	dp.mu.Unlock()
+	svcs := dp.serviceList(false)
 	slices.SortFunc(svcs, func(a, b *service) int { return compareKeys(a.key, b.key) })
 	out := make([]lvs.ServiceStatus, 0, len(svcs))
 	for _, s := range svcs {
@@ -273,17 +293,26 @@ func (dp *Dataplane) Conns() []lvs.ConnEntry {
 	for _, w := range dp.workers {
 		w.call(func() { out = w.entries(now, out) })
 	}
-	dp.mu.Lock()
-	svcs := make([]*service, 0, len(dp.services)+len(dp.draining))
-	for _, s := range dp.services {
-		svcs = append(svcs, s)
-	}
-	svcs = append(svcs, dp.draining...)
-	dp.mu.Unlock()
+	svcs := dp.serviceList(true)
 	for _, s := range svcs {
 		out = s.entries(now, out)
 	}
 	return out
+}
+
+// serviceList returns the running services, and the draining ones
+// too when asked, for work done outside dp.mu.
+func (dp *Dataplane) serviceList(draining bool) []*service {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	svcs := make([]*service, 0, len(dp.services)+len(dp.draining))
+	for _, s := range dp.services {
+		svcs = append(svcs, s)
+	}
+	if draining {
+		svcs = append(svcs, dp.draining...)
+	}
+	return svcs
 }
 
 // Close stops the data plane: listeners, connections (reset), flows.
@@ -320,13 +349,7 @@ func (dp *Dataplane) housekeeper() {
 		case <-dp.stop:
 			return
 		case now := <-tick.C:
-			dp.mu.Lock()
-			svcs := make([]*service, 0, len(dp.services)+len(dp.draining))
-			for _, s := range dp.services {
-				svcs = append(svcs, s)
-			}
-			svcs = append(svcs, dp.draining...)
-			dp.mu.Unlock()
+			svcs := dp.serviceList(true)
 			for _, s := range svcs {
 				if s.udp != nil {
 					s.udp.expire(now)
@@ -343,13 +366,7 @@ func (dp *Dataplane) housekeeper() {
 			})
 			dp.mu.Unlock()
 		case <-est.C:
-			dp.mu.Lock()
-			svcs := make([]*service, 0, len(dp.services))
-			for _, s := range dp.services {
-				svcs = append(svcs, s)
-			}
-			dp.mu.Unlock()
-			for _, s := range svcs {
+			for _, s := range dp.serviceList(false) {
 				s.estimate()
 			}
 		}

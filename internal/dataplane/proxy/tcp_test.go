@@ -14,6 +14,7 @@ import (
 
 	proxyproto "github.com/pires/go-proxyproto"
 
+	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/lvs"
 )
 
@@ -456,7 +457,7 @@ func TestFreebind(t *testing.T) {
 func TestIPv6(t *testing.T) {
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
-		t.Skip("no IPv6 loopback")
+		lab.Skipf(t, "no IPv6 loopback: %v", err)
 	}
 	ln.Close()
 	rs1 := startServer(t, "rs1", "[::1]:0")

@@ -1,8 +1,9 @@
 // Package vrrptest runs VRRP scenarios in a network-namespace lab: the
-// same instance described once, run by vipd (any command, by default the
-// vrrpnode test program) or by keepalived; a UDP client probing the VIP
-// every 10 ms; and helpers to wait for and measure failovers. The VRRP
-// end-to-end tests and bench/failover share it.
+// same instance described once, run by the vipd daemon (DaemonCommand),
+// by the vrrpnode test program (VipdCommand: a vrrp.Node alone) or by
+// keepalived; a UDP client probing the VIP every 10 ms; and helpers to
+// wait for and measure failovers. The VRRP end-to-end tests and
+// bench/failover share it.
 package vrrptest
 
 import (
@@ -136,14 +137,23 @@ type Director struct {
 	cmd  []string
 }
 
-// VipdCommand is the default command template of a vipd director: the
-// vrrpnode test program. Placeholders: {json} (vrrp.Config as JSON),
-// {conf} (keepalived.conf), {dir} (a private directory), {bin} (vrrpnode).
+// DaemonCommand runs the vipd daemon (cmd/vipd) on the spec's
+// keepalived.conf, with private runtime paths. Placeholders: {json}
+// (vrrp.Config as JSON), {conf} (keepalived.conf), {dir} (a private
+// directory), {vipd} (the daemon, built once per test process), {bin}
+// (the vrrpnode test program).
+const DaemonCommand = "{vipd} -n -l -D -f {conf} -p {dir}/vipd.pid --control {dir}/vipd.sock --data-file {dir}/vipd.data --stats-file {dir}/vipd.stats"
+
+// VipdCommand runs the vrrpnode test program: a vrrp.Node alone, from
+// the spec as JSON (Spec.Extra included), with its status written to
+// {dir}/status.json on SIGUSR1. It is a stand-in for the daemon, for the
+// tests of the Node itself (hot reload of a vrrp.Config, drop counters)
+// and bench/failover's default.
 const VipdCommand = "{bin} -config {json} -status {dir}/status.json"
 
 // KeepalivedCommand runs keepalived in the foreground, VRRP only, with
 // private pid files.
-const KeepalivedCommand = "keepalived -n -l -D -G -P -f {conf} -p {dir}/k.pid -r {dir}/v.pid -c {dir}/c.pid"
+const KeepalivedCommand = "keepalived -n -l -D -G -P -f {conf} -p {dir}/k.pid -r {dir}/v.pid -c {dir}/c.pid -b {dir}/b.pid"
 
 // Start writes the spec's configuration files and runs the command
 // template on the host.
@@ -164,6 +174,9 @@ func Start(t testing.TB, h *lab.Host, kind, template string, s Spec) *Director {
 	line := template
 	if strings.Contains(line, "{bin}") {
 		line = strings.ReplaceAll(line, "{bin}", lab.Binary(t, "./internal/vrrp/internal/vrrpnode"))
+	}
+	if strings.Contains(line, "{vipd}") {
+		line = strings.ReplaceAll(line, "{vipd}", lab.Binary(t, "./cmd/vipd"))
 	}
 	line = strings.NewReplacer("{json}", filepath.Join(dir, "vrrp.json"), "{conf}", filepath.Join(dir, "keepalived.conf"), "{dir}", dir).Replace(line)
 	args := strings.Fields(line)

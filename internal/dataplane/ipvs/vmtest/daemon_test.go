@@ -151,6 +151,17 @@ func TestDaemonDR(t *testing.T) {
 			t.Fatalf("ipvsadm -L -n on d1 lacks %q:\n%s", want, out)
 		}
 	}
+	// vipctl list's first line comes from the kernel through the daemon
+	// (IPVS_CMD_GET_INFO in the status): the line ipvsadm prints.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	st, err := api.NewClient(m.sock).Status(ctx)
+	cancel()
+	if err != nil || st.IPVS == nil {
+		t.Fatalf("status of d1: %v, IPVS %+v", err, st.IPVS)
+	}
+	if got, want := fmt.Sprintf("IP Virtual Server version %s (size=%d)", st.IPVS.Version, st.IPVS.ConnTabSize), strings.SplitN(out, "\n", 2)[0]; got != want {
+		t.Errorf("daemon reports %q, ipvsadm prints %q", got, want)
+	}
 	seen := map[string]int{}
 	for i := 0; i < 4; i++ {
 		body, err := httpGet(client, "http://"+drVIP+"/")

@@ -1,0 +1,492 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/vrrp"
+	"github.com/vipd/vipd/internal/vrrp/vrrptest"
+)
+
+// interopCase is one cell of the interop matrix.
+type interopCase struct {
+	version int  // VRRP version; v2 runs with PASS authentication
+	ipv6    bool // IPv6 VIP and peers (VRRPv3 only)
+	unicast bool
+}
+
+func (c interopCase) String() string {
+	fam, tr := "ipv4", "mcast"
+	if c.ipv6 {
+		fam = "ipv6"
+	}
+	if c.unicast {
+		tr = "unicast"
+	}
+	auth := ""
+	if c.version == 2 {
+		auth = "-pass"
+	}
+	return fmt.Sprintf("v%d%s-%s-%s", c.version, auth, fam, tr)
+}
+
+// interval is the advert interval: VRRPv2 counts in seconds; v3 runs at
+// 250 ms, short enough for a fast suite and long enough that two busy
+// cores do not starve a master into a false failover.
+func (c interopCase) interval() time.Duration {
+	if c.version == 2 {
+		return time.Second
+	}
+	return 250 * time.Millisecond
+}
+
+// The addresses of the two directors, d1 (priority 150, state MASTER) and
+// d2 (priority 100, state BACKUP), and of a client. IPv6 uses
+// 2001:2::/48, the IPv6 benchmarking range (RFC 5180), as 198.18.0.0/15
+// is IPv4's.
+var (
+	interopAddr4 = [3]string{"198.18.0.11/24", "198.18.0.12/24", "198.18.0.50/24"}
+	interopAddr6 = [3]string{"2001:2::11/64", "2001:2::12/64", "2001:2::50/64"}
+	interopVIP4  = netip.MustParsePrefix("198.18.0.100/24")
+	interopVIP6  = netip.MustParsePrefix("2001:2::100/64")
+)
+
+// spec is the instance of director i (0: the master, 1: the backup).
+func (c interopCase) spec(i int, pass string) vrrptest.Spec {
+	s := vrrptest.Spec{VRID: 51, Version: c.version, Priority: 150, State: "MASTER", AdvertInt: c.interval(), VIPs: []netip.Prefix{interopVIP4}}
+	if i == 1 {
+		s.Priority, s.State = 100, "BACKUP"
+	}
+	if c.version == 2 {
+		s.AuthPass = pass
+	}
+	addrs := interopAddr4
+	if c.ipv6 {
+		s.VIPs, addrs = []netip.Prefix{interopVIP6}, interopAddr6
+	}
+	if c.unicast {
+		s.UnicastSrc = netip.MustParsePrefix(addrs[i]).Addr()
+		s.UnicastPeers = []netip.Addr{netip.MustParsePrefix(addrs[1-i]).Addr()}
+	}
+	return s
+}
+
+// vrrpDaemon is vipd or keepalived running one VRRP instance on a lab
+// host, restartable; its log spans every run.
+type vrrpDaemon struct {
+	t    *testing.T
+	kind string // "vipd" or "keepalived 2.2.7" ...
+	bin  string // keepalived's binary; "" for vipd
+	host *lab.Host
+	conf string
+	runs []*lab.Proc
+	vipd *director // the running vipd
+}
+
+// start starts a new run of the daemon on its keepalived.conf. Every pid
+// file of keepalived is private: with the default paths, a keepalived
+// another test starts at the same time makes it refuse to start
+// ("daemon is already running").
+func (d *vrrpDaemon) start() {
+	d.t.Helper()
+	if d.bin == "" {
+		d.vipd = startVipd(d.t, d.host, d.conf)
+		d.runs = append(d.runs, d.vipd.proc)
+		return
+	}
+	dir, err := os.MkdirTemp("", "vipd-interop-")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { os.RemoveAll(dir) })
+	cf := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(cf, []byte(d.conf), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+	d.runs = append(d.runs, d.host.Start(d.bin, "-n", "-l", "-D", "-G", "-P", "-f", cf,
+		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"), "-b", filepath.Join(dir, "b.pid")))
+}
+
+func (d *vrrpDaemon) current() *lab.Proc { return d.runs[len(d.runs)-1] }
+
+// log returns what every run of the daemon logged.
+func (d *vrrpDaemon) log() string {
+	var b strings.Builder
+	for i, p := range d.runs {
+		fmt.Fprintf(&b, "--- run %d\n%s", i+1, p.Output())
+	}
+	return b.String()
+}
+
+// waitLog waits until the daemon's runs logged s at least n times.
+func (d *vrrpDaemon) waitLog(s string, n int, timeout time.Duration) {
+	d.t.Helper()
+	waitFor(d.t, timeout, func() bool { return strings.Count(d.log(), s) >= n }, func() string {
+		return fmt.Sprintf("%s on %s did not log %q %d times; log:\n%s", d.kind, d.host.Name, s, n, d.log())
+	})
+}
+
+// logged fails unless s was logged exactly n times so far.
+func (d *vrrpDaemon) logged(s string, n int) {
+	d.t.Helper()
+	if got := strings.Count(d.log(), s); got != n {
+		d.t.Fatalf("%s on %s logged %q %d times, want %d; log:\n%s", d.kind, d.host.Name, s, got, n, d.log())
+	}
+}
+
+// term stops the daemon with SIGTERM and waits for it: it resigns with a
+// priority 0 advert and removes its VIPs.
+func (d *vrrpDaemon) term() {
+	d.t.Helper()
+	p := d.current()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		d.t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		d.t.Fatalf("%s on %s did not stop within 10 s:\n%s", d.kind, d.host.Name, p.Output())
+	}
+}
+
+// crash kills every process of the daemon and removes the VIPs it left,
+// as a host that died would: no priority 0 advert, the backup waits out
+// its master down interval. Every process in the host's namespace is
+// stopped first, then the children are killed before their parents:
+// keepalived's VRRP child gets SIGTERM when its parent dies and would
+// otherwise resign cleanly in the moment between two kills.
+func (d *vrrpDaemon) crash(vip netip.Prefix) {
+	d.t.Helper()
+	nsPids := func() map[int]int { // pid -> parent pid
+		pids := map[int]int{}
+		out, err := exec.Command("ip", "netns", "pids", d.host.NS).Output()
+		if err != nil {
+			d.t.Fatalf("ip netns pids %s: %v", d.host.NS, err)
+		}
+		for _, f := range strings.Fields(string(out)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil || pid <= 1 || pid == os.Getpid() {
+				continue
+			}
+			pids[pid] = 0
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+				// pid (comm) state ppid ...
+				if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+					if f := strings.Fields(string(b[i+1:])); len(f) > 1 {
+						pids[pid], _ = strconv.Atoi(f[1])
+					}
+				}
+			}
+		}
+		return pids
+	}
+	pids := nsPids()
+	for pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	for _, children := range []bool{true, false} {
+		for pid, ppid := range pids {
+			if _, parentHere := pids[ppid]; parentHere == children {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	d.current().Kill()
+	lab.Eventually(d.t, 5*time.Second, func() bool { return len(nsPids()) == 0 }, "processes left in %s after the crash", d.host.Name)
+	if vrrptest.HasVIP(d.host, vip.Addr()) {
+		d.host.MustRun("ip", "addr", "del", vip.String(), "dev", "eth0")
+	}
+}
+
+// checkState compares vipd's reported state with the role the VIP says
+// it has.
+func (d *vrrpDaemon) checkState(want string) {
+	d.t.Helper()
+	if d.vipd == nil {
+		return
+	}
+	waitFor(d.t, 3*time.Second, func() bool { return d.vipd.state("VI_1") == want }, func() string {
+		return fmt.Sprintf("vipd on %s reports %s, want %s", d.host.Name, d.vipd.state("VI_1"), want)
+	})
+}
+
+// waitFor polls cond every 10 ms until it holds, at most timeout, then
+// fails the test with msg, which describes the state at that moment.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, msg func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, msg())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// onlyHolder waits at most within until the VIP is on want and nowhere
+// else, then checks for hold that it stays so (sampling `ip addr` in
+// both namespaces every 20 ms): exactly one master holds the VIP.
+func onlyHolder(t *testing.T, vip netip.Addr, want *lab.Host, hosts []*lab.Host, within, hold time.Duration, what string) {
+	t.Helper()
+	holders := func() []string {
+		var hs []string
+		for _, h := range hosts {
+			if vrrptest.HasVIP(h, vip) {
+				hs = append(hs, h.Name)
+			}
+		}
+		return hs
+	}
+	var hs []string
+	waitFor(t, within, func() bool { hs = holders(); return len(hs) == 1 && hs[0] == want.Name }, func() string {
+		return fmt.Sprintf("%s: VIP %v held by %v, want only %s", what, vip, hs, want.Name)
+	})
+	end := time.Now().Add(hold)
+	for time.Now().Before(end) {
+		if hs := holders(); len(hs) != 1 || hs[0] != want.Name {
+			t.Fatalf("%s: VIP %v held by %v, want only %s", what, vip, hs, want.Name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// linkLocal returns the host's IPv6 link-local address on eth0 (the
+// source of its multicast VRRPv3 adverts).
+func linkLocal(t *testing.T, h *lab.Host) netip.Addr {
+	t.Helper()
+	var a netip.Addr
+	lab.Eventually(t, 5*time.Second, func() bool {
+		out, _ := h.Run("ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+		for _, f := range strings.Fields(out) {
+			if p, err := netip.ParsePrefix(f); err == nil && p.Addr().IsLinkLocalUnicast() {
+				a = p.Addr()
+				return true
+			}
+		}
+		return false
+	}, "%s has no IPv6 link-local address", h.Name)
+	return a
+}
+
+// TestInteropMatrix runs the vipd daemon (cmd/vipd, started on a
+// keepalived.conf) against real keepalived, Debian's 2.2.7 and 2.4.3:
+// VRRPv2 with PASS authentication and VRRPv3, multicast and unicast,
+// IPv4 and IPv6 (v3 only: VRRPv2 has no IPv6), vipd as the master and
+// as the backup. In each case the master starts, the backup joins; the
+// master is stopped (SIGTERM: priority 0), the backup takes over, the
+// master returns and preempts it; the master crashes (SIGKILL, its VIP
+// gone), the backup takes over after its down interval, the master
+// returns and preempts again. After each step exactly one director
+// holds the VIP, both daemons log keepalived's transition lines, and
+// vipd reports the state it holds.
+func TestInteropMatrix(t *testing.T) {
+	lab.RequireRoot(t)
+	t.Parallel()
+	var cells []interopCase
+	for _, v := range []int{2, 3} {
+		for _, v6 := range []bool{false, true} {
+			for _, uc := range []bool{false, true} {
+				if v == 2 && v6 {
+					continue // VRRPv2 is IPv4 only (RFC 3768)
+				}
+				cells = append(cells, interopCase{version: v, ipv6: v6, unicast: uc})
+			}
+		}
+	}
+	for _, peer := range keepalivedPeers {
+		t.Run("keepalived-"+peer.Name, func(t *testing.T) {
+			t.Parallel()
+			bin := peer.binary(t)
+			for _, c := range cells {
+				for _, vipdMaster := range []bool{true, false} {
+					role := "vipd-master"
+					if !vipdMaster {
+						role = "vipd-backup"
+					}
+					t.Run(c.String()+"/"+role, func(t *testing.T) {
+						t.Parallel()
+						runInteropCase(t, c, peer.Name, bin, vipdMaster)
+					})
+				}
+			}
+		})
+	}
+}
+
+func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMaster bool) {
+	l := lab.New(t)
+	var hosts []*lab.Host
+	for i, name := range []string{"d1", "d2", "client"} {
+		addrs := []string{interopAddr4[i]}
+		if c.ipv6 {
+			addrs = append(addrs, interopAddr6[i])
+		}
+		hosts = append(hosts, l.Host(name, addrs...))
+	}
+	client := hosts[2]
+	hosts = hosts[:2]
+	d := [2]*vrrpDaemon{}
+	for i := range d {
+		d[i] = &vrrpDaemon{t: t, kind: "keepalived " + peerName, bin: kaBin, host: hosts[i], conf: c.spec(i, "s3cret").Keepalived()}
+		if (i == 0) == vipdMaster {
+			d[i].kind, d[i].bin = "vipd", ""
+		}
+	}
+	master, backup := d[0], d[1]
+	vip := interopVIP4
+	if c.ipv6 {
+		vip = interopVIP6
+	}
+	// The backup names the master in its log by its advert's source.
+	src := hosts[0].Addr
+	if c.ipv6 {
+		src = netip.MustParsePrefix(interopAddr6[0]).Addr()
+		if !c.unicast {
+			src = linkLocal(t, hosts[0])
+		}
+	}
+	iv := c.interval()
+	down := vrrptest.DownInterval(c.version, 100, iv)
+	hold := 2*iv + 500*time.Millisecond
+	const (
+		enterMaster = "(VI_1) Entering MASTER STATE"
+		enterBackup = "(VI_1) Entering BACKUP STATE"
+		prio0       = "(VI_1) Backup received priority 0 advertisement"
+		sent0       = "(VI_1) sent 0 priority"
+	)
+	higher := fmt.Sprintf("(VI_1) Master received advert from %s with higher priority 150, ours 100", src)
+	t.Logf("d1 (priority 150, state MASTER): %s; d2 (priority 100, state BACKUP): %s", master.kind, backup.kind)
+
+	// reach checks that the client reaches the VIP on h, and that its
+	// neighbour entry for the VIP names h's MAC: the new master's
+	// gratuitous ARPs or unsolicited neighbour advertisements moved it.
+	reach := func(h *lab.Host, what string) {
+		t.Helper()
+		fam := "-4"
+		if c.ipv6 {
+			fam = "-6"
+		}
+		var neigh string
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, err := client.Run("ping", fam, "-c1", "-W1", vip.Addr().String())
+			neigh, _ = client.Run("ip", "neigh", "show", vip.Addr().String())
+			if err == nil && strings.Contains(neigh, h.MAC) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the client does not reach the VIP on %s (%s) within 5 s: ping: %v; neighbour entry: %s", what, h.Name, h.MAC, err, neigh)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	t0 := time.Now()
+	step := func(what string) { t.Logf("%6.2fs %s", time.Since(t0).Seconds(), what) }
+
+	// 1. The master starts and takes the VIP; the backup joins and stays
+	// backup.
+	master.start()
+	onlyHolder(t, vip.Addr(), hosts[0], hosts, 10*time.Second, 0, "master alone")
+	master.waitLog(enterMaster, 1, 2*time.Second)
+	backup.start()
+	backup.waitLog(enterBackup, 1, 5*time.Second)
+	onlyHolder(t, vip.Addr(), hosts[0], hosts, down, hold, "backup joined")
+	master.checkState("MASTER")
+	backup.checkState("BACKUP")
+	backup.logged(enterMaster, 0)
+	reach(hosts[0], "backup joined")
+	step("started")
+
+	// 2. The master stops: its priority 0 advert hands the VIP over
+	// after the backup's skew time.
+	master.term()
+	master.logged(sent0, 1)
+	onlyHolder(t, vip.Addr(), hosts[1], hosts, vrrptest.Skew(c.version, 100, iv)+2*time.Second, hold, "master stopped")
+	backup.waitLog(prio0, 1, time.Second)
+	backup.waitLog(enterMaster, 1, time.Second)
+	backup.checkState("MASTER")
+	reach(hosts[1], "master stopped")
+	step("stop: backup took over")
+
+	// 3. It returns and preempts the backup.
+	master.start()
+	onlyHolder(t, vip.Addr(), hosts[0], hosts, 10*time.Second, hold, "master returned after a stop")
+	master.waitLog(enterMaster, 2, time.Second)
+	backup.waitLog(higher, 1, time.Second)
+	backup.waitLog(enterBackup, 2, time.Second)
+	master.checkState("MASTER")
+	backup.checkState("BACKUP")
+	reach(hosts[0], "master returned after a stop")
+	step("returned")
+
+	// 4. The master crashes: no priority 0 advert, the backup takes over
+	// when its master down interval expires.
+	master.crash(vip)
+	onlyHolder(t, vip.Addr(), hosts[1], hosts, down+2*time.Second, hold, "master crashed")
+	backup.waitLog(enterMaster, 2, time.Second)
+	backup.logged(prio0, 1)
+	backup.checkState("MASTER")
+	reach(hosts[1], "master crashed")
+	step("crash: backup took over")
+
+	// 5. It returns and preempts again.
+	master.start()
+	onlyHolder(t, vip.Addr(), hosts[0], hosts, 10*time.Second, hold, "master returned after a crash")
+	master.waitLog(enterMaster, 3, time.Second)
+	backup.waitLog(higher, 2, time.Second)
+	backup.waitLog(enterBackup, 3, time.Second)
+	master.checkState("MASTER")
+	backup.checkState("BACKUP")
+	reach(hosts[0], "master returned after a crash")
+	step("returned")
+}
+
+// TestInteropWrongPassword: vipd and keepalived with different PASS
+// passwords drop each other's adverts, count (vipd) or log (keepalived)
+// them, and both become master, the classic symptom; keepalived
+// restarted with the right password follows vipd again.
+func TestInteropWrongPassword(t *testing.T) {
+	lab.RequireRoot(t)
+	t.Parallel()
+	c := interopCase{version: 2}
+	for _, peer := range keepalivedPeers {
+		t.Run("keepalived-"+peer.Name, func(t *testing.T) {
+			t.Parallel()
+			bin := peer.binary(t)
+			l := lab.New(t)
+			hosts := []*lab.Host{l.Host("d1", interopAddr4[0]), l.Host("d2", interopAddr4[1])}
+			v := &vrrpDaemon{t: t, kind: "vipd", host: hosts[0], conf: c.spec(0, "right").Keepalived()}
+			k := &vrrpDaemon{t: t, kind: "keepalived " + peer.Name, bin: bin, host: hosts[1], conf: c.spec(1, "wrong").Keepalived()}
+			v.start()
+			k.start()
+			vip := interopVIP4.Addr()
+			lab.Eventually(t, 10*time.Second, func() bool { return vrrptest.HasVIP(hosts[0], vip) && vrrptest.HasVIP(hosts[1], vip) },
+				"with different passwords both should be master")
+			// 2.2.7 says "received an invalid passwd!", 2.4.3 adds "from
+			// 198.18.0.11".
+			k.waitLog("(VI_1) received an invalid passwd", 1, 3*time.Second)
+			waitFor(t, 3*time.Second, func() bool {
+				in := v.vipd.status().Instances[0]
+				return in.Stats.Dropped[vrrp.DropAuth] > 0 && in.State == "MASTER"
+			}, func() string {
+				return fmt.Sprintf("vipd did not count keepalived's wrong password: %+v", v.vipd.status().Instances)
+			})
+
+			k.term()
+			k.conf = c.spec(1, "right").Keepalived()
+			k.start()
+			onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 3*time.Second, "passwords fixed")
+			k.waitLog("(VI_1) Entering BACKUP STATE", 2, time.Second)
+		})
+	}
+}
