@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -127,4 +128,106 @@ func (c *lastChanceConn) stream() bool {
 	var typ int
 	_ = c.rc.Control(func(fd uintptr) { typ, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE) })
 	return typ == unix.SOCK_STREAM
+}
+
+// lastChancePacket is lastChanceConn for an unconnected datagram socket
+// (PING_CHECK's ICMP socket): ReadFrom and WriteTo get the same last
+// chance.
+type lastChancePacket struct {
+	net.PacketConn
+	rc syscall.RawConn
+	// stripIPv4: the socket is raw IPv4, whose reads carry the IP
+	// header; net.IPConn strips it, the last chance must too.
+	stripIPv4 bool
+}
+
+// guardPacket is guard for an unconnected datagram socket.
+func guardPacket(ctx context.Context, pc net.PacketConn, stripIPv4 bool) (net.PacketConn, func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = pc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = pc.SetDeadline(aLongTimeAgo) })
+	sc, ok := pc.(syscall.Conn)
+	if !ok || lastChanceOff {
+		return pc, stop
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return pc, stop
+	}
+	return &lastChancePacket{PacketConn: pc, rc: rc, stripIPv4: stripIPv4}, stop
+}
+
+// ReadFrom reads; on a timeout it takes a datagram already queued.
+func (c *lastChancePacket) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.PacketConn.ReadFrom(b)
+	if err == nil || !timedOut(err) {
+		return n, from, err
+	}
+	var m int
+	var sa unix.Sockaddr
+	var rerr error
+	if cerr := c.rc.Control(func(fd uintptr) { m, sa, rerr = unix.Recvfrom(int(fd), b, unix.MSG_DONTWAIT) }); cerr != nil ||
+		rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK || rerr == unix.EINTR {
+		return n, from, err
+	}
+	if rerr != nil {
+		return 0, nil, os.NewSyscallError("recvfrom", rerr)
+	}
+	if c.stripIPv4 && m > 0 {
+		if h := int(b[0]&0x0f) * 4; h <= m {
+			m = copy(b, b[h:m])
+		}
+	}
+	lastChanceSaved.Add(1)
+	return m, sockaddrToAddr(sa, c.PacketConn.LocalAddr()), nil
+}
+
+// WriteTo writes; on a timeout it tries once more without waiting.
+func (c *lastChancePacket) WriteTo(b []byte, addr net.Addr) (int, error) {
+	n, err := c.PacketConn.WriteTo(b, addr)
+	if err == nil || !timedOut(err) {
+		return n, err
+	}
+	var ip net.IP
+	var port int
+	switch a := addr.(type) {
+	case *net.IPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip, port = a.IP, a.Port
+	default:
+		return n, err
+	}
+	ap, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return n, err
+	}
+	sa, serr := sockaddr(netip.AddrPortFrom(ap.Unmap(), uint16(port)))
+	if serr != nil {
+		return n, err
+	}
+	var werr error
+	if cerr := c.rc.Control(func(fd uintptr) { werr = unix.Sendto(int(fd), b, unix.MSG_DONTWAIT, sa) }); cerr != nil || werr != nil {
+		return n, err
+	}
+	lastChanceSaved.Add(1)
+	return len(b), nil
+}
+
+// sockaddrToAddr gives the sender in the type the socket's own reads
+// use (net.IPAddr for raw sockets, net.UDPAddr for ICMP datagram ones).
+func sockaddrToAddr(sa unix.Sockaddr, local net.Addr) net.Addr {
+	var ip net.IP
+	var port int
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		ip, port = net.IP(a.Addr[:]).To16(), a.Port
+	case *unix.SockaddrInet6:
+		ip, port = net.IP(a.Addr[:]), a.Port
+	}
+	if _, ok := local.(*net.UDPAddr); ok {
+		return &net.UDPAddr{IP: ip, Port: port}
+	}
+	return &net.IPAddr{IP: ip}
 }
