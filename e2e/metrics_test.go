@@ -247,6 +247,10 @@ func TestMetricsLive(t *testing.T) {
 			t.Errorf("%s = %v before any connection or reload", c.name, v)
 		}
 	}
+	// Both real servers up, quorum 1 (keepalived's default): held.
+	if v := s1.must(t, "vipd_virtual_server_quorum_up", "virtual_server", vs); v != 1 {
+		t.Errorf("vipd_virtual_server_quorum_up = %v with every real server up, want 1", v)
+	}
 	if v := s1.must(t, "vipd_ready"); v != 1 {
 		t.Errorf("vipd_ready = %v on a running daemon", v)
 	}

@@ -109,7 +109,8 @@ func TestPackage(t *testing.T) {
 		"usr/sbin/vipd": 0o755, "usr/bin/vipctl": 0o755, "lib/systemd/system/vipd.service": 0o644,
 		"etc/default/vipd": 0o644, "etc/vipd/keepalived.conf.example": 0o644,
 		"usr/share/man/man8/vipd.8.gz": 0o644, "usr/share/man/man8/vipctl.8.gz": 0o644,
-		"usr/share/doc/vipd/copyright": 0o644, "usr/share/doc/vipd/examples/lvs-nat/keepalived-master.conf": 0o644,
+		"usr/share/doc/vipd/copyright":              0o644,
+		"usr/share/vipd/prometheus/vipd-alerts.yml": 0o644, "usr/share/vipd/prometheus/vipd-alerts.test.yml": 0o644, "usr/share/doc/vipd/examples/lvs-nat/keepalived-master.conf": 0o644,
 	} {
 		fi, err := os.Stat(filepath.Join(root, path))
 		if err != nil {

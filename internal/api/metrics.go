@@ -124,6 +124,7 @@ var (
 	vVSOutBytes   = desc("vipd_virtual_server_out_bytes_total", "Bytes to clients.", vsLabels...)
 	vVSUp         = desc("vipd_virtual_server_real_servers_up", "Real servers that are up and have a weight above 0.", vsLabels...)
 	vVSReal       = desc("vipd_virtual_server_real_servers", "Real servers configured.", vsLabels...)
+	vVSQuorum     = desc("vipd_virtual_server_quorum_up", "1 while the virtual server has its quorum (live weight of its real servers, with keepalived's hysteresis), 0 when lost (the sorry server runs).", vsLabels...)
 	vRSUp         = desc("vipd_real_server_up", "1 when every health check of the real server passes (or it has none).", rsLabels...)
 	vRSWeight     = desc("vipd_real_server_weight", "Effective weight given to the data plane (0: quiesced).", rsLabels...)
 	vRSInfo       = desc("vipd_real_server_info", "Always 1; labels describe the real server.", append(rsLabels, "forward")...)
@@ -156,7 +157,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ipvsConns, ipvsInPkts, ipvsOutPkts, ipvsInBytes, ipvsOutBytes, ipvsActive, ipvsInactive, ipvsWeight,
 		vInfo, vReady, vStart, vLoaded, vReloads, vReloadRes, vVRRPState, vPriority, vEffPriority, vMasterPrio,
 		vTransitions, vLastTrans, vAdvSent, vAdvRcvd, vAdvDropped, vVIPs, vSyncState, vScriptState,
-		vVSInfo, vVSConns, vVSInPkts, vVSOutPkts, vVSInBytes, vVSOutBytes, vVSUp, vVSReal,
+		vVSInfo, vVSConns, vVSInPkts, vVSOutPkts, vVSInBytes, vVSOutBytes, vVSUp, vVSReal, vVSQuorum,
 		vRSUp, vRSWeight, vRSInfo, vRSActive, vRSInactive, vRSPersist, vRSConns, vRSInPkts, vRSOutPkts, vRSInBytes, vRSOutBytes,
 		vCheckUp, vCheckDur, vCheckTotal, vCheckFail, vCheckLast, vCheckChanged,
 	} {
@@ -164,6 +165,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, k := range kaCounters {
 		ch <- k.d
+	}
+	for _, d := range bgpDescriptions {
+		ch <- d
 	}
 }
 
@@ -302,6 +306,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(vVSUp, float64(up), vs)
 		gauge(vVSReal, float64(len(svc.Dests)), vs)
+		if up, ok := st.Quorum[vs]; ok {
+			gauge(vVSQuorum, b2f(up), vs)
+		}
 	}
 	counter(ipvsConns, total.Conns)
 	counter(ipvsInPkts, total.InPkts)
@@ -332,6 +339,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		unix(vCheckLast, chk.LastCheck, chk.LastCheck.IsZero(), l...)
 		unix(vCheckChanged, chk.LastChange, chk.LastChange.IsZero(), l...)
 	}
+	collectBGP(st, emit)
 }
 
 // RealServerKey names a real server of a virtual server as Check does:

@@ -105,6 +105,10 @@ vipd_real_server_up{real_server="198.18.0.23:0",virtual_server="FWM 1"} 1
 vipd_virtual_server_real_servers_up{virtual_server="FWM 1"} 1
 vipd_virtual_server_real_servers_up{virtual_server="TCP 198.18.0.100:80"} 1
 vipd_virtual_server_real_servers_up{virtual_server="UDP 198.18.0.100:53"} 1
+# HELP vipd_virtual_server_quorum_up 1 while the virtual server has its quorum (live weight of its real servers, with keepalived's hysteresis), 0 when lost (the sorry server runs).
+# TYPE vipd_virtual_server_quorum_up gauge
+vipd_virtual_server_quorum_up{virtual_server="TCP 198.18.0.100:80"} 1
+vipd_virtual_server_quorum_up{virtual_server="UDP 198.18.0.100:53"} 0
 # HELP vipd_check_duration_seconds Duration of the checker's last check.
 # TYPE vipd_check_duration_seconds gauge
 vipd_check_duration_seconds{kind="DNS_CHECK",real_server="198.18.0.21:53",virtual_server="UDP 198.18.0.100:53"} 0.0008
@@ -124,7 +128,7 @@ vipd_real_server_connections_total{real_server="198.18.0.23:0",virtual_server="F
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"vipd_vrrp_adverts_dropped_total", "vipd_vrrp_effective_priority", "vipd_real_server_up",
-		"vipd_virtual_server_real_servers_up", "vipd_check_duration_seconds", "vipd_check_up",
+		"vipd_virtual_server_real_servers_up", "vipd_virtual_server_quorum_up", "vipd_check_duration_seconds", "vipd_check_up",
 		"vipd_real_server_connections_total"); err != nil {
 		t.Error(err)
 	}

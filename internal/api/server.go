@@ -127,6 +127,7 @@ func NewServer(src Source, opts Options) *Server {
 		})
 	})
 	s.route(http.MethodPost, PathReload, s.reload)
+	s.routeBGP()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no such endpoint %s %s", r.Method, r.URL.Path)})
 	})

@@ -95,6 +95,10 @@ type Status struct {
 	Services   []lvs.ServiceStatus `json:"services"`
 	Checks     []Check             `json:"checks"`
 	Scripts    []Script            `json:"scripts,omitempty"`
+	// Quorum is each virtual server's quorum state (keepalived's quorum
+	// with hysteresis), by the same name as Check.VirtualServer.
+	Quorum map[string]bool `json:"quorum,omitempty"`
+	BGP    *BGP            `json:"bgp,omitempty"`
 }
 
 // IPVSInfo is the kernel's IPVS version and connection table size

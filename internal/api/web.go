@@ -28,6 +28,12 @@ type WebOptions struct {
 	// Now stamps status.json, from which the page computes ages; nil
 	// means time.Now.
 	Now func() time.Time
+	// History is what /history.json serves (the page's graphs); nil
+	// means an empty one. ServeWeb creates and feeds one.
+	History *History
+	// HistoryStep is how often ServeWeb samples the daemon into
+	// History; 0 means DefaultHistoryStep.
+	HistoryStep time.Duration
 }
 
 // PageData is what the status page fetches every second.
@@ -44,6 +50,7 @@ const (
 	WebHealthz = "/healthz"
 	WebReadyz  = "/readyz"
 	WebStatus  = "/status.json"
+	WebHistory = "/history.json"
 )
 
 // NewWebHandler returns the read-only HTTP side of vipd: Prometheus
@@ -59,6 +66,9 @@ func NewWebHandler(src Source, opts WebOptions) http.Handler {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.History == nil {
+		opts.History = NewHistory(DefaultHistoryWindow)
 	}
 	assets, err := fs.Sub(webFS, "web")
 	if err != nil {
@@ -89,6 +99,9 @@ func NewWebHandler(src Source, opts WebOptions) http.Handler {
 	mux.HandleFunc("GET "+WebStatus, func(w http.ResponseWriter, r *http.Request) {
 		rd := readiness(src)
 		writeJSON(w, http.StatusOK, PageData{Now: opts.Now(), Ready: rd.Ready, ReadyError: rd.Error, Status: src.Status()})
+	})
+	mux.HandleFunc("GET "+WebHistory, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, opts.History.Snapshot(opts.Now()))
 	})
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServer(http.FS(assets))))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -121,5 +134,27 @@ func ServeWeb(ctx context.Context, ln net.Listener, src Source, opts WebOptions)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.History == nil {
+		opts.History = NewHistory(DefaultHistoryWindow)
+	}
+	if opts.HistoryStep <= 0 {
+		opts.HistoryStep = DefaultHistoryStep
+	}
+	go sampleHistory(ctx, src, opts.History, opts.HistoryStep)
 	return serveHTTP(ctx, ln, NewWebHandler(src, opts), opts.Logger)
+}
+
+// sampleHistory records src into h every step until ctx is done.
+func sampleHistory(ctx context.Context, src Source, h *History, step time.Duration) {
+	h.Record(time.Now(), src.Status())
+	t := time.NewTicker(step)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			h.Record(now, src.Status())
+		}
+	}
 }

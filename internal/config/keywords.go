@@ -83,6 +83,8 @@ type Keyword struct {
 	// of free-form items (addresses, names, routes).
 	Block *Section
 	List  bool
+	// OptionalBlock: the keyword may stand alone or open its Block.
+	OptionalBlock bool
 
 	set func(c *cx, n *Node)
 }

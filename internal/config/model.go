@@ -73,6 +73,8 @@ type Config struct {
 	// SSL is the client context of SSL_GET checkers (SSL block); nil when
 	// absent, which means an auto-generated context.
 	SSL *SSL `json:"ssl,omitempty"`
+	// BGP is vipd's bgp block (kw_bgp.go); nil when absent.
+	BGP *BGP `json:"bgp,omitempty"`
 
 	// Files lists every file read, the main file first, then includes in
 	// the order they were opened.
@@ -464,6 +466,9 @@ type Instance struct {
 	// SyncGroup is the name of the vrrp_sync_group holding the instance.
 	SyncGroup string `json:"sync_group,omitempty"`
 
+	// BGPAnnounce is where vipd's bgp_announce was given; nil when not.
+	BGPAnnounce *Pos `json:"bgp_announce,omitempty"`
+
 	ifacePos     Pos
 	statePos     Pos
 	prioritySet  bool
@@ -706,6 +711,8 @@ type VirtualServer struct {
 	// ProxyProtocol is vipd's proxy_protocol extension: 0 (none), 1 or 2,
 	// sent towards real servers by the proxy data plane.
 	ProxyProtocol int `json:"proxy_protocol,omitempty"`
+	// BGPAnnounce is where vipd's bgp_announce was given; nil when not.
+	BGPAnnounce *Pos `json:"bgp_announce,omitempty"`
 
 	cset          *checkSet
 	schedPos      Pos

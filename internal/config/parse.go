@@ -166,6 +166,10 @@ func (p *parser) parseBlock(sec *Section, depth int, open Pos) []*Node {
 			if !l.Open {
 				if p.i < len(p.lines) && p.lines[p.i].Open && len(p.lines[p.i].Words) == 0 {
 					p.i++
+				} else if kw.OptionalBlock {
+					n.Block = false
+					nodes = append(nodes, n)
+					continue
 				} else {
 					p.add(l.Pos, Error, name, "add '{' after "+name, "missing '{' at beginning of configuration block")
 				}

@@ -373,6 +373,7 @@ func (b *builder) validate() {
 	cfg.SyncGroups = groups
 
 	b.validateLVS()
+	b.validateBGP()
 	if b.opts.Host != nil {
 		b.checkHost()
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/check"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/dataplane"
@@ -84,7 +85,8 @@ type Daemon struct {
 	runDone  chan struct{}
 	dp       dataplane.Dataplane
 	notifier *notify.Notifier
-	routing  *routing // static addresses/routes/rules, virtual routes/rules (static.go)
+	routing  *routing   // static addresses/routes/rules, virtual routes/rules (static.go)
+	bgp      *bgpDriver // BGP speaker (bgp.go); nil without a bgp block
 
 	// Read by API goroutines.
 	mu   sync.Mutex
@@ -100,9 +102,13 @@ type snapshot struct {
 	reloadResults map[string]uint64 // by api.ReloadOK, ...
 	ready         error
 	rsOfName      map[string]rsRef
+	quorum        map[string]bool // by the API's virtual_server name
 	notifier      *notify.Notifier
 	runner        *check.Runner
 	dp            dataplane.Dataplane // safe for concurrent reads (the interface's promise)
+	// bgp.go's driver and the policy's decisions.
+	bgp          *bgpDriver
+	bgpDecisions []bgp.Decision
 }
 
 // rsRef locates a check server in the configuration.
@@ -318,6 +324,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.startRunner(g.servers)
 		defer d.stopRunner()
 	}
+	d.startBGP(nil)
+	defer d.stopBGP(true)
 	if d.node != nil {
 		d.startVRRP()
 	}
@@ -364,6 +372,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			d.log.Info("Stopping")
 			d.publish(errors.New("stopping"))
 			stopAPI()
+			// BGP routes go first (GRACEFUL_SHUTDOWN, a pause, the
+			// withdrawal) while the data plane still forwards.
+			d.stopBGP(true)
 			// VRRP goes first: priority 0 adverts and the VIPs removed,
 			// so a backup takes over while the rest shuts down.
 			d.stopVRRP()
@@ -547,6 +558,7 @@ func (d *Daemon) checkEvent(ev check.Event) {
 			d.log.Error("applying the data plane", "err", err)
 		}
 	}
+	d.bgpUpdate()
 	d.publish(nil)
 }
 
@@ -596,6 +608,7 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 	if !ev.Group {
 		d.routing.vrrpState(n.Name, n.State)
 	}
+	d.bgpVRRP(n)
 	cfg := d.currentConfig()
 	if cfg != nil {
 		ev.Scripts, ev.SMTPAlert = vrrpScripts(cfg, ev.Group, n.Name)
@@ -622,13 +635,17 @@ func (d *Daemon) currentConfig() *config.Config {
 // publish refreshes the snapshot API readers see.
 func (d *Daemon) publish(notReady error) {
 	names := map[string]rsRef{}
+	quorum := map[string]bool{}
 	for _, p := range d.gen.plans {
+		// The API joins checks to services by the IPVS key's string.
+		vs := p.name
+		if len(p.keys) > 0 {
+			vs = p.keys[0].key.String()
+		}
+		if up, ok := d.quorum[p.name]; ok {
+			quorum[vs] = up
+		}
 		for _, rs := range p.rss {
-			// The API joins checks to services by the IPVS key's string.
-			vs := p.name
-			if len(p.keys) > 0 {
-				vs = p.keys[0].key.String()
-			}
 			names[rs.check] = rsRef{vs: vs, rs: destination(rs.cfg, p.port()).Addr.String()}
 		}
 	}
@@ -645,6 +662,7 @@ func (d *Daemon) publish(notReady error) {
 		d.snap.loaded = time.Now()
 	}
 	d.snap.cfg, d.snap.health, d.snap.rsOfName = d.gen.cfg, h, names
+	d.snap.quorum = quorum
 	d.snap.notifier = d.notifier
 	d.snap.runner = d.runner
 	d.snap.dp = d.dp

@@ -222,6 +222,7 @@ func (d *Daemon) reload() (err error) {
 	// Committed: the loop's state moves to the new generation.
 	oldNotifier := d.notifier
 	d.gen, d.health, d.quorum = next, next.health, next.quorum
+	d.reloadBGP(next.cfg) // cannot fail: a speaker that does not start is logged (bgp.go)
 	if newNotifier != nil {
 		d.notifier = newNotifier
 		go func() {

@@ -102,6 +102,7 @@ func (s *source) Status() api.Status {
 			d.log.Warn("status: cannot read the kernel's IPVS version", "err", err)
 		}
 	}
+	st.Quorum = snap.quorum
 	if r := snap.runner; r != nil && snap.rsOfName != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		checks, _ := r.Status(ctx)
@@ -123,6 +124,7 @@ func (s *source) Status() api.Status {
 			return st.Checks[i].RealServer < st.Checks[j].RealServer
 		})
 	}
+	st.BGP = d.bgpStatus()
 	return st
 }
 

@@ -9,7 +9,9 @@ package apitest
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,7 +41,34 @@ func (s *Source) Status() api.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.statusN++
-	return s.status
+	return cloneStatus(s.status)
+}
+
+// cloneStatus deep-copies st: the Source contract lets callers keep a
+// snapshot (the status page's history does) while Update changes the
+// state.
+func cloneStatus(st api.Status) api.Status {
+	out := st
+	out.Instances = slices.Clone(st.Instances)
+	for i := range out.Instances {
+		in := &out.Instances[i]
+		in.VIPs = slices.Clone(in.VIPs)
+		in.FaultReasons = slices.Clone(in.FaultReasons)
+		in.Stats.Dropped = maps.Clone(in.Stats.Dropped)
+	}
+	out.SyncGroups = slices.Clone(st.SyncGroups)
+	for i := range out.SyncGroups {
+		out.SyncGroups[i].Instances = slices.Clone(out.SyncGroups[i].Instances)
+	}
+	out.Services = slices.Clone(st.Services)
+	for i := range out.Services {
+		out.Services[i].Dests = slices.Clone(out.Services[i].Dests)
+	}
+	out.Checks = slices.Clone(st.Checks)
+	out.Scripts = slices.Clone(st.Scripts)
+	out.Quorum = maps.Clone(st.Quorum)
+	out.ReloadResults = maps.Clone(st.ReloadResults)
+	return out
 }
 
 // Conns implements api.Source.
@@ -218,6 +247,9 @@ func Sample() api.Status {
 				},
 			},
 		},
+		// The fwmark service has no quorum entry: the daemon lists only
+		// the virtual servers it plans for.
+		Quorum: map[string]bool{"TCP 198.18.0.100:80": true, "UDP 198.18.0.100:53": false},
 		Checks: []api.Check{
 			{
 				VirtualServer: "TCP 198.18.0.100:80", RealServer: "198.18.0.21:80", Kind: "HTTP_GET",

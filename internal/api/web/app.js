@@ -177,5 +177,121 @@ async function refresh() {
   }
 }
 
+// History: graphs drawn as inline SVG from history.json (no library).
+const SVGNS = "http://www.w3.org/2000/svg";
+const GW = 600; // graph width in px for the whole window
+function svg(tag, attrs, ...kids) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const k of kids) if (k) e.appendChild(k);
+  return e;
+}
+function title(text) { const t = svg("title"); t.textContent = text; return t; }
+function clock(ms) { return new Date(ms).toLocaleTimeString("en-GB"); }
+function fmtRate(v) {
+  if (v >= 1e9) return (v / 1e9).toFixed(1) + "G";
+  if (v >= 1e6) return (v / 1e6).toFixed(1) + "M";
+  if (v >= 1e4) return (v / 1e3).toFixed(1) + "K";
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
+
+// band draws [from, to, class, tooltip] segments over the window.
+function band(t0, t1, segs, h) {
+  const x = (t) => ((t - t0) / (t1 - t0)) * GW;
+  const g = svg("svg", { class: "band", width: GW, height: h, viewBox: "0 0 " + GW + " " + h });
+  for (const [a, b, cls, tip, data] of segs) {
+    const xa = Math.max(0, x(a)), xb = Math.min(GW, x(b));
+    if (xb <= xa) continue;
+    const attrs = { x: xa.toFixed(1), y: 0, width: Math.max(1, xb - xa).toFixed(1), height: h, class: cls };
+    Object.assign(attrs, data || {});
+    g.appendChild(svg("rect", attrs, title(tip)));
+  }
+  return g;
+}
+
+function spark(t0, t1, ts, lines, h) {
+  const x = (t) => (((t - t0) / (t1 - t0)) * GW).toFixed(1);
+  const g = svg("svg", { class: "spark", width: GW, height: h, viewBox: "0 0 " + GW + " " + h });
+  for (const [vals, cls] of lines) {
+    const max = Math.max(1, ...vals);
+    const pts = ts.map((t, i) => x(t) + "," + (h - 1 - (vals[i] / max) * (h - 3)).toFixed(1)).join(" ");
+    g.appendChild(svg("polyline", { points: pts, class: cls }));
+  }
+  return g;
+}
+
+function renderHistory(hd) {
+  // The x axis spans what is kept: the window, or less since the start.
+  const now = Date.parse(hd.now);
+  let first = now;
+  for (const s of hd.servers) if (s.t.length) first = Math.min(first, s.t[0]);
+  for (const i of hd.instances) if (i.transitions.length) first = Math.min(first, Date.parse(i.transitions[0].at));
+  const t0 = Math.max(now - hd.window / 1e6, first - 1000);
+  document.getElementById("history-window").textContent = "since " + clock(t0) + " (kept: " + Math.round(hd.window / 6e10) + " min, sampled every second)";
+  const tl = [];
+  for (const inst of hd.instances) {
+    const segs = [], items = [];
+    const tr = inst.transitions;
+    for (let i = 0; i < tr.length; i++) {
+      const a = Date.parse(tr[i].at), b = i + 1 < tr.length ? Date.parse(tr[i + 1].at) : now;
+      segs.push([a, b, "st-" + tr[i].to, tr[i].to + " from " + clock(a) + (tr[i].from ? " (" + tr[i].cause + ")" : ""), { "data-state": tr[i].to }]);
+      if (tr[i].from) {
+        items.push(el("li", { "data-transition": tr[i].from + ">" + tr[i].to },
+          clock(a) + " " + tr[i].from + " \u2192 " + tr[i].to + ": " + tr[i].cause));
+      }
+    }
+    const b = band(t0, now, segs, 14);
+    for (const s of segs.slice(1)) b.appendChild(svg("line", { x1: (((s[0] - t0) / (now - t0)) * GW).toFixed(1), x2: (((s[0] - t0) / (now - t0)) * GW).toFixed(1), y1: 0, y2: 14, class: "mark" }));
+    tl.push(el("div", { class: "timeline", "data-instance-timeline": inst.name }, el("span", { class: "name" }, "VRRP " + inst.name), b,
+      el("span", { class: "val" }, inst.state)));
+    tl.push(el("ul", { class: "transitions" }, ...(items.length ? items.reverse() : [el("li", { class: "muted" }, "no transition in the window")])));
+  }
+  fill("timelines", ...tl);
+
+  const gs = [];
+  for (const s of hd.servers) {
+    const last = s.cps.length - 1;
+    const bps = s.in_bps.map((v, i) => v + s.out_bps[i]);
+    const row = el("div", { class: "graph" + (s.real_server ? " rs" : ""), "data-graph": s.virtual_server + (s.real_server ? "|" + s.real_server : "") },
+      el("span", { class: "name" }, s.real_server ? "\u2192 " + s.real_server : s.virtual_server),
+      spark(t0, now, s.t, [[s.cps, "cps"], [bps, "bps"]], 24),
+      el("span", { class: "val" }, last >= 0 ? fmtRate(s.cps[last]) + " conn/s, " + fmtRate(bps[last]) + " B/s" : ""));
+    gs.push(row);
+    if (s.real_server && s.up && s.up.length) {
+      // Up/down bands: one segment per run of equal verdicts.
+      const segs = [];
+      let start = 0;
+      for (let i = 1; i <= s.up.length; i++) {
+        if (i === s.up.length || s.up[i] !== s.up[start]) {
+          const a = i === 0 ? s.t[0] : s.t[start] - 1000, b = i < s.up.length ? s.t[i] - 1000 : now;
+          const st = s.up[start] ? "up" : "down";
+          segs.push([a, b, "ck-" + st, "check " + st.toUpperCase() + " " + clock(a) + "\u2013" + clock(b), { "data-check": st }]);
+          start = i;
+        }
+      }
+      const maxLat = Math.max(...s.latency_ms);
+      gs.push(el("div", { class: "graph rs", "data-check-band": s.virtual_server + "|" + s.real_server },
+        el("span", { class: "name" }, "checks"), band(t0, now, segs, 8),
+        el("span", { class: "val" }, s.up[last] ? "UP" : "DOWN")));
+      gs.push(el("div", { class: "graph rs", "data-check-latency": s.virtual_server + "|" + s.real_server },
+        el("span", { class: "name" }, "check latency"), spark(t0, now, s.t, [[s.latency_ms, "lat"]], 16),
+        el("span", { class: "val" }, (s.latency_ms[last] || 0).toFixed(1) + " ms (max " + maxLat.toFixed(1) + ")")));
+    }
+  }
+  if (!gs.length) gs.push(el("p", { class: "muted" }, "no virtual servers"));
+  fill("graphs", ...gs);
+}
+
+async function refreshHistory() {
+  try {
+    const resp = await fetch("history.json", { cache: "no-store" });
+    if (resp.ok) renderHistory(await resp.json());
+  } catch (e) {
+    // status.json's refresh reports lost contact.
+  }
+}
+
 refresh();
 setInterval(refresh, 1000);
+refreshHistory();
+setInterval(refreshHistory, 2000);
