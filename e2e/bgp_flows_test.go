@@ -347,7 +347,21 @@ func TestBGPFlowsSurvive(t *testing.T) {
 			what, n, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond), stalled)
 	}
 
+	// BFD up everywhere, so a cut is noticed in BFD time, not hold time.
+	bfdUp := func() {
+		lab.Eventually(t, 15*time.Second, func() bool {
+			for _, d := range ds {
+				st := d.status().BGP
+				if st == nil || len(st.Peers) != 1 || st.Peers[0].BFD != "UP" {
+					return false
+				}
+			}
+			return true
+		}, "BFD not UP on every director")
+	}
+
 	t.Run("link cut", func(t *testing.T) {
+		bfdUp()
 		t0 := time.Now()
 		dh[2].Cut()
 		took := waitNexthops(t, r, 2, t0, 10*time.Second, "d3's cable cut")
@@ -357,6 +371,15 @@ func TestBGPFlowsSurvive(t *testing.T) {
 		dh[2].Restore()
 		took = waitNexthops(t, r, 3, t0, 10*time.Second, "d3's cable back")
 		t.Logf("d3 cable back -> announced, 3 next hops: %v", took.Round(time.Millisecond))
+		// What d3 saw of its real servers and its route (the race in
+		// the report: a director whose checks come back one by one).
+		var ev []string
+		for _, ln := range strings.Split(ds[2].proc.Output(), "\n") {
+			if strings.Contains(ln, "BGP") || strings.Contains(ln, "abling") || strings.Contains(ln, "TCP connection") {
+				ev = append(ev, ln)
+			}
+		}
+		t.Logf("d3's last health and BGP lines:\n%s", strings.Join(ev[max(0, len(ev)-12):], "\n"))
 		after(t, "d3 back", t0)
 	})
 	t.Run("SIGTERM and start again", func(t *testing.T) {

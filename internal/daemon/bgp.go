@@ -31,7 +31,17 @@ type bgpDriver struct {
 	want    chan []netip.Prefix // latest set for the pusher; capacity 1
 	pushed  chan struct{}       // closed when the pusher has returned
 
-	checked   map[string]bool // servers whose every checker ran once
+	checked map[string]bool // servers whose every checker ran once
+	// A virtual server coming back from "every real server down" waits,
+	// as at start, until each of its servers' checkers has ended an
+	// attempt after the first one came back: announcing on the first
+	// server up would give this director a Maglev table with fewer
+	// servers than the other directors', and the flows ECMP moves to it
+	// would land on the wrong real server (TestBGPFlowsSurvive saw 7 of
+	// 45 connections reset). allDown: virtual server -> every real server
+	// down; recheck: server -> checks must end after this time.
+	allDown   map[string]bool
+	recheck   map[string]time.Time
 	decisions []bgp.Decision
 	// pending: some server is not yet checked; the poller looks.
 	pending atomic.Bool
@@ -65,9 +75,10 @@ func (d *Daemon) startBGP(prev *bgpDriver) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &bgpDriver{cfg: c, sp: sp, cancel: cancel, runDone: make(chan struct{}), want: make(chan []netip.Prefix, 1),
-		pushed: make(chan struct{}), checked: map[string]bool{}, master: map[string]bool{}}
+		pushed: make(chan struct{}), checked: map[string]bool{}, master: map[string]bool{},
+		allDown: map[string]bool{}, recheck: map[string]time.Time{}}
 	if prev != nil {
-		b.checked = prev.checked
+		b.checked, b.allDown, b.recheck = prev.checked, prev.allDown, prev.recheck
 		prev.mu.Lock()
 		for k, v := range prev.master {
 			b.master[k] = v
@@ -127,19 +138,37 @@ func (d *Daemon) startBGP(prev *bgpDriver) {
 				continue
 			}
 			done := map[string]bool{}
+			up := map[string]bool{}
 			for _, c := range checks {
 				if _, seen := done[c.Server]; !seen {
 					done[c.Server] = true
+					up[c.Server] = true
 				}
 				if c.Checks == 0 {
 					done[c.Server] = false
 				}
+				up[c.Server] = up[c.Server] && c.Up
 			}
 			d.do(func() {
 				if d.bgp != b {
 					return
 				}
 				for s, ok := range done {
+					if t, again := b.recheck[s]; again {
+						// Every checker ended an attempt since, and the
+						// loop has seen what it found.
+						for _, c := range checks {
+							if c.Server == s && !c.LastCheck.After(t) {
+								ok = false
+							}
+						}
+						if ok && d.health[s].up != up[s] {
+							ok = false
+						}
+						if ok {
+							delete(b.recheck, s)
+						}
+					}
 					if ok {
 						b.checked[s] = true
 					}
@@ -273,6 +302,20 @@ func (d *Daemon) bgpUpdate() {
 			}
 		}
 		s.Served = len(p.keys) > 0 && served[p.keys[0].key.String()]
+		if s.Checked && s.Alive == 0 {
+			b.allDown[p.name] = true
+		} else if s.Alive > 0 && b.allDown[p.name] {
+			delete(b.allDown, p.name)
+			now := time.Now()
+			for _, rs := range p.rss {
+				if checkers[rs.check] {
+					b.checked[rs.check] = false
+					b.recheck[rs.check] = now
+				}
+			}
+			s.Checked = false
+			pending = true
+		}
 		in.Services = append(in.Services, s)
 	}
 	b.pending.Store(pending)
