@@ -228,22 +228,14 @@ func TestExampleQuickstart(t *testing.T) {
 	l := lab.New(t)
 	h := l.Host("qs")
 	// Everything the unprivileged processes touch lives in a directory
-	// they can read (t.TempDir's parent is private).
-	dir, err := os.MkdirTemp("", "vipd-quickstart-")
-	if err != nil {
-		t.Fatal(err)
+	// they can read, and write to (the socket, the pid file).
+	files := map[string]string{}
+	for _, f := range []string{"keepalived.conf", "rs1/index.html", "rs2/index.html"} {
+		files[f] = readExample(t, "quickstart/"+f)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := lab.PublicDir(t, files)
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
-	}
-	for _, f := range []string{"keepalived.conf", "rs1/index.html", "rs2/index.html"} {
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(readExample(t, "quickstart/"+f)), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	bins := map[string]string{}
 	for _, pkg := range []string{"./cmd/vipd", "./cmd/vipctl"} {
@@ -278,15 +270,19 @@ func TestExampleQuickstart(t *testing.T) {
 	v := h.Start("setpriv", asUser(bins["./cmd/vipd"], "-C", "-n", "-l", "-f", filepath.Join(dir, "keepalived.conf"),
 		"--control", sock, "-p", filepath.Join(dir, "vipd.pid"))...)
 	const vip = "127.0.0.100:8080"
-	var got []string
-	lab.Eventually(t, 10*time.Second, func() bool {
-		got = got[:0]
-		for i := 0; i < 4; i++ {
-			b, _ := getPath(h, vip, "/", time.Second)
-			got = append(got, b)
-		}
-		return alternates(got, "rs1", "rs2")
-	}, "round robin through %s: %v\n%s", vip, &got, v.Output())
+	roundRobin := func(what string) {
+		t.Helper()
+		var got []string
+		lab.Eventually(t, 10*time.Second, func() bool {
+			got = got[:0]
+			for range 4 {
+				b, _ := getPath(h, vip, "/", time.Second)
+				got = append(got, b)
+			}
+			return alternates(got, "rs1", "rs2")
+		}, "%s through %s: %v\n%s", what, vip, &got, v.Output())
+	}
+	roundRobin("round robin")
 
 	vipctl := func(args ...string) string {
 		out, err := h.Run("setpriv", asUser(append([]string{bins["./cmd/vipctl"], "--socket", sock}, args...)...)...)
@@ -309,14 +305,7 @@ func TestExampleQuickstart(t *testing.T) {
 	}
 	eventuallyOnly(t, h, vip, "rs2", 2*time.Second)
 	webServer("rs1", "8081")
-	lab.Eventually(t, 10*time.Second, func() bool {
-		got = got[:0]
-		for i := 0; i < 4; i++ {
-			b, _ := getPath(h, vip, "/", time.Second)
-			got = append(got, b)
-		}
-		return alternates(got, "rs1", "rs2")
-	}, "rs1 did not come back: %v", &got)
+	roundRobin("rs1 back in round robin")
 
 	if err := v.Stop(10 * time.Second); err != nil {
 		t.Fatalf("vipd did not stop on SIGTERM: %v\n%s", err, v.Output())
@@ -459,6 +448,28 @@ func neighMAC(h *lab.Host, addr string) string {
 	return ""
 }
 
+// flatLab is the one-subnet lab (198.18.0.0/24) of the examples whose
+// configuration files name these addresses: client .11, directors d1 .12
+// and d2 .13, real servers rs1 .21 and rs2 .22. The real servers come
+// bare: each test starts on them what its example runs.
+type flatLab struct {
+	l                        *lab.Lab
+	client, d1, d2, rs1, rs2 *lab.Host
+}
+
+func newFlatLab(t *testing.T) *flatLab {
+	t.Helper()
+	l := lab.New(t)
+	return &flatLab{
+		l:      l,
+		client: l.Host("client", "198.18.0.11/24"),
+		d1:     l.Host("d1", "198.18.0.12/24"),
+		d2:     l.Host("d2", "198.18.0.13/24"),
+		rs1:    l.Host("rs1", "198.18.0.21/24"),
+		rs2:    l.Host("rs2", "198.18.0.22/24"),
+	}
+}
+
 // TestExampleLVSDR: this kernel has no IPVS, so the DR pair runs with
 // vipd -P (VRRP only): the VIP lives on the master, the real servers
 // prepared by vipctl realserver up hold it on lo without answering ARP
@@ -467,12 +478,10 @@ func neighMAC(h *lab.Host, addr string) string {
 // the kernel's IPVS in DR mode is scripts/vmtest's (dr_test.go).
 func TestExampleLVSDR(t *testing.T) {
 	t.Parallel()
-	l := lab.New(t)
-	client := l.Host("client", "198.18.0.11/24")
-	d1 := l.Host("d1", "198.18.0.12/24")
-	d2 := l.Host("d2", "198.18.0.13/24")
+	f := newFlatLab(t)
+	client, d1, d2 := f.client, f.d1, f.d2
 	const vip = "198.18.0.100"
-	for _, rs := range []*lab.Host{l.Host("rs1", "198.18.0.21/24"), l.Host("rs2", "198.18.0.22/24")} {
+	for _, rs := range []*lab.Host{f.rs1, f.rs2} {
 		realServerUp(t, rs, vip)
 		if !hasAddr(rs, vip) {
 			t.Fatalf("%s lacks the VIP on lo after vipctl realserver up", rs.Name)
@@ -499,33 +508,9 @@ func TestExampleLVSDR(t *testing.T) {
 // included as they are.
 func nginxWith(t *testing.T, h *lab.Host, include string) *lab.Proc {
 	t.Helper()
-	lab.RequireCommand(t, "nginx")
-	dir, err := os.MkdirTemp("", "vipd-nginx-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	inc, _ := filepath.Abs(include)
-	conf := fmt.Sprintf(`daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s;
-    proxy_temp_path %[1]s;
-    fastcgi_temp_path %[1]s;
-    uwsgi_temp_path %[1]s;
-    scgi_temp_path %[1]s;
-    include %[2]s;
-}
-`, dir, inc)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return h.Start("nginx", "-c", cf)
+	p, _ := lab.StartNginx(t, h, nil, func(string) string { return "    include " + inc + ";" })
+	return p
 }
 
 // TestExampleTCPProxy runs examples/tcp-proxy with nginx real servers
@@ -534,11 +519,9 @@ http {
 // port, and service continues when the master stops.
 func TestExampleTCPProxy(t *testing.T) {
 	t.Parallel()
-	l := lab.New(t)
-	client := l.Host("client", "198.18.0.11/24")
-	d1 := l.Host("d1", "198.18.0.12/24")
-	d2 := l.Host("d2", "198.18.0.13/24")
-	for _, rs := range []*lab.Host{l.Host("rs1", "198.18.0.21/24"), l.Host("rs2", "198.18.0.22/24")} {
+	f := newFlatLab(t)
+	client, d1, d2 := f.client, f.d1, f.d2
+	for _, rs := range []*lab.Host{f.rs1, f.rs2} {
 		p := nginxWith(t, rs, filepath.Join(examplesDir, "tcp-proxy", "nginx-realserver.conf"))
 		lab.Eventually(t, 10*time.Second, func() bool { b, _ := getPath(rs, rs.Addr.String()+":8080", "/healthz", time.Second); return b == "ok" },
 			"nginx on %s not serving:\n%s", rs.Name, p.Output())
@@ -579,12 +562,10 @@ func TestExampleTCPProxy(t *testing.T) {
 // both; when d1 returns it takes its VIP back.
 func TestExampleMasterMaster(t *testing.T) {
 	t.Parallel()
-	l := lab.New(t)
-	client := l.Host("client", "198.18.0.11/24")
-	h1 := l.Host("d1", "198.18.0.12/24")
-	h2 := l.Host("d2", "198.18.0.13/24")
-	nginx(t, l.Host("rs1", "198.18.0.21/24"), "rs1")
-	nginx(t, l.Host("rs2", "198.18.0.22/24"), "rs2")
+	f := newFlatLab(t)
+	client, h1, h2 := f.client, f.d1, f.d2
+	nginx(t, f.rs1, "rs1")
+	nginx(t, f.rs2, "rs2")
 	d1 := startVipd(t, h1, readExample(t, "master-master/keepalived-d1.conf"))
 	d2 := startVipd(t, h2, readExample(t, "master-master/keepalived-d2.conf"))
 	const vip1, vip2 = "198.18.0.100", "198.18.0.101"
@@ -621,12 +602,10 @@ func TestExampleMasterMaster(t *testing.T) {
 // ping): the pair still agrees on one MASTER, serves, and fails over.
 func TestExampleUnicast(t *testing.T) {
 	t.Parallel()
-	l := lab.New(t)
-	client := l.Host("client", "198.18.0.11/24")
-	h1 := l.Host("d1", "198.18.0.12/24")
-	h2 := l.Host("d2", "198.18.0.13/24")
-	nginx(t, l.Host("rs1", "198.18.0.21/24"), "rs1")
-	nginx(t, l.Host("rs2", "198.18.0.22/24"), "rs2")
+	f := newFlatLab(t)
+	client, h1, h2 := f.client, f.d1, f.d2
+	nginx(t, f.rs1, "rs1")
+	nginx(t, f.rs2, "rs2")
 
 	// d2 answers pings to 224.0.0.1, so d1 can tell whether multicast
 	// crosses the switch.
@@ -638,8 +617,8 @@ func TestExampleUnicast(t *testing.T) {
 	if !mcastReachesD2() {
 		t.Fatal("control: multicast does not reach d2 even before it is blocked")
 	}
-	for _, h := range l.Hosts() {
-		out, err := exec.Command("ip", "-n", l.Bridge, "link", "set", h.Port, "type", "bridge_slave", "mcast_flood", "off").CombinedOutput()
+	for _, h := range f.l.Hosts() {
+		out, err := exec.Command("ip", "-n", f.l.Bridge, "link", "set", h.Port, "type", "bridge_slave", "mcast_flood", "off").CombinedOutput()
 		if err != nil {
 			t.Fatalf("mcast_flood off on %s: %v: %s", h.Port, err, out)
 		}

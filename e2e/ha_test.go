@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,71 +8,17 @@ import (
 	"github.com/vipd/vipd/internal/lab"
 )
 
-// haConf is the seeds' LVS-NAT + keepalived deployment, as a user writes
-// it, with faster timers so the test runs quickly.
-func haConf(state string, prio int, rs1, rs2 string) string {
-	return fmt.Sprintf(`! Configuration File for keepalived
-global_defs {
-   router_id %[1]s_node
-   vrrp_version 3
-}
-vrrp_instance VI_1 {
-    state %[1]s
-    interface eth0
-    virtual_router_id 51
-    priority %[2]d
-    advert_int 0.2
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-virtual_server 198.18.0.100 80 {
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server %[3]s 80 {
-        weight 1
-        HTTP_GET {
-            url {
-              path /
-              status_code 200
-            }
-            connect_timeout 1
-            retry 1
-            delay_before_retry 1
-        }
-    }
-    real_server %[4]s 80 {
-        weight 1
-        TCP_CHECK {
-            connect_timeout 1
-            retry 1
-            delay_before_retry 1
-        }
-    }
-}
-`, state, prio, rs1, rs2)
-}
+// haConf: the seeds' deployment as the HA test runs it.
+var haConf = natConf{routerID: "%s_node", vrid: 51, advert: "0.2", rs2Weight: 1}
 
 // TestSeedHA runs the seeds' checks on two vipd directors: round robin,
 // a real server failing and coming back, the master's link cut and
 // restored (preemption), and the master stopped.
 func TestSeedHA(t *testing.T) {
-	l := lab.New(t)
-	client := l.Host("client")
-	d1 := l.Host("d1")
-	d2 := l.Host("d2")
-	rs1 := l.Host("rs1")
-	rs2 := l.Host("rs2")
-	ng1 := nginx(t, rs1, "rs1")
-	nginx(t, rs2, "rs2")
-
-	m := startVipd(t, d1, haConf("MASTER", 150, rs1.Addr.String(), rs2.Addr.String()))
-	b := startVipd(t, d2, haConf("BACKUP", 100, rs1.Addr.String(), rs2.Addr.String()))
+	p := newNATPair(t)
+	client, d1, d2, rs1, rs2, ng1 := p.client, p.d1, p.d2, p.rs1, p.rs2, p.ng1
+	m, b := p.start(t, haConf, nil, nil)
 	const vip = "198.18.0.100"
-	lab.Eventually(t, 5*time.Second, func() bool { return m.state("VI_1") == "MASTER" && b.state("VI_1") == "BACKUP" },
-		"d1 MASTER and d2 BACKUP expected, got %s and %s", m.state("VI_1"), b.state("VI_1"))
 
 	// Round robin: rs1, rs2 alternate.
 	got := gets(t, client, vip, 4)

@@ -74,40 +74,9 @@ func (d *director) state(instance string) string {
 // nginx starts nginx in h serving a page that names the server.
 func nginx(t testing.TB, h *lab.Host, name string) *lab.Proc {
 	t.Helper()
-	lab.RequireCommand(t, "nginx")
-	// nginx's workers run as nobody: they must be able to reach the page,
-	// and t.TempDir's parent is private, so the directory is made here.
-	dir, err := os.MkdirTemp("", "vipd-nginx-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(name+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s;
-    proxy_temp_path %[1]s;
-    fastcgi_temp_path %[1]s;
-    uwsgi_temp_path %[1]s;
-    scgi_temp_path %[1]s;
-    server { listen 80 reuseport; root %[1]s; }
-}
-`, dir)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := h.Start("nginx", "-c", cf)
+	p, _ := lab.StartNginx(t, h, map[string]string{"index.html": name + "\n"}, func(dir string) string {
+		return fmt.Sprintf("    server { listen 80 reuseport; root %s; }", dir)
+	})
 	var lastErr error
 	lab.Eventually(t, 10*time.Second, func() bool {
 		_, lastErr = get(h, h.Addr.String(), time.Second)

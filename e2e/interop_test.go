@@ -419,15 +419,21 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	step("stop: backup took over")
 
 	// 3. It returns and preempts the backup.
-	master.start()
-	onlyHolder(t, vip.Addr(), hosts[0], hosts, 10*time.Second, hold, "master returned after a stop")
-	master.waitLog(enterMaster, 2, time.Second)
-	backup.waitLog(higher, 1, time.Second)
-	backup.waitLog(enterBackup, 2, time.Second)
-	master.checkState("MASTER")
-	backup.checkState("BACKUP")
-	reach(hosts[0], "master returned after a stop")
-	step("returned")
+	// returns is the master coming back for the n-th time and
+	// preempting the backup (whose n-th BACKUP entry it causes).
+	returns := func(n int, what string) {
+		t.Helper()
+		master.start()
+		onlyHolder(t, vip.Addr(), hosts[0], hosts, 10*time.Second, hold, what)
+		master.waitLog(enterMaster, n, time.Second)
+		backup.waitLog(higher, n-1, time.Second)
+		backup.waitLog(enterBackup, n, time.Second)
+		master.checkState("MASTER")
+		backup.checkState("BACKUP")
+		reach(hosts[0], what)
+		step("returned")
+	}
+	returns(2, "master returned after a stop")
 
 	// 4. The master crashes: no priority 0 advert, the backup takes over
 	// when its master down interval expires.
@@ -440,15 +446,7 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	step("crash: backup took over")
 
 	// 5. It returns and preempts again.
-	master.start()
-	onlyHolder(t, vip.Addr(), hosts[0], hosts, 10*time.Second, hold, "master returned after a crash")
-	master.waitLog(enterMaster, 3, time.Second)
-	backup.waitLog(higher, 2, time.Second)
-	backup.waitLog(enterBackup, 3, time.Second)
-	master.checkState("MASTER")
-	backup.checkState("BACKUP")
-	reach(hosts[0], "master returned after a crash")
-	step("returned")
+	returns(3, "master returned after a crash")
 }
 
 // TestInteropWrongPassword: vipd and keepalived with different PASS

@@ -21,51 +21,10 @@ import (
 	"github.com/vipd/vipd/internal/lab"
 )
 
-// metricsConf is a VRRP pair's configuration in front of two nginx real
-// servers, one checked with HTTP_GET and one with TCP_CHECK; rs2Weight
-// lets a reload change something visible.
-func metricsConf(state string, prio int, rs1, rs2 string, rs2Weight int) string {
-	return fmt.Sprintf(`global_defs {
-   router_id metrics_%[1]s
-   vrrp_version 3
-}
-vrrp_instance VI_1 {
-    state %[1]s
-    interface eth0
-    virtual_router_id 61
-    priority %[2]d
-    advert_int 0.5
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-virtual_server 198.18.0.100 80 {
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server %[3]s 80 {
-        weight 1
-        HTTP_GET {
-            url {
-              path /
-              status_code 200
-            }
-            connect_timeout 1
-            retry 1
-            delay_before_retry 1
-        }
-    }
-    real_server %[4]s 80 {
-        weight %[5]d
-        TCP_CHECK {
-            connect_timeout 1
-            retry 1
-            delay_before_retry 1
-        }
-    }
-}
-`, state, prio, rs1, rs2, rs2Weight)
+// metricsConf is the VRRP pair's configuration of the metrics test;
+// rs2Weight lets a reload change something visible.
+func metricsConf(rs2Weight int) natConf {
+	return natConf{routerID: "metrics_%s", vrid: 61, advert: "0.5", rs2Weight: rs2Weight}
 }
 
 // scrape is one parsed /metrics page.
@@ -193,24 +152,15 @@ func hasLabels(m *dto.Metric, kv []string) bool {
 // virtual server and real servers.
 func TestMetricsLive(t *testing.T) {
 	t.Parallel()
-	l := lab.New(t)
-	client := l.Host("client")
-	h1 := l.Host("d1")
-	h2 := l.Host("d2")
-	rs1 := l.Host("rs1")
-	rs2 := l.Host("rs2")
-	ng1 := nginx(t, rs1, "rs1")
-	nginx(t, rs2, "rs2")
+	p := newNATPair(t)
+	client, h1, h2, rs1, rs2, ng1 := p.client, p.d1, p.d2, p.rs1, p.rs2, p.ng1
 	r1, r2 := rs1.Addr.String(), rs2.Addr.String()
 	rs1Key, rs2Key := r1+":80", r2+":80"
 	const vip, vs = "198.18.0.100", "TCP 198.18.0.100:80"
 	m1 := net.JoinHostPort(h1.Addr.String(), "9650")
 	m2 := net.JoinHostPort(h2.Addr.String(), "9650")
 
-	d1 := startVipd(t, h1, metricsConf("MASTER", 150, r1, r2, 1), "--metrics", m1)
-	d2 := startVipd(t, h2, metricsConf("BACKUP", 100, r1, r2, 1), "--metrics", m2)
-	lab.Eventually(t, 5*time.Second, func() bool { return d1.state("VI_1") == "MASTER" && d2.state("VI_1") == "BACKUP" },
-		"d1 MASTER and d2 BACKUP expected, got %s and %s", d1.state("VI_1"), d2.state("VI_1"))
+	d1, d2 := p.start(t, metricsConf(1), []string{"--metrics", m1}, []string{"--metrics", m2})
 	// Both real servers pass their first check before anything is counted.
 	lab.Eventually(t, 5*time.Second, func() bool {
 		s := scrapeMetrics(t, client, m1)
@@ -422,7 +372,7 @@ func TestMetricsLive(t *testing.T) {
 	}
 
 	// A reload with vipctl that gives rs2 weight 3.
-	if err := os.WriteFile(d1.conf, []byte(metricsConf("MASTER", 150, r1, r2, 3)), 0o644); err != nil {
+	if err := os.WriteFile(d1.conf, []byte(metricsConf(3).forState("MASTER", 150, p)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	vipctl := lab.Binary(t, "./cmd/vipctl")

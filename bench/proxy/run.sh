@@ -38,66 +38,15 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [-c CONNS] [-i IDLE] [-t 'keepalive close 1mib'] [--vipd BINARY]" >&2; exit 2 ;;
 	esac
 done
-[ "$(id -u)" = 0 ] || { echo "$0: needs root (network namespaces)" >&2; exit 1; }
-for p in ip nginx haproxy wrk go; do
-	command -v $p >/dev/null || { echo "$0: $p not installed" >&2; exit 1; }
-done
-
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-P=vbp$$
-TMP=$(mktemp -d /tmp/vipd-bench-proxy.XXXXXX)
-chmod 755 "$TMP" # nginx workers read the pages
-PIDS=()
+. "$(dirname "$0")/../lib.sh"
+bench_lab vbp proxy ip nginx haproxy wrk go
 VIP=198.18.0.100
 RS1=198.18.0.21
 RS2=198.18.0.22
 
-cleanup() {
-	set +e
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-	sleep 0.3
-	for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
-	for h in cli dir rs1 rs2 br; do
-		for pid in $(ip netns pids $P-$h 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-		ip netns del $P-$h 2>/dev/null
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-on() { local h=$1; shift; ip netns exec $P-$h "$@"; }
-# spawn HOST CMD...: start CMD in HOST in the background; $! is its pid
-# (ip netns exec execs the program).
-spawn() { local h=$1; shift; ip netns exec $P-$h "$@" & }
-
 echo "# building" >&2
 (cd "$ROOT" && go build -o "$TMP/proxyrun" ./bench/proxy/proxyrun && go build -o "$TMP/idleconns" ./bench/proxy/idleconns)
 
-echo "# lab $P" >&2
-ip netns add $P-br
-ip -n $P-br link set lo up
-ip -n $P-br link add br0 type bridge
-ip -n $P-br link set br0 up
-n=0
-host() { # name addr...
-	local h=$1; shift
-	n=$((n + 1))
-	ip netns add $P-$h
-	ip -n $P-$h link set lo up
-	# At thousands of connections a second every host runs through its
-	# ephemeral ports within the 60 s of TIME_WAIT: give all of them the
-	# usual tuning so that no target suffers from the rounds before it.
-	ip netns exec $P-$h sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
-	ip link add $P-${h}x type veth peer name $P-p$n
-	ip link set $P-${h}x netns $P-$h
-	ip link set $P-p$n netns $P-br
-	ip -n $P-$h link set $P-${h}x name eth0
-	for a in "$@"; do ip -n $P-$h addr add "$a" dev eth0; done
-	ip -n $P-$h link set eth0 up
-	ip -n $P-br link set $P-p$n master br0
-	ip -n $P-br link set $P-p$n up
-}
 host cli 198.18.0.10/24
 host dir 198.18.0.11/24 $VIP/24
 host rs1 $RS1/24

@@ -30,60 +30,15 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: $0 [-r ROUNDS] [-d SECONDS]" >&2; exit 2 ;;
 	esac
 done
-[ "$(id -u)" = 0 ] || { echo "$0: needs root (network namespaces)" >&2; exit 1; }
-for p in ip ethtool nginx wrk go; do
-	command -v $p >/dev/null || { echo "$0: $p not installed" >&2; exit 1; }
-done
-
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-P=vbx$$
-TMP=$(mktemp -d /tmp/vipd-bench-xdp.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
+. "$(dirname "$0")/../lib.sh"
+bench_lab vbx xdp ip ethtool nginx wrk go
 VIPX=198.18.0.100 VIPP=198.18.0.101 RS=198.18.0.21
 
-cleanup() {
-	set +e
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-	sleep 0.5
-	for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
-	for h in cli dir rs br; do
-		for pid in $(ip netns pids $P-$h 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-		ip netns del $P-$h 2>/dev/null
-	done
-	umount -l $TMP/bpffs 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-on() { local h=$1; shift; ip netns exec $P-$h "$@"; }
-spawn() { local h=$1; shift; ip netns exec $P-$h "$@" & }
+bench_cleanup_more() { umount -l $TMP/bpffs 2>/dev/null; }
 
 echo "# building" >&2
 (cd "$ROOT" && for c in cmd/vipd cmd/vipctl bench/xdp/udpflood bench/xdp/xdppass; do go build -o "$TMP/$(basename $c)" ./$c; done)
 
-ip netns add $P-br
-ip -n $P-br link set lo up
-ip -n $P-br link add br0 type bridge
-ip -n $P-br link set br0 type bridge forward_delay 0
-ip -n $P-br link set br0 up
-n=0
-host() { # name addr...
-	local h=$1; shift
-	n=$((n + 1))
-	ip netns add $P-$h
-	ip -n $P-$h link set lo up
-	ip netns exec $P-$h sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
-	ip link add $P-${h}x type veth peer name $P-p$n
-	ip link set $P-${h}x netns $P-$h
-	ip link set $P-p$n netns $P-br
-	ip -n $P-$h link set $P-${h}x name eth0
-	for a in "$@"; do ip -n $P-$h addr add "$a" dev eth0; done
-	ip -n $P-$h link set eth0 up
-	ip -n $P-br link set $P-p$n master br0
-	ip -n $P-br link set $P-p$n up
-}
 host cli 198.18.0.10/24
 host dir 198.18.0.11/24 $VIPX/32 $VIPP/32
 host rs $RS/24

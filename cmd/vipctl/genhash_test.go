@@ -17,7 +17,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -269,13 +268,6 @@ func genhashRun(t *testing.T, h *lab.Host, name string, args ...string) genhashR
 // header it got. It returns nginx's directory (cert.pem and key.pem).
 func genhashNginx(t *testing.T, h *lab.Host) string {
 	t.Helper()
-	// nginx's workers run as nobody: they must reach the pages, and
-	// t.TempDir's parent is private.
-	dir, err := os.MkdirTemp("", "vipd-genhash-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	files := map[string]string{
 		"www/index.html": "hello default\n",
 		"www/big":        bigPage,
@@ -284,31 +276,8 @@ func genhashNginx(t *testing.T, h *lab.Host) string {
 	}
 	certPEM, keyPEM := selfSigned(t, h.Addr.String())
 	files["cert.pem"], files["key.pem"] = string(certPEM), string(keyPEM)
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s;
-    proxy_temp_path %[1]s;
-    fastcgi_temp_path %[1]s;
-    uwsgi_temp_path %[1]s;
-    scgi_temp_path %[1]s;
-    ssl_certificate %[1]s/cert.pem;
+	_, dir := lab.StartNginx(t, h, files, func(dir string) string {
+		return fmt.Sprintf(`    ssl_certificate %[1]s/cert.pem;
     ssl_certificate_key %[1]s/key.pem;
     server {
         listen 80 default_server;
@@ -324,13 +293,8 @@ http {
         root %[1]s/vh;
         location = /host { return 200 "sni=$ssl_server_name host=$http_host\n"; }
     }
-}
 `, dir)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h.Start("nginx", "-c", cf)
+	})
 	var last genhashResult
 	lab.Eventually(t, 10*time.Second, func() bool {
 		last = genhashRun(t, h, "genhash", "-s", h.Addr.String(), "-p", "443", "-S", "-u", "/", "-t", "1")

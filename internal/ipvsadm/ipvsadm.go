@@ -262,12 +262,8 @@ func serviceName(k lvs.ServiceKey) string {
 // protoName is ipvsadm's name for a service protocol.
 func protoName(p lvs.Protocol) string {
 	switch p {
-	case lvs.TCP:
-		return "TCP"
-	case lvs.UDP:
-		return "UDP"
-	case lvs.SCTP:
-		return "SCTP"
+	case lvs.TCP, lvs.UDP, lvs.SCTP:
+		return p.String()
 	}
 	return "?"
 }
@@ -278,12 +274,8 @@ func connProto(p lvs.Protocol) string {
 	switch p {
 	case 0:
 		return "IP"
-	case lvs.TCP:
-		return "TCP"
-	case lvs.UDP:
-		return "UDP"
-	case lvs.SCTP:
-		return "SCTP"
+	case lvs.TCP, lvs.UDP, lvs.SCTP:
+		return p.String()
 	case 1:
 		return "ICMP"
 	case 58:

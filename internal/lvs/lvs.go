@@ -66,6 +66,18 @@ func (f Forward) String() string {
 	return fmt.Sprintf("fwd%d", uint8(f))
 }
 
+// LBKind returns keepalived's lb_kind name (NAT, DR, TUN), for messages
+// that speak of the configuration; other methods have none and give their
+// String.
+func (f Forward) LBKind() string {
+	if k, ok := lbKinds[f]; ok {
+		return k
+	}
+	return f.String()
+}
+
+var lbKinds = map[Forward]string{Masq: "NAT", Route: "DR", Tunnel: "TUN"}
+
 // TunnelType is the encapsulation of a Tunnel destination.
 type TunnelType uint8
 

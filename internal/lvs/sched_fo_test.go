@@ -3,11 +3,7 @@ package lvs
 import "testing"
 
 func TestFO(t *testing.T) {
-	tests := []struct {
-		name  string
-		dests []*Dest
-		want  string
-	}{
+	testPicks(t, "fo", []pick{
 		{"highest weight", []*Dest{d("A", 1), d("B", 3), d("C", 2)}, "B B B"},
 		// Equal weights: the first (newest).
 		{"tie", []*Dest{d("A", 1), d("B", 3), d("C", 3)}, "B B B"},
@@ -15,13 +11,5 @@ func TestFO(t *testing.T) {
 		// Connections do not matter.
 		{"busy", []*Dest{d("A", 1), d("B", 3, active(1000))}, "B B B"},
 		{"quiesced", []*Dest{d("A", 0), d("B", 0), d("C", 1)}, "C C C"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSched(t, "fo", 0, tt.dests)
-			if got := run(s, tt.dests, 3); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
+	})
 }

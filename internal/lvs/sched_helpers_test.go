@@ -154,3 +154,37 @@ func TestSchedulersWithoutUpdate(t *testing.T) {
 		})
 	}
 }
+
+// pick is a row of a scheduler's table test: connections (each closed at
+// once, see run) over dests get the destinations named in want, "-" for
+// none; there are as many connections as names.
+type pick struct {
+	name  string
+	dests []*Dest
+	want  string
+}
+
+// testPicks runs each row on a new scheduler sched.
+func testPicks(t *testing.T, sched string, rows []pick) {
+	t.Helper()
+	for _, tt := range rows {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSched(t, sched, 0, tt.dests)
+			if got := run(s, tt.dests, len(strings.Fields(tt.want))); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// testConns checks a worked example: connections that stay open (see
+// runConns) over dests get the destinations named in want. It returns the
+// scheduler, for a look at its state.
+func testConns(t *testing.T, sched string, dests []*Dest, want string) Scheduler {
+	t.Helper()
+	s := newSched(t, sched, 0, dests)
+	if got := runConns(s, dests, len(strings.Fields(want))); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	return s
+}

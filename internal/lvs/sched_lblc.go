@@ -23,30 +23,16 @@ import "time"
 
 func init() {
 	RegisterScheduler("lblc", func(SchedFlags) Scheduler {
-		return &lblcScheduler{tbl: newLocalityTable()}
+		return &lblcScheduler{locality{tbl: newLocalityTable()}}
 	})
 }
 
-type lblcScheduler struct {
-	tbl localityTable
-	cur current
-}
+type lblcScheduler struct{ locality }
 
 func (s *lblcScheduler) Name() string { return "lblc" }
 
-// Update only records the current destinations: the kernel's lblc has no
-// add/delete/edit hooks; cache entries of a deleted destination stay and
-// fail the availability test.
-func (s *lblcScheduler) Update(dests []*Dest) { s.cur.update(dests) }
-
 func (s *lblcScheduler) Schedule(dests []*Dest, f Flow, now time.Time) *Dest {
-	if s.cur == nil {
-		s.cur.update(dests)
-	}
-	s.tbl.advance(now)
-	daddr := f.Virtual.Addr().Unmap()
-
-	en := s.tbl.get(daddr)
+	daddr, en := s.lookup(dests, f, now)
 	if en != nil {
 		en.lastuse = now
 		d, avail := s.cur.resolve(&en.dest)

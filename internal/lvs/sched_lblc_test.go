@@ -15,11 +15,7 @@ import (
 // entry moves to B; B then stays: from 2 active on, no destination has
 // fewer than half its weight, so B is never "overloaded".
 func TestLBLCSequence(t *testing.T) {
-	dests := []*Dest{d("A", 1), d("B", 1)}
-	s := newSched(t, "lblc", 0, dests)
-	if got, want := runConns(s, dests, 6), "A A B B B B"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	s := testConns(t, "lblc", []*Dest{d("A", 1), d("B", 1)}, "A A B B B B")
 	// The kernel's counter drifted by the replacement; one live entry.
 	tbl := &s.(*lblcScheduler).tbl
 	if tbl.entries != 2 || tbl.live != 1 {

@@ -16,28 +16,16 @@ import "time"
 
 func init() {
 	RegisterScheduler("lblcr", func(SchedFlags) Scheduler {
-		return &lblcrScheduler{tbl: newLocalityTable()}
+		return &lblcrScheduler{locality{tbl: newLocalityTable()}}
 	})
 }
 
-type lblcrScheduler struct {
-	tbl localityTable
-	cur current
-}
+type lblcrScheduler struct{ locality }
 
 func (s *lblcrScheduler) Name() string { return "lblcr" }
 
-// Update only records the current destinations, as lblc.
-func (s *lblcrScheduler) Update(dests []*Dest) { s.cur.update(dests) }
-
 func (s *lblcrScheduler) Schedule(dests []*Dest, f Flow, now time.Time) *Dest {
-	if s.cur == nil {
-		s.cur.update(dests)
-	}
-	s.tbl.advance(now)
-	daddr := f.Virtual.Addr().Unmap()
-
-	en := s.tbl.get(daddr)
+	daddr, en := s.lookup(dests, f, now)
 	if en == nil {
 		d := leastWeighted(dests, connOverhead)
 		if d == nil {

@@ -18,11 +18,7 @@ import (
 //  7. B (3) vs A (3) tie -> B                             B=4
 //  8. B (4) vs A (3) -> A
 func TestLBLCRSequence(t *testing.T) {
-	dests := []*Dest{d("A", 1), d("B", 1)}
-	s := newSched(t, "lblcr", 0, dests)
-	if got, want := runConns(s, dests, 8), "A A B B B A B A"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	s := testConns(t, "lblcr", []*Dest{d("A", 1), d("B", 1)}, "A A B B B A B A")
 	if got := setOf(s, "198.18.2.1"); got != "B A" {
 		t.Errorf("set %q, want \"B A\"", got)
 	}

@@ -1,6 +1,6 @@
 package lvs
 
-import "time"
+func init() { registerStateless("lc", leastConnection) }
 
 // Least connection (ip_vs_lc).
 //
@@ -8,17 +8,7 @@ import "time"
 // weights only matter in that weight 0 means quiesced. On a tie the first
 // in list order (the newest) wins, because only a strictly smaller overhead
 // replaces the candidate.
-
-func init() {
-	RegisterScheduler("lc", func(SchedFlags) Scheduler { return lcScheduler{} })
-}
-
-type lcScheduler struct{}
-
-func (lcScheduler) Name() string     { return "lc" }
-func (lcScheduler) Update(_ []*Dest) {}
-
-func (lcScheduler) Schedule(dests []*Dest, _ Flow, _ time.Time) *Dest {
+func leastConnection(dests []*Dest) *Dest {
 	var least *Dest
 	var loh int64
 	for _, d := range dests {

@@ -3,11 +3,7 @@ package lvs
 import "testing"
 
 func TestLC(t *testing.T) {
-	tests := []struct {
-		name  string
-		dests []*Dest
-		want  string
-	}{
+	testPicks(t, "lc", []pick{
 		// Overhead = active*256 + inactive.
 		{"fewest active", []*Dest{d("A", 1, active(2)), d("B", 1, active(1)), d("C", 1, active(3))}, "B"},
 		{"inactive counts 1/256", []*Dest{d("A", 1, active(1)), d("B", 1, inactive(255))}, "B"},
@@ -18,22 +14,10 @@ func TestLC(t *testing.T) {
 		{"weight ignored", []*Dest{d("A", 1, active(1)), d("B", 100, active(2))}, "A"},
 		{"quiesced", []*Dest{d("A", 0), d("B", 1, active(9))}, "B"},
 		{"overloaded", []*Dest{d("A", 1, overloaded), d("B", 1, active(9))}, "B"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSched(t, "lc", 0, tt.dests)
-			if got := run(s, tt.dests, 1); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 // With connections that stay open, lc spreads them evenly in list order.
 func TestLCSequence(t *testing.T) {
-	dests := []*Dest{d("A", 1), d("B", 3), d("C", 1)}
-	s := newSched(t, "lc", 0, dests)
-	if got, want := runConns(s, dests, 7), "A B C A B C A"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	testConns(t, "lc", []*Dest{d("A", 1), d("B", 3), d("C", 1)}, "A B C A B C A")
 }

@@ -255,3 +255,27 @@ func localityOverloaded(d *Dest, dests []*Dest) bool {
 	}
 	return false
 }
+
+// locality is the state lblc and lblcr share: the cache and the service's
+// current destinations, which cached references are resolved against.
+type locality struct {
+	tbl localityTable
+	cur current
+}
+
+// Update only records the current destinations: the kernel's lblc and
+// lblcr have no add/delete/edit hooks; cache entries of a deleted
+// destination stay and fail the availability test.
+func (s *locality) Update(dests []*Dest) { s.cur.update(dests) }
+
+// lookup is how both start on a new connection: the collector's ticks due
+// by now run, and the cache entry for the flow's destination address is
+// looked up. It returns that address and its entry (nil when none).
+func (s *locality) lookup(dests []*Dest, f Flow, now time.Time) (netip.Addr, *localityEntry) {
+	if s.cur == nil {
+		s.cur.update(dests)
+	}
+	s.tbl.advance(now)
+	daddr := f.Virtual.Addr().Unmap()
+	return daddr, s.tbl.get(daddr)
+}

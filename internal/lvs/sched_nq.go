@@ -1,23 +1,13 @@
 package lvs
 
-import "time"
+func init() { registerStateless("nq", neverQueue) }
 
 // Never queue (ip_vs_nq).
 //
 // The first idle destination in list order (no active connection) gets the
 // connection at once; when none is idle, sed's rule applies:
 // (active + 1) / weight, cross-multiplied, ties to the first in list order.
-
-func init() {
-	RegisterScheduler("nq", func(SchedFlags) Scheduler { return nqScheduler{} })
-}
-
-type nqScheduler struct{}
-
-func (nqScheduler) Name() string     { return "nq" }
-func (nqScheduler) Update(_ []*Dest) {}
-
-func (nqScheduler) Schedule(dests []*Dest, _ Flow, _ time.Time) *Dest {
+func neverQueue(dests []*Dest) *Dest {
 	var least *Dest
 	var loh int64
 	for _, d := range dests {

@@ -6,19 +6,11 @@ import "testing"
 // B is idle -> B; then sed: 2/1 vs 2/3 -> B; 2/1 vs 3/3 -> B; 2/1 vs 4/3
 // -> B; 2/1 vs 5/3 -> B; 2/1 vs 6/3 tie -> A.
 func TestNQSequence(t *testing.T) {
-	dests := []*Dest{d("A", 1), d("B", 3)}
-	s := newSched(t, "nq", 0, dests)
-	if got, want := runConns(s, dests, 7), "A B B B B B A"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	testConns(t, "nq", []*Dest{d("A", 1), d("B", 3)}, "A B B B B B A")
 }
 
 func TestNQ(t *testing.T) {
-	tests := []struct {
-		name  string
-		dests []*Dest
-		want  string
-	}{
+	testPicks(t, "nq", []pick{
 		// The first idle destination wins regardless of weights.
 		{"idle first", []*Dest{d("A", 9, active(1)), d("B", 1), d("C", 9)}, "B"},
 		// Inactive connections do not make a destination busy.
@@ -27,13 +19,5 @@ func TestNQ(t *testing.T) {
 		{"overloaded idle", []*Dest{d("A", 1, overloaded), d("B", 1, active(3))}, "B"},
 		// No idle one: (3+1)/2 = 2 vs (1+1)/1 = 2: tie, first.
 		{"tie", []*Dest{d("A", 2, active(3)), d("B", 1, active(1))}, "A"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSched(t, "nq", 0, tt.dests)
-			if got := run(s, tt.dests, 1); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
+	})
 }

@@ -1,6 +1,6 @@
 package lvs
 
-import "time"
+func init() { registerStateless("ovf", overflow) }
 
 // Overflow connection (ip_vs_ovf).
 //
@@ -8,17 +8,7 @@ import "time"
 // but a destination whose active connections exceed its weight is skipped,
 // so connections overflow to the next weight once the best one holds more
 // than "weight" active connections. Inactive connections do not count.
-
-func init() {
-	RegisterScheduler("ovf", func(SchedFlags) Scheduler { return ovfScheduler{} })
-}
-
-type ovfScheduler struct{}
-
-func (ovfScheduler) Name() string     { return "ovf" }
-func (ovfScheduler) Update(_ []*Dest) {}
-
-func (ovfScheduler) Schedule(dests []*Dest, _ Flow, _ time.Time) *Dest {
+func overflow(dests []*Dest) *Dest {
 	var best *Dest
 	hw := 0
 	for _, d := range dests {

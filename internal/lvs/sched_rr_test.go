@@ -3,28 +3,15 @@ package lvs
 import "testing"
 
 func TestRR(t *testing.T) {
-	tests := []struct {
-		name  string
-		dests []*Dest
-		n     int
-		want  string
-	}{
-		{"equal", []*Dest{d("A", 1), d("B", 1), d("C", 1)}, 7, "A B C A B C A"},
+	testPicks(t, "rr", []pick{
+		{"equal", []*Dest{d("A", 1), d("B", 1), d("C", 1)}, "A B C A B C A"},
 		// Weights do not matter, except 0.
-		{"weights ignored", []*Dest{d("A", 1), d("B", 5)}, 4, "A B A B"},
-		{"quiesced skipped", []*Dest{d("A", 1), d("B", 0), d("C", 1)}, 4, "A C A C"},
-		{"overloaded skipped", []*Dest{d("A", 1), d("B", 1, overloaded), d("C", 1)}, 4, "A C A C"},
-		{"single", []*Dest{d("A", 0), d("B", 2)}, 3, "B B B"},
-		{"none", []*Dest{d("A", 0), d("B", 0)}, 2, "- -"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSched(t, "rr", 0, tt.dests)
-			if got := run(s, tt.dests, tt.n); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
+		{"weights ignored", []*Dest{d("A", 1), d("B", 5)}, "A B A B"},
+		{"quiesced skipped", []*Dest{d("A", 1), d("B", 0), d("C", 1)}, "A C A C"},
+		{"overloaded skipped", []*Dest{d("A", 1), d("B", 1, overloaded), d("C", 1)}, "A C A C"},
+		{"single", []*Dest{d("A", 0), d("B", 2)}, "B B B"},
+		{"none", []*Dest{d("A", 0), d("B", 0)}, "- -"},
+	})
 }
 
 // TestRRListChanges follows the kernel's position pointer through list

@@ -1,6 +1,6 @@
 package lvs
 
-import "time"
+func init() { registerStateless("sed", shortestExpectedDelay) }
 
 // Shortest expected delay (ip_vs_sed).
 //
@@ -8,17 +8,7 @@ import "time"
 // (active + 1) / weight: inactive connections do not count and the new
 // connection itself does. Otherwise it is wlc: cross-multiplied comparison,
 // ties to the first in list order.
-
-func init() {
-	RegisterScheduler("sed", func(SchedFlags) Scheduler { return sedScheduler{} })
-}
-
-type sedScheduler struct{}
-
-func (sedScheduler) Name() string     { return "sed" }
-func (sedScheduler) Update(_ []*Dest) {}
-
-func (sedScheduler) Schedule(dests []*Dest, _ Flow, _ time.Time) *Dest {
+func shortestExpectedDelay(dests []*Dest) *Dest {
 	return leastWeighted(dests, sedOverhead)
 }
 

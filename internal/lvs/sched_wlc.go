@@ -1,6 +1,6 @@
 package lvs
 
-import "time"
+func init() { registerStateless("wlc", weightedLeastConnection) }
 
 // Weighted least connection (ip_vs_wlc).
 //
@@ -11,17 +11,7 @@ import "time"
 // strictly less loaded, so ties go to the newest destination. After the
 // first candidate the kernel skips only overloaded destinations: a
 // weight-0 one can never win the comparison (h*0 > x*w is false).
-
-func init() {
-	RegisterScheduler("wlc", func(SchedFlags) Scheduler { return wlcScheduler{} })
-}
-
-type wlcScheduler struct{}
-
-func (wlcScheduler) Name() string     { return "wlc" }
-func (wlcScheduler) Update(_ []*Dest) {}
-
-func (wlcScheduler) Schedule(dests []*Dest, _ Flow, _ time.Time) *Dest {
+func weightedLeastConnection(dests []*Dest) *Dest {
 	return leastWeighted(dests, connOverhead)
 }
 

@@ -3,11 +3,7 @@ package lvs
 import "testing"
 
 func TestWLC(t *testing.T) {
-	tests := []struct {
-		name  string
-		dests []*Dest
-		want  string
-	}{
+	testPicks(t, "wlc", []pick{
 		// A: 512/1 > B: 768/2 = 384.
 		{"per weight", []*Dest{d("A", 1, active(2)), d("B", 2, active(3))}, "B"},
 		// A: 512/2 = B: 256/1: tie, first wins.
@@ -18,24 +14,12 @@ func TestWLC(t *testing.T) {
 		{"quiesced", []*Dest{d("A", 1, active(50)), d("B", 0)}, "A"},
 		{"quiesced first", []*Dest{d("A", 0), d("B", 1, active(50))}, "B"},
 		{"overloaded", []*Dest{d("A", 1, overloaded), d("B", 1, active(50))}, "B"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSched(t, "wlc", 0, tt.dests)
-			if got := run(s, tt.dests, 1); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 // Worked example, weights 1 and 3, connections stay open (overheads in
 // units of 256): 0/1 vs 0/3 tie -> A; 1/1 vs 0/3 -> B; 1/1 vs 1/3 -> B;
 // 1/1 vs 2/3 -> B; 1/1 vs 3/3 tie -> A; then B three times, then A.
 func TestWLCSequence(t *testing.T) {
-	dests := []*Dest{d("A", 1), d("B", 3)}
-	s := newSched(t, "wlc", 0, dests)
-	if got, want := runConns(s, dests, 9), "A B B B A B B B A"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	testConns(t, "wlc", []*Dest{d("A", 1), d("B", 3)}, "A B B B A B B B A")
 }

@@ -7,36 +7,23 @@ import "testing"
 // destinations with weight >= cw in list order, and cw drops by gcd at the
 // end of the list, restarting at mw after the pass with cw <= 0.
 func TestWRR(t *testing.T) {
-	tests := []struct {
-		name  string
-		dests []*Dest
-		n     int
-		want  string
-	}{
+	testPicks(t, "wrr", []pick{
 		// gcd 1, mw 5: passes cw=5,4,3,2 pick B; cw=1 picks A then B.
-		{"1:5", []*Dest{d("A", 1), d("B", 5)}, 12, "B B B B A B B B B B A B"},
+		{"1:5", []*Dest{d("A", 1), d("B", 5)}, "B B B B A B B B B B A B"},
 		// gcd 2, mw = 4 - 1 = 3: cw=3 picks A; cw=1 picks A, B, C;
 		// then back to cw=3.
-		{"4:2:2 gcd 2", []*Dest{d("A", 4), d("B", 2), d("C", 2)}, 8, "A A B C A A B C"},
+		{"4:2:2 gcd 2", []*Dest{d("A", 4), d("B", 2), d("C", 2)}, "A A B C A A B C"},
 		// Equal weights: plain round robin.
-		{"equal", []*Dest{d("A", 3), d("B", 3), d("C", 3)}, 6, "A B C A B C"},
+		{"equal", []*Dest{d("A", 3), d("B", 3), d("C", 3)}, "A B C A B C"},
 		// Weight 0 is never picked (cw >= 1); gcd of the positive
 		// weights only: gcd 2, mw 1.
-		{"quiesced", []*Dest{d("A", 0), d("B", 2)}, 3, "B B B"},
-		{"overloaded", []*Dest{d("A", 1), d("B", 5, overloaded)}, 3, "A A A"},
+		{"quiesced", []*Dest{d("A", 0), d("B", 2)}, "B B B"},
+		{"overloaded", []*Dest{d("A", 1), d("B", 5, overloaded)}, "A A A"},
 		// All overloaded: the pass from the head with cw down to 1
 		// finds nothing.
-		{"all overloaded", []*Dest{d("A", 1, overloaded), d("B", 1, overloaded)}, 2, "- -"},
-		{"all quiesced", []*Dest{d("A", 0), d("B", 0)}, 2, "- -"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSched(t, "wrr", 0, tt.dests)
-			if got := run(s, tt.dests, tt.n); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
+		{"all overloaded", []*Dest{d("A", 1, overloaded), d("B", 1, overloaded)}, "- -"},
+		{"all quiesced", []*Dest{d("A", 0), d("B", 0)}, "- -"},
+	})
 }
 
 // TestWRRUpdates checks the kernel's dest_changed rules: the position goes

@@ -94,3 +94,21 @@ func SchedulerNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// stateless is a scheduler whose choice depends on the destinations'
+// weights and counters only, never on what it chose before (lc, wlc, sed,
+// nq, fo, ovf): it has nothing to update and ignores the flow.
+type stateless struct {
+	name string
+	pick func(dests []*Dest) *Dest
+}
+
+func (s stateless) Name() string                                      { return s.name }
+func (stateless) Update([]*Dest)                                      {}
+func (s stateless) Schedule(dests []*Dest, _ Flow, _ time.Time) *Dest { return s.pick(dests) }
+
+// registerStateless registers the stateless scheduler name that picks
+// with pick.
+func registerStateless(name string, pick func(dests []*Dest) *Dest) {
+	RegisterScheduler(name, func(SchedFlags) Scheduler { return stateless{name, pick} })
+}

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -413,13 +411,10 @@ func (r Route) netlink() (*netlink.Route, error) {
 // already there (the kernel reports an identical route) counts as added:
 // a daemon killed before it could clean up left it, and it is ours to
 // remove. Removing a route that is not there is not an error.
-type Routes struct {
-	mu    sync.Mutex
-	added map[string]Route
-}
+type Routes struct{ ledger ledger[Route] }
 
 // NewRoutes returns an empty manager.
-func NewRoutes() *Routes { return &Routes{added: map[string]Route{}} }
+func NewRoutes() *Routes { return &Routes{} }
 
 // Add installs the route (idempotent) and remembers it.
 func (m *Routes) Add(r Route) error {
@@ -437,9 +432,7 @@ func (m *Routes) Add(r Route) error {
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add route %v: %w", r, err)
 	}
-	m.mu.Lock()
-	m.added[r.String()] = r
-	m.mu.Unlock()
+	m.ledger.remember(r)
 	return nil
 }
 
@@ -447,9 +440,7 @@ func (m *Routes) Add(r Route) error {
 // the route as described goes: one to the same destination with another
 // gateway, metric or protocol stays.
 func (m *Routes) Remove(r Route) error {
-	m.mu.Lock()
-	delete(m.added, r.String())
-	m.mu.Unlock()
+	m.ledger.forget(r)
 	nr, err := r.netlink()
 	if err != nil {
 		var lnf netlink.LinkNotFoundError
@@ -464,44 +455,10 @@ func (m *Routes) Remove(r Route) error {
 	return nil
 }
 
-// byKey returns a map's values ordered by key, for stable listings.
-func byKey[T any](m map[string]T) []T {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]T, len(keys))
-	for i, k := range keys {
-		out[i] = m[k]
-	}
-	return out
-}
-
-// removeEach removes every item, going on after a failure, and returns
-// the failures joined.
-func removeEach[T any](items []T, remove func(T) error) error {
-	var errs []error
-	for _, it := range items {
-		if err := remove(it); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// gone reports whether a delete failed because there was nothing to
-// delete.
-func gone(err error) bool {
-	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENODEV)
-}
-
 // Added returns the routes added and not removed since, in a stable
 // order.
 func (m *Routes) Added() []Route {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return byKey(m.added)
+	return m.ledger.list()
 }
 
 // RemoveAll removes every route this manager added.

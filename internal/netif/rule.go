@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -251,13 +250,10 @@ func (r Rule) netlink() (*netlink.Rule, error) {
 // added, so that removing them all removes exactly those. Adding a rule
 // that is already there counts as added (see Routes); removing one that
 // is not there is not an error.
-type Rules struct {
-	mu    sync.Mutex
-	added map[string]Rule
-}
+type Rules struct{ ledger ledger[Rule] }
 
 // NewRules returns an empty manager.
-func NewRules() *Rules { return &Rules{added: map[string]Rule{}} }
+func NewRules() *Rules { return &Rules{} }
 
 // Add installs the rule (idempotent) and remembers it.
 func (m *Rules) Add(r Rule) error {
@@ -270,9 +266,7 @@ func (m *Rules) Add(r Rule) error {
 	if err := netlink.RuleAdd(nr); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add rule %v: %w", r, err)
 	}
-	m.mu.Lock()
-	m.added[r.String()] = r
-	m.mu.Unlock()
+	m.ledger.remember(r)
 	return nil
 }
 
@@ -280,9 +274,7 @@ func (m *Rules) Add(r Rule) error {
 // kernel deletes the first rule matching every attribute given, so a rule
 // with the same selector but another table or preference stays.
 func (m *Rules) Remove(r Rule) error {
-	m.mu.Lock()
-	delete(m.added, r.String())
-	m.mu.Unlock()
+	m.ledger.forget(r)
 	nr, err := r.netlink()
 	if err != nil {
 		return fmt.Errorf("rule %v: %w", r, err)
@@ -295,9 +287,7 @@ func (m *Rules) Remove(r Rule) error {
 
 // Added returns the rules added and not removed since, in a stable order.
 func (m *Rules) Added() []Rule {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return byKey(m.added)
+	return m.ledger.list()
 }
 
 // RemoveAll removes every rule this manager added.

@@ -170,15 +170,21 @@ func sysctlName(p string) string {
 	return strings.Join(parts, ".")
 }
 
+// loadState fills in cfg's defaults and reads its state file (nil when
+// there is none): how Up and Down start.
+func (cfg *Config) loadState() (*state, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	return load(cfg.StateFile)
+}
+
 // Up prepares the host: device (tunl0 is created and set up in TUN
 // mode), sysctls, VIPs. It can be run again with more VIPs. What it
 // changed is saved to the state file even when it fails half-way, so
 // Down can undo it.
 func Up(cfg Config) ([]Change, error) {
-	if err := cfg.defaults(); err != nil {
-		return nil, err
-	}
-	st, err := load(cfg.StateFile)
+	st, err := cfg.loadState()
 	if err != nil {
 		return nil, err
 	}
@@ -271,10 +277,7 @@ func Up(cfg Config) ([]Change, error) {
 // once no VIP is left; a sysctl changed by someone else since Up keeps
 // its new value.
 func Down(cfg Config) ([]Change, error) {
-	if err := cfg.defaults(); err != nil {
-		return nil, err
-	}
-	st, err := load(cfg.StateFile)
+	st, err := cfg.loadState()
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/lvs"
+	"github.com/vipd/vipd/internal/netif"
 )
 
 // Options configure a Dataplane.
@@ -95,7 +96,7 @@ func New(opts Options) (*Dataplane, error) {
 		return nil, err
 	}
 	d.own = own
-	ns := netnsPath(opts.NetNS)
+	ns := netif.NetnsPath(opts.NetNS)
 	err = d.dial(ns)
 	if err != nil && !opts.NoModprobe && errors.Is(err, ErrUnavailable) {
 		if out, merr := exec.Command("modprobe", "ip_vs").CombinedOutput(); merr == nil {
@@ -116,7 +117,7 @@ func New(opts Options) (*Dataplane, error) {
 }
 
 func (d *Dataplane) dial(ns string) error {
-	return inNetns(ns, func() error {
+	return netif.InNetns(ns, func() error {
 		c, err := cf.New()
 		if err != nil {
 			return fmt.Errorf("ipvs: %w: no generic netlink family IPVS (ip_vs module not loaded or not available): %w", ErrUnavailable, err)
@@ -437,12 +438,12 @@ func (d *Dataplane) Services() []lvs.ServiceStatus {
 // the data plane's namespace), templates included, in the kernel's order.
 func (d *Dataplane) ConnList() ([]lvs.ConnEntry, error) {
 	var out []lvs.ConnEntry
-	ns := netnsPath(d.opts.NetNS)
+	ns := netif.NetnsPath(d.opts.NetNS)
 	path := "/proc/net/ip_vs_conn"
 	if ns != "" {
 		path = "/proc/thread-self/net/ip_vs_conn"
 	}
-	err := inNetns(ns, func() error {
+	err := netif.InNetns(ns, func() error {
 		f, err := os.Open(path)
 		if err != nil {
 			return fmt.Errorf("ipvs: connections: %w", err)

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,40 +144,12 @@ func (d *director) services() []lvs.ServiceStatus {
 	return d.do(helperReq{Status: true}).Services
 }
 
-// startNginx serves a page naming the server (and a 1 MiB file) on port 80
-// of host h.
+// startNginx serves a page naming the server on port 80 of host h.
 func startNginx(t *testing.T, h *lab.Host, name string) {
 	t.Helper()
-	// Not t.TempDir: its parent is private and nginx's workers run as
-	// another user.
-	dir, err := os.MkdirTemp("", "vipd-e2e-nginx-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	www := filepath.Join(dir, "www")
-	os.MkdirAll(filepath.Join(dir, "tmp"), 0o755)
-	os.MkdirAll(www, 0o755)
-	os.WriteFile(filepath.Join(www, "index.html"), []byte(name+"\n"), 0o644)
-	conf := fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-daemon off;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/tmp/body;
-	proxy_temp_path %[1]s/tmp/proxy;
-	fastcgi_temp_path %[1]s/tmp/fastcgi;
-	uwsgi_temp_path %[1]s/tmp/uwsgi;
-	scgi_temp_path %[1]s/tmp/scgi;
-	server { listen %[2]s:80; root %[3]s; }
-}
-`, dir, h.Addr, www)
-	cf := filepath.Join(dir, "nginx.conf")
-	os.WriteFile(cf, []byte(conf), 0o644)
-	h.Start("nginx", "-c", cf, "-p", dir)
+	lab.StartNginx(t, h, map[string]string{"www/index.html": name + "\n"}, func(dir string) string {
+		return fmt.Sprintf("    server { listen %s:80; root %s/www; }", h.Addr, dir)
+	})
 	var last error
 	lab.Eventually(t, 10*time.Second, func() bool {
 		_, last = h.Run("curl", "-sf", "--max-time", "1", "http://"+h.Addr.String()+"/")

@@ -209,3 +209,15 @@ func connsOf(dp *Dataplane, state string) []lvs.ConnEntry {
 func isReset(err error) bool {
 	return err != nil && (errors.Is(err, io.EOF) || strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "broken pipe"))
 }
+
+// serveRR is how most tests start: a data plane running one rr TCP
+// service over servers on a fresh loopback VIP. It returns the data
+// plane, the VIP and the service as applied.
+func serveRR(t *testing.T, servers ...*realServer) (*Dataplane, netip.AddrPort, lvs.Service) {
+	t.Helper()
+	dp := newDP(t)
+	v := vip(t)
+	s := tcpService(v, "rr", servers...)
+	apply(t, dp, s)
+	return dp, v, s
+}

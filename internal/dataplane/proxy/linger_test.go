@@ -60,9 +60,7 @@ func TestRates(t *testing.T) {
 		lab.Skip(t, "-short: waits for the 2 s estimator")
 	}
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	apply(t, dp, tcpService(v, "rr", rs1))
+	dp, v, _ := serveRR(t, rs1)
 	// About 50 connections a second for 5 s: the estimator (2 s samples,
 	// weight 1/4) shows a rate within a few samples.
 	deadline := time.Now().Add(5 * time.Second)

@@ -137,7 +137,7 @@ func Validate(s lvs.Service) error {
 	for _, d := range s.Destinations {
 		switch {
 		case d.Forward != lvs.Masq:
-			return fmt.Errorf("real_server %s: lb_kind %s needs the ipvs data plane (the proxy does NAT only)", d.Addr, fwdName(d.Forward))
+			return fmt.Errorf("real_server %s: lb_kind %s needs the ipvs data plane (the proxy does NAT only)", d.Addr, d.Forward.LBKind())
 		case !d.Addr.Addr().IsValid() || d.Addr.Port() == 0:
 			return fmt.Errorf("real_server %s: needs an address and a port", d.Addr)
 		case d.Weight < 0:
@@ -148,16 +148,6 @@ func Validate(s lvs.Service) error {
 		seen[d.Addr] = true
 	}
 	return nil
-}
-
-func fwdName(f lvs.Forward) string {
-	switch f {
-	case lvs.Route:
-		return "DR"
-	case lvs.Tunnel:
-		return "TUN"
-	}
-	return f.String()
 }
 
 // Apply reconciles the running services to desired. It is idempotent.

@@ -27,9 +27,7 @@ func vip(t *testing.T) netip.AddrPort {
 func TestRoundRobin(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
 	rs2 := startServer(t, "rs2", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	apply(t, dp, tcpService(v, "rr", rs1, rs2))
+	_, v, _ := serveRR(t, rs1, rs2)
 	var got []string
 	for range 6 {
 		c := dial(t, v, "")
@@ -65,10 +63,7 @@ func TestWeightedRoundRobin(t *testing.T) {
 
 func TestStatesAndCounts(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "rr", rs1)
-	apply(t, dp, s)
+	dp, v, s := serveRR(t, rs1)
 
 	c := dial(t, v, "")
 	c.echo(t, "ping")
@@ -146,10 +141,7 @@ func TestServerClosesFirst(t *testing.T) {
 
 func TestBulkTransfer(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "rr", rs1)
-	apply(t, dp, s)
+	dp, v, s := serveRR(t, rs1)
 	c := dial(t, v, "")
 	data := make([]byte, 16<<20)
 	rand.Read(data)
@@ -185,10 +177,7 @@ func TestConnectRetry(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
 	dead := startServer(t, "dead", "127.0.0.1:0")
 	dead.stop() // refuses connections from now on
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "rr", dead, rs1)
-	apply(t, dp, s)
+	dp, v, s := serveRR(t, dead, rs1)
 	for range 4 {
 		c := dial(t, v, "")
 		if c.name != "rs1" {
@@ -227,10 +216,7 @@ func TestNoDestination(t *testing.T) {
 func TestDrain(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
 	rs2 := startServer(t, "rs2", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "rr", rs1, rs2)
-	apply(t, dp, s)
+	dp, v, s := serveRR(t, rs1, rs2)
 	var on1 *client
 	for on1 == nil {
 		c := dial(t, v, "")
@@ -271,9 +257,7 @@ func TestDrain(t *testing.T) {
 
 func TestRemoveServiceDrains(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	apply(t, dp, tcpService(v, "rr", rs1))
+	dp, v, _ := serveRR(t, rs1)
 	c := dial(t, v, "")
 	apply(t, dp)
 	if len(dp.Services()) != 0 {
@@ -478,10 +462,7 @@ func TestIPv6(t *testing.T) {
 
 func TestApplyIdempotentAndErrors(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "rr", rs1)
-	apply(t, dp, s)
+	dp, v, s := serveRR(t, rs1)
 	c := dial(t, v, "")
 	before := dp.Services()
 	apply(t, dp, s)

@@ -97,21 +97,7 @@ func (u *udpService) handle(p []byte, client netip.AddrPort) {
 	f := u.flows[client]
 	var d *destination
 	switch {
-	case ops:
-		var t *lvs.Template
-		d, t = s.pick(cfg, client, now, nil)
-		if d == nil {
-			s.noDest++
-			s.mu.Unlock()
-			return
-		}
-		// One-packet scheduling: the entry lives for this datagram only.
-		s.bind(d, t, lvs.StateUDP, now)
-		s.unbind(d, t, lvs.StateUDP)
-		if f == nil {
-			f = u.newFlow(client, nil, nil, now)
-		}
-	case f == nil:
+	case ops || f == nil:
 		var t *lvs.Template
 		d, t = s.pick(cfg, client, now, nil)
 		if d == nil {
@@ -120,7 +106,17 @@ func (u *udpService) handle(p []byte, client netip.AddrPort) {
 			return
 		}
 		s.bind(d, t, lvs.StateUDP, now)
-		f = u.newFlow(client, d, t, now)
+		switch {
+		case ops:
+			// One-packet scheduling: the entry lives for this datagram
+			// only.
+			s.unbind(d, t, lvs.StateUDP)
+			if f == nil {
+				f = u.newFlow(client, nil, nil, now)
+			}
+		default:
+			f = u.newFlow(client, d, t, now)
+		}
 	default:
 		d = f.dest
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vipd/vipd/internal/netif"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,7 +33,7 @@ func (d *Dataplane) attach() error {
 	var errs []error
 	if len(d.svcs) > 0 {
 		for _, name := range d.opts.Interfaces {
-			err := inNetns(d.opts.NetNS, func() error {
+			err := netif.InNetns(d.opts.NetNS, func() error {
 				ifc, err := net.InterfaceByName(name)
 				if err == nil {
 					want[ifc.Index] = true
@@ -99,7 +100,7 @@ func (d *Dataplane) attach() error {
 	// The program forwards only frames sent to the interface's own MAC.
 	for ifx := range d.links {
 		var mac net.HardwareAddr
-		err := inNetns(d.opts.NetNS, func() error {
+		err := netif.InNetns(d.opts.NetNS, func() error {
 			ifc, err := net.InterfaceByIndex(ifx)
 			if err == nil {
 				mac = ifc.HardwareAddr
@@ -128,7 +129,7 @@ type attached struct {
 func attachXDP(ns string, prog *ebpf.Program, ifindex int) (attached, string, error) {
 	var a attached
 	mode := "native"
-	err := inNetns(ns, func() error {
+	err := netif.InNetns(ns, func() error {
 		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
 		if err != nil {
 			a.nativeErr = err
@@ -158,7 +159,7 @@ func AttachPass(ns, name string) (io.Closer, error) {
 	}
 	defer objs.XdpPass.Close()
 	var l link.Link
-	err = inNetns(netnsPath(ns), func() error {
+	err = netif.InNetns(netif.NetnsPath(ns), func() error {
 		ifc, err := net.InterfaceByName(name)
 		if err != nil {
 			return err

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -243,40 +242,10 @@ func runCmd(name string, args ...string) (string, error) {
 // startNginx serves a page naming the host at / and 2 MB at /big.
 func startNginx(t *testing.T, h *lab.Host) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "vipd-xdp-nginx-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(h.Name+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "big"), []byte(strings.Repeat("x", 2<<20)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s;
-    proxy_temp_path %[1]s;
-    fastcgi_temp_path %[1]s;
-    uwsgi_temp_path %[1]s;
-    scgi_temp_path %[1]s;
-    server { listen 80; root %[1]s; }
-}
-`, dir)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h.Start("nginx", "-c", cf)
+	files := map[string]string{"index.html": h.Name + "\n", "big": strings.Repeat("x", 2<<20)}
+	lab.StartNginx(t, h, files, func(dir string) string {
+		return fmt.Sprintf("    server { listen 80; root %s; }", dir)
+	})
 	lab.Eventually(t, 10*time.Second, func() bool {
 		_, err := h.Run("curl", "-sf", "-o", "/dev/null", "http://"+h.Addr.String()+"/")
 		return err == nil
@@ -320,17 +289,22 @@ func TestTUNThroughXDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	if err := client.Do(func() error {
-		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(vip))
-		if err != nil {
+	// send is the client's datagram to the VIP.
+	send := func() {
+		t.Helper()
+		if err := client.Do(func() error {
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(vip))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("through the tunnel"))
 			return err
+		}); err != nil {
+			t.Fatal(err)
 		}
-		defer c.Close()
-		_, err = c.Write([]byte("through the tunnel"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
 	}
+	send()
 	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 2048)
 	n, from, err := raw.ReadFrom(buf)
@@ -362,17 +336,7 @@ func TestTUNThroughXDP(t *testing.T) {
 	if err := dp.Apply(context.Background(), []lvs.Service{s}); err != nil {
 		t.Fatal(err)
 	}
-	if err := client.Do(func() error {
-		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(vip))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Write([]byte("through the tunnel"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	send()
 	_ = gue.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, from, err = gue.ReadFrom(buf)
 	if err != nil {

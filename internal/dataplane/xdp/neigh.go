@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
-	"strings"
 	"time"
 
+	"github.com/vipd/vipd/internal/netif"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -111,7 +109,7 @@ func (n *neigh) lookup(ifindex int, a netip.Addr) net.HardwareAddr {
 
 // poke makes the kernel resolve a's MAC.
 func (n *neigh) poke(a netip.Addr) {
-	_ = inNetns(n.ns, func() error {
+	_ = netif.InNetns(n.ns, func() error {
 		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 9)))
 		if err != nil {
 			return err
@@ -120,52 +118,4 @@ func (n *neigh) poke(a netip.Addr) {
 		_, err = c.Write(nil)
 		return err
 	})
-}
-
-// netnsPath turns a namespace option into a path: a bare name is one of
-// `ip netns`'s (/run/netns/NAME).
-func netnsPath(ns string) string {
-	if ns == "" || strings.Contains(ns, "/") {
-		return ns
-	}
-	return "/run/netns/" + ns
-}
-
-// inNetns runs fn on an OS thread that joined the network namespace at
-// path (on the calling goroutine when path is empty), then puts the
-// thread back; a thread that cannot go back stays locked and dies with
-// its goroutine. (Same as the ipvs data plane's.)
-func inNetns(path string, fn func() error) error {
-	if path == "" {
-		return fn()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		f, err := os.Open(path)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("network namespace: %w", err)
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", path, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- ferr
-	}()
-	return <-errc
 }

@@ -87,6 +87,15 @@ func (d *Dataplane) activeFlows() map[uint32]int {
 	return out
 }
 
+// idleSince is how long ago seen (a monotonicNow reading stored by the
+// program) was at now; 0 when the program's clock read after now.
+func idleSince(now, seen uint64) time.Duration {
+	if now < seen {
+		return 0
+	}
+	return time.Duration(now - seen)
+}
+
 // eachFlow calls fn for every unexpired flow entry whose destination is
 // still the one it was scheduled to.
 func (d *Dataplane) eachFlow(fn func(flowKey, flowVal, *svcState, *destState, time.Duration)) {
@@ -113,10 +122,7 @@ func (d *Dataplane) eachFlow(fn func(flowKey, flowVal, *svcState, *destState, ti
 		if lvs.Protocol(k.Proto) == lvs.TCP {
 			timeout = to.TCP
 		}
-		idle := time.Duration(now - v.Seen)
-		if now < v.Seen {
-			idle = 0
-		}
+		idle := idleSince(now, v.Seen)
 		if idle >= timeout {
 			continue
 		}
@@ -160,10 +166,7 @@ func (d *Dataplane) Conns() []lvs.ConnEntry {
 		if st == nil || st.svc.Persistence == 0 {
 			continue
 		}
-		idle := time.Duration(now - pv.Seen)
-		if now < pv.Seen {
-			idle = 0
-		}
+		idle := idleSince(now, pv.Seen)
 		if idle >= st.svc.Persistence {
 			continue
 		}

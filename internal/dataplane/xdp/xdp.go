@@ -40,6 +40,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/lvs"
+	"github.com/vipd/vipd/internal/netif"
 )
 
 // Options configure a Dataplane.
@@ -136,7 +137,7 @@ func New(opts Options) (*Dataplane, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	opts.NetNS = netnsPath(opts.NetNS)
+	opts.NetNS = netif.NetnsPath(opts.NetNS)
 	if err := ensureBPFFS(filepath.Dir(opts.PinPath), log); err != nil {
 		return nil, err
 	}
@@ -257,7 +258,7 @@ func Validate(s lvs.Service) error {
 		case dst.Forward == lvs.Tunnel:
 			return fmt.Errorf("real server %s: the xdp data plane tunnels IPv4 in IPIP, or in GUE with a port and without checksum options (not GRE, not IPv6); use the ipvs data plane", dst.Addr)
 		default:
-			return fmt.Errorf("real server %s: lvs_method %s is not supported by the xdp data plane (it forwards DR and TUN: the real servers answer the clients directly); run NAT with --dataplane proxy (userspace) or --dataplane ipvs (kernel)", dst.Addr, fwName(dst.Forward))
+			return fmt.Errorf("real server %s: lvs_method %s is not supported by the xdp data plane (it forwards DR and TUN: the real servers answer the clients directly); run NAT with --dataplane proxy (userspace) or --dataplane ipvs (kernel)", dst.Addr, dst.Forward.LBKind())
 		}
 		if dst.Addr.Addr().Is4() != s.Key.Addr.Addr().Is4() {
 			return fmt.Errorf("real server %s: DR needs the same address family as the virtual server", dst.Addr)
@@ -267,18 +268,6 @@ func Validate(s lvs.Service) error {
 		}
 	}
 	return nil
-}
-
-func fwName(f lvs.Forward) string {
-	switch f {
-	case lvs.Masq:
-		return "NAT"
-	case lvs.Route:
-		return "DR"
-	case lvs.Tunnel:
-		return "TUN"
-	}
-	return f.String()
 }
 
 // Apply reconciles the BPF maps to desired. Services it cannot run are

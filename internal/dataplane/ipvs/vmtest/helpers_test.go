@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,8 +18,8 @@ import (
 	"github.com/vipd/vipd/internal/dataplane/ipvs"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/lvs"
+	"github.com/vipd/vipd/internal/netif"
 	"github.com/vipd/vipd/internal/realserver"
-	"golang.org/x/sys/unix"
 )
 
 // requireIPVS skips unless the kernel has IPVS (scripts/vmtest provides
@@ -259,35 +257,7 @@ func txBytes(t *testing.T, h *lab.Host, dev string) int64 {
 // the namespace, so `ip netns pids` then lists the test process itself and
 // the lab's cleanup kills it (seen in the VM).
 func inNS(h *lab.Host, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/run/netns/" + h.NS)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", h.NS, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
-			runtime.UnlockOSThread() // back home: the thread may serve others
-		}
-		errc <- ferr
-	}()
-	return <-errc
+	return netif.InNetns("/run/netns/"+h.NS, fn)
 }
 
 func mustAddr(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -1,4 +1,4 @@
-package ipvs
+package netif
 
 import (
 	"fmt"
@@ -9,16 +9,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// netnsPath turns Options.NetNS into a path: a bare name is one of
-// `ip netns`'s (/run/netns/NAME).
-func netnsPath(ns string) string {
+// NetnsPath turns a namespace option into a path: a bare name is one of
+// `ip netns`'s (/run/netns/NAME); a path or "" stands as it is.
+func NetnsPath(ns string) string {
 	if ns == "" || strings.Contains(ns, "/") {
 		return ns
 	}
 	return "/run/netns/" + ns
 }
 
-// inNetns runs fn on an OS thread that has joined the network namespace at
+// InNetns runs fn on an OS thread that has joined the network namespace at
 // path (or on the calling goroutine when path is empty). Netlink sockets
 // and /proc/thread-self/net files opened by fn belong to that namespace
 // for their lifetime. Afterwards the thread goes back to its namespace and
@@ -27,7 +27,7 @@ func netnsPath(ns string) string {
 // goroutine happens to run on the process's main thread, Go parks that
 // thread for good instead, and the whole process would then appear to
 // live in the namespace.)
-func inNetns(path string, fn func() error) error {
+func InNetns(path string, fn func() error) error {
 	if path == "" {
 		return fn()
 	}
