@@ -151,6 +151,13 @@ func (f *flow) run(stop <-chan struct{}) {
 	}
 }
 
+// state returns the real server and the error so far.
+func (f *flow) state() (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rs, f.err
+}
+
 // gapAfter is the longest time between answers from t0 on (the answer
 // before t0 included), and whether an answer came after t0.
 func (f *flow) gapAfter(t0 time.Time) (time.Duration, bool) {
@@ -327,7 +334,10 @@ func TestBGPFlowsSurvive(t *testing.T) {
 		t.Helper()
 		lab.Eventually(t, 20*time.Second, func() bool {
 			for _, f := range flows {
-				if _, ok := f.gapAfter(t0.Add(time.Second)); !ok && f.err == nil {
+				if _, err := f.state(); err != nil {
+					continue
+				}
+				if _, ok := f.gapAfter(t0.Add(time.Second)); !ok {
 					return false
 				}
 			}
@@ -342,7 +352,7 @@ func TestBGPFlowsSurvive(t *testing.T) {
 			gaps = append(gaps, g)
 		}
 		slices.Sort(gaps)
-		stalled := len(gaps) - sort100(gaps)
+		stalled := len(gaps) - upTo300ms(gaps)
 		t.Logf("%s: 0 of %d connections broken; longest gap between answers p50 %v, max %v; %d flows stalled > 300 ms",
 			what, n, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond), stalled)
 	}
@@ -404,9 +414,8 @@ func TestBGPFlowsSurvive(t *testing.T) {
 	t.Run("real server dies", func(t *testing.T) {
 		on := map[string]int{}
 		for _, f := range flows {
-			f.mu.Lock()
-			on[f.rs]++
-			f.mu.Unlock()
+			rs, _ := f.state()
+			on[rs]++
 		}
 		if on["rs1"] == 0 || on["rs2"] == 0 {
 			t.Fatalf("flows per real server %v: want both", on)
@@ -415,9 +424,7 @@ func TestBGPFlowsSurvive(t *testing.T) {
 		ng["rs1"].Kill()
 		lab.Eventually(t, 20*time.Second, func() bool {
 			for _, f := range flows {
-				f.mu.Lock()
-				rs, err := f.rs, f.err
-				f.mu.Unlock()
+				rs, err := f.state()
 				if rs == "rs1" && err == nil {
 					return false
 				}
@@ -429,10 +436,11 @@ func TestBGPFlowsSurvive(t *testing.T) {
 		}, "rs1's connections not all lost or rs2's not all answered")
 		lost := 0
 		for _, f := range flows {
-			if f.rs == "rs2" && f.err != nil {
-				t.Errorf("a connection to rs2 broke: port %d: %v", f.port, f.err)
+			rs, err := f.state()
+			if rs == "rs2" && err != nil {
+				t.Errorf("a connection to rs2 broke: port %d: %v", f.port, err)
 			}
-			if f.rs == "rs1" && f.err != nil {
+			if rs == "rs1" && err != nil {
 				lost++
 			}
 		}
@@ -440,8 +448,8 @@ func TestBGPFlowsSurvive(t *testing.T) {
 	})
 }
 
-// sort100 counts the sorted gaps up to 300 ms.
-func sort100(gaps []time.Duration) int {
+// upTo300ms counts the sorted gaps of at most 300 ms.
+func upTo300ms(gaps []time.Duration) int {
 	i, _ := slices.BinarySearch(gaps, 300*time.Millisecond+time.Nanosecond)
 	return i
 }
