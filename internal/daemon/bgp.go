@@ -11,6 +11,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/bgp"
+	"github.com/vipd/vipd/internal/check"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/vrrp"
 )
@@ -138,16 +139,13 @@ func (d *Daemon) startBGP(prev *bgpDriver) {
 				continue
 			}
 			done := map[string]bool{}
-			up := map[string]bool{}
 			for _, c := range checks {
 				if _, seen := done[c.Server]; !seen {
 					done[c.Server] = true
-					up[c.Server] = true
 				}
 				if c.Checks == 0 {
 					done[c.Server] = false
 				}
-				up[c.Server] = up[c.Server] && c.Up
 			}
 			d.do(func() {
 				if d.bgp != b {
@@ -155,16 +153,7 @@ func (d *Daemon) startBGP(prev *bgpDriver) {
 				}
 				for s, ok := range done {
 					if t, again := b.recheck[s]; again {
-						// Every checker ended an attempt since, and the
-						// loop has seen what it found.
-						for _, c := range checks {
-							if c.Server == s && !c.LastCheck.After(t) {
-								ok = false
-							}
-						}
-						if ok && d.health[s].up != up[s] {
-							ok = false
-						}
+						ok = ok && roundSince(checks, s, t, d.health[s].up)
 						if ok {
 							delete(b.recheck, s)
 						}
@@ -178,6 +167,25 @@ func (d *Daemon) startBGP(prev *bgpDriver) {
 		}
 	}()
 	d.bgpUpdate()
+}
+
+// roundSince reports whether every checker of server s ended an attempt
+// after since, and the loop's verdict (loopUp) is what they found: a
+// success the runner reported but the loop has not handled yet does not
+// count, or the announcement would go out with the old set of servers.
+func roundSince(checks []check.Status, s string, since time.Time, loopUp bool) bool {
+	seen, up := false, true
+	for _, c := range checks {
+		if c.Server != s {
+			continue
+		}
+		seen = true
+		if !c.LastCheck.After(since) {
+			return false
+		}
+		up = up && c.Up
+	}
+	return seen && up == loopUp
 }
 
 // stopBGP drains (GRACEFUL_SHUTDOWN, a pause, withdrawal) and closes the
