@@ -288,10 +288,11 @@ func (u *udpService) entries(now time.Time, out []lvs.ConnEntry) []lvs.ConnEntry
 		if f.dest == nil {
 			continue
 		}
-		left := timeout - time.Duration(m-f.lastActive.Load())
-		if left < 0 {
-			left = 0
-		}
+		// A packet may arrive after now was read (lastActive is updated
+		// by the flow's goroutine without s.mu): such a flow has its
+		// whole timeout left, not more.
+		idle := max(time.Duration(m-f.lastActive.Load()), 0)
+		left := max(timeout-idle, 0)
 		out = append(out, lvs.ConnEntry{
 			Proto: lvs.UDP, Expire: left, State: lvs.StateUDP.String(),
 			Client: f.client, Virtual: u.svc.key.Addr, Dest: f.dest.Addr,
