@@ -62,7 +62,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	confA := reloadConf(rss[:2], []int{1, 1})
 	confB := reloadConf(rss, []int{3, 1, 1})
 	d := startVipd(t, d1, confA)
-	lab.Eventually(t, 5*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "not MASTER")
+	lab.Eventually(t, 10*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "not MASTER")
 	lab.Eventually(t, 5*time.Second, func() bool { _, err := get(client, "198.18.0.100", time.Second); return err == nil }, "VIP not serving")
 	before := d.status().Instances[0].Transitions
 
@@ -153,7 +153,7 @@ func TestReloadRefusedByDataplane(t *testing.T) {
 	nginx(t, rs, rs.Name)
 	conf := reloadConf([]string{rs.Addr.String()}, []int{1})
 	d := startVipd(t, d1, conf)
-	lab.Eventually(t, 5*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "not MASTER")
+	lab.Eventually(t, 10*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "not MASTER")
 	lab.Eventually(t, 5*time.Second, func() bool { _, err := get(client, "198.18.0.100", time.Second); return err == nil }, "VIP not serving")
 
 	// Another program on the director holds port 8080 (no SO_REUSEPORT):

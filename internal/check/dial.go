@@ -109,14 +109,33 @@ func (c *sockConn) waitConnected(ctx context.Context) error {
 		}
 		return true
 	})
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err != nil {
-		return err
-	}
-	if connErr != nil {
+	if err == nil && connErr != nil {
 		return connErr
+	}
+	if err != nil || ctx.Err() != nil {
+		// The deadline (or a cancel) woke us, or the connection was
+		// made but we ran only after the deadline: a starved
+		// goroutine. A connection the kernel made in time counts
+		// (lastchance.go); getpeername and SO_ERROR ask it once more.
+		var connected bool
+		_ = rc.Control(func(fd uintptr) {
+			if _, gerr := unix.Getpeername(int(fd)); gerr == nil {
+				connected = true
+			} else if v, gerr := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && v != 0 &&
+				unix.Errno(v) != unix.EINPROGRESS && unix.Errno(v) != unix.EALREADY {
+				connErr = os.NewSyscallError("connect", unix.Errno(v))
+			}
+		})
+		switch {
+		case connected:
+			lastChanceSaved.Add(1)
+		case connErr != nil:
+			return connErr
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			return err
+		}
 	}
 	return c.SetWriteDeadline(time.Time{})
 }

@@ -50,15 +50,12 @@ func (c *DNS) Check(ctx context.Context) Result {
 	if err != nil {
 		return down("%s", err)
 	}
-	conn, err := c.dialUDP(ctx)
+	raw, err := c.dialUDP(ctx)
 	if err != nil {
 		return down("%s", reason("connect", err))
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer raw.Close()
+	conn, stop := guard(ctx, raw) // lastchance.go
 	defer stop()
 	if _, err := conn.Write(q); err != nil {
 		return down("%s", reason("send", ctxErr(ctx, err)))

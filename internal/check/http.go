@@ -155,14 +155,16 @@ func httpRequest(path, protocol, host string) []byte {
 	return []byte("GET " + path + " HTTP/1." + minor + "\r\nUser-Agent: KeepAliveClient\r\n" + closeHdr + "Host: " + host + "\r\n\r\n")
 }
 
-// dial opens the connection for one URL, with TLS for SSL_GET.
-func (c *HTTP) dial(ctx context.Context, host string) (net.Conn, error) {
-	conn, err := c.dialTCP(ctx)
+// dial opens the connection for one URL, with TLS for SSL_GET, guarded
+// by ctx (lastchance.go); stop undoes the guard.
+func (c *HTTP) dial(ctx context.Context, host string) (conn net.Conn, stop func() bool, err error) {
+	raw, err := c.dialTCP(ctx)
 	if err != nil {
-		return nil, errors.New(reason("connect", err))
+		return nil, nil, errors.New(reason("connect", err))
 	}
+	conn, stop = guard(ctx, raw)
 	if c.TLS == nil {
-		return conn, nil
+		return conn, stop, nil
 	}
 	cfg := c.TLS.Clone()
 	cfg.ServerName = ""
@@ -172,27 +174,26 @@ func (c *HTTP) dial(ctx context.Context, host string) (net.Conn, error) {
 			cfg.ServerName, _, _ = strings.Cut(host, ":")
 		}
 	}
+	// Handshake, not HandshakeContext: that one closes the socket when
+	// ctx ends, which would lose a server's answer already received.
 	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		_ = conn.Close()
-		return nil, errors.New(reason("TLS handshake", err))
+	if err := tc.Handshake(); err != nil {
+		stop()
+		_ = raw.Close()
+		return nil, nil, errors.New(reason("TLS handshake", ctxErr(ctx, err)))
 	}
-	return tc, nil
+	return tc, stop, nil
 }
 
 func (c *HTTP) checkURL(ctx context.Context, u *URL) Result {
 	ctx, cancel := c.attemptContext(ctx)
 	defer cancel()
 	host := c.host(u)
-	conn, err := c.dial(ctx, host)
+	conn, stop, err := c.dial(ctx, host)
 	if err != nil {
 		return down("%s", err)
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	if _, err := conn.Write(httpRequest(u.Path, c.Protocol, host)); err != nil {
 		return down("%s", reason("write", ctxErr(ctx, err)))

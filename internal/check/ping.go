@@ -46,10 +46,7 @@ func (c *Ping) Check(ctx context.Context) Result {
 		return down("%s", reason("ICMP socket", err))
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	conn, stop := guardPacket(ctx, conn, raw && !v6) // lastchance.go
 	defer stop()
 
 	var id [2]byte

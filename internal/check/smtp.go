@@ -21,15 +21,12 @@ type SMTP struct {
 func (c *SMTP) Check(ctx context.Context) Result {
 	ctx, cancel := c.attemptContext(ctx)
 	defer cancel()
-	conn, err := c.dialTCP(ctx)
+	raw, err := c.dialTCP(ctx)
 	if err != nil {
 		return down("%s", reason("connect", err))
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer raw.Close()
+	conn, stop := guard(ctx, raw) // lastchance.go
 	defer stop()
 	br := bufio.NewReaderSize(conn, 1024)
 	code, text, err := readSMTPReply(br)

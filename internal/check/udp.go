@@ -30,15 +30,12 @@ type UDP struct {
 func (c *UDP) Check(ctx context.Context) Result {
 	ctx, cancel := c.attemptContext(ctx)
 	defer cancel()
-	conn, err := c.dialUDP(ctx)
+	raw, err := c.dialUDP(ctx)
 	if err != nil {
 		return down("%s", reason("connect", err))
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer raw.Close()
+	conn, stop := guard(ctx, raw) // lastchance.go
 	defer stop()
 	payload := c.Payload
 	if len(payload) == 0 {

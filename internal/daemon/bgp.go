@@ -11,6 +11,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/bgp"
+	"github.com/vipd/vipd/internal/check"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/vrrp"
 )
@@ -31,7 +32,17 @@ type bgpDriver struct {
 	want    chan []netip.Prefix // latest set for the pusher; capacity 1
 	pushed  chan struct{}       // closed when the pusher has returned
 
-	checked   map[string]bool // servers whose every checker ran once
+	checked map[string]bool // servers whose every checker ran once
+	// A virtual server coming back from "every real server down" waits,
+	// as at start, until each of its servers' checkers has ended an
+	// attempt after the first one came back: announcing on the first
+	// server up would give this director a Maglev table with fewer
+	// servers than the other directors', and the flows ECMP moves to it
+	// would land on the wrong real server (TestBGPFlowsSurvive saw 7 of
+	// 45 connections reset). allDown: virtual server -> every real server
+	// down; recheck: server -> checks must end after this time.
+	allDown   map[string]bool
+	recheck   map[string]time.Time
 	decisions []bgp.Decision
 	// pending: some server is not yet checked; the poller looks.
 	pending atomic.Bool
@@ -65,9 +76,10 @@ func (d *Daemon) startBGP(prev *bgpDriver) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &bgpDriver{cfg: c, sp: sp, cancel: cancel, runDone: make(chan struct{}), want: make(chan []netip.Prefix, 1),
-		pushed: make(chan struct{}), checked: map[string]bool{}, master: map[string]bool{}}
+		pushed: make(chan struct{}), checked: map[string]bool{}, master: map[string]bool{},
+		allDown: map[string]bool{}, recheck: map[string]time.Time{}}
 	if prev != nil {
-		b.checked = prev.checked
+		b.checked, b.allDown, b.recheck = prev.checked, prev.allDown, prev.recheck
 		prev.mu.Lock()
 		for k, v := range prev.master {
 			b.master[k] = v
@@ -140,6 +152,12 @@ func (d *Daemon) startBGP(prev *bgpDriver) {
 					return
 				}
 				for s, ok := range done {
+					if t, again := b.recheck[s]; again {
+						ok = ok && roundSince(checks, s, t, d.health[s].up)
+						if ok {
+							delete(b.recheck, s)
+						}
+					}
 					if ok {
 						b.checked[s] = true
 					}
@@ -149,6 +167,25 @@ func (d *Daemon) startBGP(prev *bgpDriver) {
 		}
 	}()
 	d.bgpUpdate()
+}
+
+// roundSince reports whether every checker of server s ended an attempt
+// after since, and the loop's verdict (loopUp) is what they found: a
+// success the runner reported but the loop has not handled yet does not
+// count, or the announcement would go out with the old set of servers.
+func roundSince(checks []check.Status, s string, since time.Time, loopUp bool) bool {
+	seen, up := false, true
+	for _, c := range checks {
+		if c.Server != s {
+			continue
+		}
+		seen = true
+		if !c.LastCheck.After(since) {
+			return false
+		}
+		up = up && c.Up
+	}
+	return seen && up == loopUp
 }
 
 // stopBGP drains (GRACEFUL_SHUTDOWN, a pause, withdrawal) and closes the
@@ -273,6 +310,20 @@ func (d *Daemon) bgpUpdate() {
 			}
 		}
 		s.Served = len(p.keys) > 0 && served[p.keys[0].key.String()]
+		if s.Checked && s.Alive == 0 {
+			b.allDown[p.name] = true
+		} else if s.Alive > 0 && b.allDown[p.name] {
+			delete(b.allDown, p.name)
+			now := time.Now()
+			for _, rs := range p.rss {
+				if checkers[rs.check] {
+					b.checked[rs.check] = false
+					b.recheck[rs.check] = now
+				}
+			}
+			s.Checked = false
+			pending = true
+		}
 		in.Services = append(in.Services, s)
 	}
 	b.pending.Store(pending)

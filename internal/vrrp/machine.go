@@ -51,9 +51,13 @@ type MachineConfig struct {
 	// master's (Master_Adver_Interval) and return to this one on leaving
 	// BACKUP.
 	AdvertInt time.Duration
-	// InitMaster is keepalived's "state MASTER": take the master role at
-	// start without waiting out the down timer (a higher priority master,
-	// if any, pushes us back at its next advert).
+	// InitMaster is keepalived's "state MASTER". Unless we own the
+	// addresses (priority 255), the instance still starts in BACKUP and
+	// listens for a master for the master down interval before claiming
+	// the VIPs, as keepalived does: a restart never takes the VIPs from a
+	// running higher-priority master. What it adds to BACKUP: while that
+	// first listen lasts, an advert from a lower-priority master is
+	// preempted at once rather than after the down timer.
 	InitMaster   bool
 	NoPreempt    bool
 	PreemptDelay time.Duration
@@ -191,13 +195,16 @@ type Machine struct {
 	addr  netip.Addr // our advert source address: ties are broken on it
 	state State
 
-	base        int // configured priority, lowered to 254 on an owner conflict
-	eff         int // effective priority
-	trackDelta  int
-	faults      []string // own fault reasons
-	syncFault   bool     // held in FAULT by the sync group
-	group       *Group
-	wantMaster  bool // down timer expired, held back by the sync group
+	base       int // configured priority, lowered to 254 on an owner conflict
+	eff        int // effective priority
+	trackDelta int
+	faults     []string // own fault reasons
+	syncFault  bool     // held in FAULT by the sync group
+	group      *Group
+	wantMaster bool // down timer expired, held back by the sync group
+	// initListen: a state MASTER instance in its first BACKUP after
+	// start, not yet having heard a master at least as good as itself.
+	initListen  bool
 	masterAdver time.Duration
 
 	downAt, advertAt, garpAt, garpRefreshAt, lowerGarpAt, preemptAt time.Time
@@ -205,6 +212,9 @@ type Machine struct {
 
 	masterAddr netip.Addr
 	masterPrio int
+	// masterRxAt: when a backup last heard masterAddr (at masterPrio),
+	// whether it accepted the advert or discarded it as lower.
+	masterRxAt time.Time
 
 	stats          Stats
 	transitions    uint64
@@ -409,9 +419,10 @@ func (m *Machine) start(now time.Time) {
 		m.setState(now, StateFault)
 		return
 	}
-	if m.cfg.InitMaster || m.base == PriorityOwner {
-		// keepalived: "the simplest way to become master is to time out
-		// from the backup state very quickly".
+	if m.base == PriorityOwner {
+		// The address owner cannot lose an election (keepalived: "the
+		// simplest way to become master is to time out from the backup
+		// state very quickly").
 		m.state = StateBackup
 		m.downAt = now
 		return
@@ -419,6 +430,12 @@ func (m *Machine) start(now time.Time) {
 	m.logf("Entering BACKUP STATE (init)")
 	m.setState(now, StateBackup)
 	m.downAt = now.Add(m.MasterDownInterval())
+	if m.cfg.InitMaster {
+		// Listen before claiming: another node may be master, and a
+		// higher-priority one must keep the VIPs through our restart.
+		m.initListen = true
+		m.logf("state MASTER: listening for a master for %v before taking over", m.MasterDownInterval())
+	}
 }
 
 func (m *Machine) tick(now time.Time) {
@@ -426,6 +443,7 @@ func (m *Machine) tick(now time.Time) {
 	case StateBackup:
 		if !m.downAt.IsZero() && !now.Before(m.downAt) {
 			m.downAt = time.Time{}
+			m.initListen = false
 			m.logf("Receive advertisement timeout")
 			m.wantMaster = true
 			if m.group == nil || m.group.canGoMaster(m) {
@@ -470,6 +488,7 @@ func (m *Machine) sendAdvert(prio uint8) {
 
 func (m *Machine) becomeMaster(now time.Time) {
 	m.wantMaster = false
+	m.initListen = false
 	m.downAt = time.Time{}
 	m.preemptAt = time.Time{}
 	m.masterAdver = m.cfg.AdvertInt
@@ -497,7 +516,7 @@ func (m *Machine) becomeMaster(now time.Time) {
 		m.garpExtraAt = now.Add(m.cfg.GARPExtraIf)
 	}
 	m.advertAt = now.Add(m.cfg.AdvertInt)
-	m.masterAddr, m.masterPrio = m.addr, m.eff
+	m.masterAddr, m.masterPrio, m.masterRxAt = m.addr, m.eff, time.Time{}
 }
 
 // leaveMaster goes from MASTER to BACKUP or FAULT.
@@ -624,8 +643,9 @@ func (m *Machine) backupRx(ev Event) {
 			m.masterAdver = p.Interval()
 		}
 		m.wantMaster = false
+		m.initListen = false
 		m.downAt = now.Add(m.MasterDownInterval())
-		m.masterAddr, m.masterPrio = ev.Src, prio
+		m.masterAddr, m.masterPrio, m.masterRxAt = ev.Src, prio, now
 		if m.cfg.PreemptDelay > 0 {
 			if prio >= m.eff {
 				m.preemptAt = time.Time{}
@@ -634,10 +654,21 @@ func (m *Machine) backupRx(ev Event) {
 				m.preemptAt = now.Add(m.cfg.PreemptDelay)
 			}
 		}
+	case m.initListen && !m.wantMaster:
+		// state MASTER at start, and the master is worse than us: no need
+		// to wait out the down timer to preempt it.
+		m.logf("received lower priority (%d) advert from %s - preempting at once (state MASTER)", prio, ev.Src)
+		m.initListen = false
+		m.downAt = time.Time{}
+		m.masterAddr = ev.Src
+		m.wantMaster = true
+		if m.group == nil || m.group.canGoMaster(m) {
+			m.becomeMaster(now)
+		}
 	default:
 		// Preempting: let the down timer run out.
 		m.logf("received lower priority (%d) advert from %s - discarding", prio, ev.Src)
-		m.masterAddr = ev.Src
+		m.masterAddr, m.masterPrio, m.masterRxAt = ev.Src, prio, now
 	}
 }
 
@@ -693,7 +724,7 @@ func (m *Machine) masterRx(ev Event) {
 		if m.cfg.Version == 3 && p.Interval() > 0 {
 			m.masterAdver = p.Interval()
 		}
-		m.masterAddr, m.masterPrio = ev.Src, prio
+		m.masterAddr, m.masterPrio, m.masterRxAt = ev.Src, prio, now
 		m.leaveMaster(now, StateBackup, false)
 	}
 }
@@ -702,7 +733,25 @@ func (m *Machine) track(now time.Time, delta int, faults []string) {
 	m.trackDelta = delta
 	m.faults = slices.Clone(faults)
 	m.updateEff()
+	m.keepBackup()
 	m.evalFault(now)
+}
+
+// keepBackup re-arms the down timer of a backup that was preempting a
+// lower-priority master and whose own priority has now fallen to that
+// master's or below: the master is alive (heard at masterRxAt) and now
+// the better one, so the timer runs as if its last advert had been
+// accepted. Without it the timer armed while we were better fires and
+// we take the VIPs from a live, better master, only to hand them back
+// at its next advert (keepalived 2.2.7 does exactly that).
+func (m *Machine) keepBackup() {
+	if m.state != StateBackup || m.wantMaster || m.downAt.IsZero() || m.masterRxAt.IsZero() || m.masterPrio < m.eff {
+		return
+	}
+	m.initListen = false
+	if at := m.masterRxAt.Add(m.MasterDownInterval()); at.After(m.downAt) {
+		m.downAt = at
+	}
 }
 
 // evalFault moves in or out of FAULT after a change of fault reasons.
@@ -718,12 +767,13 @@ func (m *Machine) evalFault(now time.Time) {
 			m.logf("Entering FAULT STATE")
 			m.downAt = time.Time{}
 			m.wantMaster = false
+			m.initListen = false
 			m.setState(now, StateFault)
 		}
 	case !m.faulted() && m.state == StateFault:
 		m.masterAdver = m.cfg.AdvertInt
 		m.preemptAt = time.Time{}
-		m.masterAddr, m.masterPrio = netip.Addr{}, 0
+		m.masterAddr, m.masterPrio, m.masterRxAt = netip.Addr{}, 0, time.Time{}
 		m.logf("Entering BACKUP STATE")
 		m.setState(now, StateBackup)
 		if m.base == PriorityOwner {
@@ -798,6 +848,7 @@ func (m *Machine) Reconfigure(now time.Time, cfg MachineConfig) []Action {
 		m.garpExtraAt = now.Add(m.cfg.GARPExtraIf)
 	}
 	m.updateEff()
+	m.keepBackup()
 	out := m.out
 	m.out = nil
 	return out

@@ -194,7 +194,8 @@ func TestStartup(t *testing.T) {
 		{"v2 backup waits the down interval", v2cfg, "remove(stale) INIT->BACKUP", 3609375 * time.Microsecond,
 			[]string{"(VI_1) removing VIPs.", "(VI_1) Entering BACKUP STATE (init)"}},
 		{"v3 backup waits the down interval", v3cfg, "remove(stale) INIT->BACKUP", 360937500 * time.Nanosecond, nil},
-		{"state MASTER takes over at once", func() MachineConfig { c := v2cfg(); c.InitMaster = true; return c }, "remove(stale)", 0, nil},
+		{"state MASTER listens for the down interval", func() MachineConfig { c := v2cfg(); c.InitMaster = true; return c }, "remove(stale) INIT->BACKUP", 3609375 * time.Microsecond,
+			[]string{"(VI_1) Entering BACKUP STATE (init)", "(VI_1) state MASTER: listening for a master for 3.609375s before taking over"}},
 		{"address owner takes over at once", func() MachineConfig { c := v2cfg(); c.Priority = 255; return c }, "remove(stale)", 0, nil},
 	}
 	for _, tt := range tests {

@@ -32,7 +32,11 @@ import (
 //     the hosts that can be master, and it alone holds the VIPs;
 //   - the members of a sync group are in one state;
 //   - MASTER is notified only once the VIPs are in place;
-//   - a host that stops cleanly leaves no VIP behind.
+//   - a host that stops cleanly leaves no VIP behind;
+//   - no host, restarted or not, becomes MASTER while a higher-priority
+//     master is alive and heard (checked the moment it happens, not
+//     only once settled: a restarting state MASTER host must listen
+//     before claiming, issue 15 item 5).
 
 var (
 	simSeed      = flag.Int64("vrrp.seed", 0, "base seed of the whole-node simulation (0: VRRP_SIM_SEED or the clock)")
@@ -60,6 +64,14 @@ type simHost struct {
 	grouped bool
 	vi3     bool
 	master  bool // state MASTER
+
+	// What the audible-master invariant needs: since when the link is
+	// up, since when each instance is MASTER, and the priority of its
+	// adverts and since when it is unchanged.
+	linkSince    time.Time
+	masterSince  map[string]time.Time
+	advPrio      map[string]int
+	advPrioSince map[string]time.Time
 }
 
 type simItem struct {
@@ -96,6 +108,9 @@ type nodeSim struct {
 	// Network trouble.
 	loss, dup float64
 	maxDelay  time.Duration
+	// calmSince: since when there has been no loss and no late delivery
+	// (zero while there is).
+	calmSince time.Time
 }
 
 var simVIPs = map[string]netip.Prefix{
@@ -174,6 +189,10 @@ func (s *nodeSim) exec(h *simHost, e Effect, answers *[]Input) {
 		if !h.linkUp {
 			return
 		}
+		if p, ok := h.advPrio[e.Instance]; !ok || p != int(e.Priority) {
+			h.advPrio[e.Instance] = int(e.Priority)
+			h.advPrioSince[e.Instance] = s.now
+		}
 		for _, o := range s.hosts {
 			if o == h || !o.alive || !o.linkUp {
 				continue
@@ -190,6 +209,10 @@ func (s *nodeSim) exec(h *simHost, e Effect, answers *[]Input) {
 				s.push(simItem{at: s.now.Add(d), host: o.id, inc: o.inc, payload: e.Payload, src: e.Src, dst: e.Dst})
 			}
 		}
+	case EffLog:
+		if os.Getenv("SIMLOG") != "" {
+			s.logf("h%d log %s", h.id, e.Msg)
+		}
 	case EffAddVIP:
 		h.kernel[e.VIP.Prefix] = h.inc
 	case EffRemoveVIP:
@@ -204,6 +227,16 @@ func (s *nodeSim) exec(h *simHost, e Effect, answers *[]Input) {
 			}
 		}
 		s.logf("h%d notify %s %s %s->%s prio %d", h.id, n.Type, n.Name, n.Prev, n.State, n.Priority)
+		if n.Type == "INSTANCE" {
+			switch n.State {
+			case "MASTER":
+				s.checkAudible(h, n)
+				h.masterSince[n.Name] = s.now
+			case "MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY":
+			default:
+				delete(h.masterSince, n.Name)
+			}
+		}
 	case EffListen:
 		a := Input{Kind: InSocket, Sock: e.Sock, Group: e.Group}
 		if h.missing {
@@ -233,8 +266,36 @@ func (s *nodeSim) push(it simItem) {
 	s.q = slices.Insert(s.q, i, it)
 }
 
+// checkAudible fails when h becomes MASTER of n.Name while another host
+// has been MASTER of it with a higher priority (or the same and a higher
+// address) for a whole advert interval, on a calm network, both links
+// up: h must have heard that master's adverts (delivered within
+// ~1.1 ms), and one heard advert keeps a backup for three intervals.
+func (s *nodeSim) checkAudible(h *simHost, n Notification) {
+	w := s.p.advert + 2*time.Millisecond
+	long := func(since time.Time) bool { return !since.IsZero() && s.now.Sub(since) >= w }
+	if !long(s.calmSince) || !h.linkUp || h.missing || !long(h.linkSince) {
+		return
+	}
+	for _, o := range s.hosts {
+		if o == h || !o.alive || !o.linkUp || o.missing || !long(o.linkSince) {
+			continue
+		}
+		since, ok := o.masterSince[n.Name]
+		if !ok || !long(since) || !long(o.advPrioSince[n.Name]) {
+			continue
+		}
+		p := o.advPrio[n.Name]
+		if p > n.Priority || (p == n.Priority && o.addr.Compare(h.addr) > 0) {
+			s.failf("h%d became MASTER of %s at priority %d while h%d has been master at %d since %.3fs, heard (%s)",
+				h.id, n.Name, n.Priority, o.id, p, since.Sub(t0).Seconds(), s.describe())
+		}
+	}
+}
+
 func (s *nodeSim) start(h *simHost) {
 	h.core = NewCore()
+	h.masterSince, h.advPrio, h.advPrioSince = map[string]time.Time{}, map[string]int{}, map[string]time.Time{}
 	h.alive = true
 	h.inc++
 	h.timer = time.Time{}
@@ -438,6 +499,7 @@ func (s *nodeSim) fault() {
 		h.linkUp = !h.linkUp
 		if h.linkUp {
 			h.missing = false
+			h.linkSince = s.now
 		}
 		s.logf("h%d link %v", h.id, h.linkUp)
 		if h.alive {
@@ -464,10 +526,13 @@ func (s *nodeSim) fault() {
 	case k == 10:
 		s.loss = []float64{0, 0.1, 0.3, 0.8}[s.rnd.Intn(4)]
 		s.dup = []float64{0, 0.2, 0.5}[s.rnd.Intn(3)]
+		prev := s.maxDelay
 		s.maxDelay = []time.Duration{time.Millisecond, s.p.advert / 2, 2 * s.p.advert}[s.rnd.Intn(3)]
+		s.setCalm(prev)
 		s.logf("network loss %.1f dup %.1f delay up to %v", s.loss, s.dup, s.maxDelay)
 	case k == 12 && h.missing:
 		h.missing = false
+		h.linkSince = s.now
 		s.logf("h%d interface appears", h.id)
 		if h.alive {
 			s.step(h, Input{Kind: InLink, Link: s.facts(h)})
@@ -475,6 +540,18 @@ func (s *nodeSim) fault() {
 	case k == 11 && h.alive:
 		s.logf("h%d reload unchanged", h.id)
 		s.reload(h, "unchanged")
+	}
+}
+
+// setCalm notes when the network became calm (no loss, no late
+// delivery, nothing late still in flight) or stopped being so; prev is
+// the longest delay before the change.
+func (s *nodeSim) setCalm(prev time.Duration) {
+	switch calm := s.loss == 0 && s.maxDelay <= time.Millisecond; {
+	case !calm:
+		s.calmSince = time.Time{}
+	case s.calmSince.IsZero():
+		s.calmSince = s.now.Add(prev)
 	}
 }
 
@@ -496,12 +573,12 @@ func sequence(seed int64) (*nodeSim, error) {
 	if p.version == 3 {
 		p.advert = []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, time.Second}[rnd.Intn(3)]
 	}
-	s := &nodeSim{rnd: rnd, p: p, now: t0, maxDelay: time.Millisecond}
+	s := &nodeSim{rnd: rnd, p: p, now: t0, maxDelay: time.Millisecond, calmSince: t0}
 	n := 2 + rnd.Intn(4)
 	for i := range n {
 		h := &simHost{id: i, addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(11 + i)}), linkUp: true,
 			kernel: map[netip.Prefix]int{}, scriptOK: rnd.Intn(4) != 0, extUp: true,
-			grouped: rnd.Intn(2) == 0, master: rnd.Intn(3) == 0}
+			grouped: rnd.Intn(2) == 0, master: rnd.Intn(3) == 0, linkSince: t0}
 		s.hosts = append(s.hosts, h)
 		h.prio = s.randPrio()
 	}
@@ -516,7 +593,9 @@ func sequence(seed int64) (*nodeSim, error) {
 			s.fault()
 			s.run(time.Duration(s.rnd.Int63n(int64(3 * p.advert))))
 		}
+		prev := s.maxDelay
 		s.loss, s.dup, s.maxDelay = 0, 0, time.Millisecond
+		s.setCalm(prev)
 		s.logf("calm")
 		s.run(settle)
 		if s.err == nil {
