@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/png"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,6 +115,22 @@ func TestStatusPageChromium(t *testing.T) {
 	})
 	url := fmt.Sprintf("http://%s/", ln.Addr())
 
+	// A bgp block: one session up with BFD, one down; one VIP announced,
+	// one held back with the policy's reason.
+	src.Update(func(st *api.Status) {
+		st.BGP = &api.BGP{
+			RouterID: netip.MustParseAddr("198.18.1.11"), LocalAS: 65001,
+			Peers: []api.BGPPeer{
+				{Addr: netip.MustParseAddr("198.18.1.1"), RemoteAS: 65000, State: "ESTABLISHED", Since: apitest.T0.Add(-time.Hour), BFD: "UP", HoldTime: 3},
+				{Addr: netip.MustParseAddr("198.18.1.2"), RemoteAS: 65000, State: "ACTIVE", BFD: "DOWN"},
+			},
+			Routes: []string{"198.18.0.100/32"},
+			Decisions: []api.BGPDecision{
+				{Prefix: "198.18.0.100/32", Announce: true, Reason: "serving"},
+				{Prefix: "198.18.0.101/32", Announce: false, Reason: "every real server is down"},
+			},
+		}
+	})
 	before := src.StatusCalls()
 	dom, shot := chromium(t, url)
 
@@ -132,6 +149,10 @@ func TestStatusPageChromium(t *testing.T) {
 		`auth 2, ttl 1`,
 		`12,345`,
 		`updated \d\d:\d\d:\d\d, every second`,
+		`router id 198\.18\.1\.11, AS 65001`,
+		`<tr class="rs-up" data-bgp-peer="198\.18\.1\.1"><td>198\.18\.1\.1</td><td class="num">65,000</td><td>ESTABLISHED</td>`,
+		`<tr class="rs-down" data-bgp-peer="198\.18\.1\.2"><td>198\.18\.1\.2</td><td class="num">65,000</td><td>ACTIVE</td>`,
+		`<tr class="rs-down" data-bgp-prefix="198\.18\.0\.101/32"><td>198\.18\.0\.101/32</td><td>no</td><td class="wrap">every real server is down</td>`,
 	} {
 		if !regexp.MustCompile(re).MatchString(dom) {
 			t.Errorf("rendered page lacks %s", re)

@@ -68,6 +68,13 @@ func cloneStatus(st api.Status) api.Status {
 	out.Scripts = slices.Clone(st.Scripts)
 	out.Quorum = maps.Clone(st.Quorum)
 	out.ReloadResults = maps.Clone(st.ReloadResults)
+	if st.BGP != nil {
+		b := *st.BGP
+		b.Peers = slices.Clone(b.Peers)
+		b.Routes = slices.Clone(b.Routes)
+		b.Decisions = slices.Clone(b.Decisions)
+		out.BGP = &b
+	}
 	return out
 }
 

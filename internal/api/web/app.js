@@ -158,6 +158,33 @@ function renderChecks(d) {
   fill("checks", ...rows);
 }
 
+// renderBGP shows the BGP speaker (a bgp block): the sessions, and each
+// bgp_announce VIP with the policy's verdict, so an operator sees why a
+// VIP is held back without reading the logs. Hidden without a bgp block.
+function renderBGP(d) {
+  const b = d.status.bgp;
+  const sec = document.getElementById("bgp-section");
+  sec.hidden = !b;
+  if (!b) return;
+  let sub = "router id " + b.router_id + ", AS " + b.local_as;
+  if (b.draining) sub += ", draining (GRACEFUL_SHUTDOWN)";
+  if (b.error) sub += ", not running: " + b.error;
+  document.getElementById("bgp-speaker").textContent = sub;
+  const peers = [header("Neighbor", "Remote AS", "State", "Up for", "BFD", "Hold time")];
+  for (const p of b.peers || []) {
+    const up = p.state === "ESTABLISHED";
+    peers.push(el("tr", { class: up ? "rs-up" : "rs-down", "data-bgp-peer": p.addr },
+      td(p.addr), num(p.remote_as), td(p.state), td(up ? ago(p.since, d.now) : ""), td(p.bfd || "-"), td(p.hold_time ? p.hold_time + "s" : "")));
+  }
+  fill("bgp-peers", ...peers);
+  const routes = [header("Prefix", "Announced", "Why")];
+  for (const r of b.decisions || []) {
+    routes.push(el("tr", { class: r.announce ? "rs-up" : "rs-down", "data-bgp-prefix": r.prefix },
+      td(r.prefix), td(r.announce ? "yes" : "no"), td(r.reason, "wrap")));
+  }
+  fill("bgp-routes", ...routes);
+}
+
 async function refresh() {
   const conn = document.getElementById("conn");
   try {
@@ -168,6 +195,7 @@ async function refresh() {
     renderInstances(d);
     renderServices(d);
     renderChecks(d);
+    renderBGP(d);
     lastOK = Date.now();
     conn.className = "conn";
     conn.textContent = "updated " + new Date(d.now).toLocaleTimeString("en-GB") + ", every second";
