@@ -22,7 +22,7 @@ import (
 // rawServer answers every connection on loopback with resp (written in one
 // go, then closed) and records the requests it got.
 type rawServer struct {
-	ln   net.Listener
+	at   netip.AddrPort
 	mu   sync.Mutex
 	reqs []string
 	resp []byte
@@ -30,42 +30,29 @@ type rawServer struct {
 
 func newRawServer(t *testing.T, resp string) *rawServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{ln: ln, resp: []byte(resp)}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	s := &rawServer{resp: []byte(resp)}
+	s.at = serveTCP(t, func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		var req strings.Builder
 		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+			line, err := br.ReadString('\n')
+			req.WriteString(line)
+			if err != nil || line == "\r\n" {
+				break
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				br := bufio.NewReader(c)
-				var req strings.Builder
-				for {
-					line, err := br.ReadString('\n')
-					req.WriteString(line)
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				s.mu.Lock()
-				s.reqs = append(s.reqs, req.String())
-				resp := s.resp
-				s.mu.Unlock()
-				_, _ = c.Write(resp)
-			}()
 		}
-	}()
+		s.mu.Lock()
+		s.reqs = append(s.reqs, req.String())
+		resp := s.resp
+		s.mu.Unlock()
+		_, _ = c.Write(resp)
+	})
 	return s
 }
 
-func (s *rawServer) addr() netip.AddrPort { return netip.MustParseAddrPort(s.ln.Addr().String()) }
+func (s *rawServer) addr() netip.AddrPort { return s.at }
 
 func (s *rawServer) setResp(r string) {
 	s.mu.Lock()
