@@ -82,20 +82,8 @@ virtual_server %[2]s 80 {
     lvs_method DR
     protocol TCP
     bgp_announce
-    real_server 198.18.0.21 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-    real_server 198.18.0.22 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-}
-`, self, bgpVIP, bgpRouter)
+%[4]s}
+`, self, bgpVIP, bgpRouter, tcpCheckedServers("198.18.0.21", "198.18.0.22"))
 }
 
 // flow is one long-lived keep-alive HTTP connection through the VIP that

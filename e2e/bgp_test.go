@@ -91,19 +91,7 @@ virtual_server %[2]s 80 {
     lvs_method NAT
     protocol TCP
     bgp_announce
-    real_server 198.18.0.21 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-    real_server 198.18.0.22 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-}
+%[6]s}
 vrrp_instance VI_BGP {
     state BACKUP
     interface eth0
@@ -114,7 +102,7 @@ vrrp_instance VI_BGP {
         %[5]s/32 dev lo
     }
 }
-`, self, bgpVIP, bgpRouter, prio, bgpVRRPIP)
+`, self, bgpVIP, bgpRouter, prio, bgpVRRPIP, tcpCheckedServers("198.18.0.21", "198.18.0.22"))
 }
 
 // routeOf is the router's route to dst, "" when it has none.

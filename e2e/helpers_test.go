@@ -123,3 +123,20 @@ func hasAddr(h *lab.Host, addr string) bool {
 	out, err := h.Run("ip", "-o", "addr", "show")
 	return err == nil && strings.Contains(out, " "+addr+"/")
 }
+
+// tcpCheckedServers is the real_server blocks, port 80, of the real
+// servers at addrs in a virtual_server, each checked by a TCP_CHECK that
+// takes the server out on its first failed connect (retry 0).
+func tcpCheckedServers(addrs ...string) string {
+	var b strings.Builder
+	for _, a := range addrs {
+		fmt.Fprintf(&b, `    real_server %s 80 {
+        TCP_CHECK {
+            connect_timeout 1
+            retry 0
+        }
+    }
+`, a)
+	}
+	return b.String()
+}

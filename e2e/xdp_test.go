@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const xdpConf = `global_defs {
+var xdpConf = `global_defs {
     router_id xdp_d1
 }
 
@@ -38,26 +38,7 @@ virtual_server 198.18.0.100 80 {
     lvs_method DR
     protocol TCP
 
-    real_server 198.18.0.21 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-    real_server 198.18.0.22 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-    real_server 198.18.0.23 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-}
-`
+` + tcpCheckedServers("198.18.0.21", "198.18.0.22", "198.18.0.23") + "}\n"
 
 // TestXDPDirector runs vipd --dataplane xdp as a VRRP master in front of
 // three DR real servers (vipctl realserver up, nginx): clients reach all
