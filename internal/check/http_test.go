@@ -128,32 +128,13 @@ func TestHTTPCheck(t *testing.T) {
 // TestHTTPTimeout: a server that accepts and never answers fails the check
 // at connect_timeout.
 func TestHTTPTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
-	c := HTTP{Endpoint: Endpoint{Addr: netip.MustParseAddrPort(ln.Addr().String()), Timeout: 300 * time.Millisecond}, URLs: []URL{{Path: "/"}}}
+	hold := make(chan struct{}) // the server keeps every connection open until the test ends
+	defer close(hold)
+	addr := serveTCP(t, func(c net.Conn) {
+		<-hold
+		c.Close()
+	})
+	c := HTTP{Endpoint: Endpoint{Addr: addr, Timeout: 300 * time.Millisecond}, URLs: []URL{{Path: "/"}}}
 	start := time.Now()
 	r := c.Check(context.Background())
 	if el := time.Since(start); r.Up || r.Reason != "read: timeout" || el < 250*time.Millisecond || el > 3*time.Second {
