@@ -66,16 +66,7 @@ func bgpXDPDirectorConf(self string) string {
 	return fmt.Sprintf(`global_defs {
     router_id %[1]s
 }
-bgp {
-    router_id %[1]s
-    local_as 65001
-    neighbor %[3]s {
-        remote_as 65000
-        hold_time 3
-        bfd
-    }
-}
-virtual_server %[2]s 80 {
+%[5]svirtual_server %[2]s 80 {
     delay_loop 1
     lvs_sched mh
     mh-port
@@ -83,7 +74,7 @@ virtual_server %[2]s 80 {
     protocol TCP
     bgp_announce
 %[4]s}
-`, self, bgpVIP, bgpRouter, tcpCheckedServers("198.18.0.21", "198.18.0.22"))
+`, self, bgpVIP, bgpRouter, tcpCheckedServers("198.18.0.21", "198.18.0.22"), bgpSession(self))
 }
 
 // flow is one long-lived keep-alive HTTP connection through the VIP that

@@ -68,6 +68,21 @@ template bgp dir {
 	return b.String()
 }
 
+// bgpSession is the bgp block of the director self (AS 65001): one
+// session, with BFD, to the lab's router (AS 65000) at bgpRouter.
+func bgpSession(self string) string {
+	return fmt.Sprintf(`bgp {
+    router_id %s
+    local_as 65001
+    neighbor %s {
+        remote_as 65000
+        hold_time 3
+        bfd
+    }
+}
+`, self, bgpRouter)
+}
+
 func bgpDirectorConf(self string) string {
 	prio := map[string]int{"198.18.0.11": 150, "198.18.0.12": 100, "198.18.0.13": 50}[self]
 	return fmt.Sprintf(`global_defs {
@@ -76,16 +91,7 @@ func bgpDirectorConf(self string) string {
 static_ipaddress {
     %[2]s/32 dev lo
 }
-bgp {
-    router_id %[1]s
-    local_as 65001
-    neighbor %[3]s {
-        remote_as 65000
-        hold_time 3
-        bfd
-    }
-}
-virtual_server %[2]s 80 {
+%[7]svirtual_server %[2]s 80 {
     delay_loop 1
     lvs_sched rr
     lvs_method NAT
@@ -102,7 +108,7 @@ vrrp_instance VI_BGP {
         %[5]s/32 dev lo
     }
 }
-`, self, bgpVIP, bgpRouter, prio, bgpVRRPIP, tcpCheckedServers("198.18.0.21", "198.18.0.22"))
+`, self, bgpVIP, bgpRouter, prio, bgpVRRPIP, tcpCheckedServers("198.18.0.21", "198.18.0.22"), bgpSession(self))
 }
 
 // routeOf is the router's route to dst, "" when it has none.
