@@ -215,9 +215,19 @@ func isReset(err error) bool {
 // plane, the VIP and the service as applied.
 func serveRR(t *testing.T, servers ...*realServer) (*Dataplane, netip.AddrPort, lvs.Service) {
 	t.Helper()
+	return serve(t, "rr", nil, servers...)
+}
+
+// serve is serveRR with the scheduler sched and the settings set makes
+// to the service (nil: none) before it is applied.
+func serve(t *testing.T, sched string, set func(*lvs.Service), servers ...*realServer) (*Dataplane, netip.AddrPort, lvs.Service) {
+	t.Helper()
 	dp := newDP(t)
 	v := vip(t)
-	s := tcpService(v, "rr", servers...)
+	s := tcpService(v, sched, servers...)
+	if set != nil {
+		set(&s)
+	}
 	apply(t, dp, s)
 	return dp, v, s
 }
