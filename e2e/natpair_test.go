@@ -61,24 +61,14 @@ func (c natConf) render(state string, prio int, rs1, rs2 string) string {
 	}
 	return fmt.Sprintf(`! Configuration File for keepalived
 global_defs {
-   router_id %[1]s%[9]s
+   router_id %[1]s%[2]s
 }
-vrrp_instance %[10]s {
-    state %[2]s
-    interface eth0
-    virtual_router_id %[3]d
-    priority %[4]d
-    advert_int %[5]s
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-virtual_server 198.18.0.100 80 {
+%[3]svirtual_server 198.18.0.100 80 {
     delay_loop 1
     lb_algo rr
     lb_kind NAT
     protocol TCP
-    real_server %[6]s 80 {
+    real_server %[4]s 80 {
         weight 1
         HTTP_GET {
             url {
@@ -90,8 +80,8 @@ virtual_server 198.18.0.100 80 {
             delay_before_retry 1
         }
     }
-    real_server %[7]s 80 {
-        weight %[8]d
+    real_server %[5]s 80 {
+        weight %[6]d
         TCP_CHECK {
             connect_timeout 1
             retry 1
@@ -99,7 +89,8 @@ virtual_server 198.18.0.100 80 {
         }
     }
 }
-`, strings.ReplaceAll(c.routerID, "%s", state), state, c.vrid, prio, c.advert, rs1, rs2, c.rs2Weight, version, c.name())
+`, strings.ReplaceAll(c.routerID, "%s", state), version, vipInstance(c.name(), state, c.vrid, prio, c.advert),
+		rs1, rs2, c.rs2Weight)
 }
 
 // start runs vipd on d1 (MASTER, priority 150, with args1) and d2
@@ -112,4 +103,20 @@ func (p *natPair) start(t *testing.T, c natConf, args1, args2 []string) (m, b *d
 	lab.Eventually(t, 5*time.Second, func() bool { return m.state(vi) == "MASTER" && b.state(vi) == "BACKUP" },
 		"d1 MASTER and d2 BACKUP expected, got %s and %s", m.state(vi), b.state(vi))
 	return m, b
+}
+
+// vipInstance is a vrrp_instance block holding the lab's VIP
+// 198.18.0.100/24 on eth0.
+func vipInstance(name, state string, vrid, prio int, advert string) string {
+	return fmt.Sprintf(`vrrp_instance %s {
+    state %s
+    interface eth0
+    virtual_router_id %d
+    priority %d
+    advert_int %s
+    virtual_ipaddress {
+        198.18.0.100/24 dev eth0
+    }
+}
+`, name, state, vrid, prio, advert)
 }

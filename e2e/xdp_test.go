@@ -20,17 +20,7 @@ var xdpConf = `global_defs {
     router_id xdp_d1
 }
 
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 61
-    priority 150
-    advert_int 1
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-
+` + vipInstance("VI_1", "MASTER", 61, 150, "1") + `
 virtual_server 198.18.0.100 80 {
     delay_loop 1
     lvs_sched mh
