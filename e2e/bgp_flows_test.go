@@ -3,9 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,21 +98,10 @@ func (f *flow) run(stop <-chan struct{}) {
 		case <-tick.C:
 		}
 		_ = f.conn.SetDeadline(time.Now().Add(15 * time.Second))
-		body, err := func() (string, error) {
-			if _, err := io.WriteString(f.conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
-				return "", err
-			}
-			r, err := http.ReadResponse(br, nil)
-			if err != nil {
-				return "", err
-			}
-			defer r.Body.Close()
-			b, err := io.ReadAll(r.Body)
-			if r.Close {
-				err = fmt.Errorf("server closes the connection")
-			}
-			return strings.TrimSpace(string(b)), err
-		}()
+		body, closes, err := getKeepAlive(f.conn, br)
+		if closes {
+			err = fmt.Errorf("server closes the connection")
+		}
 		f.mu.Lock()
 		if err == nil && f.rs != "" && body != f.rs {
 			err = fmt.Errorf("answered by %s, was %s", body, f.rs)

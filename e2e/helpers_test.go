@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,4 +142,20 @@ func tcpCheckedServers(addrs ...string) string {
 `, a)
 	}
 	return b.String()
+}
+
+// getKeepAlive sends GET / on the HTTP/1.1 connection conn, whose reader
+// is br, and returns the answer's body trimmed and whether the server
+// closes the connection after it.
+func getKeepAlive(conn net.Conn, br *bufio.Reader) (body string, closes bool, err error) {
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
+		return "", false, err
+	}
+	r, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "", false, err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	return strings.TrimSpace(string(b)), r.Close, err
 }

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bufio"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,16 +159,8 @@ func TestXDPDirector(t *testing.T) {
 	br := bufio.NewReader(conn)
 	keepAlive := func() (string, error) {
 		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
-			return "", err
-		}
-		r, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return "", err
-		}
-		defer r.Body.Close()
-		b, err := io.ReadAll(r.Body)
-		return strings.TrimSpace(string(b)), err
+		body, _, err := getKeepAlive(conn, br)
+		return body, err
 	}
 	held, err := keepAlive()
 	if err != nil {
