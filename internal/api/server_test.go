@@ -18,42 +18,29 @@ import (
 	"github.com/vipd/vipd/internal/api/apitest"
 )
 
+// roundTrip returns the check of what a client call named what returned:
+// no error, and want, deeply equal.
+func roundTrip[T any](t *testing.T, what string, want T) func(got T, err error) {
+	return func(got T, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s round trip differs:\n got %+v\nwant %+v", what, got, want)
+		}
+	}
+}
+
 func TestRoundTrips(t *testing.T) {
 	src := apitest.NewSource()
 	c := api.NewClient(apitest.Serve(t, src))
 	ctx := context.Background()
 
-	st, err := c.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := apitest.Sample(); !reflect.DeepEqual(st, want) {
-		t.Errorf("Status round trip differs:\n got %+v\nwant %+v", st, want)
-	}
-
-	svcs, err := c.Services(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := apitest.Sample().Services; !reflect.DeepEqual(svcs, want) {
-		t.Errorf("Services round trip differs:\n got %+v\nwant %+v", svcs, want)
-	}
-
-	conns, err := c.Conns(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := apitest.SampleConns(); !reflect.DeepEqual(conns, want) {
-		t.Errorf("Conns round trip differs:\n got %+v\nwant %+v", conns, want)
-	}
-
-	checks, err := c.Checks(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := apitest.Sample().Checks; !reflect.DeepEqual(checks, want) {
-		t.Errorf("Checks round trip differs")
-	}
+	roundTrip(t, "Status", apitest.Sample())(c.Status(ctx))
+	roundTrip(t, "Services", apitest.Sample().Services)(c.Services(ctx))
+	roundTrip(t, "Conns", apitest.SampleConns())(c.Conns(ctx))
+	roundTrip(t, "Checks", apitest.Sample().Checks)(c.Checks(ctx))
 
 	d, err := c.Dump(ctx)
 	if err != nil {
