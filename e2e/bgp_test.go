@@ -222,22 +222,10 @@ func startFRR(tb testing.TB, r *lab.Host, dirs []string) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	// The daemons run as frr: t.TempDir's parent is private.
-	dir, err := os.MkdirTemp("", "vipd-frr-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
+	zebra, bfdd, bgpd := frrConfs(dirs)
+	dir := lab.PublicDir(tb, map[string]string{"zebra.conf": zebra, "bfdd.conf": bfdd, "bgpd.conf": bgpd})
 	if err := os.Chown(dir, uid, gid); err != nil {
 		tb.Fatal(err)
-	}
-	zebra, bfdd, bgpd := frrConfs(dirs)
-	for name, c := range map[string]string{"zebra": zebra, "bfdd": bfdd, "bgpd": bgpd} {
-		if err := os.WriteFile(filepath.Join(dir, name+".conf"), []byte(c), 0o644); err != nil {
-			tb.Fatal(err)
-		}
 	}
 	common := []string{"-u", "frr", "-g", "frr", "--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api"), "-P", "0"}
 	start := func(name string, extra ...string) *lab.Proc {
