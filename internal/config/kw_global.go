@@ -105,18 +105,18 @@ var globalSection = newSection("global_defs", "Global definitions",
 		c.b.scriptUserPos = n.Pos
 	}).noValue(NoValueError),
 	flagKw("enable_script_security", func(c *cx, n *Node) { c.b.cfg.Global.EnableScriptSecurity = true }),
-	kw("startup_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.StartupScript = c.script(n, 0) }).noValue(NoValueError).notYet("not run yet"),
+	kw("startup_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.StartupScript = c.script(n, 0) }).noValue(NoValueError).note("run to its end (or its timeout) before anything starts, under the same script security as notify scripts; a failure is logged and vipd goes on"),
 	kw("startup_script_timeout", "SECONDS", 1, "10", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 1000); ok {
 			c.b.cfg.Global.StartupTimeout = time.Duration(v) * time.Second
 		}
-	}).notYet("startup_script is not run yet").noValue(NoValueError),
-	kw("shutdown_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.ShutdownScript = c.script(n, 0) }).notYet("not run yet").noValue(NoValueError),
+	}).note("then the script's process group is killed").noValue(NoValueError),
+	kw("shutdown_script", "SCRIPT_NAME [username [groupname]]", 1, "", func(c *cx, n *Node) { c.b.cfg.Global.ShutdownScript = c.script(n, 0) }).note("run when vipd stops, after VRRP, checkers and the data plane have stopped (the running configuration's script)").noValue(NoValueError),
 	kw("shutdown_script_timeout", "SECONDS", 1, "10", func(c *cx, n *Node) {
 		if v, ok := c.integer(n, 0, 1, 1000); ok {
 			c.b.cfg.Global.ShutdownTimeout = time.Duration(v) * time.Second
 		}
-	}).notYet("shutdown_script is not run yet").noValue(NoValueError),
+	}).note("then the script's process group is killed and vipd exits").noValue(NoValueError),
 	kw("vrrp_version", "2|3", 1, "2", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.VRRPVersion, 2, 3) }),
 	kw("vrrp_mcast_group4", "IPV4", 1, "224.0.0.18", func(c *cx, n *Node) {
 		if a, ok := c.addr(n, 0); ok {
@@ -189,15 +189,15 @@ var globalSection = newSection("global_defs", "Global definitions",
 	}).args("[<BOOL>]", 0),
 	garpExtraIf("vrrp_garp_extra_if", func(c *cx) (*time.Duration, *bool) {
 		return &c.b.cfg.Global.GARPExtraIf, &c.b.cfg.Global.GARPExtraIfAll
-	}).notYet("no periodic GARP on the VIPs' other interfaces yet").noValue(NoValueError),
+	}).note("while master, every SECONDS, one GARP/NA on each interface other than the instance's that holds one of its VIPs or excluded VIPs; without `all` keepalived sends on VMAC interfaces only, and vipd has none: nothing is sent").noValue(NoValueError),
 	kw("vrrp_down_timer_adverts", "1..100", 1, "3", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.DownTimerAdverts, 1, 100) }),
 	flagKw("vrrp_lower_prio_no_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.LowerPrioNoAdvert) }).args("[<BOOL>]", 0),
 	flagKw("vrrp_higher_prio_send_advert", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.HigherPrioSendAdvert) }).args("[<BOOL>]", 0),
 	flagKw("vrrp_check_unicast_src", func(c *cx, n *Node) { c.b.cfg.Global.CheckUnicastSrc = true }),
 	flagKw("vrrp_skip_check_adv_addr", func(c *cx, n *Node) { c.b.cfg.Global.SkipCheckAdvAddr = true }),
 	flagKw("vrrp_strict", func(c *cx, n *Node) { c.b.cfg.Global.Strict = true }).note("strict RFC checks are made at load; no_accept mode follows (see no_accept)"),
-	flagKw("vrrp_notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NotifyPriorityChanges) }).notYet("priority changes are not notified yet").args("[<BOOL>]", 0),
-	kw("vrrp_startup_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.b.cfg.Global.StartupDelay, 0.001, 4294.967295) }).notYet("VRRP starts at once"),
+	flagKw("vrrp_notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NotifyPriorityChanges) }).note(notePrioChanges).args("[<BOOL>]", 0),
+	kw("vrrp_startup_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.b.cfg.Global.StartupDelay, 0.001, 4294.967295) }).note("when VRRP starts (daemon start, or the reload that brings the first vrrp_instance), it opens no socket, sends and reads no advert and adds no VIP until the delay has passed; later reloads do not change the delay"),
 	kw("vrrp_delay_after_boot", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.b.cfg.Global.DelayAfterBoot, 0.001, 4294.967295) }).since("2.3"),
 	flagKw("v3_checksum_as_v2", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.V3ChecksumAsV2) }).args("[<BOOL>]", 0).since("2.3"),
 	ign("use_symlink_paths", "[<BOOL>]", 0, "vipd runs script paths as given").since("2.3"),
@@ -255,7 +255,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 	fifoKw("vrrp_notify_fifo_script", func(g *Global) **FIFO { return &g.VRRPNotifyFIFO }, true).noValue(NoValueError),
 	fifoKw("lvs_notify_fifo", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, false).noValue(NoValueError),
 	fifoKw("lvs_notify_fifo_script", func(g *Global) **FIFO { return &g.LVSNotifyFIFO }, true).noValue(NoValueError),
-	flagKw("fifo_write_vrrp_states_on_reload", func(c *cx, n *Node) { c.b.cfg.Global.FIFOWriteVRRPStatesOnReload = true }).notYet("states are not re-sent to FIFOs on reload yet"),
+	flagKw("fifo_write_vrrp_states_on_reload", func(c *cx, n *Node) { c.b.cfg.Global.FIFOWriteVRRPStatesOnReload = true }).note("a reload writes the state of each instance and sync group that keeps it to the FIFOs (no script, no mail); a changed state notifies as usual"),
 	kw("dynamic_interfaces", "[allow_if_changes]", 0, "off", func(c *cx, n *Node) {
 		g := &c.b.cfg.Global
 		g.DynamicInterfaces = true
@@ -267,7 +267,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 			g.AllowIfChanges = true
 		}
 	}),
-	flagKw("rs_init_notifies", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.RSInitNotifies) }).notYet("no notify at start for real servers yet").args("[<BOOL>]", 0),
+	flagKw("rs_init_notifies", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.RSInitNotifies) }).note("a real server that starts up (at start, or new in a reload) is notified as up: notify_up, the FIFO line, mail as smtp_alert says; an alpha server starts down and is notified when it comes up").args("[<BOOL>]", 0),
 	flagKw("no_checker_emails", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NoCheckerEmails) }).notYet("checker mails follow smtp_alert_checker only").args("[<BOOL>]", 0),
 	kw("vmac_prefix", "STRING", 1, "vrrp", func(c *cx, n *Node) { c.b.cfg.Global.VMACPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),
 	kw("vmac_addr_prefix", "STRING", 1, "vmac_prefix", func(c *cx, n *Node) { c.b.cfg.Global.VMACAddrPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),

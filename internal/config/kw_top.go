@@ -48,7 +48,7 @@ var topSection = newSection("top level", "Top-level blocks",
 		c.walk(trackGroupSection, n.Children)
 		c.tg = nil
 		c.b.cfg.TrackGroups = append(c.b.cfg.TrackGroups, *tg)
-	}).notYet("deleted static addresses, routes and rules are reinstated, but no instance is faulted when that fails").noValue(NoValueError),
+	}).note("while a static address, route or rule with track_group NAME cannot be installed or reinstated (e.g. its interface was deleted), the listed instances are in FAULT (reason \"process track_group NAME down\"); they leave it once it is back").noValue(NoValueError),
 	list("linkbeat_interfaces", "{ IFNAME [MII|ETHTOOL|IOCTL] ... }", func(c *cx, n *Node) {
 		for _, it := range n.Children {
 			l := Linkbeat{Interface: it.Name}
@@ -81,7 +81,7 @@ var topSection = newSection("top level", "Top-level blocks",
 			}
 			c.b.cfg.InterfaceDelays = append(c.b.cfg.InterfaceDelays, d)
 		}
-	}).notYet("interface transitions act at once"),
+	}).note("VRRP acts on an interface going down (up) only once it has stayed so for DOWN_DELAY (UP_DELAY, default DOWN_DELAY); a change undone within the delay has no effect"),
 	namedBlock("vrrp_script", "NAME { ... }", vrrpScriptSection, func(c *cx, n *Node) {
 		s := &VRRPScript{Pos: n.Pos, Name: n.Args[0], Interval: time.Second, Rise: 1, Fall: 1, Timeout: -1}
 		c.scr = s

@@ -9,6 +9,9 @@ import (
 
 const noBFD = "BFD (RFC 5880) is not implemented in vipd"
 
+// notePrioChanges says what notify_priority_changes does in vipd.
+const notePrioChanges = "a change of the effective priority writes INSTANCE \"NAME\" MASTER_PRIORITY|BACKUP_PRIORITY PRIO to the FIFOs (not to notify scripts, as keepalived); instance, else sync group, else vrrp_notify_priority_changes"
+
 // trackList parses a track_interface / track_script / track_file /
 // track_process / track_bfd block: one name per line with an optional
 // "weight N [reverse]".
@@ -156,7 +159,7 @@ var syncGroupSection = newSection("vrrp_sync_group", "VRRP synchronization group
 	notifyKw("notify_fault", func(c *cx) **Script { return &notifyOf(c).Fault }),
 	notifyKw("notify_stop", func(c *cx) **Script { return &notifyOf(c).Stop }),
 	notifyKw("notify", func(c *cx) **Script { return &notifyOf(c).Any }),
-	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.sg.NotifyPriorityChanges) }).notYet("priority changes are not notified yet").args("[<BOOL>]", 0),
+	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolPtr(n, &c.sg.NotifyPriorityChanges) }).note(notePrioChanges).args("[<BOOL>]", 0),
 	flagKw("smtp_alert", func(c *cx, n *Node) { c.boolVal(n, &c.sg.SMTPAlert) }).args("[<BOOL>]", 0),
 	&Keyword{Name: "global_tracking", Warn: true, Deprecated: "track_interface/track_script/track_file on the sync group",
 		set: func(c *cx, n *Node) { c.sg.GlobalTracking = true }},
@@ -385,7 +388,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			}
 			c.inst.McastDstIP = a
 		}
-	}).notYet("adverts go to vrrp_mcast_group4/6"),
+	}).note("adverts go to and are heard on this group only; a group of the wrong family (or IPv6 not link-local) is reported and the default used, as keepalived"),
 	flagKw("track_src_ip", func(c *cx, n *Node) { c.inst.TrackSrcIP = true }).notYet("the source address is not tracked yet"),
 	kw("version", "2|3", 1, "vrrp_version", func(c *cx, n *Node) {
 		if c.intVal(n, &c.inst.Version, 2, 3) {
@@ -433,7 +436,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	flagKw("no_virtual_ipaddress", func(c *cx, n *Node) { c.inst.NoVIPs = true }).since("2.3"),
 	(&Keyword{Name: "auth_hmac", Args: "{ key ID VALUE; active_key ID; anti_replay time|monotonic; time_window S; mode M }", Block: authHMACSection,
 		Status: Refused, Note: "HMAC-SHA256 advert authentication is not implemented", Since: "2.4"}),
-	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }).notYet("an instance with no unicast peer is not faulted yet"),
+	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }).note("an instance with no unicast_peer stays in FAULT (reason \"Cannot use unicast without any peers\") instead of running over multicast"),
 	kw("unicast_ttl", "0..255", 1, "255", func(c *cx, n *Node) {
 		c.intVal(n, &c.inst.UnicastTTL, 0, 255)
 		c.inheritGARP().unicastKeyword = n
@@ -481,7 +484,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	garpExtraIf("garp_extra_if", func(c *cx) (*time.Duration, *bool) {
 		c.inheritGARP().extraIf = true
 		return &c.inst.GARPExtraIf, &c.inst.GARPExtraIfAll
-	}).noValue(NoValueError).notYet("no periodic GARP on the VIPs' other interfaces yet"),
+	}).noValue(NoValueError).note("while master, every SECONDS, one GARP/NA on each interface other than the instance's that holds one of its VIPs or excluded VIPs; without `all` keepalived sends on VMAC interfaces only, and vipd has none: nothing is sent"),
 	kw("down_timer_adverts", "1..100", 1, "vrrp_down_timer_adverts", func(c *cx, n *Node) {
 		if c.intVal(n, &c.inst.DownTimerAdverts, 1, 100) {
 			c.inheritGARP().downTimer = true
@@ -525,7 +528,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	}),
 	vipList("virtual_ipaddress", false),
 	vipList("virtual_ipaddress_excluded", true),
-	flagKw("promote_secondaries", func(c *cx, n *Node) { c.inst.PromoteSecondaries = true }).notYet("the kernel's promote_secondaries is left as it is"),
+	flagKw("promote_secondaries", func(c *cx, n *Node) { c.inst.PromoteSecondaries = true }).note("sets net.ipv4.conf.IFNAME.promote_secondaries to 1 when the instance starts, and back to 0 at stop if vipd set it"),
 	routeList("virtual_routes", func(c *cx) *[]Route { return &c.inst.Routes }),
 	ruleList("virtual_rules", func(c *cx) *[]Rule { return &c.inst.Rules }),
 	flagKw("accept", func(c *cx, n *Node) { c.inst.Accept = true; c.inheritGARP().accept = true }),
@@ -555,7 +558,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			nt.DeletedScript = c.script(n, 0)
 		}
 	}),
-	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolVal(n, &c.inst.NotifyPriorityChanges) }).notYet("priority changes are not notified yet").args("[<BOOL>]", 0),
+	flagKw("notify_priority_changes", func(c *cx, n *Node) { c.boolPtr(n, &c.inst.NotifyPriorityChanges) }).note(notePrioChanges).args("[<BOOL>]", 0),
 	flagKw("smtp_alert", func(c *cx, n *Node) {
 		c.boolVal(n, &c.inst.SMTPAlert)
 		c.inst.smtpSet = true

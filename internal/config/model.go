@@ -338,15 +338,18 @@ type Notify struct {
 
 // SyncGroup is a vrrp_sync_group block.
 type SyncGroup struct {
-	Pos                     Pos      `json:"pos"`
-	Name                    string   `json:"name"`
-	Instances               []string `json:"group"`
-	Track                   Tracking `json:"track"`
-	Notify                  Notify   `json:"notify"`
-	NotifyPriorityChanges   bool     `json:"notify_priority_changes,omitempty"`
-	SMTPAlert               bool     `json:"smtp_alert,omitempty"`
-	GlobalTracking          bool     `json:"global_tracking,omitempty"`
-	SyncGroupTrackingWeight bool     `json:"sync_group_tracking_weight,omitempty"`
+	Pos       Pos      `json:"pos"`
+	Name      string   `json:"name"`
+	Instances []string `json:"group"`
+	Track     Tracking `json:"track"`
+	Notify    Notify   `json:"notify"`
+	// NotifyPriorityChanges is the group's notify_priority_changes,
+	// nil when not given: its members that do not say take it, else
+	// the global vrrp_notify_priority_changes.
+	NotifyPriorityChanges   *bool `json:"notify_priority_changes,omitempty"`
+	SMTPAlert               bool  `json:"smtp_alert,omitempty"`
+	GlobalTracking          bool  `json:"global_tracking,omitempty"`
+	SyncGroupTrackingWeight bool  `json:"sync_group_tracking_weight,omitempty"`
 }
 
 // GARPGroup is a garp_group block: GARP/NA pacing on interfaces that share
@@ -456,12 +459,14 @@ type Instance struct {
 	GARPExtraIf          time.Duration `json:"garp_extra_if,omitempty"`
 	GARPExtraIfAll       bool          `json:"garp_extra_if_all,omitempty"`
 
-	Notify                Notify `json:"notify"`
-	NotifyPriorityChanges bool   `json:"notify_priority_changes,omitempty"`
-	SMTPAlert             bool   `json:"smtp_alert,omitempty"`
-	Debug                 int    `json:"debug,omitempty"`
-	LinkbeatUsePolling    bool   `json:"linkbeat_use_polling,omitempty"`
-	KernelRxBufSize       int    `json:"kernel_rx_buf_size,omitempty"`
+	Notify Notify `json:"notify"`
+	// NotifyPriorityChanges is the instance's notify_priority_changes,
+	// nil when not given (then its sync group's, else the global one).
+	NotifyPriorityChanges *bool `json:"notify_priority_changes,omitempty"`
+	SMTPAlert             bool  `json:"smtp_alert,omitempty"`
+	Debug                 int   `json:"debug,omitempty"`
+	LinkbeatUsePolling    bool  `json:"linkbeat_use_polling,omitempty"`
+	KernelRxBufSize       int   `json:"kernel_rx_buf_size,omitempty"`
 
 	// SyncGroup is the name of the vrrp_sync_group holding the instance.
 	SyncGroup string `json:"sync_group,omitempty"`

@@ -74,10 +74,14 @@ type Daemon struct {
 	quit chan struct{} // closed when the loop has returned
 
 	// Owned by the loop goroutine.
-	gen      *generation // the running configuration and what was built from it
-	health   map[string]health
-	quorum   map[string]bool
-	node     *vrrp.Node
+	gen     *generation // the running configuration and what was built from it
+	health  map[string]health
+	quorum  map[string]bool
+	node    *vrrp.Node
+	promote *promoter // promote_secondaries set by vipd, reset at stop
+	// trackMu orders the track_group states (trackUp) handed to VRRP.
+	trackMu  sync.Mutex
+	trackUp  map[string]bool
 	nodeDone chan struct{}
 	stopNode context.CancelFunc
 	runner   *check.Runner
@@ -266,6 +270,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		defer os.Remove(d.opts.PIDFile)
 	}
 	g := d.gen
+	// startup_script runs before anything starts, shutdown_script after
+	// everything has stopped (the first defer runs last).
+	d.globalScript("startup", g.cfg.Global.StartupScript, g.cfg.Global.StartupTimeout, g.notifyCf)
+	defer func() {
+		// The running generation's, as keepalived's last configuration.
+		gl := d.gen.cfg.Global
+		d.globalScript("shutdown", gl.ShutdownScript, gl.ShutdownTimeout, d.gen.notifyCf)
+	}()
 	if d.notifier, err = notify.New(g.notifyCf); err != nil {
 		return fmt.Errorf("notifications: %w", err)
 	}
@@ -276,7 +288,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		_ = d.notifier.Close(cctx)
 	}()
 	if !d.opts.CheckOnly {
-		d.routing = startRouting(g.cfg, d.log)
+		d.routing = startRouting(g.cfg, d.log, d.trackGroup)
 		defer d.routing.stop()
 	}
 
@@ -310,6 +322,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	if !d.opts.CheckOnly {
+		// promote_secondaries: on before the instances start, back
+		// off after VRRP has stopped (defers run in reverse).
+		d.promote = newPromoter(d.log)
+		d.promote.apply(g.cfg)
+		defer d.promote.reset()
+	}
+
 	// Like keepalived, no VRRP runs without a vrrp_instance (a reload
 	// that adds one starts it).
 	if g.vrrp != nil {
@@ -328,6 +348,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	defer d.stopBGP(true)
 	if d.node != nil {
 		d.startVRRP()
+		d.replayTrackGroups(d.node)
 	}
 	defer d.stopVRRP()
 
@@ -505,6 +526,9 @@ func (d *Daemon) call(ctx context.Context, f func()) error {
 func (d *Daemon) checkEvent(ev check.Event) {
 	prev, known := d.health[ev.Server]
 	now := health{up: ev.Up, weight: ev.Weight}
+	if known && ev.Kind == check.ServerInitial && ev.Up && d.gen.cfg.Global.RSInitNotifies {
+		d.rsInitNotify(ev)
+	}
 	if !known || prev == now {
 		return // a server a reload removed, or nothing new
 	}
@@ -562,6 +586,72 @@ func (d *Daemon) checkEvent(ev check.Event) {
 	d.publish(nil)
 }
 
+// globalScript runs startup_script or shutdown_script to its end or its
+// timeout (default 10 s), with keepalived's log lines; a failure is
+// logged and the daemon goes on, as keepalived does.
+func (d *Daemon) globalScript(what string, s *config.Script, timeout time.Duration, nc notify.Config) {
+	ns := notifyScript(s)
+	if ns == nil {
+		return
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	d.log.Info(fmt.Sprintf("Running %s script %s", what, ns.Args[0]))
+	start := time.Now()
+	if err := notify.RunScript(context.Background(), ns, nc, timeout); err != nil {
+		d.log.Warn(fmt.Sprintf("%s script %s failed", what, ns.Args[0]), "err", err, "duration", time.Since(start).Round(time.Millisecond))
+		return
+	}
+	d.log.Info(fmt.Sprintf("%s script %s completed", what, ns.Args[0]))
+}
+
+// trackGroup hears from the routing worker that a track_group went down
+// or up, and hands it to VRRP as the external object its instances
+// track (see vrrpConfig); the state is kept for a VRRP that starts later.
+func (d *Daemon) trackGroup(group string, up bool) {
+	d.trackMu.Lock()
+	defer d.trackMu.Unlock()
+	if d.trackUp == nil {
+		d.trackUp = map[string]bool{}
+	}
+	d.trackUp[group] = up
+	d.mu.Lock()
+	node := d.node
+	d.mu.Unlock()
+	if node != nil {
+		_ = node.SetTrack(trackGroupRef(group), up)
+	}
+}
+
+// replayTrackGroups hands a VRRP node that just started the track_group
+// states heard before it existed.
+func (d *Daemon) replayTrackGroups(node *vrrp.Node) {
+	d.trackMu.Lock()
+	defer d.trackMu.Unlock()
+	for g, up := range d.trackUp {
+		_ = node.SetTrack(trackGroupRef(g), up)
+	}
+}
+
+// rsInitNotify is rs_init_notifies: a real server that starts up (at
+// start, or new in a reload) is notified as up, as keepalived does when
+// it adds a server with no failed checker to its pool: notify_up, the
+// FIFO line and mail as smtp_alert says.
+func (d *Daemon) rsInitNotify(ev check.Event) {
+	for _, p := range d.gen.plans {
+		for _, rs := range p.rss {
+			if rs.check != ev.Server {
+				continue
+			}
+			d.notifier.RealServer(notify.RealServerEvent{
+				VS: notifyVS(p), RS: destination(rs.cfg, p.port()).Addr, Up: true,
+				Script: notifyScript(rs.cfg.NotifyUp), Checker: ev.Checker, SMTPAlert: rs.cfg.Check.SMTPAlert,
+			})
+		}
+	}
+}
+
 func (d *Daemon) quorumEvent(p *vsPlan, up bool, sum int64, init, stopping bool) {
 	if !init || !up {
 		if up {
@@ -590,19 +680,13 @@ func (d *Daemon) apply() error {
 // vrrpNotify receives VRRP state changes on the VRRP goroutine: it queues
 // the notifications (never blocking) and moves the IPVS sync daemon.
 func (d *Daemon) vrrpNotify(n vrrp.Notification) {
-	ev := notify.VRRPEvent{Group: n.Type == "GROUP", Name: n.Name, Priority: n.Priority}
-	switch n.State {
-	case "MASTER":
-		ev.State = notify.StateMaster
-	case "BACKUP":
-		ev.State = notify.StateBackup
-	case "FAULT":
-		ev.State = notify.StateFault
-	case "STOP":
-		ev.State = notify.StateStop
-	case "MASTER_RX_LOWER_PRI":
-		ev.State = notify.EventMasterRxLowerPri
-	default:
+	ev, ok := vrrpEventOf(n)
+	if !ok {
+		return
+	}
+	if n.Reload {
+		// fifo_write_vrrp_states_on_reload: nothing changed.
+		d.currentNotifier().VRRP(ev)
 		return
 	}
 	if !ev.Group {
@@ -618,6 +702,32 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 		// In the order VRRP reported the states (the loop's queue).
 		d.do(func() { d.syncDaemonState(n.State) })
 	}
+}
+
+// vrrpEventOf translates a VRRP notification into the notifier's event;
+// ok is false for a state the notifier does not know.
+func vrrpEventOf(n vrrp.Notification) (ev notify.VRRPEvent, ok bool) {
+	ev = notify.VRRPEvent{Group: n.Type == "GROUP", Name: n.Name, Priority: n.Priority, FIFOOnly: n.Reload}
+	switch n.State {
+	case "MASTER":
+		ev.State = notify.StateMaster
+	case "BACKUP":
+		ev.State = notify.StateBackup
+	case "FAULT":
+		ev.State = notify.StateFault
+	case "STOP":
+		ev.State = notify.StateStop
+	case "MASTER_RX_LOWER_PRI":
+		ev.State = notify.EventMasterRxLowerPri
+	case "MASTER_PRIORITY":
+		// notify_priority_changes: FIFO only (the notifier knows).
+		ev.State = notify.EventMasterPriority
+	case "BACKUP_PRIORITY":
+		ev.State = notify.EventBackupPriority
+	default:
+		return ev, false
+	}
+	return ev, true
 }
 
 func (d *Daemon) currentNotifier() *notify.Notifier {

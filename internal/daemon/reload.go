@@ -222,6 +222,7 @@ func (d *Daemon) reload() (err error) {
 	// Committed: the loop's state moves to the new generation.
 	oldNotifier := d.notifier
 	d.gen, d.health, d.quorum = next, next.health, next.quorum
+	d.promote.apply(next.cfg)
 	d.reloadBGP(next.cfg) // cannot fail: a speaker that does not start is logged (bgp.go)
 	if newNotifier != nil {
 		d.notifier = newNotifier
@@ -290,6 +291,7 @@ func (d *Daemon) commitSteps(next *generation, newNotifier **notify.Notifier) []
 					d.node = node
 					d.mu.Unlock()
 					d.startVRRP()
+					d.replayTrackGroups(node)
 					return nil
 				},
 				undo: func() error {

@@ -44,9 +44,12 @@ type netItem struct {
 	pos     config.Pos // where the configuration declares it
 	block   string     // static_routes, virtual_routes (VI_1), ...
 	noTrack bool       // not reinstated when deleted
-	addr    netif.Addr
-	route   netif.Route
-	rule    netif.Rule
+	// trackGroup is the track_group whose instances go to FAULT while
+	// the item cannot be installed (static items only).
+	trackGroup string
+	addr       netif.Addr
+	route      netif.Route
+	rule       netif.Rule
 }
 
 func (it netItem) String() string {
@@ -104,12 +107,12 @@ func planRouting(cfg *config.Config) (routingPlan, []planNote) {
 		for _, w := range warns {
 			notes = append(notes, planNote{pos: v.Pos, msg: "static_ipaddress " + v.Prefix.String() + ": " + w, warn: true})
 		}
-		plan.static = append(plan.static, netItem{kind: kindAddr, key: addrKey(a), pos: v.Pos, block: "static_ipaddress", addr: a})
+		plan.static = append(plan.static, netItem{kind: kindAddr, key: addrKey(a), pos: v.Pos, block: "static_ipaddress", addr: a, trackGroup: v.TrackGroup})
 	}
 	routes := func(block string, in []config.Route) (out []netItem) {
 		for _, r := range in {
 			nr := routeOf(r)
-			out = append(out, netItem{kind: kindRoute, key: "route " + nr.String(), pos: r.Pos, block: block, noTrack: !tracked(r), route: nr})
+			out = append(out, netItem{kind: kindRoute, key: "route " + nr.String(), pos: r.Pos, block: block, noTrack: !tracked(r), route: nr, trackGroup: r.TrackGroup})
 		}
 		return out
 	}
@@ -117,7 +120,7 @@ func planRouting(cfg *config.Config) (routingPlan, []planNote) {
 		for _, r := range in {
 			nr := ruleOf(r)
 			prefs.assign(&nr)
-			out = append(out, netItem{kind: kindRule, key: "rule " + nr.String(), pos: r.Pos, block: block, noTrack: r.NoTrack, rule: nr})
+			out = append(out, netItem{kind: kindRule, key: "rule " + nr.String(), pos: r.Pos, block: block, noTrack: r.NoTrack, rule: nr, trackGroup: r.TrackGroup})
 		}
 		return out
 	}
@@ -291,12 +294,18 @@ type routing struct {
 	applied map[string]netItem
 	failing map[string]bool
 	closed  bool // stopping: nothing is desired any more
+	// onTrack hears a track_group go down (one of its static items
+	// cannot be installed) or up again; groupUp is what it last heard.
+	onTrack func(group string, up bool)
+	groupUp map[string]bool
 }
 
 // startRouting applies the static items of cfg and returns once they are
 // in place (or logged as refused).
-func startRouting(cfg *config.Config, log *slog.Logger) *routing {
+func startRouting(cfg *config.Config, log *slog.Logger, onTrack func(group string, up bool)) *routing {
 	r := &routing{
+		onTrack: onTrack,
+		groupUp: map[string]bool{},
 		log:     log,
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -557,6 +566,37 @@ func (r *routing) sync() {
 		if r.failing[it.key] {
 			delete(r.failing, it.key)
 			r.log.Info(fmt.Sprintf("%s: %s: %v installed", it.pos, it.block, it))
+		}
+	}
+	r.reportGroups()
+}
+
+// reportGroups tells onTrack which track_groups changed: a group is
+// down while one of its static items is failing (deleted and not
+// reinstated, or never installed).
+func (r *routing) reportGroups() {
+	if r.onTrack == nil {
+		return
+	}
+	up := map[string]bool{}
+	for _, it := range r.plan.static {
+		if it.trackGroup == "" {
+			continue
+		}
+		if _, ok := up[it.trackGroup]; !ok {
+			up[it.trackGroup] = true
+		}
+		if r.failing[it.key] {
+			up[it.trackGroup] = false
+		}
+	}
+	for g, u := range up {
+		if prev, ok := r.groupUp[g]; !ok || prev != u {
+			r.groupUp[g] = u
+			if !u {
+				r.log.Warn(fmt.Sprintf("track_group %s: a static item cannot be installed; its instances go to FAULT", g))
+			}
+			r.onTrack(g, u)
 		}
 	}
 }

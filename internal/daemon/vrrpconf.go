@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -27,6 +28,17 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		McastGroup6:  g.VRRPMcastGroup6,
 		GARPInterval: g.GARP.Interval,
 		GNAInterval:  g.GARP.NAInterval,
+		// Used when VRRP first starts only (not on reloads).
+		StartupDelay:   g.StartupDelay,
+		DelayAfterBoot: g.DelayAfterBoot,
+
+		FIFOStatesOnReload: g.FIFOWriteVRRPStatesOnReload,
+	}
+	for _, ld := range c.InterfaceDelays {
+		if out.LinkDelays == nil {
+			out.LinkDelays = map[string]vrrp.LinkDelay{}
+		}
+		out.LinkDelays[ld.Interface] = vrrp.LinkDelay{Down: ld.Down, Up: ld.Up}
 	}
 	refused := map[string]bool{}
 	for _, s := range c.Scripts {
@@ -90,6 +102,20 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			SkipCheckAdvAddr:     in.SkipCheckAdvAddr || g.SkipCheckAdvAddr,
 			Strict:               in.Strict || g.Strict,
 		}
+		ic.NotifyPriorityChanges = notifyPrioChanges(c, in)
+		for _, tg := range c.TrackGroups {
+			if slices.Contains(tg.Instances, in.Name) {
+				// Weight 0: FAULT while the group is down.
+				ic.TrackExternal = append(ic.TrackExternal, vrrp.TrackRef{Name: trackGroupRef(tg.Name)})
+			}
+		}
+		ic.McastDstIP = in.McastDstIP
+		ic.UnicastFaultNoPeer = in.UnicastFaultNoPeer
+		if in.GARPExtraIfAll {
+			// Without "all" keepalived sends on VMAC interfaces only,
+			// and vipd has none.
+			ic.GARPExtraIf = in.GARPExtraIf
+		}
 		if in.Auth != nil {
 			ic.AuthType = string(in.Auth.Type)
 			ic.AuthPass = in.Auth.Pass
@@ -114,6 +140,24 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		out.Instances = append(out.Instances, ic)
 	}
 	return out
+}
+
+// trackGroupRef names a track_group as the external object VRRP tracks.
+func trackGroupRef(group string) string { return "track_group " + group }
+
+// notifyPrioChanges resolves notify_priority_changes as keepalived does:
+// the instance's own setting, else its sync group's, else the global
+// vrrp_notify_priority_changes.
+func notifyPrioChanges(c *config.Config, in *config.Instance) bool {
+	if in.NotifyPriorityChanges != nil {
+		return *in.NotifyPriorityChanges
+	}
+	for _, sg := range c.SyncGroups {
+		if sg.Name == in.SyncGroup && sg.NotifyPriorityChanges != nil {
+			return *sg.NotifyPriorityChanges
+		}
+	}
+	return c.Global.NotifyPriorityChanges
 }
 
 func vips(in []config.VIP, defaultDev string) []vrrp.VIP {

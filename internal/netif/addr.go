@@ -133,9 +133,14 @@ func (m *Addrs) del(a Addr) error {
 }
 
 // Present reports whether the address is configured on its interface.
+// An interface that does not exist (deleted) holds no address.
 func Present(a Addr) (bool, error) {
 	link, err := netlink.LinkByName(a.Dev)
 	if err != nil {
+		var notFound netlink.LinkNotFoundError
+		if errors.As(err, &notFound) {
+			return false, nil
+		}
 		return false, fmt.Errorf("interface %s: %w", a.Dev, err)
 	}
 	family := netlink.FAMILY_V4

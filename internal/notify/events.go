@@ -96,6 +96,10 @@ type VRRPEvent struct {
 	// configured there, in which case the global smtp_alert_vrrp /
 	// smtp_alert decide (and mail is off when none is set).
 	SMTPAlert *bool
+
+	// FIFOOnly writes the FIFO line and nothing else: a state repeated
+	// at reload (fifo_write_vrrp_states_on_reload).
+	FIFOOnly bool
 }
 
 // VirtualServer identifies a virtual_server in notifications.

@@ -85,6 +85,7 @@ func TestFIFOLines(t *testing.T) {
 	n.RealServer(RealServerEvent{VS: VirtualServer{Key: lvs.ServiceKey{Proto: lvs.UDP, FWMark: 7}}, RS: netip.MustParseAddrPort("[2001:db8::21]:53")})
 	n.Quorum(QuorumEvent{VS: VirtualServer{Key: lvs.ServiceKey{Proto: lvs.TCP, Addr: netip.MustParseAddrPort("0.0.0.0:80")}, Group: "WEB"}, Up: true})
 	n.VRRP(VRRPEvent{Name: "VI_2", State: StateDeleted, Priority: 50})
+	n.VRRP(VRRPEvent{Name: "VI_1", State: StateMaster, Priority: 100, FIFOOnly: true})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -103,6 +104,7 @@ func TestFIFOLines(t *testing.T) {
 		`GROUP "G1" BACKUP 0`,
 		`INSTANCE "VI_1" MASTER_PRIORITY 80`,
 		`INSTANCE "VI_2" DELETED 50`,
+		`INSTANCE "VI_1" MASTER 100`,
 	}
 	lvsLines := []string{
 		"RS [198.18.0.21]:tcp:80 [198.18.0.100]:tcp:80 UP",
@@ -110,7 +112,7 @@ func TestFIFOLines(t *testing.T) {
 		"RS [2001:db8::21]:udp:53 FWM 7 DOWN",
 		"VS [WEB]:80 UP",
 	}
-	allLines := []string{vrrpLines[0], vrrpLines[1], lvsLines[0], lvsLines[1], vrrpLines[2], lvsLines[2], lvsLines[3], vrrpLines[3]}
+	allLines := []string{vrrpLines[0], vrrpLines[1], lvsLines[0], lvsLines[1], vrrpLines[2], lvsLines[2], lvsLines[3], vrrpLines[3], vrrpLines[4]}
 	for _, c := range []struct {
 		name string
 		r    *fifoReader
@@ -125,8 +127,8 @@ func TestFIFOLines(t *testing.T) {
 			t.Errorf("%s was not removed at Close: %v", p, err)
 		}
 	}
-	if s := n.Stats(); s.FIFOLines != 16 || s.FIFODropped != 0 {
-		t.Errorf("stats = %+v, want 16 lines written and none dropped", s)
+	if s := n.Stats(); s.FIFOLines != 18 || s.FIFODropped != 0 {
+		t.Errorf("stats = %+v, want 18 lines written and none dropped", s)
 	}
 }
 

@@ -193,10 +193,12 @@ func (n *Notifier) VRRP(ev VRRPEvent) {
 	}
 	src := typ + " " + ev.Name
 	var jobs []scriptJob
-	if s := ev.Scripts.forState(ev.State); s != nil {
+	if ev.FIFOOnly {
+		// no script, no mail
+	} else if s := ev.Scripts.forState(ev.State); s != nil {
 		jobs = append(jobs, scriptJob{what: "notify_" + stateKeyword(ev.State), script: s})
 	}
-	if ev.Scripts.Notify != nil && ev.State.isTransition() {
+	if ev.Scripts.Notify != nil && ev.State.isTransition() && !ev.FIFOOnly {
 		jobs = append(jobs, scriptJob{what: "notify", script: ev.Scripts.Notify,
 			extra: []string{typ, ev.Name, ev.State.String(), fmt.Sprint(ev.Priority)}})
 	}
@@ -211,7 +213,7 @@ func (n *Notifier) VRRP(ev VRRPEvent) {
 	n.all.sendIf(line)
 	n.vrrpFIFO.sendIf(line)
 
-	if !ev.State.isTransition() || n.mailer == nil {
+	if !ev.State.isTransition() || ev.FIFOOnly || n.mailer == nil {
 		return
 	}
 	subject, body, ok := vrrpMail(ev.Group, ev.State)

@@ -129,7 +129,8 @@ func TestVRRPScriptsRunInOrder(t *testing.T) {
 	}
 	n.VRRP(VRRPEvent{Name: "VI_1", State: StateMaster, Priority: 100, Scripts: scripts})
 	n.VRRP(VRRPEvent{Name: "VI_1", State: StateBackup, Priority: 90, Scripts: scripts})
-	n.VRRP(VRRPEvent{Name: "VI_1", State: EventMasterPriority, Priority: 80, Scripts: scripts}) // FIFO only
+	n.VRRP(VRRPEvent{Name: "VI_1", State: EventMasterPriority, Priority: 80, Scripts: scripts})         // FIFO only
+	n.VRRP(VRRPEvent{Name: "VI_1", State: StateBackup, Priority: 90, Scripts: scripts, FIFOOnly: true}) // a reload's repeat
 	// VRRP returned although the master script waits for the gate.
 	if l := readLines(out); len(l) != 0 {
 		t.Fatalf("scripts ran before the gate opened: %q", l)

@@ -205,3 +205,15 @@ func exitError(err error) error {
 	}
 	return err
 }
+
+// RunScript runs s once and waits for it, at most timeout (0: no
+// limit): keepalived's startup_script and shutdown_script. It applies
+// the same identity and script security as notify scripts and kills
+// the script's process group when the timeout expires.
+func RunScript(ctx context.Context, s *Script, cfg Config, timeout time.Duration) error {
+	p, err := prepare(s, &cfg, nil, func(string) {})
+	if err != nil {
+		return err
+	}
+	return run(ctx, p, timeout)
+}

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -36,6 +37,31 @@ type Config struct {
 	// under the normal scheduler (keepalived's default).
 	RTPriority int  `json:"rt_priority,omitempty"`
 	NoRealtime bool `json:"no_realtime,omitempty"`
+	// StartupDelay holds every instance back when Run starts
+	// (keepalived's vrrp_startup_delay / vrrp_delay_after_boot): no
+	// socket, no advert sent or read, no VIP, until it has passed; then
+	// the instances start as they would have at once. A reload during
+	// the delay only replaces the configuration to start with; later
+	// reloads ignore the field.
+	StartupDelay time.Duration `json:"startup_delay,omitempty"`
+	// DelayAfterBoot (vrrp_delay_after_boot) holds the instances back
+	// until the system has been up that long; the longer of the two
+	// delays applies.
+	DelayAfterBoot time.Duration `json:"delay_after_boot,omitempty"`
+	// FIFOStatesOnReload (fifo_write_vrrp_states_on_reload): a reload
+	// repeats the state of every instance and sync group that keeps it,
+	// as a Notification with Reload set.
+	FIFOStatesOnReload bool `json:"fifo_states_on_reload,omitempty"`
+	// LinkDelays (interface_up_down_delays) hold back the effect of an
+	// interface going down / up by Down / Up; a change undone within
+	// the delay has none.
+	LinkDelays map[string]LinkDelay `json:"link_delays,omitempty"`
+}
+
+// LinkDelay is one interface's line of interface_up_down_delays.
+type LinkDelay struct {
+	Down time.Duration `json:"down"`
+	Up   time.Duration `json:"up"`
 }
 
 // InstanceConfig is one vrrp_instance.
@@ -57,8 +83,18 @@ type InstanceConfig struct {
 	AuthType string `json:"auth_type,omitempty"`
 	AuthPass string `json:"auth_pass,omitempty"`
 
-	VIPs         []VIP `json:"vips"`
-	ExcludedVIPs []VIP `json:"excluded_vips,omitempty"`
+	VIPs []VIP `json:"vips"`
+	// McastDstIP is the instance's multicast group (mcast_dst_ip);
+	// invalid: Config.McastGroup4/6.
+	McastDstIP netip.Addr `json:"mcast_dst_ip,omitzero"`
+	// UnicastFaultNoPeer (unicast_fault_no_peer) holds an instance with
+	// no UnicastPeers in FAULT instead of running it over multicast.
+	UnicastFaultNoPeer bool `json:"unicast_fault_no_peer,omitempty"`
+	// GARPExtraIf (garp_extra_if all): while master, every interval, one
+	// GARP/NA on each interface other than Interface that holds a VIP or
+	// an excluded VIP; 0: off.
+	GARPExtraIf  time.Duration `json:"garp_extra_if,omitempty"`
+	ExcludedVIPs []VIP         `json:"excluded_vips,omitempty"`
 
 	McastSrcIP   netip.Addr   `json:"mcast_src_ip,omitzero"`
 	UnicastSrcIP netip.Addr   `json:"unicast_src_ip,omitzero"`
@@ -153,6 +189,7 @@ func (c Config) clone() Config {
 	c.Groups = slices.Clone(c.Groups)
 	c.Scripts = slices.Clone(c.Scripts)
 	c.TrackFiles = slices.Clone(c.TrackFiles)
+	c.LinkDelays = maps.Clone(c.LinkDelays)
 	return c
 }
 
@@ -230,6 +267,12 @@ func (c *Config) Validate() (warnings []string, err error) {
 			bad("%s: priority %d outside 1..255", who, in.Priority)
 		}
 		v6 := in.family6()
+		if g := in.McastDstIP; g.IsValid() && (g.Is6() != v6 || !g.IsMulticast() || (g.Is6() && !g.IsLinkLocalMulticast())) {
+			// As keepalived: reported and skipped, the instance runs
+			// on vrrp_mcast_group4/6.
+			warn("%s: mcast_dst_ip %v must be a multicast address (IPv6: link-local) of the instance's family: using the default group", who, g)
+			c.Instances[i].McastDstIP = netip.Addr{}
+		}
 		for _, v := range append(slices.Clone(in.VIPs), in.ExcludedVIPs...) {
 			if !v.Prefix.IsValid() {
 				bad("%s: virtual_ipaddress with no address", who)
@@ -450,6 +493,7 @@ func (in *InstanceConfig) machineConfig() MachineConfig {
 	mc.GARPMasterDelay = orDefault(in.GARPMasterDelay, 5*time.Second)
 	mc.GARPMasterRefresh = in.GARPMasterRefresh
 	mc.GARPMasterRefreshRepeat = max(1, in.GARPMasterRefreshRepeat)
+	mc.GARPExtraIf = in.GARPExtraIf
 	mc.GARPLowerPrioRepeat = orDefault(in.GARPLowerPrioRepeat, mc.GARPMasterRepeat)
 	mc.GARPLowerPrioDelay = orDefault(in.GARPLowerPrioDelay, mc.GARPMasterDelay)
 	return mc

@@ -33,14 +33,17 @@ type Core struct {
 	grpState map[string]State
 	socks    map[SockKey]*coreSock
 	links    map[string]LinkFacts
-	external map[string]bool
-	scripts  map[string]*coreScript
-	files    map[string]*coreFile
-	limiter  logLimiter
-	timer    time.Time // the deadline last reported by EffTimer
-	stopped  bool
-	out      []Effect
-	now      time.Time // time of the Input being stepped
+	// pendingLinks are link changes held back by interface_up_down_delays
+	// until their time.
+	pendingLinks map[string]pendingLink
+	external     map[string]bool
+	scripts      map[string]*coreScript
+	files        map[string]*coreFile
+	limiter      logLimiter
+	timer        time.Time // the deadline last reported by EffTimer
+	stopped      bool
+	out          []Effect
+	now          time.Time // time of the Input being stepped
 }
 
 // SockKey names a VRRP socket: one per interface and address family.
@@ -255,6 +258,11 @@ func (c *Core) Deadline() time.Time {
 			next = dl
 		}
 	}
+	for _, p := range c.pendingLinks {
+		if next.IsZero() || p.at.Before(next) {
+			next = p.at
+		}
+	}
 	return next
 }
 
@@ -347,6 +355,21 @@ func (c *Core) reload(in Input) {
 	for _, ic := range cfg.Instances {
 		newInst[ic.Name] = ic
 	}
+	// fifo_write_vrrp_states_on_reload: what keeps its state through
+	// the reload repeats it (below); what changes notifies as usual.
+	type kept struct {
+		ci *coreInst
+		st State
+	}
+	var before map[string]kept
+	var grpBefore map[string]State
+	if cfg.FIFOStatesOnReload {
+		before = map[string]kept{}
+		for name, ci := range c.insts {
+			before[name] = kept{ci, ci.m.State()}
+		}
+		grpBefore = maps.Clone(c.grpState)
+	}
 	// Removed or replaced instances stop first, releasing their VIPs.
 	for _, name := range slices.Clone(c.order) {
 		ci := c.insts[name]
@@ -407,6 +430,24 @@ func (c *Core) reload(in Input) {
 	for _, name := range c.order {
 		c.ready(c.insts[name])
 	}
+	if !cfg.FIFOStatesOnReload {
+		return
+	}
+	for _, gc := range cfg.Groups {
+		st, ok := c.grpState[gc.Name]
+		if old, had := grpBefore[gc.Name]; ok && had && old == st && st != StateInit {
+			c.emit(Effect{Kind: EffNotify, Notification: Notification{Time: c.now, Type: "GROUP", Name: gc.Name,
+				State: st.String(), Prev: st.String(), Reload: true}})
+		}
+	}
+	for _, name := range c.order {
+		ci := c.insts[name]
+		if b, ok := before[name]; ok && b.ci == ci && b.st == ci.m.State() && b.st != StateInit {
+			n := c.notification(ci, b.st.String(), b.st.String())
+			n.Reload = true
+			c.emit(Effect{Kind: EffNotify, Instance: name, Notification: n})
+		}
+	}
 }
 
 // ready retracks an instance whose socket is answered and starts it if
@@ -456,6 +497,15 @@ func (c *Core) listen(ci *coreInst) {
 func (c *Core) joinGroup(ci *coreInst) netip.Addr {
 	if len(ci.cfg.UnicastPeers) > 0 {
 		return netip.Addr{}
+	}
+	return c.instGroup(ci)
+}
+
+// instGroup is the multicast group a multicast instance advertises to
+// and listens on: its mcast_dst_ip, else vrrp_mcast_group4/6.
+func (c *Core) instGroup(ci *coreInst) netip.Addr {
+	if g := ci.cfg.McastDstIP; g.IsValid() {
+		return g
 	}
 	return c.mcastGroup(ci.key.V6)
 }
@@ -598,6 +648,14 @@ func (c *Core) exec(actions []Action) {
 			for _, v := range ci.vips {
 				c.announce(ci, v, a.Count)
 			}
+		case ActSendGARPExtra:
+			done := map[string]bool{ci.cfg.Interface: true}
+			for _, v := range ci.vips {
+				if !done[v.Dev] {
+					done[v.Dev] = true
+					c.announce(ci, v, 1)
+				}
+			}
 		case ActStateChange:
 			c.notify(ci, a.To.String(), a.From.String())
 		case ActMasterRxLowerPrio:
@@ -650,6 +708,12 @@ func vipPrefixes(vs []VIP) []netip.Prefix {
 }
 
 func (c *Core) tick() {
+	for _, name := range sortedKeys(c.pendingLinks) {
+		if p := c.pendingLinks[name]; !p.at.After(c.now) {
+			delete(c.pendingLinks, name)
+			c.applyLink(p.facts)
+		}
+	}
 	for _, name := range c.order {
 		ci := c.insts[name]
 		if dl := ci.m.Deadline(); !dl.IsZero() && !dl.After(c.now) {

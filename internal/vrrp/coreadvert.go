@@ -39,7 +39,7 @@ func (c *Core) sendAdvert(ci *coreInst, prio uint8) {
 	dsts := ci.cfg.UnicastPeers
 	ttl := 255
 	if len(dsts) == 0 {
-		dsts = []netip.Addr{c.mcastGroup(ci.key.V6)}
+		dsts = []netip.Addr{c.instGroup(ci)}
 	} else if ci.cfg.UnicastTTL > 0 {
 		ttl = ci.cfg.UnicastTTL
 	}
@@ -69,6 +69,11 @@ func (c *Core) receive(key SockKey, r netif.Received) {
 	for _, name := range c.order {
 		ci := c.insts[name]
 		if ci.key != key || ci.cfg.VRID != vrid || ci.waiting || ci.sockErr != "" {
+			continue
+		}
+		if len(ci.cfg.UnicastPeers) == 0 && r.Dst.IsMulticast() && r.Dst != c.instGroup(ci) {
+			// Another group's advert (mcast_dst_ip): keepalived's
+			// socket, bound to the instance's group, never sees it.
 			continue
 		}
 		found = true

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 func (c *Core) setExternal(in Input) {
@@ -20,7 +21,44 @@ func (l LinkFacts) addr(v6 bool) netip.Addr {
 	return l.Addr4
 }
 
+// pendingLink is a link change waiting for its interface_up_down_delays
+// delay.
+type pendingLink struct {
+	facts LinkFacts
+	at    time.Time
+}
+
+// linkChanged applies a link change, or holds it back for the
+// interface's up or down delay (interface_up_down_delays): a change
+// undone within the delay has no effect at all.
 func (c *Core) linkChanged(st LinkFacts) {
+	old, known := c.links[st.Name]
+	if _, waiting := c.pendingLinks[st.Name]; waiting && known && old.Up == st.Up && old.Gone == st.Gone {
+		delete(c.pendingLinks, st.Name)
+		c.logf("Netlink reports %s %s again within its delay: nothing changes", st.Name, upDown(st.Up))
+		return
+	}
+	if d, ok := c.cfg.LinkDelays[st.Name]; ok && known && old.Up != st.Up && !st.Gone {
+		delay := d.Down
+		if st.Up {
+			delay = d.Up
+		}
+		if delay > 0 {
+			if _, waiting := c.pendingLinks[st.Name]; !waiting {
+				c.logf("Netlink reports %s %s; acting in %g seconds (interface_up_down_delays)", st.Name, upDown(st.Up), delay.Seconds())
+			}
+			if c.pendingLinks == nil {
+				c.pendingLinks = map[string]pendingLink{}
+			}
+			c.pendingLinks[st.Name] = pendingLink{facts: st, at: c.now.Add(delay)}
+			return
+		}
+	}
+	delete(c.pendingLinks, st.Name)
+	c.applyLink(st)
+}
+
+func (c *Core) applyLink(st LinkFacts) {
 	old, known := c.links[st.Name]
 	c.links[st.Name] = st
 	if known && old.Up == st.Up && old.Gone == st.Gone {
@@ -118,6 +156,11 @@ func (c *Core) retrack(ci *coreInst) {
 	delta, faults := Evaluate(items)
 	if ci.sockErr != "" {
 		faults = append(faults, ci.sockErr)
+	}
+	if ci.cfg.UnicastFaultNoPeer && len(ci.cfg.UnicastPeers) == 0 {
+		// keepalived's words; without the keyword it falls back to
+		// multicast.
+		faults = append(faults, "Cannot use unicast without any peers")
 	}
 	if !ci.src.IsValid() {
 		fam := "IPv4"

@@ -75,7 +75,14 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}()
 
-	n.reload(n.cfg)
+	var startAt time.Time
+	if d := startupDelay(n.cfg, uptime()); d > 0 {
+		startAt = time.Now().Add(d)
+		n.delayed = true
+		n.log.Info(fmt.Sprintf("Delaying startup for %g seconds", d.Seconds()))
+	} else {
+		n.reload(n.cfg)
+	}
 	close(n.running)
 	var fds []unix.PollFd
 	for {
@@ -84,6 +91,11 @@ func (n *Node) Run(ctx context.Context) error {
 		if n.stopping {
 			n.shutdown()
 			return nil
+		}
+		if n.delayed && !time.Now().Before(startAt) {
+			n.delayed = false
+			n.log.Info("VRRP startup delay over: starting the instances")
+			n.reload(n.cfg)
 		}
 		// Adverts first, with their arrival times, then the timers.
 		n.readSockets()
@@ -98,7 +110,11 @@ func (n *Node) Run(ctx context.Context) error {
 			fds = append(fds, unix.PollFd{Fd: int32(s.conn.Fd()), Events: unix.POLLIN})
 		}
 		var ts *unix.Timespec
-		if next := n.deadline; !next.IsZero() {
+		next := n.deadline
+		if n.delayed {
+			next = startAt
+		}
+		if !next.IsZero() {
 			d := max(time.Until(next), 0)
 			t := unix.NsecToTimespec(int64(d))
 			ts = &t
@@ -180,6 +196,25 @@ func (n *Node) setScheduling() {
 	if err := unix.SchedSetAttr(0, attr, 0); err != nil {
 		n.log.Warn(fmt.Sprintf("vrrp: cannot run the VRRP thread SCHED_RR priority %d (%v); a busy host may delay adverts", prio, err))
 	}
+}
+
+// startupDelay is how long Run holds the instances back: the longer of
+// vrrp_startup_delay and what remains of vrrp_delay_after_boot.
+func startupDelay(cfg Config, up time.Duration) time.Duration {
+	d := cfg.StartupDelay
+	if cfg.DelayAfterBoot > 0 && up >= 0 {
+		d = max(d, cfg.DelayAfterBoot-up)
+	}
+	return d
+}
+
+// uptime is the time since the system booted, -1 if unknown.
+func uptime() time.Duration {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return -1
+	}
+	return time.Duration(si.Uptime) * time.Second
 }
 
 // call runs f in Run's goroutine and waits for it. It fails when Run is

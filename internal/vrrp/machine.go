@@ -93,8 +93,11 @@ type MachineConfig struct {
 	GARPMasterDelay         time.Duration
 	GARPMasterRefresh       time.Duration
 	GARPMasterRefreshRepeat int
-	GARPLowerPrioRepeat     int
-	GARPLowerPrioDelay      time.Duration
+	// GARPExtraIf: while master, every GARPExtraIf an ActSendGARPExtra
+	// (garp_extra_if all; 0: off).
+	GARPExtraIf         time.Duration
+	GARPLowerPrioRepeat int
+	GARPLowerPrioDelay  time.Duration
 }
 
 // ActionKind says what an Action asks the driver to do.
@@ -111,6 +114,9 @@ const (
 	ActRemoveVIPs
 	// ActSendGARP: send Count gratuitous ARPs / unsolicited NAs per VIP.
 	ActSendGARP
+	// ActSendGARPExtra: one gratuitous ARP / NA on each interface, other
+	// than the instance's, that holds one of its VIPs (garp_extra_if all).
+	ActSendGARPExtra
 	// ActStateChange: the instance went From -> To (notify scripts, SMTP,
 	// data plane).
 	ActStateChange
@@ -202,6 +208,7 @@ type Machine struct {
 	masterAdver time.Duration
 
 	downAt, advertAt, garpAt, garpRefreshAt, lowerGarpAt, preemptAt time.Time
+	garpExtraAt                                                     time.Time
 
 	masterAddr netip.Addr
 	masterPrio int
@@ -314,7 +321,7 @@ func (m *Machine) MasterDownInterval() time.Duration {
 // Deadline returns when the machine next needs an EvTick (zero: never).
 func (m *Machine) Deadline() time.Time {
 	var d time.Time
-	for _, t := range []time.Time{m.downAt, m.advertAt, m.garpAt, m.garpRefreshAt, m.lowerGarpAt} {
+	for _, t := range []time.Time{m.downAt, m.advertAt, m.garpAt, m.garpRefreshAt, m.lowerGarpAt, m.garpExtraAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -464,6 +471,10 @@ func (m *Machine) tick(now time.Time) {
 			m.garpRefreshAt = now.Add(m.cfg.GARPMasterRefresh)
 			m.emit(Action{Kind: ActSendGARP, Count: max(1, m.cfg.GARPMasterRefreshRepeat)})
 		}
+		if !m.garpExtraAt.IsZero() && !now.Before(m.garpExtraAt) {
+			m.garpExtraAt = now.Add(m.cfg.GARPExtraIf)
+			m.emit(Action{Kind: ActSendGARPExtra})
+		}
 	}
 }
 
@@ -501,6 +512,9 @@ func (m *Machine) becomeMaster(now time.Time) {
 	if m.cfg.GARPMasterRefresh > 0 {
 		m.garpRefreshAt = now.Add(m.cfg.GARPMasterRefresh)
 	}
+	if m.cfg.GARPExtraIf > 0 {
+		m.garpExtraAt = now.Add(m.cfg.GARPExtraIf)
+	}
 	m.advertAt = now.Add(m.cfg.AdvertInt)
 	m.masterAddr, m.masterPrio, m.masterRxAt = m.addr, m.eff, time.Time{}
 }
@@ -508,6 +522,7 @@ func (m *Machine) becomeMaster(now time.Time) {
 // leaveMaster goes from MASTER to BACKUP or FAULT.
 func (m *Machine) leaveMaster(now time.Time, to State, prio0 bool) {
 	m.advertAt, m.garpAt, m.garpRefreshAt, m.lowerGarpAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.garpExtraAt = time.Time{}
 	if to == StateFault {
 		m.logf("Entering FAULT STATE")
 	} else {
@@ -781,6 +796,7 @@ func (m *Machine) shutdown(now time.Time) {
 		m.stats.ReleaseMaster++
 	}
 	m.downAt, m.advertAt, m.garpAt, m.garpRefreshAt, m.lowerGarpAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.garpExtraAt = time.Time{}
 	m.setState(now, StateStop)
 }
 
@@ -825,6 +841,11 @@ func (m *Machine) Reconfigure(now time.Time, cfg MachineConfig) []Action {
 		m.garpRefreshAt = time.Time{}
 	} else if m.state == StateMaster && m.garpRefreshAt.IsZero() {
 		m.garpRefreshAt = now.Add(m.cfg.GARPMasterRefresh)
+	}
+	if m.state == StateMaster && m.cfg.GARPExtraIf == 0 {
+		m.garpExtraAt = time.Time{}
+	} else if m.state == StateMaster && m.garpExtraAt.IsZero() {
+		m.garpExtraAt = now.Add(m.cfg.GARPExtraIf)
 	}
 	m.updateEff()
 	m.keepBackup()

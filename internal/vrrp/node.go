@@ -24,6 +24,9 @@ type Notification struct {
 	State    string
 	Prev     string
 	Priority int // effective priority
+	// Reload marks a repeat of a state kept through a reload
+	// (fifo_write_vrrp_states_on_reload): for the FIFOs only.
+	Reload bool
 	// VIPs of the instance (for the data plane).
 	VIPs []netip.Prefix
 }
@@ -67,6 +70,7 @@ type Node struct {
 	// Owned by Run's goroutine.
 	core     *Core
 	deadline time.Time // of the core's timer (EffTimer)
+	delayed  bool      // the startup delay has not passed: the core has not started
 	answers  []Input   // the driver's answers to effects, stepped next
 	socks    map[SockKey]*sock
 	scripts  map[string]*scriptRunner
@@ -129,6 +133,10 @@ func (n *Node) Reload(cfg Config) error {
 // reload gathers the facts the core needs about cfg's interfaces and
 // track files, and steps it.
 func (n *Node) reload(cfg Config) {
+	if n.delayed {
+		// vrrp_startup_delay: Run starts n.cfg when the delay is over.
+		return
+	}
 	in := Input{Kind: InReload, Now: time.Now(), Config: cfg, Files: map[string]int{}}
 	for _, name := range Interfaces(cfg) {
 		in.Links = append(in.Links, n.host.Link(name))

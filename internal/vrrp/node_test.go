@@ -105,6 +105,7 @@ type fakeHost struct {
 	vips  map[netip.Prefix]bool
 	added map[netip.Prefix]bool // by this process, for RemoveAllVIPs
 	garps int
+	sent  []string // "dev addr" of each Announce
 }
 
 func newFakeHost(lan *fakeLAN, addr netip.Addr) *fakeHost {
@@ -164,10 +165,11 @@ func (h *fakeHost) RemoveAllVIPs() error {
 	clear(h.added)
 	return nil
 }
-func (h *fakeHost) Announce(string, netip.Addr, int, time.Duration) error {
+func (h *fakeHost) Announce(dev string, a netip.Addr, _ int, _ time.Duration) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.garps++
+	h.sent = append(h.sent, dev+" "+a.String())
 	return nil
 }
 func (h *fakeHost) Close() error { return nil }
@@ -218,6 +220,9 @@ func startFakeNode(t *testing.T, lan *fakeLAN, addr string, cfg Config) *fakeNod
 		note := n.Type + " " + n.State
 		if n.Type == "INSTANCE" && n.State == "MASTER" && !f.host.has(fakeVIP) {
 			note += " without its VIP"
+		}
+		if n.Reload {
+			note += " (reload)"
 		}
 		f.notes = append(f.notes, note)
 	})
@@ -336,5 +341,199 @@ func TestNodeOverFakeHost(t *testing.T) {
 	}
 	if got := a.notified(); got[len(got)-1] != "INSTANCE STOP" {
 		t.Errorf("a's last notification %q, want INSTANCE STOP (all: %v)", got[len(got)-1], got)
+	}
+}
+
+// TestNodeStartupDelay checks vrrp_startup_delay: a node with a higher
+// priority stays silent (no VIP, no instance, no advert that would make
+// the running master yield) until its delay has passed, then takes over.
+func TestNodeStartupDelay(t *testing.T) {
+	t.Parallel()
+	lan := &fakeLAN{}
+	b := startFakeNode(t, lan, "198.18.0.12", fakeConfig(100, nil))
+	lab.Eventually(t, 5*time.Second, func() bool { return b.state() == "MASTER" && b.host.has(fakeVIP) }, "b did not become master alone")
+
+	const delay = 700 * time.Millisecond
+	start := time.Now()
+	a := startFakeNode(t, lan, "198.18.0.11", fakeConfig(200, func(c *Config) { c.StartupDelay = delay }))
+	// During the delay a has no instance and b is not preempted (a
+	// reload meanwhile is accepted and applies once the delay is over).
+	if err := a.node.Reload(fakeConfig(250, func(c *Config) { c.StartupDelay = delay })); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.state(); st != "" && time.Since(start) < delay {
+		t.Errorf("a has an instance in state %s during its startup delay", st)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && a.host.has(fakeVIP) && !b.host.has(fakeVIP) }, "a (250) did not take over after its delay")
+	if took := time.Since(start); took < delay {
+		t.Errorf("a took over %v after start, before its %v delay", took, delay)
+	}
+	if p := a.node.Status().Instances[0].EffectivePriority; p != 250 {
+		t.Errorf("a runs priority %d, want 250 from the reload during the delay", p)
+	}
+	for _, n := range b.notified() {
+		if n == "INSTANCE BACKUP" {
+			return
+		}
+	}
+	t.Errorf("b never went back to BACKUP: %v", b.notified())
+}
+
+func TestStartupDelayAfterBoot(t *testing.T) {
+	for _, tc := range []struct {
+		startup, boot, up, want time.Duration
+	}{
+		{0, 0, time.Hour, 0},
+		{5 * time.Second, 0, time.Hour, 5 * time.Second},
+		{0, 60 * time.Second, 20 * time.Second, 40 * time.Second},
+		{50 * time.Second, 60 * time.Second, 20 * time.Second, 50 * time.Second},
+		{0, 60 * time.Second, time.Hour, 0},
+		{3 * time.Second, 60 * time.Second, -1, 3 * time.Second},
+	} {
+		if got := startupDelay(Config{StartupDelay: tc.startup, DelayAfterBoot: tc.boot}, tc.up); got != tc.want {
+			t.Errorf("startup %v, after boot %v, up %v: %v, want %v", tc.startup, tc.boot, tc.up, got, tc.want)
+		}
+	}
+}
+
+// TestNodeFIFOStatesOnReload checks fifo_write_vrrp_states_on_reload: a
+// reload repeats the state of an instance and a sync group that keep it
+// (marked Reload, for the FIFOs only), and nothing without the option.
+func TestNodeFIFOStatesOnReload(t *testing.T) {
+	t.Parallel()
+	withGroup := func(on bool) func(*Config) {
+		return func(c *Config) {
+			c.FIFOStatesOnReload = on
+			c.Groups = []GroupConfig{{Name: "G1", Instances: []string{"VI_1"}}}
+		}
+	}
+	a := startFakeNode(t, &fakeLAN{}, "198.18.0.11", fakeConfig(150, withGroup(true)))
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && slices.Contains(a.notified(), "GROUP MASTER") },
+		"a did not become master: %v", a.notified())
+	if err := a.node.Reload(fakeConfig(140, withGroup(false))); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.node.Reload(fakeConfig(130, withGroup(true))); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"INSTANCE BACKUP", "GROUP BACKUP", "INSTANCE MASTER", "GROUP MASTER", "GROUP MASTER (reload)", "INSTANCE MASTER (reload)"}
+	lab.Eventually(t, 5*time.Second, func() bool { return len(a.notified()) >= len(want) }, "no repeat at reload: %v", a.notified())
+	if got := a.notified(); !slices.Equal(got, want) {
+		t.Errorf("notified %q, want %q", got, want)
+	}
+}
+
+// TestNodeMcastDstIP checks mcast_dst_ip over the stand-in LAN (which
+// hands every datagram to every node, as a socket joined to every group
+// would): nodes on different groups do not hear each other and are both
+// master; nodes on the same group elect one.
+func TestNodeMcastDstIP(t *testing.T) {
+	t.Parallel()
+	lan := &fakeLAN{}
+	group := func(g string) func(*Config) {
+		return func(c *Config) { c.Instances[0].McastDstIP = netip.MustParseAddr(g) }
+	}
+	a := startFakeNode(t, lan, "198.18.0.11", fakeConfig(150, group("224.0.0.200")))
+	b := startFakeNode(t, lan, "198.18.0.12", fakeConfig(100, nil))
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && b.state() == "MASTER" },
+		"a on 224.0.0.200 and b on 224.0.0.18 should not see each other: a %s, b %s", a.state(), b.state())
+	c := startFakeNode(t, lan, "198.18.0.13", fakeConfig(120, group("224.0.0.200")))
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && c.state() == "BACKUP" && b.state() == "MASTER" },
+		"c on a's group should be backup to a: a %s, c %s, b %s", a.state(), c.state(), b.state())
+}
+
+// TestNodeUnicastFaultNoPeer: with unicast_fault_no_peer an instance
+// without unicast peers stays in FAULT (saying why) instead of running
+// over multicast; given a peer by a reload, it runs.
+func TestNodeUnicastFaultNoPeer(t *testing.T) {
+	t.Parallel()
+	noPeer := func(c *Config) { c.Instances[0].UnicastFaultNoPeer = true }
+	a := startFakeNode(t, &fakeLAN{}, "198.18.0.11", fakeConfig(150, noPeer))
+	lab.Eventually(t, 5*time.Second, func() bool {
+		st := a.node.Status()
+		return len(st.Instances) == 1 && st.Instances[0].State == "FAULT" &&
+			slices.Contains(st.Instances[0].FaultReasons, "Cannot use unicast without any peers")
+	}, "no FAULT without peers: %+v", a.node.Status().Instances)
+	if a.host.has(fakeVIP) {
+		t.Error("a FAULT instance holds its VIP")
+	}
+	if err := a.node.Reload(fakeConfig(150, func(c *Config) {
+		noPeer(c)
+		c.Instances[0].UnicastPeers = []netip.Addr{netip.MustParseAddr("198.18.0.12")}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" && a.host.has(fakeVIP) }, "a with a peer did not run: %s", a.state())
+}
+
+// TestNodeGARPExtraIf: garp_extra_if all sends, while master, one GARP
+// per interval on each interface other than the instance's that holds a
+// VIP (for the first VIP there), and none on the instance's own.
+func TestNodeGARPExtraIf(t *testing.T) {
+	t.Parallel()
+	zero := 0
+	a := startFakeNode(t, &fakeLAN{}, "198.18.0.11", fakeConfig(150, func(c *Config) {
+		c.Instances[0].GARPMasterRepeat = &zero // only the periodic ones below
+		c.Instances[0].GARPExtraIf = 200 * time.Millisecond
+		c.Instances[0].VIPs = append(c.Instances[0].VIPs,
+			VIP{Prefix: netip.MustParsePrefix("198.18.1.100/24"), Dev: "eth1"},
+			VIP{Prefix: netip.MustParsePrefix("198.18.1.101/24"), Dev: "eth1"})
+	}))
+	sent := func() []string {
+		a.host.mu.Lock()
+		defer a.host.mu.Unlock()
+		return slices.Clone(a.host.sent)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool { return len(sent()) >= 3 }, "no periodic GARP: %v", sent())
+	for _, s := range sent() {
+		if s != "eth1 198.18.1.100" {
+			t.Fatalf("sent %q, want only eth1 198.18.1.100 (one per interval, not on eth0): %v", s, sent())
+		}
+	}
+	// Not master any more: no more.
+	a.host.links <- netif.LinkState{Name: "eth0", Up: false}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "FAULT" }, "a not in FAULT")
+	n := len(sent())
+	b := startFakeNode(t, &fakeLAN{}, "198.18.0.12", fakeConfig(100, nil)) // a marker of time passing: its election takes > 3 intervals
+	lab.Eventually(t, 5*time.Second, func() bool { return b.state() == "MASTER" }, "b not master")
+	if m := len(sent()); m != n {
+		t.Errorf("%d GARPs after leaving MASTER", m-n)
+	}
+}
+
+// TestNodeLinkDelays checks interface_up_down_delays: a link down undone
+// within the down delay changes nothing; one that lasts faults the
+// instance only after the delay; coming back waits for the up delay.
+func TestNodeLinkDelays(t *testing.T) {
+	t.Parallel()
+	const down, up = 400 * time.Millisecond, 300 * time.Millisecond
+	a := startFakeNode(t, &fakeLAN{}, "198.18.0.11", fakeConfig(150, func(c *Config) {
+		c.LinkDelays = map[string]LinkDelay{"eth0": {Down: down, Up: up}}
+	}))
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" }, "a not master")
+	// A flap shorter than the delay: no FAULT at all.
+	a.host.links <- netif.LinkState{Name: "eth0", Up: false}
+	a.host.links <- netif.LinkState{Name: "eth0", Up: true}
+	// A lasting down: FAULT, not before the delay.
+	start := time.Now()
+	a.host.links <- netif.LinkState{Name: "eth0", Up: false}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "FAULT" }, "a not in FAULT after a lasting link down")
+	if took := time.Since(start); took < down {
+		t.Errorf("FAULT %v after the link went down, before its %v delay", took, down)
+	}
+	start = time.Now()
+	a.host.links <- netif.LinkState{Name: "eth0", Up: true}
+	lab.Eventually(t, 5*time.Second, func() bool { return a.state() == "MASTER" }, "a not back after the link came up")
+	if took := time.Since(start); took < up {
+		t.Errorf("back %v after the link came up, before its %v delay", took, up)
+	}
+	faults := 0
+	for _, n := range a.notified() {
+		if n == "INSTANCE FAULT" {
+			faults++
+		}
+	}
+	if faults != 1 {
+		t.Errorf("%d FAULTs notified, want 1 (the lasting down, not the flap): %v", faults, a.notified())
 	}
 }
