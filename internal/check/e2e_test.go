@@ -191,19 +191,6 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// worldReadableDir is a temp dir nginx's and dnsmasq's unprivileged
-// workers can read.
-func worldReadableDir(t *testing.T) string {
-	t.Helper()
-	d := t.TempDir()
-	for p := d; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return d
-}
-
 // selfSignedCert writes a self-signed certificate for rs.vipd.test and its
 // key to dir, and returns their paths.
 func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
@@ -219,11 +206,7 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
 // HTTPS on ip:443.
 func nginxConf(t *testing.T, ip netip.Addr, page string) (conf, dir string) {
 	t.Helper()
-	dir = worldReadableDir(t)
-	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "www", "index.html"), page)
+	dir = lab.PublicDir(t, map[string]string{"www/index.html": page}) // nginx's workers read it
 	cert, key := selfSignedCert(t, dir)
 	conf = filepath.Join(dir, "nginx.conf")
 	tmp := filepath.Join(dir, "tmp")
@@ -298,7 +281,7 @@ func TestE2E(t *testing.T) {
 	getProc := func(k string) *lab.Proc { mu.Lock(); defer mu.Unlock(); return procs[k] }
 	setProc("web", startNginx(web, webConf))
 	setProc("web2", startNginx(web2, web2Conf))
-	dnsDir := worldReadableDir(t)
+	dnsDir := lab.PublicDir(t, nil)
 	startDNS := func() (p *lab.Proc) {
 		pin.do(func() {
 			p = dns.Start("dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "-u", "root",
@@ -327,7 +310,7 @@ func TestE2E(t *testing.T) {
 		return p
 	}
 	setProc("tcp", startTCP())
-	miscDir := worldReadableDir(t)
+	miscDir := lab.PublicDir(t, nil)
 	flag := filepath.Join(miscDir, "healthy")
 	writeFile(t, flag, "1")
 	miscScript := filepath.Join(miscDir, "check.sh")
