@@ -3,9 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,36 +64,15 @@ func bgpXDPDirectorConf(self string) string {
 	return fmt.Sprintf(`global_defs {
     router_id %[1]s
 }
-bgp {
-    router_id %[1]s
-    local_as 65001
-    neighbor %[3]s {
-        remote_as 65000
-        hold_time 3
-        bfd
-    }
-}
-virtual_server %[2]s 80 {
+%[5]svirtual_server %[2]s 80 {
     delay_loop 1
     lvs_sched mh
     mh-port
     lvs_method DR
     protocol TCP
     bgp_announce
-    real_server 198.18.0.21 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-    real_server 198.18.0.22 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-}
-`, self, bgpVIP, bgpRouter)
+%[4]s}
+`, self, bgpVIP, bgpRouter, tcpCheckedServers("198.18.0.21", "198.18.0.22"), bgpSession(self))
 }
 
 // flow is one long-lived keep-alive HTTP connection through the VIP that
@@ -121,21 +98,10 @@ func (f *flow) run(stop <-chan struct{}) {
 		case <-tick.C:
 		}
 		_ = f.conn.SetDeadline(time.Now().Add(15 * time.Second))
-		body, err := func() (string, error) {
-			if _, err := io.WriteString(f.conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
-				return "", err
-			}
-			r, err := http.ReadResponse(br, nil)
-			if err != nil {
-				return "", err
-			}
-			defer r.Body.Close()
-			b, err := io.ReadAll(r.Body)
-			if r.Close {
-				err = fmt.Errorf("server closes the connection")
-			}
-			return strings.TrimSpace(string(b)), err
-		}()
+		body, closes, err := getKeepAlive(f.conn, br)
+		if closes {
+			err = fmt.Errorf("server closes the connection")
+		}
 		f.mu.Lock()
 		if err == nil && f.rs != "" && body != f.rs {
 			err = fmt.Errorf("answered by %s, was %s", body, f.rs)

@@ -68,6 +68,21 @@ template bgp dir {
 	return b.String()
 }
 
+// bgpSession is the bgp block of the director self (AS 65001): one
+// session, with BFD, to the lab's router (AS 65000) at bgpRouter.
+func bgpSession(self string) string {
+	return fmt.Sprintf(`bgp {
+    router_id %s
+    local_as 65001
+    neighbor %s {
+        remote_as 65000
+        hold_time 3
+        bfd
+    }
+}
+`, self, bgpRouter)
+}
+
 func bgpDirectorConf(self string) string {
 	prio := map[string]int{"198.18.0.11": 150, "198.18.0.12": 100, "198.18.0.13": 50}[self]
 	return fmt.Sprintf(`global_defs {
@@ -76,34 +91,13 @@ func bgpDirectorConf(self string) string {
 static_ipaddress {
     %[2]s/32 dev lo
 }
-bgp {
-    router_id %[1]s
-    local_as 65001
-    neighbor %[3]s {
-        remote_as 65000
-        hold_time 3
-        bfd
-    }
-}
-virtual_server %[2]s 80 {
+%[7]svirtual_server %[2]s 80 {
     delay_loop 1
     lvs_sched rr
     lvs_method NAT
     protocol TCP
     bgp_announce
-    real_server 198.18.0.21 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-    real_server 198.18.0.22 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-}
+%[6]s}
 vrrp_instance VI_BGP {
     state BACKUP
     interface eth0
@@ -114,7 +108,7 @@ vrrp_instance VI_BGP {
         %[5]s/32 dev lo
     }
 }
-`, self, bgpVIP, bgpRouter, prio, bgpVRRPIP)
+`, self, bgpVIP, bgpRouter, prio, bgpVRRPIP, tcpCheckedServers("198.18.0.21", "198.18.0.22"), bgpSession(self))
 }
 
 // routeOf is the router's route to dst, "" when it has none.
@@ -228,22 +222,10 @@ func startFRR(tb testing.TB, r *lab.Host, dirs []string) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	// The daemons run as frr: t.TempDir's parent is private.
-	dir, err := os.MkdirTemp("", "vipd-frr-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
+	zebra, bfdd, bgpd := frrConfs(dirs)
+	dir := lab.PublicDir(tb, map[string]string{"zebra.conf": zebra, "bfdd.conf": bfdd, "bgpd.conf": bgpd})
 	if err := os.Chown(dir, uid, gid); err != nil {
 		tb.Fatal(err)
-	}
-	zebra, bfdd, bgpd := frrConfs(dirs)
-	for name, c := range map[string]string{"zebra": zebra, "bfdd": bfdd, "bgpd": bgpd} {
-		if err := os.WriteFile(filepath.Join(dir, name+".conf"), []byte(c), 0o644); err != nil {
-			tb.Fatal(err)
-		}
 	}
 	common := []string{"-u", "frr", "-g", "frr", "--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api"), "-P", "0"}
 	start := func(name string, extra ...string) *lab.Proc {

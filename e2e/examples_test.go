@@ -470,6 +470,13 @@ func newFlatLab(t *testing.T) *flatLab {
 	}
 }
 
+// nginx starts nginx on both real servers, each answering its name.
+func (f *flatLab) nginx(t *testing.T) {
+	t.Helper()
+	nginx(t, f.rs1, "rs1")
+	nginx(t, f.rs2, "rs2")
+}
+
 // TestExampleLVSDR: this kernel has no IPVS, so the DR pair runs with
 // vipd -P (VRRP only): the VIP lives on the master, the real servers
 // prepared by vipctl realserver up hold it on lo without answering ARP
@@ -563,9 +570,8 @@ func TestExampleTCPProxy(t *testing.T) {
 func TestExampleMasterMaster(t *testing.T) {
 	t.Parallel()
 	f := newFlatLab(t)
+	f.nginx(t)
 	client, h1, h2 := f.client, f.d1, f.d2
-	nginx(t, f.rs1, "rs1")
-	nginx(t, f.rs2, "rs2")
 	d1 := startVipd(t, h1, readExample(t, "master-master/keepalived-d1.conf"))
 	d2 := startVipd(t, h2, readExample(t, "master-master/keepalived-d2.conf"))
 	const vip1, vip2 = "198.18.0.100", "198.18.0.101"
@@ -603,9 +609,8 @@ func TestExampleMasterMaster(t *testing.T) {
 func TestExampleUnicast(t *testing.T) {
 	t.Parallel()
 	f := newFlatLab(t)
+	f.nginx(t)
 	client, h1, h2 := f.client, f.d1, f.d2
-	nginx(t, f.rs1, "rs1")
-	nginx(t, f.rs2, "rs2")
 
 	// d2 answers pings to 224.0.0.1, so d1 can tell whether multicast
 	// crosses the switch.

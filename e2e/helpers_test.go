@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,4 +125,37 @@ func stop(t testing.TB, p *lab.Proc) {
 func hasAddr(h *lab.Host, addr string) bool {
 	out, err := h.Run("ip", "-o", "addr", "show")
 	return err == nil && strings.Contains(out, " "+addr+"/")
+}
+
+// tcpCheckedServers is the real_server blocks, port 80, of the real
+// servers at addrs in a virtual_server, each checked by a TCP_CHECK that
+// takes the server out on its first failed connect (retry 0).
+func tcpCheckedServers(addrs ...string) string {
+	var b strings.Builder
+	for _, a := range addrs {
+		fmt.Fprintf(&b, `    real_server %s 80 {
+        TCP_CHECK {
+            connect_timeout 1
+            retry 0
+        }
+    }
+`, a)
+	}
+	return b.String()
+}
+
+// getKeepAlive sends GET / on the HTTP/1.1 connection conn, whose reader
+// is br, and returns the answer's body trimmed and whether the server
+// closes the connection after it.
+func getKeepAlive(conn net.Conn, br *bufio.Reader) (body string, closes bool, err error) {
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
+		return "", false, err
+	}
+	r, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "", false, err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	return strings.TrimSpace(string(b)), r.Close, err
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"image/png"
 	"net"
 	"os"
@@ -18,48 +17,7 @@ import (
 
 // historyConf: a lone BACKUP, so it becomes MASTER when no advert comes
 // (a real transition with a cause), over two real servers.
-func historyConf(rs1, rs2 string) string {
-	return fmt.Sprintf(`global_defs {
-   router_id history
-}
-vrrp_instance VI_H {
-    state BACKUP
-    interface eth0
-    virtual_router_id 72
-    priority 100
-    advert_int 1
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-virtual_server 198.18.0.100 80 {
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server %s 80 {
-        weight 1
-        HTTP_GET {
-            url {
-              path /
-              status_code 200
-            }
-            connect_timeout 1
-            retry 1
-            delay_before_retry 1
-        }
-    }
-    real_server %s 80 {
-        weight 1
-        TCP_CHECK {
-            connect_timeout 1
-            retry 1
-            delay_before_retry 1
-        }
-    }
-}
-`, rs1, rs2)
-}
+var historyConf = natConf{instance: "VI_H", routerID: "history", vrid: 72, advert: "1", rs2Weight: 1, vrrpV2: true}
 
 // artefactDir is where browser tests keep their screenshots: $VIPD_ARTEFACTS,
 // else a directory under the system's temporary directory that outlives
@@ -96,7 +54,7 @@ func TestStatusHistoryChromium(t *testing.T) {
 	ng2 := nginx(t, rs2, "rs2")
 	r1, r2 := rs1.Addr.String(), rs2.Addr.String()
 	m := net.JoinHostPort(h1.Addr.String(), "9650")
-	d := startVipd(t, h1, historyConf(r1, r2), "--metrics", m)
+	d := startVipd(t, h1, historyConf.render("BACKUP", 100, r1, r2), "--metrics", m)
 	lab.Eventually(t, 10*time.Second, func() bool { return d.state("VI_H") == "MASTER" }, "VI_H never MASTER")
 	checkUp := func(rs string) (up, found bool) {
 		for _, c := range d.status().Checks {

@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +32,7 @@ type scrape map[string]*dto.MetricFamily
 // parses it with the Prometheus text parser, as a Prometheus server would.
 func scrapeMetrics(t *testing.T, h *lab.Host, addr string) scrape {
 	t.Helper()
-	body, err := httpGet(h, "http://"+addr+"/metrics")
+	body, err := h.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatalf("scrape %s from %s: %v", addr, h.Name, err)
 	}
@@ -44,38 +42,6 @@ func scrapeMetrics(t *testing.T, h *lab.Host, addr string) scrape {
 		t.Fatalf("/metrics of %s does not parse: %v\n%s", addr, err, body)
 	}
 	return scrape(fams)
-}
-
-// httpGet fetches url with a connection made in h's namespace.
-func httpGet(h *lab.Host, url string) (string, error) {
-	c := &http.Client{
-		Timeout: 5 * time.Second,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				var conn net.Conn
-				err := h.Do(func() error {
-					var err error
-					conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-					return err
-				})
-				return conn, err
-			},
-		},
-	}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return string(b), nil
 }
 
 // get returns the value of the series of family name whose labels include

@@ -21,17 +21,7 @@ func reloadConf(rs []string, weights []int) string {
 	b.WriteString(`global_defs {
     router_id reload
 }
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 71
-    priority 150
-    advert_int 1
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-virtual_server 198.18.0.100 80 {
+` + vipInstance("VI_1", "MASTER", 71, 150, "1") + `virtual_server 198.18.0.100 80 {
     delay_loop 1
     lb_algo wrr
     lb_kind NAT

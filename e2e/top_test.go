@@ -19,17 +19,7 @@ func topConf(rs string) string {
    router_id top
    vrrp_version 3
 }
-vrrp_instance VI_TOP {
-    state MASTER
-    interface eth0
-    virtual_router_id 71
-    priority 150
-    advert_int 0.5
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-virtual_server 198.18.0.100 80 {
+%svirtual_server 198.18.0.100 80 {
     delay_loop 1
     lb_algo rr
     lb_kind NAT
@@ -41,7 +31,7 @@ virtual_server 198.18.0.100 80 {
         }
     }
 }
-`, rs)
+`, vipInstance("VI_TOP", "MASTER", 71, 150, "0.5"), rs)
 }
 
 // topRow returns the fields of the first line of a top view starting

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bufio"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,21 +14,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const xdpConf = `global_defs {
+var xdpConf = `global_defs {
     router_id xdp_d1
 }
 
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 61
-    priority 150
-    advert_int 1
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-
+` + vipInstance("VI_1", "MASTER", 61, 150, "1") + `
 virtual_server 198.18.0.100 80 {
     delay_loop 1
     lvs_sched mh
@@ -38,26 +26,7 @@ virtual_server 198.18.0.100 80 {
     lvs_method DR
     protocol TCP
 
-    real_server 198.18.0.21 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-    real_server 198.18.0.22 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-    real_server 198.18.0.23 80 {
-        TCP_CHECK {
-            connect_timeout 1
-            retry 0
-        }
-    }
-}
-`
+` + tcpCheckedServers("198.18.0.21", "198.18.0.22", "198.18.0.23") + "}\n"
 
 // TestXDPDirector runs vipd --dataplane xdp as a VRRP master in front of
 // three DR real servers (vipctl realserver up, nginx): clients reach all
@@ -190,16 +159,8 @@ func TestXDPDirector(t *testing.T) {
 	br := bufio.NewReader(conn)
 	keepAlive := func() (string, error) {
 		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
-			return "", err
-		}
-		r, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return "", err
-		}
-		defer r.Body.Close()
-		b, err := io.ReadAll(r.Body)
-		return strings.TrimSpace(string(b)), err
+		body, _, err := getKeepAlive(conn, br)
+		return body, err
 	}
 	held, err := keepAlive()
 	if err != nil {

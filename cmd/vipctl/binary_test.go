@@ -25,7 +25,7 @@ func TestBinary(t *testing.T) {
 	if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sock := startDaemon(t, apitest.NewSource())
+	sock := apitest.Serve(t, apitest.NewSource())
 	// Let anyone reach the socket file itself; only its mode guards it.
 	for d := filepath.Dir(sock); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {

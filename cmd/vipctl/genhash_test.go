@@ -4,18 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/md5"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -274,7 +267,7 @@ func genhashNginx(t *testing.T, h *lab.Host) string {
 		"www/empty":      "",
 		"vh/index.html":  "hello vhost\n",
 	}
-	certPEM, keyPEM := selfSigned(t, h.Addr.String())
+	certPEM, keyPEM := lab.SelfSignedCert(t, "vh.example", net.IP(h.Addr.AsSlice()))
 	files["cert.pem"], files["key.pem"] = string(certPEM), string(keyPEM)
 	_, dir := lab.StartNginx(t, h, files, func(dir string) string {
 		return fmt.Sprintf(`    ssl_certificate %[1]s/cert.pem;
@@ -301,35 +294,6 @@ func genhashNginx(t *testing.T, h *lab.Host) string {
 		return last.stdout == fmt.Sprintf("%x\n", md5.Sum([]byte("hello default\n")))
 	}, "nginx not serving HTTPS: %+v", &last)
 	return dir
-}
-
-// selfSigned makes a certificate for host and its key, in PEM.
-func selfSigned(t *testing.T, host string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{"vh.example"},
-		IPAddresses:  []net.IP{net.ParseIP(host)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
 // rawServers are the test's own servers in the host's namespace, each on a

@@ -87,37 +87,32 @@ func writeStatus(w io.Writer, st api.Status, rd api.Readiness, now time.Time) er
 		}
 	}
 
-	if len(st.SyncGroups) > 0 {
-		fmt.Fprintln(w)
-		tw := newTable(w)
-		fmt.Fprintln(tw, "SYNC GROUP\tSTATE\tINSTANCES")
-		for _, g := range st.SyncGroups {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Name, g.State, strings.Join(g.Instances, ","))
-		}
-		tw.Flush()
-	}
-
-	if len(st.Scripts) > 0 {
-		fmt.Fprintln(w)
-		tw := newTable(w)
-		fmt.Fprintln(tw, "SCRIPT\tSTATE\tWEIGHT\tLAST CHANGE")
-		for _, s := range st.Scripts {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Name, s.State, s.Weight, ago(now, s.LastChange))
-		}
-		tw.Flush()
-	}
-
-	if len(st.Instances) > 0 {
-		fmt.Fprintln(w)
-		tw := newTable(w)
-		fmt.Fprintln(tw, "INSTANCE\tADVERTS SENT\tRECEIVED\tBECAME MASTER\tPRIO 0 RCVD\tPRIO 0 SENT\tDROPPED")
-		for _, in := range st.Instances {
-			s := in.Stats
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", in.Name, s.AdvertSent, s.AdvertRcvd, s.BecomeMaster, s.PriZeroRcvd, s.PriZeroSent, dropped(s.Dropped))
-		}
-		tw.Flush()
-	}
+	section(w, st.SyncGroups, "SYNC GROUP\tSTATE\tINSTANCES", func(tw io.Writer, g api.SyncGroup) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Name, g.State, strings.Join(g.Instances, ","))
+	})
+	section(w, st.Scripts, "SCRIPT\tSTATE\tWEIGHT\tLAST CHANGE", func(tw io.Writer, s api.Script) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Name, s.State, s.Weight, ago(now, s.LastChange))
+	})
+	section(w, st.Instances, "INSTANCE\tADVERTS SENT\tRECEIVED\tBECAME MASTER\tPRIO 0 RCVD\tPRIO 0 SENT\tDROPPED", func(tw io.Writer, in api.Instance) {
+		s := in.Stats
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", in.Name, s.AdvertSent, s.AdvertRcvd, s.BecomeMaster, s.PriZeroRcvd, s.PriZeroSent, dropped(s.Dropped))
+	})
 	return nil
+}
+
+// section writes, when rows has any, a blank line and a table: header,
+// then one line a row written by line.
+func section[R any](w io.Writer, rows []R, header string, line func(tw io.Writer, r R)) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := newTable(w)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		line(tw, r)
+	}
+	tw.Flush()
 }
 
 // dropped formats drop counters as "12 (checksum 7, length 4, ttl 1)".

@@ -122,6 +122,17 @@ func rate(prev, cur uint64, d time.Duration) string {
 	return humanRate(float64(cur-prev) / d.Seconds())
 }
 
+// rateIf is rate over d when there was a previous sample (had), and "-"
+// for a service or real server seen for the first time.
+func rateIf(had bool, d time.Duration) func(prev, cur uint64) string {
+	return func(prev, cur uint64) string {
+		if !had {
+			return "-"
+		}
+		return rate(prev, cur, d)
+	}
+}
+
 // humanRate prints a rate with a K/M/G suffix (powers of 1000), as top and
 // ipvsadm --rate readers expect.
 func humanRate(v float64) string {
@@ -188,12 +199,7 @@ func topFrame(prev *topSample, cur topSample, now time.Time, interval time.Durat
 	for _, s := range st.Services {
 		vs := s.Key.String()
 		ps, had := prevSvc[vs]
-		r := func(p, c uint64) string {
-			if !had {
-				return "-"
-			}
-			return rate(p, c, d)
-		}
+		r := rateIf(had, d)
 		up, act, inact := 0, 0, 0
 		for _, ds := range s.Dests {
 			if allUp(checks[api.RealServerKey{VirtualServer: vs, RealServer: ds.Addr.String()}]) && ds.Weight > 0 {
@@ -212,12 +218,7 @@ func topFrame(prev *topSample, cur topSample, now time.Time, interval time.Durat
 		for _, ds := range s.Dests {
 			rs := ds.Addr.String()
 			pd, hadD := prevDest[rs]
-			rd := func(p, c uint64) string {
-				if !hadD {
-					return "-"
-				}
-				return rate(p, c, d)
-			}
+			rd := rateIf(hadD, d)
 			cs := checks[api.RealServerKey{VirtualServer: vs, RealServer: rs}]
 			state := "UP"
 			if !allUp(cs) {

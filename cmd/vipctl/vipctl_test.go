@@ -21,29 +21,6 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// startDaemon serves the control API for src on a socket in a temporary
-// directory, as vipd would, and returns the socket's path.
-func startDaemon(t *testing.T, src api.Source) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "vipd.sock")
-	ln, err := api.Listen(sock, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- api.NewServer(src, api.Options{Now: func() time.Time { return apitest.T0 }}).Serve(ctx, ln)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return sock
-}
-
 // vipctl runs one invocation with the fixed clock and returns its exit
 // code, stdout and stderr.
 func vipctl(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -78,7 +55,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestGolden(t *testing.T) {
-	sock := startDaemon(t, apitest.NewSource())
+	sock := apitest.Serve(t, apitest.NewSource())
 	tests := []struct {
 		name string
 		args []string
@@ -119,7 +96,7 @@ func TestGolden(t *testing.T) {
 // be driven from one host.
 func TestSocketSelection(t *testing.T) {
 	src := apitest.NewSource()
-	sock := startDaemon(t, src)
+	sock := apitest.Serve(t, src)
 	for _, tc := range []struct {
 		env  map[string]string
 		args []string
@@ -138,7 +115,7 @@ func TestSocketSelection(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	src := apitest.NewSource()
-	sock := startDaemon(t, src)
+	sock := apitest.Serve(t, src)
 
 	code, out, errs := vipctl(t, nil, "--socket", sock, "reload")
 	if code != 0 || out != "reloaded /etc/keepalived/keepalived.conf (4 reloads since start)\n" || errs != "" {
@@ -183,7 +160,7 @@ func TestReload(t *testing.T) {
 func TestNotReady(t *testing.T) {
 	src := apitest.NewSource()
 	src.SetReady(apitest.ErrNotReady)
-	sock := startDaemon(t, src)
+	sock := apitest.Serve(t, src)
 	code, out, _ := vipctl(t, nil, "--socket", sock, "status")
 	if code != 0 || !strings.Contains(out, "; NOT READY: data plane not programmed yet\n") {
 		t.Errorf("exit %d, status:\n%s", code, out)
@@ -191,7 +168,7 @@ func TestNotReady(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	sock := startDaemon(t, apitest.NewSource())
+	sock := apitest.Serve(t, apitest.NewSource())
 	missing := filepath.Join(t.TempDir(), "nope.sock")
 	tests := []struct {
 		name   string
@@ -305,7 +282,7 @@ func TestGenhashMatchesKeepalived(t *testing.T) {
 // table (docs/vipctl.md says why).
 func TestListHeader(t *testing.T) {
 	src := apitest.NewSource()
-	sock := startDaemon(t, src)
+	sock := apitest.Serve(t, src)
 	first := func() (int, string, string) {
 		code, out, errs := vipctl(t, nil, "--socket", sock, "list", "-n")
 		line, _, _ := strings.Cut(out, "\n")

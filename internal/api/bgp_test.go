@@ -26,13 +26,13 @@ func (s *bgpSource) BGPResume(context.Context) error { s.resumed++; return s.fai
 func TestBGPDrainEndpoint(t *testing.T) {
 	ctx := context.Background()
 	// Without a BGP speaker: 501, said plainly.
-	c := api.NewClient(startAPI(t, apitest.NewSource()))
+	c := api.NewClient(apitest.Serve(t, apitest.NewSource()))
 	if _, err := c.BGPDrain(ctx); err == nil || !strings.Contains(err.Error(), "no BGP speaker") {
 		t.Errorf("drain without BGP: %v", err)
 	}
 	src := &bgpSource{Source: apitest.NewSource()}
 	src.Update(func(st *api.Status) { st.BGP = &api.BGP{LocalAS: 65001, Draining: true} })
-	c = api.NewClient(startAPI(t, src))
+	c = api.NewClient(apitest.Serve(t, src))
 	b, err := c.BGPDrain(ctx)
 	if err != nil || b == nil || !b.Draining || src.drained != 1 {
 		t.Fatalf("drain: %+v, %v, drained %d", b, err, src.drained)

@@ -13,76 +13,34 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/api/apitest"
 )
 
-// startAPI serves the control API for src on a fresh unix socket and
-// returns its path; everything stops when the test ends.
-func startAPI(t *testing.T, src api.Source) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "run", "vipd.sock")
-	ln, err := api.Listen(path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- api.NewServer(src, api.Options{Now: func() time.Time { return apitest.T0 }}).Serve(ctx, ln)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return after cancel")
+// roundTrip returns the check of what a client call named what returned:
+// no error, and want, deeply equal.
+func roundTrip[T any](t *testing.T, what string, want T) func(got T, err error) {
+	return func(got T, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
 		}
-	})
-	return path
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s round trip differs:\n got %+v\nwant %+v", what, got, want)
+		}
+	}
 }
 
 func TestRoundTrips(t *testing.T) {
 	src := apitest.NewSource()
-	c := api.NewClient(startAPI(t, src))
+	c := api.NewClient(apitest.Serve(t, src))
 	ctx := context.Background()
 
-	st, err := c.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := apitest.Sample(); !reflect.DeepEqual(st, want) {
-		t.Errorf("Status round trip differs:\n got %+v\nwant %+v", st, want)
-	}
-
-	svcs, err := c.Services(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := apitest.Sample().Services; !reflect.DeepEqual(svcs, want) {
-		t.Errorf("Services round trip differs:\n got %+v\nwant %+v", svcs, want)
-	}
-
-	conns, err := c.Conns(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := apitest.SampleConns(); !reflect.DeepEqual(conns, want) {
-		t.Errorf("Conns round trip differs:\n got %+v\nwant %+v", conns, want)
-	}
-
-	checks, err := c.Checks(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := apitest.Sample().Checks; !reflect.DeepEqual(checks, want) {
-		t.Errorf("Checks round trip differs")
-	}
+	roundTrip(t, "Status", apitest.Sample())(c.Status(ctx))
+	roundTrip(t, "Services", apitest.Sample().Services)(c.Services(ctx))
+	roundTrip(t, "Conns", apitest.SampleConns())(c.Conns(ctx))
+	roundTrip(t, "Checks", apitest.Sample().Checks)(c.Checks(ctx))
 
 	d, err := c.Dump(ctx)
 	if err != nil {
@@ -97,7 +55,7 @@ func TestEmptyListsAreArrays(t *testing.T) {
 	src := apitest.NewSource()
 	src.Update(func(st *api.Status) { st.Services = nil; st.Checks = nil })
 	src.SetConns(nil)
-	path := startAPI(t, src)
+	path := apitest.Serve(t, src)
 	for _, p := range []string{api.PathServices, api.PathConns, api.PathChecks} {
 		code, body := rawGet(t, path, http.MethodGet, p)
 		if code != 200 || strings.TrimSpace(body) != "[]" {
@@ -108,7 +66,7 @@ func TestEmptyListsAreArrays(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	src := apitest.NewSource()
-	c := api.NewClient(startAPI(t, src))
+	c := api.NewClient(apitest.Serve(t, src))
 	ctx := context.Background()
 
 	r, err := c.Reload(ctx)
@@ -145,7 +103,7 @@ func TestReload(t *testing.T) {
 // script) rely on: a rejected configuration is a 422 with diagnostics.
 func TestReloadStatusCodes(t *testing.T) {
 	src := apitest.NewSource()
-	path := startAPI(t, src)
+	path := apitest.Serve(t, src)
 	src.SetReloadError(&api.ConfigError{Diagnostics: []string{"k.conf:1: bad"}})
 	code, body := rawGet(t, path, http.MethodPost, api.PathReload)
 	var eb api.ErrorBody
@@ -159,7 +117,7 @@ func TestReloadStatusCodes(t *testing.T) {
 
 func TestMethodsAndUnknownPaths(t *testing.T) {
 	src := apitest.NewSource()
-	path := startAPI(t, src)
+	path := apitest.Serve(t, src)
 	tests := []struct {
 		method, path string
 		code         int
@@ -191,7 +149,7 @@ func TestMethodsAndUnknownPaths(t *testing.T) {
 
 func TestReadiness(t *testing.T) {
 	src := apitest.NewSource()
-	c := api.NewClient(startAPI(t, src))
+	c := api.NewClient(apitest.Serve(t, src))
 	ctx := context.Background()
 	r, err := c.Ready(ctx)
 	if err != nil || !r.Ready {

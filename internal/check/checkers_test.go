@@ -38,21 +38,7 @@ func freeAddr(t *testing.T, network string) netip.AddrPort {
 }
 
 func TestTCP(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	open := netip.MustParseAddrPort(ln.Addr().String())
+	open := serveTCP(t, func(c net.Conn) { c.Close() })
 	tests := []struct {
 		name   string
 		ep     Endpoint
@@ -214,6 +200,26 @@ func TestDNS(t *testing.T) {
 // smtpServer speaks just enough SMTP: banner, then an answer to HELO.
 func smtpServer(t *testing.T, banner, heloReply string, gotHelo chan<- string) netip.AddrPort {
 	t.Helper()
+	return serveTCP(t, func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprint(c, banner)
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return
+		}
+		if gotHelo != nil {
+			gotHelo <- line
+		}
+		fmt.Fprint(c, heloReply)
+	})
+}
+
+// serveTCP listens on a free loopback port until the test ends and runs
+// handle in its own goroutine for every connection accepted; handle owns
+// the connection.
+func serveTCP(t *testing.T, handle func(net.Conn)) netip.AddrPort {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -225,19 +231,7 @@ func smtpServer(t *testing.T, banner, heloReply string, gotHelo chan<- string) n
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-				fmt.Fprint(c, banner)
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil {
-					return
-				}
-				if gotHelo != nil {
-					gotHelo <- line
-				}
-				fmt.Fprint(c, heloReply)
-			}()
+			go handle(c)
 		}
 	}()
 	return netip.MustParseAddrPort(ln.Addr().String())

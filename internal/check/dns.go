@@ -50,13 +50,11 @@ func (c *DNS) Check(ctx context.Context) Result {
 	if err != nil {
 		return down("%s", err)
 	}
-	raw, err := c.dialUDP(ctx)
+	conn, release, err := connectGuarded(ctx, c.dialUDP) // lastchance.go
 	if err != nil {
 		return down("%s", reason("connect", err))
 	}
-	defer raw.Close()
-	conn, stop := guard(ctx, raw) // lastchance.go
-	defer stop()
+	defer release()
 	if _, err := conn.Write(q); err != nil {
 		return down("%s", reason("send", ctxErr(ctx, err)))
 	}

@@ -10,17 +10,10 @@ package check
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/md5"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -198,41 +191,14 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// worldReadableDir is a temp dir nginx's and dnsmasq's unprivileged
-// workers can read.
-func worldReadableDir(t *testing.T) string {
-	t.Helper()
-	d := t.TempDir()
-	for p := d; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return d
-}
-
+// selfSignedCert writes a self-signed certificate for rs.vipd.test and its
+// key to dir, and returns their paths.
 func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rs.vipd.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"rs.vipd.test"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := lab.SelfSignedCert(t, "rs.vipd.test")
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
+	writeFile(t, certFile, string(cert))
+	writeFile(t, keyFile, string(key))
 	return certFile, keyFile
 }
 
@@ -240,11 +206,7 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
 // HTTPS on ip:443.
 func nginxConf(t *testing.T, ip netip.Addr, page string) (conf, dir string) {
 	t.Helper()
-	dir = worldReadableDir(t)
-	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "www", "index.html"), page)
+	dir = lab.PublicDir(t, map[string]string{"www/index.html": page}) // nginx's workers read it
 	cert, key := selfSignedCert(t, dir)
 	conf = filepath.Join(dir, "nginx.conf")
 	tmp := filepath.Join(dir, "tmp")
@@ -319,7 +281,7 @@ func TestE2E(t *testing.T) {
 	getProc := func(k string) *lab.Proc { mu.Lock(); defer mu.Unlock(); return procs[k] }
 	setProc("web", startNginx(web, webConf))
 	setProc("web2", startNginx(web2, web2Conf))
-	dnsDir := worldReadableDir(t)
+	dnsDir := lab.PublicDir(t, nil)
 	startDNS := func() (p *lab.Proc) {
 		pin.do(func() {
 			p = dns.Start("dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "-u", "root",
@@ -348,7 +310,7 @@ func TestE2E(t *testing.T) {
 		return p
 	}
 	setProc("tcp", startTCP())
-	miscDir := worldReadableDir(t)
+	miscDir := lab.PublicDir(t, nil)
 	flag := filepath.Join(miscDir, "healthy")
 	writeFile(t, flag, "1")
 	miscScript := filepath.Join(miscDir, "check.sh")

@@ -22,7 +22,7 @@ import (
 // rawServer answers every connection on loopback with resp (written in one
 // go, then closed) and records the requests it got.
 type rawServer struct {
-	ln   net.Listener
+	at   netip.AddrPort
 	mu   sync.Mutex
 	reqs []string
 	resp []byte
@@ -30,42 +30,29 @@ type rawServer struct {
 
 func newRawServer(t *testing.T, resp string) *rawServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{ln: ln, resp: []byte(resp)}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	s := &rawServer{resp: []byte(resp)}
+	s.at = serveTCP(t, func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		var req strings.Builder
 		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+			line, err := br.ReadString('\n')
+			req.WriteString(line)
+			if err != nil || line == "\r\n" {
+				break
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				br := bufio.NewReader(c)
-				var req strings.Builder
-				for {
-					line, err := br.ReadString('\n')
-					req.WriteString(line)
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				s.mu.Lock()
-				s.reqs = append(s.reqs, req.String())
-				resp := s.resp
-				s.mu.Unlock()
-				_, _ = c.Write(resp)
-			}()
 		}
-	}()
+		s.mu.Lock()
+		s.reqs = append(s.reqs, req.String())
+		resp := s.resp
+		s.mu.Unlock()
+		_, _ = c.Write(resp)
+	})
 	return s
 }
 
-func (s *rawServer) addr() netip.AddrPort { return netip.MustParseAddrPort(s.ln.Addr().String()) }
+func (s *rawServer) addr() netip.AddrPort { return s.at }
 
 func (s *rawServer) setResp(r string) {
 	s.mu.Lock()
@@ -141,32 +128,13 @@ func TestHTTPCheck(t *testing.T) {
 // TestHTTPTimeout: a server that accepts and never answers fails the check
 // at connect_timeout.
 func TestHTTPTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
-	c := HTTP{Endpoint: Endpoint{Addr: netip.MustParseAddrPort(ln.Addr().String()), Timeout: 300 * time.Millisecond}, URLs: []URL{{Path: "/"}}}
+	hold := make(chan struct{}) // the server keeps every connection open until the test ends
+	defer close(hold)
+	addr := serveTCP(t, func(c net.Conn) {
+		<-hold
+		c.Close()
+	})
+	c := HTTP{Endpoint: Endpoint{Addr: addr, Timeout: 300 * time.Millisecond}, URLs: []URL{{Path: "/"}}}
 	start := time.Now()
 	r := c.Check(context.Background())
 	if el := time.Since(start); r.Up || r.Reason != "read: timeout" || el < 250*time.Millisecond || el > 3*time.Second {

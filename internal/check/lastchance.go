@@ -52,6 +52,21 @@ func guard(ctx context.Context, conn net.Conn) (net.Conn, func() bool) {
 	return lastChance(conn), stop
 }
 
+// connectGuarded opens a connection with dial and guards it by ctx for
+// one attempt (see guard); release undoes the guard, then closes the
+// connection. The error is dial's.
+func connectGuarded[C net.Conn](ctx context.Context, dial func(context.Context) (C, error)) (conn net.Conn, release func(), err error) {
+	raw, err := dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, stop := guard(ctx, raw)
+	return conn, func() {
+		stop()
+		_ = raw.Close()
+	}, nil
+}
+
 // lastChanceOff turns the last chance of reads and writes off, for the
 // tests that measure what it saves under load in the same run.
 var lastChanceOff bool

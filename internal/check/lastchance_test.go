@@ -32,21 +32,13 @@ import (
 // fails without asking the kernel, though the answer is queued there.
 // The last chance read takes it, then sees the server's close.
 func TestPollerTimesOutWithTheAnswerThere(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			_, _ = c.Write([]byte("answer"))
-			_ = c.Close()
-		}
-	}()
+	addr := serveTCP(t, func(c net.Conn) {
+		_, _ = c.Write([]byte("answer"))
+		_ = c.Close()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := Endpoint{Addr: netip.MustParseAddrPort(ln.Addr().String())}.dialTCP(ctx)
+	conn, err := Endpoint{Addr: addr}.dialTCP(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

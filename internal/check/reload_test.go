@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -43,64 +42,12 @@ func simulateReloads(t *testing.T, servers []Server, reloads []reload, sc keyedS
 	t.Helper()
 	jitter := func(max time.Duration) time.Duration { return max * 3 / 4 }
 	s := NewScheduler(servers, t0, jitter)
-	var out []string
-	log := func(evs []Event) {
-		for _, e := range evs {
-			line := fmt.Sprintf("%v %s %s w=%d", e.Time.Sub(t0), e.Kind, e.Server, e.Weight)
-			if e.Reason != "" {
-				line += " (" + e.Reason + ")"
-			}
-			out = append(out, line)
-		}
+	key := func(id int) string {
+		st, _ := s.Check(id)
+		return st.Server + "/" + st.Checker
 	}
-	log(s.Initial(t0))
-	type pending struct {
-		at  time.Time
-		id  int
-		d   time.Duration
-		res Result
-	}
-	var inflight []pending
-	starts := map[string][]time.Duration{}
-	for steps := 0; steps < 100000; steps++ {
-		next, ok := s.Next()
-		soonest, any := next, ok
-		if len(inflight) > 0 && (!any || inflight[0].at.Before(soonest)) {
-			soonest, any = inflight[0].at, true
-		}
-		if len(reloads) > 0 && (!any || !t0.Add(reloads[0].at).After(soonest)) {
-			at := t0.Add(reloads[0].at)
-			evs, stopped := s.Update(at, reloads[0].servers)
-			for _, id := range stopped {
-				if _, known := s.Check(id); known {
-					t.Errorf("stopped checker %d still known", id)
-				}
-			}
-			log(evs)
-			reloads = reloads[1:]
-			continue
-		}
-		if len(inflight) > 0 && (!ok || !inflight[0].at.After(next)) {
-			p := inflight[0]
-			inflight = inflight[1:]
-			log(s.Done(p.at, p.id, p.d, p.res))
-			continue
-		}
-		if !ok || next.Sub(t0) > until {
-			return out, starts, s
-		}
-		for _, id := range s.Due(next) {
-			st, _ := s.Check(id)
-			key := st.Server + "/" + st.Checker
-			at := next.Sub(t0)
-			res, d := sc(key, at)
-			starts[key] = append(starts[key], at)
-			inflight = append(inflight, pending{at: next.Add(d), id: id, d: d, res: res})
-		}
-		sort.SliceStable(inflight, func(i, j int) bool { return inflight[i].at.Before(inflight[j].at) })
-	}
-	t.Fatal("simulation did not end")
-	return nil, nil, nil
+	out, starts := drive(t, s, reloads, until, key, func(k string, _ int, at time.Duration) (Result, time.Duration) { return sc(k, at) })
+	return out, starts, s
 }
 
 // failing fails the checkers named in keys while at is in [from, to),
@@ -577,27 +524,13 @@ func TestRunnerUpdateSlowConsumer(t *testing.T) {
 // with the real clock: the server whose port is closed stays down, with
 // its counters, when the reload builds new but equal checkers.
 func TestRunnerUpdateTCP(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	openAddr := serveTCP(t, func(c net.Conn) { c.Close() })
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	closedAddr := netip.MustParseAddrPort(closed.Addr().String())
 	closed.Close()
-	openAddr := netip.MustParseAddrPort(ln.Addr().String())
 	tm := Timing{DelayLoop: 50 * time.Millisecond, Retry: 1, DelayBeforeRetry: 20 * time.Millisecond, Timeout: time.Second}
 	mk := func(names ...string) []Server {
 		var out []Server

@@ -22,6 +22,18 @@ type script func(id, n int, at time.Duration) (Result, time.Duration)
 func simulate(t *testing.T, servers []Server, jitter func(time.Duration) time.Duration, sc script, until time.Duration) ([]string, map[int][]time.Duration) {
 	t.Helper()
 	s := NewScheduler(servers, t0, jitter)
+	out, starts := drive(t, s, nil, until, func(id int) int { return id }, sc)
+	return out, starts
+}
+
+// drive runs s in simulated time until the offset until: it applies
+// reloads at their offsets (before anything else due at that offset),
+// reports attempts to Done when their simulated duration has passed and
+// starts the due ones with the outcome sc gives for the n-th attempt
+// (from 0) of the checker named key(id). It returns the events as
+// "12s down srv (reason)" lines and the attempt start offsets by key.
+func drive[K comparable](t *testing.T, s *Scheduler, reloads []reload, until time.Duration, key func(id int) K, sc func(k K, n int, at time.Duration) (Result, time.Duration)) ([]string, map[K][]time.Duration) {
+	t.Helper()
 	var out []string
 	log := func(evs []Event) {
 		for _, e := range evs {
@@ -40,9 +52,25 @@ func simulate(t *testing.T, servers []Server, jitter func(time.Duration) time.Du
 		res Result
 	}
 	var inflight []pending
-	starts := map[int][]time.Duration{}
+	starts := map[K][]time.Duration{}
 	for steps := 0; steps < 100000; steps++ {
 		next, ok := s.Next()
+		soonest, any := next, ok
+		if len(inflight) > 0 && (!any || inflight[0].at.Before(soonest)) {
+			soonest, any = inflight[0].at, true
+		}
+		if len(reloads) > 0 && (!any || !t0.Add(reloads[0].at).After(soonest)) {
+			at := t0.Add(reloads[0].at)
+			evs, stopped := s.Update(at, reloads[0].servers)
+			for _, id := range stopped {
+				if _, known := s.Check(id); known {
+					t.Errorf("stopped checker %d still known", id)
+				}
+			}
+			log(evs)
+			reloads = reloads[1:]
+			continue
+		}
 		if len(inflight) > 0 && (!ok || !inflight[0].at.After(next)) {
 			p := inflight[0]
 			inflight = inflight[1:]
@@ -53,9 +81,10 @@ func simulate(t *testing.T, servers []Server, jitter func(time.Duration) time.Du
 			return out, starts
 		}
 		for _, id := range s.Due(next) {
+			k := key(id)
 			at := next.Sub(t0)
-			res, d := sc(id, len(starts[id]), at)
-			starts[id] = append(starts[id], at)
+			res, d := sc(k, len(starts[k]), at)
+			starts[k] = append(starts[k], at)
 			inflight = append(inflight, pending{at: next.Add(d), id: id, d: d, res: res})
 		}
 		sort.SliceStable(inflight, func(i, j int) bool { return inflight[i].at.Before(inflight[j].at) })

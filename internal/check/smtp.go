@@ -21,13 +21,11 @@ type SMTP struct {
 func (c *SMTP) Check(ctx context.Context) Result {
 	ctx, cancel := c.attemptContext(ctx)
 	defer cancel()
-	raw, err := c.dialTCP(ctx)
+	conn, release, err := connectGuarded(ctx, c.dialTCP) // lastchance.go
 	if err != nil {
 		return down("%s", reason("connect", err))
 	}
-	defer raw.Close()
-	conn, stop := guard(ctx, raw) // lastchance.go
-	defer stop()
+	defer release()
 	br := bufio.NewReaderSize(conn, 1024)
 	code, text, err := readSMTPReply(br)
 	if err != nil {

@@ -30,13 +30,11 @@ type UDP struct {
 func (c *UDP) Check(ctx context.Context) Result {
 	ctx, cancel := c.attemptContext(ctx)
 	defer cancel()
-	raw, err := c.dialUDP(ctx)
+	conn, release, err := connectGuarded(ctx, c.dialUDP) // lastchance.go
 	if err != nil {
 		return down("%s", reason("connect", err))
 	}
-	defer raw.Close()
-	conn, stop := guard(ctx, raw) // lastchance.go
-	defer stop()
+	defer release()
 	payload := c.Payload
 	if len(payload) == 0 {
 		payload = make([]byte, 16)

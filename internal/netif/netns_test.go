@@ -38,15 +38,11 @@ func TestAddrsInNamespace(t *testing.T) {
 		return nil
 	})
 	out := h.MustRun("ip", "addr", "show", "dev", "eth0")
-	for _, want := range []string{
+	containsAll(t, out,
 		"inet 198.18.0.100/24 scope global secondary eth0:vip", // no brd: like keepalived
 		"inet 198.18.0.101/32 brd 198.18.0.101 scope host eth0",
 		"inet6 fd00::100/64 scope global nodad",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("missing %q in\n%s", want, out)
-		}
-	}
+	)
 	// A stale address (someone else's) is removed by RemoveStale only.
 	h.MustRun("ip", "addr", "add", "198.18.0.102/24", "dev", "eth0")
 	stale := Addr{Prefix: netip.MustParsePrefix("198.18.0.102/24"), Dev: "eth0"}

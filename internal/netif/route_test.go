@@ -80,6 +80,16 @@ func TestRouteScopeAndRefusals(t *testing.T) {
 	}
 }
 
+// containsAll fails t for every one of wants that out lacks, showing out.
+func containsAll(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
 func countLines(out, sub string) int {
 	n := 0
 	for _, l := range strings.Split(out, "\n") {
@@ -117,7 +127,7 @@ func TestRoutesInNamespace(t *testing.T) {
 		return h.MustRun("ip", append([]string{"-d"}, args...)...)
 	}
 	v4 := show("route", "show", "table", "all")
-	for _, want := range []string{
+	containsAll(t, v4,
 		"unicast 198.19.5.0/24 via 198.18.0.1 dev eth0 table main proto keepalived scope global",
 		"blackhole 198.19.6.0/24 table 100 proto keepalived scope global metric 5",
 		"unicast 198.19.7.0/24 dev eth0 table main proto keepalived scope link src 198.18.0.11",
@@ -126,11 +136,7 @@ func TestRoutesInNamespace(t *testing.T) {
 		"nexthop via 198.18.0.2 dev eth0 weight 2",
 		"nexthop via 198.18.0.3 dev eth0 weight 1",
 		"unicast default via 198.18.0.1 dev eth0 table 200 proto static scope global",
-	} {
-		if !strings.Contains(v4, want) {
-			t.Errorf("missing %q in\n%s", want, v4)
-		}
-	}
+	)
 	for _, dst := range []string{"198.19.5.0/24", "198.19.6.0/24", "198.19.7.0/24", "198.19.8.0/24"} {
 		if n := countLines(v4, dst); n != 1 {
 			t.Errorf("%s appears %d times after adding it twice:\n%s", dst, n, v4)
@@ -236,25 +242,17 @@ func TestRulesInNamespace(t *testing.T) {
 	})
 	v4 := h.MustRun("ip", "rule", "show")
 	v6out := h.MustRun("ip", "-6", "rule", "show")
-	for _, want := range []string{
+	containsAll(t, v4,
 		"100:\tfrom 198.19.5.0/24 lookup 100 proto keepalived",
 		"101:\tfrom all to 198.19.6.0/24 fwmark 0x10/0xff iif eth0 blackhole proto keepalived",
 		"103:\tfrom all ipproto tcp sport 1000-2000 dport 80-90 lookup 100 proto keepalived",
 		"105:\tnot from 198.19.7.0/24 goto 200 [unresolved] proto keepalived",
 		"106:\tfrom all lookup main suppress_prefixlength 0 proto keepalived",
-	} {
-		if !strings.Contains(v4, want) {
-			t.Errorf("missing %q in\n%s", want, v4)
-		}
-	}
-	for _, want := range []string{
+	)
+	containsAll(t, v6out,
 		"102:\tfrom fd00:5::/64 lookup 200 proto keepalived",
 		"104:\tfrom all uidrange 1000-2000 lookup 300 proto keepalived",
-	} {
-		if !strings.Contains(v6out, want) {
-			t.Errorf("missing %q in\n%s", want, v6out)
-		}
-	}
+	)
 	for _, pref := range []string{"100:", "101:", "103:", "105:", "106:"} {
 		if n := countLines(v4, pref); n != 1 {
 			t.Errorf("rule %s appears %d times after adding it twice:\n%s", pref, n, v4)

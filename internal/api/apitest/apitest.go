@@ -11,8 +11,10 @@ import (
 	"errors"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/vipd/vipd/internal/api"
@@ -293,4 +295,34 @@ func SampleConns() []lvs.ConnEntry {
 		{Proto: lvs.UDP, Expire: 4*time.Minute + 30*time.Second, State: "UDP",
 			Client: ap("198.18.0.50:5353"), Virtual: ap("198.18.0.100:53"), Dest: ap("198.18.0.21:53")},
 	}
+}
+
+// Serve serves the control API for src on a fresh unix socket, as vipd
+// would, with the clock stopped at T0, and returns the socket's path;
+// the server stops when the test ends, and an error from it, or its not
+// stopping within 10 s, fails the test.
+func Serve(t testing.TB, src api.Source) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "run", "vipd.sock")
+	ln, err := api.Listen(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- api.NewServer(src, api.Options{Now: func() time.Time { return T0 }}).Serve(ctx, ln)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+	})
+	return path
 }

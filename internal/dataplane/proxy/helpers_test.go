@@ -215,9 +215,32 @@ func isReset(err error) bool {
 // plane, the VIP and the service as applied.
 func serveRR(t *testing.T, servers ...*realServer) (*Dataplane, netip.AddrPort, lvs.Service) {
 	t.Helper()
+	return serve(t, "rr", nil, servers...)
+}
+
+// serve is serveRR with the scheduler sched and the settings set makes
+// to the service (nil: none) before it is applied.
+func serve(t *testing.T, sched string, set func(*lvs.Service), servers ...*realServer) (*Dataplane, netip.AddrPort, lvs.Service) {
+	t.Helper()
+	return serveService(t, func(v netip.AddrPort) lvs.Service { return tcpService(v, sched, servers...) }, set)
+}
+
+// serveUDP is serve for a UDP service over the datagram servers dests.
+func serveUDP(t *testing.T, sched string, set func(*lvs.Service), dests ...netip.AddrPort) (*Dataplane, netip.AddrPort, lvs.Service) {
+	t.Helper()
+	return serveService(t, func(v netip.AddrPort) lvs.Service { return udpSvc(v, sched, dests...) }, set)
+}
+
+// serveService starts a data plane running the service mk builds for a
+// fresh loopback VIP, once set (nil: nothing) has adjusted it.
+func serveService(t *testing.T, mk func(v netip.AddrPort) lvs.Service, set func(*lvs.Service)) (*Dataplane, netip.AddrPort, lvs.Service) {
+	t.Helper()
 	dp := newDP(t)
 	v := vip(t)
-	s := tcpService(v, "rr", servers...)
+	s := mk(v)
+	if set != nil {
+		set(&s)
+	}
 	apply(t, dp, s)
 	return dp, v, s
 }

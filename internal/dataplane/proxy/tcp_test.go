@@ -45,11 +45,9 @@ func TestRoundRobin(t *testing.T) {
 func TestWeightedRoundRobin(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
 	rs2 := startServer(t, "rs2", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "wrr", rs1, rs2)
-	s.Destinations[1].Weight = 5
-	apply(t, dp, s)
+	_, v, _ := serve(t, "wrr", func(s *lvs.Service) {
+		s.Destinations[1].Weight = 5
+	}, rs1, rs2)
 	n := map[string]int{}
 	for range 12 {
 		c := dial(t, v, "")
@@ -196,11 +194,9 @@ func TestConnectRetry(t *testing.T) {
 
 func TestNoDestination(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "rr", rs1)
-	s.Destinations[0].Weight = 0
-	apply(t, dp, s)
+	dp, v, _ := serve(t, "rr", func(s *lvs.Service) {
+		s.Destinations[0].Weight = 0
+	}, rs1)
 	if c, err := dialErr(v, ""); err == nil {
 		c.Close()
 		t.Fatalf("connected to %s through a service whose only destination has weight 0", c.name)
@@ -275,11 +271,9 @@ func TestRemoveServiceDrains(t *testing.T) {
 func TestPersistence(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
 	rs2 := startServer(t, "rs2", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "rr", rs1, rs2)
-	s.Persistence = 50 * time.Second
-	apply(t, dp, s)
+	dp, v, s := serve(t, "rr", func(s *lvs.Service) {
+		s.Persistence = 50 * time.Second
+	}, rs1, rs2)
 	first := dial(t, v, "127.0.0.2")
 	for range 4 {
 		if c := dial(t, v, "127.0.0.2"); c.name != first.name {
@@ -326,12 +320,10 @@ func (c *client) addrOf(rs ...*realServer) netip.AddrPort {
 func TestUpperThreshold(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
 	rs2 := startServer(t, "rs2", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "rr", rs1, rs2)
-	s.Destinations[0].UThreshold = 1
-	s.Destinations[1].UThreshold = 1
-	apply(t, dp, s)
+	dp, v, s := serve(t, "rr", func(s *lvs.Service) {
+		s.Destinations[0].UThreshold = 1
+		s.Destinations[1].UThreshold = 1
+	}, rs1, rs2)
 	a := dial(t, v, "")
 	b := dial(t, v, "")
 	if a.name == b.name {
@@ -357,11 +349,9 @@ func TestUpperThreshold(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	rs1 := startServer(t, "rs1", "127.0.0.1:0")
-	dp := newDP(t)
-	v := vip(t)
-	s := tcpService(v, "rr", rs1)
-	s.Timeouts.TCP = time.Second
-	apply(t, dp, s)
+	dp, v, s := serve(t, "rr", func(s *lvs.Service) {
+		s.Timeouts.TCP = time.Second
+	}, rs1)
 	c := dial(t, v, "")
 	start := time.Now()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -74,11 +74,9 @@ func udpClient(t *testing.T) *net.UDPConn {
 
 func TestUDPFlows(t *testing.T) {
 	a, b := udpServer(t, "a"), udpServer(t, "b")
-	dp := newDP(t)
-	v := vip(t)
-	s := udpSvc(v, "rr", a, b)
-	s.Timeouts.UDP = 2 * time.Second
-	apply(t, dp, s)
+	dp, v, _ := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Timeouts.UDP = 2 * time.Second
+	}, a, b)
 	c1, c2 := udpClient(t), udpClient(t)
 	n1 := ask(t, c1, v, "hello")
 	n2 := ask(t, c2, v, "hello")
@@ -131,11 +129,9 @@ func TestUDPFlows(t *testing.T) {
 
 func TestUDPOnePacket(t *testing.T) {
 	a, b := udpServer(t, "a"), udpServer(t, "b")
-	dp := newDP(t)
-	v := vip(t)
-	s := udpSvc(v, "rr", a, b)
-	s.Flags = lvs.FlagOnePacket
-	apply(t, dp, s)
+	dp, v, _ := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Flags = lvs.FlagOnePacket
+	}, a, b)
 	c := udpClient(t)
 	var got []string
 	for range 6 {
@@ -156,12 +152,10 @@ func TestUDPOnePacket(t *testing.T) {
 
 func TestUDPPersistence(t *testing.T) {
 	a, b := udpServer(t, "a"), udpServer(t, "b")
-	dp := newDP(t)
-	v := vip(t)
-	s := udpSvc(v, "rr", a, b)
-	s.Flags = lvs.FlagOnePacket
-	s.Persistence = time.Minute
-	apply(t, dp, s)
+	dp, v, _ := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Flags = lvs.FlagOnePacket
+		s.Persistence = time.Minute
+	}, a, b)
 	c := udpClient(t)
 	first := ask(t, c, v, "q")
 	for range 4 {
@@ -176,9 +170,7 @@ func TestUDPPersistence(t *testing.T) {
 
 func TestUDPRemove(t *testing.T) {
 	a := udpServer(t, "a")
-	dp := newDP(t)
-	v := vip(t)
-	apply(t, dp, udpSvc(v, "rr", a))
+	dp, v, _ := serveUDP(t, "rr", nil, a)
 	c := udpClient(t)
 	ask(t, c, v, "q")
 	apply(t, dp)

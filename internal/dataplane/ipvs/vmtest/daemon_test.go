@@ -164,7 +164,7 @@ func TestDaemonDR(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for i := 0; i < 4; i++ {
-		body, err := httpGet(client, "http://"+drVIP+"/")
+		body, err := client.Get("http://" + drVIP + "/")
 		if err != nil {
 			t.Fatalf("GET through the VIP: %v\n%s", err, m.proc.Output())
 		}
@@ -186,7 +186,7 @@ func TestDaemonDR(t *testing.T) {
 	}
 	lab.Eventually(t, 15*time.Second, func() bool { return b.state(t) == "MASTER" }, "d2 not MASTER after d1 stopped")
 	lab.Eventually(t, 15*time.Second, func() bool {
-		_, err := httpGet(client, "http://"+drVIP+"/")
+		_, err := client.Get("http://" + drVIP + "/")
 		return err == nil
 	}, "VIP not served by d2")
 	lab.Eventually(t, 10*time.Second, func() bool {

@@ -74,7 +74,7 @@ func testDR(t *testing.T, n *drLab) {
 
 	seen := map[string]int{}
 	for i := 0; i < 4; i++ {
-		body, err := httpGet(n.client, "http://"+drVIP+"/")
+		body, err := n.client.Get("http://" + drVIP + "/")
 		if err != nil {
 			t.Fatalf("GET through the DR VIP: %v", err)
 		}
@@ -91,7 +91,7 @@ func testDR(t *testing.T, n *drLab) {
 		rsBefore += txBytes(t, h, "eth0")
 	}
 	for i := 0; i < count; i++ {
-		if body, err := httpGet(n.client, fmt.Sprintf("http://%s/big?n=%d", drVIP, size)); err != nil || len(body) != size {
+		if body, err := n.client.Get(fmt.Sprintf("http://%s/big?n=%d", drVIP, size)); err != nil || len(body) != size {
 			t.Fatalf("GET /big: %d bytes, %v", len(body), err)
 		}
 	}
@@ -155,7 +155,7 @@ func testTUN(t *testing.T, n *drLab) {
 			before := find(t, d, svc.Key).Stats.Conns
 			seen := map[string]int{}
 			for i := 0; i < 4; i++ {
-				body, err := httpGet(n.client, "http://"+drVIP+"/")
+				body, err := n.client.Get("http://" + drVIP + "/")
 				if err != nil {
 					t.Fatalf("GET through a %s tunnel: %v", tc.name, err)
 				}

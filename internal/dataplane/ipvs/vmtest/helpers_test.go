@@ -213,32 +213,6 @@ func (c *holdConn) echo(msg string) error {
 	return nil
 }
 
-// httpGet fetches url from h on a new connection and returns the body.
-func httpGet(h *lab.Host, url string) (string, error) {
-	cl := &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
-				return dial(h, netip.Addr{}, 0, addr)
-			},
-		},
-	}
-	resp, err := cl.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != 200 {
-		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return string(b), nil
-}
-
 // txBytes reads an interface's transmit counter in h's namespace.
 func txBytes(t *testing.T, h *lab.Host, dev string) int64 {
 	t.Helper()

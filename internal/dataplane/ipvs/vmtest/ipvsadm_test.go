@@ -42,7 +42,7 @@ func testIpvsadmListings(t *testing.T, n *natLab) {
 	// persistence template, active connections), so every column has
 	// something in it.
 	for i := 0; i < 5; i++ {
-		if _, err := httpGet(n.client, "http://"+natVIP+"/"); err != nil {
+		if _, err := n.client.Get("http://" + natVIP + "/"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -84,7 +84,7 @@ func testNATTraffic(t *testing.T, n *natLab) {
 
 	var seq []string
 	for i := 0; i < 6; i++ {
-		body, err := httpGet(n.client, "http://"+natVIP+"/")
+		body, err := n.client.Get("http://" + natVIP + "/")
 		if err != nil {
 			t.Fatalf("GET %d through the VIP: %v", i, err)
 		}
@@ -116,7 +116,7 @@ func testNATTraffic(t *testing.T, n *natLab) {
 	// NAT carries the replies: the director transmits the response bytes.
 	before := txBytes(t, n.dir, "eth0")
 	const size = 300000
-	if body, err := httpGet(n.client, fmt.Sprintf("http://%s/big?n=%d", natVIP, size)); err != nil || len(body) != size {
+	if body, err := n.client.Get(fmt.Sprintf("http://%s/big?n=%d", natVIP, size)); err != nil || len(body) != size {
 		t.Fatalf("GET /big: %d bytes, %v", len(body), err)
 	}
 	if sent := txBytes(t, n.dir, "eth0") - before; sent < size {
