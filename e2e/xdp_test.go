@@ -180,6 +180,15 @@ func TestXDPDirector(t *testing.T) {
 	drained := strings.Replace(xdpConf, "real_server "+heldAddr+" 80 {", "real_server "+heldAddr+" 80 {\n        weight 0", 1)
 	d = startVipd(t, d1, drained, "--dataplane", "xdp", "--xdp-pins", pins)
 	lab.Eventually(t, 10*time.Second, func() bool { return d.state("VI_1") == "MASTER" }, "d1 not MASTER after the restart")
+	// The VIP was off d1 while the new vipd listened before claiming
+	// (3.4 s): new connections count only once the client's neighbour
+	// entry names d1 again (its gratuitous ARPs), as a client's would.
+	var neigh string
+	lab.Eventually(t, 5*time.Second, func() bool {
+		_, _ = client.Run("ping", "-c1", "-W1", vip)
+		neigh, _ = client.Run("ip", "neigh", "show", vip)
+		return strings.Contains(neigh, d1.MAC)
+	}, "the client's neighbour entry for the VIP does not name d1 (%s) after the restart: %s", d1.MAC, &neigh)
 	if !strings.Contains(d.proc.Output(), "adopted pinned maps") {
 		t.Errorf("the restarted vipd did not adopt the pinned maps:\n%s", d.proc.Output())
 	}
