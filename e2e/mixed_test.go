@@ -24,6 +24,16 @@ func keepalived(t testing.TB, h *lab.Host, conf string) *lab.Proc {
 		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"), "-b", filepath.Join(dir, "b.pid"))
 }
 
+// keepalivedMaster starts keepalived on conf in h, where conf makes it
+// master, and waits until it holds vip: the starting point of every
+// mixed-pair test, so vipd joins an established master.
+func keepalivedMaster(t testing.TB, h *lab.Host, conf, vip string) *lab.Proc {
+	t.Helper()
+	k := keepalived(t, h, conf)
+	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(h, vip) }, "keepalived did not take the VIP")
+	return k
+}
+
 // mixedConf is one keepalived.conf both daemons read unchanged: the point
 // of a rolling migration.
 func mixedConf(state string, prio string) string {
@@ -58,8 +68,7 @@ func TestMixedPairWithKeepalived(t *testing.T) {
 	dk := l.Host("kad")
 	const vip = "198.18.0.100"
 
-	k := keepalived(t, dk, mixedConf("MASTER", "150"))
-	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, vip) }, "keepalived did not take the VIP")
+	k := keepalivedMaster(t, dk, mixedConf("MASTER", "150"), vip)
 	v := startVipd(t, dv, mixedConf("BACKUP", "100"))
 	lab.Eventually(t, 5*time.Second, func() bool { return v.state("VI_1") == "BACKUP" }, "vipd not BACKUP behind keepalived: %s", v.state("VI_1"))
 	// vipd hears keepalived's adverts and accepts them (no drops).

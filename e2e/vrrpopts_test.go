@@ -79,8 +79,7 @@ func TestMcastDstIPWithKeepalived(t *testing.T) {
 	dk := l.Host("kad")
 	const vip = "198.18.0.100"
 
-	k := keepalived(t, dk, mcastConf("MASTER", "150"))
-	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, vip) }, "keepalived did not take the VIP")
+	k := keepalivedMaster(t, dk, mcastConf("MASTER", "150"), vip)
 	v := startVipd(t, dv, mcastConf("BACKUP", "100"))
 	lab.Eventually(t, 5*time.Second, func() bool {
 		st := v.status().Instances[0]
@@ -110,8 +109,7 @@ func TestStartupDelayWithKeepalived(t *testing.T) {
 	dv := l.Host("vipd")
 	dk := l.Host("kad")
 	const vip = "198.18.0.100"
-	k := keepalived(t, dk, mcastConf("MASTER", "150"))
-	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, vip) }, "keepalived did not take the VIP")
+	k := keepalivedMaster(t, dk, mcastConf("MASTER", "150"), vip)
 	conf := strings.Replace(mcastConf("BACKUP", "200"), "router_id mcast", "router_id mcast\n    vrrp_startup_delay 2", 1)
 	v := startVipd(t, dv, conf)
 	// From ready: without the delay vipd would take over after one master
