@@ -230,6 +230,23 @@ func (c *cx) addr(n *Node, i int) (netip.Addr, bool) {
 	return a, true
 }
 
+// addrPort parses "IPADDR [PORT]" from the first two arguments, as
+// sorry_server, real_server and virtual_server write it; the port is 0
+// when absent.
+func (c *cx) addrPort(n *Node) (netip.AddrPort, bool) {
+	a, ok := c.addr(n, 0)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	var p uint16
+	if len(n.Args) > 1 {
+		if p, ok = c.port(n, 1); !ok {
+			return netip.AddrPort{}, false
+		}
+	}
+	return netip.AddrPortFrom(a, p), true
+}
+
 // port parses argument i as a port number.
 func (c *cx) port(n *Node, i int) (uint16, bool) {
 	v, ok := c.integer(n, i, 0, 65535)

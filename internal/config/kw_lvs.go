@@ -592,17 +592,11 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 		}
 	}),
 	kw("sorry_server", "IPADDR [PORT]", 1, "", func(c *cx, n *Node) {
-		a, ok := c.addr(n, 0)
+		ap, ok := c.addrPort(n)
 		if !ok {
 			return
 		}
-		var p uint16
-		if len(n.Args) > 1 {
-			if p, ok = c.port(n, 1); !ok {
-				return
-			}
-		}
-		ss := &SorryServer{Pos: n.Pos, Addr: netip.AddrPortFrom(a, p)}
+		ss := &SorryServer{Pos: n.Pos, Addr: ap}
 		if c.vs.SorryServer != nil {
 			ss.Method, ss.Inhibit = c.vs.SorryServer.Method, c.vs.SorryServer.Inhibit
 			ss.methodSet = c.vs.SorryServer.methodSet
@@ -635,17 +629,11 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 	kw("proxy_protocol", "1|2", 1, "none", func(c *cx, n *Node) { c.intVal(n, &c.vs.ProxyProtocol, 1, 2) }).
 		vipd().note("vipd extension: send a PROXY protocol header (v1 or v2) to the real servers; proxy data plane only"),
 	block("real_server", "IPADDR [PORT] { ... }", 1, realServerSection, func(c *cx, n *Node) {
-		a, ok := c.addr(n, 0)
+		ap, ok := c.addrPort(n)
 		if !ok {
 			return
 		}
-		var p uint16
-		if len(n.Args) > 1 {
-			if p, ok = c.port(n, 1); !ok {
-				return
-			}
-		}
-		rs := &RealServer{Pos: n.Pos, Addr: netip.AddrPortFrom(a, p), Weight: 1}
+		rs := &RealServer{Pos: n.Pos, Addr: ap, Weight: 1}
 		saved, savedMethod := c.cset, c.methodSet
 		c.rs, c.cset = rs, newCheckSet()
 		c.methodSet = false
@@ -778,18 +766,12 @@ var virtualServerKw = block("virtual_server", "IP [PORT] | fwmark N | group NAME
 		vs.Group = n.Args[1]
 	default:
 		vs.Kind = VSAddr
-		a, ok := c.addr(n, 0)
+		ap, ok := c.addrPort(n)
 		if !ok {
 			return
 		}
-		var p uint16
-		if len(n.Args) > 1 {
-			if p, ok = c.port(n, 1); !ok {
-				return
-			}
-		}
-		vs.Addr = netip.AddrPortFrom(a, p)
-		vs.IPv6 = a.Is6()
+		vs.Addr = ap
+		vs.IPv6 = ap.Addr().Is6()
 	}
 	c.vs, c.cset = vs, newCheckSet()
 	c.methodSet = false
