@@ -159,8 +159,11 @@ func (c *cx) integer(n *Node, i int, lo, hi int64) (int64, bool) {
 }
 
 // intVal sets *dst from argument 0 when it is valid.
-func (c *cx) intVal(n *Node, dst *int, lo, hi int64) bool {
-	v, ok := c.integer(n, 0, lo, hi)
+func (c *cx) intVal(n *Node, dst *int, lo, hi int64) bool { return c.intArg(n, 0, dst, lo, hi) }
+
+// intArg sets *dst from argument i when it is valid.
+func (c *cx) intArg(n *Node, i int, dst *int, lo, hi int64) bool {
+	v, ok := c.integer(n, i, lo, hi)
 	if ok {
 		*dst = int(v)
 	}

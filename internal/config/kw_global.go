@@ -403,14 +403,10 @@ func lvsSyncDaemon(c *cx, n *Node) {
 			d.Instance = val
 			i++
 		case "id":
-			if v, ok := c.integer(n, i+1, 0, 255); ok {
-				d.SyncID = int(v)
-			}
+			c.intArg(n, i+1, &d.SyncID, 0, 255)
 			i++
 		case "maxlen":
-			if v, ok := c.integer(n, i+1, 1, 65507); ok {
-				d.MaxLen = int(v)
-			}
+			c.intArg(n, i+1, &d.MaxLen, 1, 65507)
 			i++
 		case "port":
 			if v, ok := c.integer(n, i+1, 1, 65535); ok {
@@ -418,9 +414,7 @@ func lvsSyncDaemon(c *cx, n *Node) {
 			}
 			i++
 		case "ttl":
-			if v, ok := c.integer(n, i+1, 1, 255); ok {
-				d.TTL = int(v)
-			}
+			c.intArg(n, i+1, &d.TTL, 1, 255)
 			i++
 		case "group":
 			if a, ok := c.addr(n, i+1); ok {
