@@ -401,33 +401,29 @@ func lvsSyncDaemon(c *cx, n *Node) {
 		switch key {
 		case "inst":
 			d.Instance = val
-			i++
 		case "id":
 			c.intArg(n, i+1, &d.SyncID, 0, 255)
-			i++
 		case "maxlen":
 			c.intArg(n, i+1, &d.MaxLen, 1, 65507)
-			i++
 		case "port":
 			if v, ok := c.integer(n, i+1, 1, 65535); ok {
 				d.Port = uint16(v)
 			}
-			i++
 		case "ttl":
 			c.intArg(n, i+1, &d.TTL, 1, 255)
-			i++
 		case "group":
 			if a, ok := c.addr(n, i+1); ok {
 				d.Group = a
 			}
-			i++
 		default:
 			if i == 1 {
 				d.Instance = key
 				continue
 			}
 			c.errf(n, "options are inst, id, maxlen, port, ttl, group", "unknown lvs_sync_daemon option '%s'", key)
+			continue
 		}
+		i++ // every option takes one value
 	}
 	c.b.cfg.Global.LVSSyncDaemon = d
 }

@@ -65,12 +65,8 @@ func (b *builder) finish() {
 		if s == nil {
 			s = &garpSet{}
 		}
-		if !s.masterDelay {
-			in.GARP.MasterDelay = g.GARP.MasterDelay
-		}
-		if !s.masterRepeat {
-			in.GARP.MasterRepeat = g.GARP.MasterRepeat
-		}
+		inheritUnset(s.masterDelay, &in.GARP.MasterDelay, g.GARP.MasterDelay)
+		inheritUnset(s.masterRepeat, &in.GARP.MasterRepeat, g.GARP.MasterRepeat)
 		if !s.lowerDelay {
 			if s.masterDelay && !b.globalSet[globalLowerDelaySet] {
 				in.GARP.LowerPrioDelay = in.GARP.MasterDelay
@@ -85,37 +81,19 @@ func (b *builder) finish() {
 				in.GARP.LowerPrioRepeat = g.GARP.LowerPrioRepeat
 			}
 		}
-		if !s.refresh {
-			in.GARP.MasterRefresh = g.GARP.MasterRefresh
-		}
-		if !s.refreshRepeat {
-			in.GARP.MasterRefreshRepeat = g.GARP.MasterRefreshRepeat
-		}
+		inheritUnset(s.refresh, &in.GARP.MasterRefresh, g.GARP.MasterRefresh)
+		inheritUnset(s.refreshRepeat, &in.GARP.MasterRefreshRepeat, g.GARP.MasterRefreshRepeat)
 		in.GARP.Interval, in.GARP.NAInterval = g.GARP.Interval, g.GARP.NAInterval
 		if !s.extraIf {
 			in.GARPExtraIf, in.GARPExtraIfAll = g.GARPExtraIf, g.GARPExtraIfAll
 		}
-		if !s.version {
-			in.Version = g.VRRPVersion
-		}
-		if !in.v3set {
-			in.V3ChecksumAsV2 = g.V3ChecksumAsV2
-		}
-		if !s.downTimer {
-			in.DownTimerAdverts = g.DownTimerAdverts
-		}
-		if !s.lowerNoAdvert {
-			in.LowerPrioNoAdvert = g.LowerPrioNoAdvert
-		}
-		if !s.higherSend {
-			in.HigherPrioSendAdvert = g.HigherPrioSendAdvert
-		}
-		if !s.skipCheck {
-			in.SkipCheckAdvAddr = g.SkipCheckAdvAddr
-		}
-		if !s.strict {
-			in.Strict = g.Strict
-		}
+		inheritUnset(s.version, &in.Version, g.VRRPVersion)
+		inheritUnset(in.v3set, &in.V3ChecksumAsV2, g.V3ChecksumAsV2)
+		inheritUnset(s.downTimer, &in.DownTimerAdverts, g.DownTimerAdverts)
+		inheritUnset(s.lowerNoAdvert, &in.LowerPrioNoAdvert, g.LowerPrioNoAdvert)
+		inheritUnset(s.higherSend, &in.HigherPrioSendAdvert, g.HigherPrioSendAdvert)
+		inheritUnset(s.skipCheck, &in.SkipCheckAdvAddr, g.SkipCheckAdvAddr)
+		inheritUnset(s.strict, &in.Strict, g.Strict)
 		if !s.accept && in.Strict {
 			in.Accept = in.Priority == 255
 		}
@@ -615,5 +593,13 @@ func (b *builder) checkQuorum(vs *VirtualServer) {
 		b.add(vs.Pos, Warning, "hysteresis", "keep hysteresis below quorum",
 			"virtual server %s: hysteresis %d >= quorum %d; setting hysteresis to %d", vs, vs.Hysteresis, vs.Quorum, 0)
 		vs.Hysteresis = 0
+	}
+}
+
+// inheritUnset gives an instance's setting the global default unless the
+// instance's own block set it.
+func inheritUnset[T any](set bool, dst *T, global T) {
+	if !set {
+		*dst = global
 	}
 }
