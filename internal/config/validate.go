@@ -362,29 +362,26 @@ func (b *builder) validate() {
 // sync_group_tracking_weight): a weighted track script, file or process
 // is reported and its weight set to 0.
 func (b *builder) zeroGroupWeights(in *Instance, scripts map[string]*VRRPScript, files map[string]*TrackFile, procs map[string]*TrackProcess) {
-	zero := func(refs []TrackRef, what string, weightOf func(string) int) {
-		for i := range refs {
-			r := &refs[i]
-			w := r.Weight
-			if !r.WeightSet {
-				w = weightOf(r.Name)
-			}
-			if w != 0 {
-				b.add(r.Pos, Warning, r.Name, "set weight 0, or add sync_group_tracking_weight to the vrrp_sync_group",
-					"(%s) ignoring tracked %s %s with weights due to SYNC group", in.Name, what, r.Name)
-				r.Weight, r.WeightSet = 0, true
-			}
-		}
-	}
-	zero(in.Track.Scripts, "script", func(n string) int { return scripts[n].Weight })
-	zero(in.Track.Files, "file", func(n string) int { return files[n].Weight })
-	zero(in.Track.Processes, "process", func(n string) int { return procs[n].Weight })
+	zeroTrackWeights(in, false, scripts, files, procs, func(r *TrackRef, what string) {
+		b.add(r.Pos, Warning, r.Name, "set weight 0, or add sync_group_tracking_weight to the vrrp_sync_group",
+			"(%s) ignoring tracked %s %s with weights due to SYNC group", in.Name, what, r.Name)
+	})
 }
 
 // zeroOwnerWeights applies keepalived's rule that the address owner
 // (priority 255) cannot have its priority changed by tracking: weighted
 // tracked objects are reported and their weight set to 0.
 func (b *builder) zeroOwnerWeights(in *Instance, scripts map[string]*VRRPScript, files map[string]*TrackFile, procs map[string]*TrackProcess) {
+	zeroTrackWeights(in, true, scripts, files, procs, func(r *TrackRef, what string) {
+		b.add(r.Pos, Warning, r.Name, "set weight 0, or a priority below 255",
+			"(%s) ignoring %s tracked %s due to address owner", in.Name, r.Name, what)
+	})
+}
+
+// zeroTrackWeights sets to 0 the weight of each tracked script, file and
+// process (and interface, with ifaces) of in that has one (its own or its
+// definition's), after report says why; what names the kind.
+func zeroTrackWeights(in *Instance, ifaces bool, scripts map[string]*VRRPScript, files map[string]*TrackFile, procs map[string]*TrackProcess, report func(r *TrackRef, what string)) {
 	zero := func(refs []TrackRef, what string, weightOf func(string) int) {
 		for i := range refs {
 			r := &refs[i]
@@ -393,13 +390,14 @@ func (b *builder) zeroOwnerWeights(in *Instance, scripts map[string]*VRRPScript,
 				w = weightOf(r.Name)
 			}
 			if w != 0 {
-				b.add(r.Pos, Warning, r.Name, "set weight 0, or a priority below 255",
-					"(%s) ignoring %s tracked %s due to address owner", in.Name, r.Name, what)
+				report(r, what)
 				r.Weight, r.WeightSet = 0, true
 			}
 		}
 	}
-	zero(in.Track.Interfaces, "interface", func(string) int { return 0 })
+	if ifaces {
+		zero(in.Track.Interfaces, "interface", func(string) int { return 0 })
+	}
 	zero(in.Track.Scripts, "script", func(n string) int { return scripts[n].Weight })
 	zero(in.Track.Files, "file", func(n string) int { return files[n].Weight })
 	zero(in.Track.Processes, "process", func(n string) int { return procs[n].Weight })
