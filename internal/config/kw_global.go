@@ -118,24 +118,8 @@ var globalSection = newSection("global_defs", "Global definitions",
 		}
 	}).note("then the script's process group is killed and vipd exits").noValue(NoValueError),
 	kw("vrrp_version", "2|3", 1, "2", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.VRRPVersion, 2, 3) }),
-	kw("vrrp_mcast_group4", "IPV4", 1, "224.0.0.18", func(c *cx, n *Node) {
-		if a, ok := c.addr(n, 0); ok {
-			if !a.Is4() || !a.IsMulticast() {
-				c.errf(n, "give an IPv4 multicast address (224.0.0.0/4)", "vrrp_mcast_group4 '%s' is not an IPv4 multicast address", n.Args[0])
-				return
-			}
-			c.b.cfg.Global.VRRPMcastGroup4 = a
-		}
-	}),
-	kw("vrrp_mcast_group6", "IPV6", 1, "ff02::12", func(c *cx, n *Node) {
-		if a, ok := c.addr(n, 0); ok {
-			if !a.Is6() || !a.IsMulticast() {
-				c.errf(n, "give an IPv6 multicast address (ff00::/8)", "vrrp_mcast_group6 '%s' is not an IPv6 multicast address", n.Args[0])
-				return
-			}
-			c.b.cfg.Global.VRRPMcastGroup6 = a
-		}
-	}),
+	mcastGroupKw("vrrp_mcast_group4", "IPv4", "224.0.0.18", "224.0.0.0/4", func(g *Global) *netip.Addr { return &g.VRRPMcastGroup4 }),
+	mcastGroupKw("vrrp_mcast_group6", "IPv6", "ff02::12", "ff00::/8", func(g *Global) *netip.Addr { return &g.VRRPMcastGroup6 }),
 	kw("default_interface", "IFNAME", 1, "eth0", func(c *cx, n *Node) { c.b.cfg.Global.DefaultInterface = n.Args[0] }).noValue(NoValueError),
 	globalGARP("vrrp_garp_master_delay", "SECONDS", "5", func(c *cx, n *Node, g *Global) {
 		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
@@ -390,6 +374,23 @@ func lvsFlushOnStop(name string) *Keyword {
 		default:
 			c.errf(n, "write lvs_flush_on_stop [VS]", "unknown lvs_flush_on_stop type %s", n.Args[0])
 		}
+	})
+}
+
+// mcastGroupKw is vrrp_mcast_group4 or vrrp_mcast_group6: a multicast
+// address of the family ("IPv4" or "IPv6") in the range given, stored in
+// the field dst picks.
+func mcastGroupKw(name, family, def, within string, dst func(g *Global) *netip.Addr) *Keyword {
+	return kw(name, strings.ToUpper(family), 1, def, func(c *cx, n *Node) {
+		a, ok := c.addr(n, 0)
+		if !ok {
+			return
+		}
+		if a.Is4() != (family == "IPv4") || !a.IsMulticast() {
+			c.errf(n, "give an "+family+" multicast address ("+within+")", "%s '%s' is not an %s multicast address", name, n.Args[0], family)
+			return
+		}
+		*dst(&c.b.cfg.Global) = a
 	})
 }
 
