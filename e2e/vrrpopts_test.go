@@ -23,20 +23,7 @@ func TestPromoteSecondaries(t *testing.T) {
 		return strings.TrimSpace(out)
 	}
 	d1.MustRun("sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=0")
-	m := startVipd(t, d1, `
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 51
-    priority 150
-    version 3
-    advert_int 0.2
-    promote_secondaries
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-`)
+	m := startVipd(t, d1, soloMasterConf("    promote_secondaries\n"))
 	lab.Eventually(t, 5*time.Second, func() bool { return m.state("VI_1") == "MASTER" }, "d1 not MASTER")
 	if v := read(); v != "1" {
 		t.Fatalf("promote_secondaries = %s while the instance runs, want 1", v)
@@ -45,6 +32,24 @@ vrrp_instance VI_1 {
 	if v := read(); v != "0" {
 		t.Fatalf("promote_secondaries = %s after vipd stopped, want 0 as before", v)
 	}
+}
+
+// soloMasterConf is VI_1 alone as a fast VRRPv3 master of 198.18.0.100
+// on eth0, with extra (whole lines) added to the instance.
+func soloMasterConf(extra string) string {
+	return `
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    version 3
+    advert_int 0.2
+` + extra + `    virtual_ipaddress {
+        198.18.0.100/24 dev eth0
+    }
+}
+`
 }
 
 // mcastConf is a VRRPv3 instance on the multicast group 224.0.0.200
@@ -147,18 +152,7 @@ track_group TG {
 static_ipaddress {
     198.18.5.1/24 dev dum0 track_group TG
 }
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 51
-    priority 150
-    version 3
-    advert_int 0.2
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-`)
+`+soloMasterConf(""))
 	lab.Eventually(t, 5*time.Second, func() bool { return m.state("VI_1") == "MASTER" && hasAddr(d1, "198.18.5.1") }, "not MASTER with the static address")
 	d1.MustRun("ip", "link", "del", "dum0")
 	lab.Eventually(t, 5*time.Second, func() bool { return m.state("VI_1") == "FAULT" && !hasAddr(d1, "198.18.0.100") },
