@@ -79,12 +79,8 @@ vrrp_instance VI_1 {
 // priority, preempts it, which keepalived logs as an advert with higher
 // priority from vipd's address.
 func TestMcastDstIPWithKeepalived(t *testing.T) {
-	l := lab.New(t)
-	dv := l.Host("vipd")
-	dk := l.Host("kad")
-	const vip = "198.18.0.100"
-
-	k := keepalivedMaster(t, dk, mcastConf("MASTER", "150"), vip)
+	_, dv, dk, k := mixedPair(t, mcastConf("MASTER", "150"))
+	const vip = mixedVIP
 	v := startVipd(t, dv, mcastConf("BACKUP", "100"))
 	lab.Eventually(t, 5*time.Second, func() bool {
 		st := v.status().Instances[0]
@@ -110,11 +106,8 @@ func TestMcastDstIPWithKeepalived(t *testing.T) {
 // higher priority stays silent while keepalived is master, then
 // preempts it once the delay is over (keepalived logs vipd's advert).
 func TestStartupDelayWithKeepalived(t *testing.T) {
-	l := lab.New(t)
-	dv := l.Host("vipd")
-	dk := l.Host("kad")
-	const vip = "198.18.0.100"
-	k := keepalivedMaster(t, dk, mcastConf("MASTER", "150"), vip)
+	_, dv, dk, k := mixedPair(t, mcastConf("MASTER", "150"))
+	const vip = mixedVIP
 	conf := strings.Replace(mcastConf("BACKUP", "200"), "router_id mcast", "router_id mcast\n    vrrp_startup_delay 2", 1)
 	v := startVipd(t, dv, conf)
 	// From ready: without the delay vipd would take over after one master
