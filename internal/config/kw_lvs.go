@@ -57,6 +57,16 @@ func alphaKw() *Keyword {
 	}).args("[<BOOL>]", 0)
 }
 
+// smtpAlertKw is smtp_alert in a virtual_server or real_server: it sets
+// the alert flag of the checks being built (the current check set).
+func smtpAlertKw() *Keyword {
+	return flagKw("smtp_alert", func(c *cx, n *Node) {
+		if v, ok := c.boolOpt(n); ok {
+			c.cset.SMTPAlert = &v
+		}
+	}).args("[<BOOL>]", 0)
+}
+
 func inhibitKw() *Keyword {
 	return flagKw("inhibit_on_failure", func(c *cx, n *Node) {
 		if v, ok := c.boolOpt(n); ok {
@@ -495,11 +505,7 @@ var realServerSection = newSection("real_server", "Real server",
 	kw("notify_down", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { setScriptOnce(c, n, &c.rs.NotifyDown) }),
 	kw("uthreshold", "INTEGER", 1, "0 (none)", func(c *cx, n *Node) { c.intVal(n, &c.rs.UThreshold, 0, 1<<31-1) }),
 	kw("lthreshold", "INTEGER", 1, "0 (none)", func(c *cx, n *Node) { c.intVal(n, &c.rs.LThreshold, 0, 1<<31-1) }),
-	flagKw("smtp_alert", func(c *cx, n *Node) {
-		if v, ok := c.boolOpt(n); ok {
-			c.cset.SMTPAlert = &v
-		}
-	}).args("[<BOOL>]", 0),
+	smtpAlertKw(),
 	virtualhostKw(false),
 	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.rs.SNMPName = n.Args[0] }).noValue(NoValueError).note("kept for vipctl output; no SNMP"),
 	inhibitKw(),
@@ -569,11 +575,7 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 		c.vs.protoSet = true
 	}),
 	flagKw("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }).notYet("checkers run whether or not the VIP is here"),
-	flagKw("smtp_alert", func(c *cx, n *Node) {
-		if v, ok := c.boolOpt(n); ok {
-			c.cset.SMTPAlert = &v
-		}
-	}).args("[<BOOL>]", 0),
+	smtpAlertKw(),
 	virtualhostKw(false),
 	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.vs.SNMPName = n.Args[0] }).noValue(NoValueError).note("kept for vipctl output; no SNMP"),
 	flagKw("omega", func(c *cx, n *Node) { c.vs.Omega = true }),
