@@ -24,6 +24,22 @@ func keepalived(t testing.TB, h *lab.Host, conf string) *lab.Proc {
 		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"), "-b", filepath.Join(dir, "b.pid"))
 }
 
+// mixedVIP is the address the mixed-pair tests' configurations share.
+const mixedVIP = "198.18.0.100"
+
+// mixedPair is the starting point of every mixed-pair test: a lab with a
+// host for vipd (dv) and one for keepalived (dk), keepalived started there
+// on kconf, which makes it master, and holding mixedVIP, so vipd joins an
+// established master.
+func mixedPair(t *testing.T, kconf string) (l *lab.Lab, dv, dk *lab.Host, k *lab.Proc) {
+	t.Helper()
+	l = lab.New(t)
+	dv, dk = l.Host("vipd"), l.Host("kad")
+	k = keepalived(t, dk, kconf)
+	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, mixedVIP) }, "keepalived did not take the VIP")
+	return l, dv, dk, k
+}
+
 // mixedConf is one keepalived.conf both daemons read unchanged: the point
 // of a rolling migration.
 func mixedConf(state string, prio string) string {
@@ -52,14 +68,9 @@ vrrp_instance VI_1 {
 // VIP, each in turn master, with PASS authentication. Whoever is master,
 // the other follows, and they never both hold the VIP once converged.
 func TestMixedPairWithKeepalived(t *testing.T) {
-	l := lab.New(t)
+	l, dv, dk, k := mixedPair(t, mixedConf("MASTER", "150"))
 	client := l.Host("client")
-	dv := l.Host("vipd")
-	dk := l.Host("kad")
-	const vip = "198.18.0.100"
-
-	k := keepalived(t, dk, mixedConf("MASTER", "150"))
-	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, vip) }, "keepalived did not take the VIP")
+	const vip = mixedVIP
 	v := startVipd(t, dv, mixedConf("BACKUP", "100"))
 	lab.Eventually(t, 5*time.Second, func() bool { return v.state("VI_1") == "BACKUP" }, "vipd not BACKUP behind keepalived: %s", v.state("VI_1"))
 	// vipd hears keepalived's adverts and accepts them (no drops).

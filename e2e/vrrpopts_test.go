@@ -23,20 +23,7 @@ func TestPromoteSecondaries(t *testing.T) {
 		return strings.TrimSpace(out)
 	}
 	d1.MustRun("sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=0")
-	m := startVipd(t, d1, `
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 51
-    priority 150
-    version 3
-    advert_int 0.2
-    promote_secondaries
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-`)
+	m := startVipd(t, d1, soloMasterConf("    promote_secondaries\n"))
 	lab.Eventually(t, 5*time.Second, func() bool { return m.state("VI_1") == "MASTER" }, "d1 not MASTER")
 	if v := read(); v != "1" {
 		t.Fatalf("promote_secondaries = %s while the instance runs, want 1", v)
@@ -45,6 +32,24 @@ vrrp_instance VI_1 {
 	if v := read(); v != "0" {
 		t.Fatalf("promote_secondaries = %s after vipd stopped, want 0 as before", v)
 	}
+}
+
+// soloMasterConf is VI_1 alone as a fast VRRPv3 master of 198.18.0.100
+// on eth0, with extra (whole lines) added to the instance.
+func soloMasterConf(extra string) string {
+	return `
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    version 3
+    advert_int 0.2
+` + extra + `    virtual_ipaddress {
+        198.18.0.100/24 dev eth0
+    }
+}
+`
 }
 
 // mcastConf is a VRRPv3 instance on the multicast group 224.0.0.200
@@ -74,13 +79,8 @@ vrrp_instance VI_1 {
 // priority, preempts it, which keepalived logs as an advert with higher
 // priority from vipd's address.
 func TestMcastDstIPWithKeepalived(t *testing.T) {
-	l := lab.New(t)
-	dv := l.Host("vipd")
-	dk := l.Host("kad")
-	const vip = "198.18.0.100"
-
-	k := keepalived(t, dk, mcastConf("MASTER", "150"))
-	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, vip) }, "keepalived did not take the VIP")
+	_, dv, dk, k := mixedPair(t, mcastConf("MASTER", "150"))
+	const vip = mixedVIP
 	v := startVipd(t, dv, mcastConf("BACKUP", "100"))
 	lab.Eventually(t, 5*time.Second, func() bool {
 		st := v.status().Instances[0]
@@ -106,12 +106,8 @@ func TestMcastDstIPWithKeepalived(t *testing.T) {
 // higher priority stays silent while keepalived is master, then
 // preempts it once the delay is over (keepalived logs vipd's advert).
 func TestStartupDelayWithKeepalived(t *testing.T) {
-	l := lab.New(t)
-	dv := l.Host("vipd")
-	dk := l.Host("kad")
-	const vip = "198.18.0.100"
-	k := keepalived(t, dk, mcastConf("MASTER", "150"))
-	lab.Eventually(t, 10*time.Second, func() bool { return hasAddr(dk, vip) }, "keepalived did not take the VIP")
+	_, dv, dk, k := mixedPair(t, mcastConf("MASTER", "150"))
+	const vip = mixedVIP
 	conf := strings.Replace(mcastConf("BACKUP", "200"), "router_id mcast", "router_id mcast\n    vrrp_startup_delay 2", 1)
 	v := startVipd(t, dv, conf)
 	// From ready: without the delay vipd would take over after one master
@@ -149,18 +145,7 @@ track_group TG {
 static_ipaddress {
     198.18.5.1/24 dev dum0 track_group TG
 }
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 51
-    priority 150
-    version 3
-    advert_int 0.2
-    virtual_ipaddress {
-        198.18.0.100/24 dev eth0
-    }
-}
-`)
+`+soloMasterConf(""))
 	lab.Eventually(t, 5*time.Second, func() bool { return m.state("VI_1") == "MASTER" && hasAddr(d1, "198.18.5.1") }, "not MASTER with the static address")
 	d1.MustRun("ip", "link", "del", "dum0")
 	lab.Eventually(t, 5*time.Second, func() bool { return m.state("VI_1") == "FAULT" && !hasAddr(d1, "198.18.0.100") },

@@ -159,8 +159,11 @@ func (c *cx) integer(n *Node, i int, lo, hi int64) (int64, bool) {
 }
 
 // intVal sets *dst from argument 0 when it is valid.
-func (c *cx) intVal(n *Node, dst *int, lo, hi int64) bool {
-	v, ok := c.integer(n, 0, lo, hi)
+func (c *cx) intVal(n *Node, dst *int, lo, hi int64) bool { return c.intArg(n, 0, dst, lo, hi) }
+
+// intArg sets *dst from argument i when it is valid.
+func (c *cx) intArg(n *Node, i int, dst *int, lo, hi int64) bool {
+	v, ok := c.integer(n, i, lo, hi)
 	if ok {
 		*dst = int(v)
 	}
@@ -228,6 +231,23 @@ func (c *cx) addr(n *Node, i int) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a, true
+}
+
+// addrPort parses "IPADDR [PORT]" from the first two arguments, as
+// sorry_server, real_server and virtual_server write it; the port is 0
+// when absent.
+func (c *cx) addrPort(n *Node) (netip.AddrPort, bool) {
+	a, ok := c.addr(n, 0)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	var p uint16
+	if len(n.Args) > 1 {
+		if p, ok = c.port(n, 1); !ok {
+			return netip.AddrPort{}, false
+		}
+	}
+	return netip.AddrPortFrom(a, p), true
 }
 
 // port parses argument i as a port number.

@@ -149,6 +149,7 @@ var diagCases = []diagCase{
 	{name: "vrrp_script interval must be whole seconds", conf: "vrrp_script chk {\n    script /bin/true\n    interval 0.5 # <-\n}\n" + vi(""), sev: Error, kw: "interval", msg: "invalid number"},
 	{name: "vrrp_garp_interval 0 is rejected by keepalived 2.2 (seed 001)", conf: gdefs("    vrrp_garp_interval 0 # <-"), sev: Error, kw: "vrrp_garp_interval", msg: "outside range"},
 	{name: "vrrp_mcast_group4 not multicast", conf: gdefs("    vrrp_mcast_group4 198.18.0.1 # <-"), sev: Error, kw: "vrrp_mcast_group4", msg: "not an IPv4 multicast"},
+	{name: "vrrp_mcast_group6 an IPv4 group", conf: gdefs("    vrrp_mcast_group6 224.0.0.18 # <-"), sev: Error, kw: "vrrp_mcast_group6", msg: "'224.0.0.18' is not an IPv6 multicast"},
 	{name: "vrrp_version 4", conf: gdefs("    vrrp_version 4 # <-"), sev: Error, kw: "vrrp_version", msg: "outside range [2, 3]"},
 	{name: "lvs_timeouts without option", conf: gdefs("    lvs_timeouts # <-"), sev: Error, kw: "lvs_timeouts", msg: "at least one option"},
 	{name: "lvs_timeouts unknown option", conf: gdefs("    lvs_timeouts tcp 900 fin 30 # <-"), sev: Error, kw: "lvs_timeouts", msg: "unknown lvs_timeouts option 'fin'"},

@@ -118,24 +118,8 @@ var globalSection = newSection("global_defs", "Global definitions",
 		}
 	}).note("then the script's process group is killed and vipd exits").noValue(NoValueError),
 	kw("vrrp_version", "2|3", 1, "2", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.VRRPVersion, 2, 3) }),
-	kw("vrrp_mcast_group4", "IPV4", 1, "224.0.0.18", func(c *cx, n *Node) {
-		if a, ok := c.addr(n, 0); ok {
-			if !a.Is4() || !a.IsMulticast() {
-				c.errf(n, "give an IPv4 multicast address (224.0.0.0/4)", "vrrp_mcast_group4 '%s' is not an IPv4 multicast address", n.Args[0])
-				return
-			}
-			c.b.cfg.Global.VRRPMcastGroup4 = a
-		}
-	}),
-	kw("vrrp_mcast_group6", "IPV6", 1, "ff02::12", func(c *cx, n *Node) {
-		if a, ok := c.addr(n, 0); ok {
-			if !a.Is6() || !a.IsMulticast() {
-				c.errf(n, "give an IPv6 multicast address (ff00::/8)", "vrrp_mcast_group6 '%s' is not an IPv6 multicast address", n.Args[0])
-				return
-			}
-			c.b.cfg.Global.VRRPMcastGroup6 = a
-		}
-	}),
+	mcastGroupKw("vrrp_mcast_group4", "IPv4", "224.0.0.18", "224.0.0.0/4", func(g *Global) *netip.Addr { return &g.VRRPMcastGroup4 }),
+	mcastGroupKw("vrrp_mcast_group6", "IPv6", "ff02::12", "ff00::/8", func(g *Global) *netip.Addr { return &g.VRRPMcastGroup6 }),
 	kw("default_interface", "IFNAME", 1, "eth0", func(c *cx, n *Node) { c.b.cfg.Global.DefaultInterface = n.Args[0] }).noValue(NoValueError),
 	globalGARP("vrrp_garp_master_delay", "SECONDS", "5", func(c *cx, n *Node, g *Global) {
 		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
@@ -393,6 +377,23 @@ func lvsFlushOnStop(name string) *Keyword {
 	})
 }
 
+// mcastGroupKw is vrrp_mcast_group4 or vrrp_mcast_group6: a multicast
+// address of the family ("IPv4" or "IPv6") in the range given, stored in
+// the field dst picks.
+func mcastGroupKw(name, family, def, within string, dst func(g *Global) *netip.Addr) *Keyword {
+	return kw(name, strings.ToUpper(family), 1, def, func(c *cx, n *Node) {
+		a, ok := c.addr(n, 0)
+		if !ok {
+			return
+		}
+		if a.Is4() != (family == "IPv4") || !a.IsMulticast() {
+			c.errf(n, "give an "+family+" multicast address ("+within+")", "%s '%s' is not an %s multicast address", name, n.Args[0], family)
+			return
+		}
+		*dst(&c.b.cfg.Global) = a
+	})
+}
+
 func lvsSyncDaemon(c *cx, n *Node) {
 	d := &LVSSyncDaemon{Interface: n.Args[0], SyncID: -1, Port: 8848}
 	for i := 1; i < len(n.Args); i++ {
@@ -401,39 +402,29 @@ func lvsSyncDaemon(c *cx, n *Node) {
 		switch key {
 		case "inst":
 			d.Instance = val
-			i++
 		case "id":
-			if v, ok := c.integer(n, i+1, 0, 255); ok {
-				d.SyncID = int(v)
-			}
-			i++
+			c.intArg(n, i+1, &d.SyncID, 0, 255)
 		case "maxlen":
-			if v, ok := c.integer(n, i+1, 1, 65507); ok {
-				d.MaxLen = int(v)
-			}
-			i++
+			c.intArg(n, i+1, &d.MaxLen, 1, 65507)
 		case "port":
 			if v, ok := c.integer(n, i+1, 1, 65535); ok {
 				d.Port = uint16(v)
 			}
-			i++
 		case "ttl":
-			if v, ok := c.integer(n, i+1, 1, 255); ok {
-				d.TTL = int(v)
-			}
-			i++
+			c.intArg(n, i+1, &d.TTL, 1, 255)
 		case "group":
 			if a, ok := c.addr(n, i+1); ok {
 				d.Group = a
 			}
-			i++
 		default:
 			if i == 1 {
 				d.Instance = key
 				continue
 			}
 			c.errf(n, "options are inst, id, maxlen, port, ttl, group", "unknown lvs_sync_daemon option '%s'", key)
+			continue
 		}
+		i++ // every option takes one value
 	}
 	c.b.cfg.Global.LVSSyncDaemon = d
 }

@@ -57,6 +57,16 @@ func alphaKw() *Keyword {
 	}).args("[<BOOL>]", 0)
 }
 
+// smtpAlertKw is smtp_alert in a virtual_server or real_server: it sets
+// the alert flag of the checks being built (the current check set).
+func smtpAlertKw() *Keyword {
+	return flagKw("smtp_alert", func(c *cx, n *Node) {
+		if v, ok := c.boolOpt(n); ok {
+			c.cset.SMTPAlert = &v
+		}
+	}).args("[<BOOL>]", 0)
+}
+
 func inhibitKw() *Keyword {
 	return flagKw("inhibit_on_failure", func(c *cx, n *Node) {
 		if v, ok := c.boolOpt(n); ok {
@@ -495,11 +505,7 @@ var realServerSection = newSection("real_server", "Real server",
 	kw("notify_down", "STRING|QUOTED_STRING [username [groupname]]", 1, "", func(c *cx, n *Node) { setScriptOnce(c, n, &c.rs.NotifyDown) }),
 	kw("uthreshold", "INTEGER", 1, "0 (none)", func(c *cx, n *Node) { c.intVal(n, &c.rs.UThreshold, 0, 1<<31-1) }),
 	kw("lthreshold", "INTEGER", 1, "0 (none)", func(c *cx, n *Node) { c.intVal(n, &c.rs.LThreshold, 0, 1<<31-1) }),
-	flagKw("smtp_alert", func(c *cx, n *Node) {
-		if v, ok := c.boolOpt(n); ok {
-			c.cset.SMTPAlert = &v
-		}
-	}).args("[<BOOL>]", 0),
+	smtpAlertKw(),
 	virtualhostKw(false),
 	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.rs.SNMPName = n.Args[0] }).noValue(NoValueError).note("kept for vipctl output; no SNMP"),
 	inhibitKw(),
@@ -569,11 +575,7 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 		c.vs.protoSet = true
 	}),
 	flagKw("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }).notYet("checkers run whether or not the VIP is here"),
-	flagKw("smtp_alert", func(c *cx, n *Node) {
-		if v, ok := c.boolOpt(n); ok {
-			c.cset.SMTPAlert = &v
-		}
-	}).args("[<BOOL>]", 0),
+	smtpAlertKw(),
 	virtualhostKw(false),
 	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.vs.SNMPName = n.Args[0] }).noValue(NoValueError).note("kept for vipctl output; no SNMP"),
 	flagKw("omega", func(c *cx, n *Node) { c.vs.Omega = true }),
@@ -592,17 +594,11 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 		}
 	}),
 	kw("sorry_server", "IPADDR [PORT]", 1, "", func(c *cx, n *Node) {
-		a, ok := c.addr(n, 0)
+		ap, ok := c.addrPort(n)
 		if !ok {
 			return
 		}
-		var p uint16
-		if len(n.Args) > 1 {
-			if p, ok = c.port(n, 1); !ok {
-				return
-			}
-		}
-		ss := &SorryServer{Pos: n.Pos, Addr: netip.AddrPortFrom(a, p)}
+		ss := &SorryServer{Pos: n.Pos, Addr: ap}
 		if c.vs.SorryServer != nil {
 			ss.Method, ss.Inhibit = c.vs.SorryServer.Method, c.vs.SorryServer.Inhibit
 			ss.methodSet = c.vs.SorryServer.methodSet
@@ -635,17 +631,11 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 	kw("proxy_protocol", "1|2", 1, "none", func(c *cx, n *Node) { c.intVal(n, &c.vs.ProxyProtocol, 1, 2) }).
 		vipd().note("vipd extension: send a PROXY protocol header (v1 or v2) to the real servers; proxy data plane only"),
 	block("real_server", "IPADDR [PORT] { ... }", 1, realServerSection, func(c *cx, n *Node) {
-		a, ok := c.addr(n, 0)
+		ap, ok := c.addrPort(n)
 		if !ok {
 			return
 		}
-		var p uint16
-		if len(n.Args) > 1 {
-			if p, ok = c.port(n, 1); !ok {
-				return
-			}
-		}
-		rs := &RealServer{Pos: n.Pos, Addr: netip.AddrPortFrom(a, p), Weight: 1}
+		rs := &RealServer{Pos: n.Pos, Addr: ap, Weight: 1}
 		saved, savedMethod := c.cset, c.methodSet
 		c.rs, c.cset = rs, newCheckSet()
 		c.methodSet = false
@@ -778,18 +768,12 @@ var virtualServerKw = block("virtual_server", "IP [PORT] | fwmark N | group NAME
 		vs.Group = n.Args[1]
 	default:
 		vs.Kind = VSAddr
-		a, ok := c.addr(n, 0)
+		ap, ok := c.addrPort(n)
 		if !ok {
 			return
 		}
-		var p uint16
-		if len(n.Args) > 1 {
-			if p, ok = c.port(n, 1); !ok {
-				return
-			}
-		}
-		vs.Addr = netip.AddrPortFrom(a, p)
-		vs.IPv6 = a.Is6()
+		vs.Addr = ap
+		vs.IPv6 = ap.Addr().Is6()
 	}
 	c.vs, c.cset = vs, newCheckSet()
 	c.methodSet = false

@@ -234,6 +234,28 @@ var bfdSection = newSection("bfd_instance", "BFD instance (refused: "+noBFD+")",
 	ign("vrrp", "", 0, noBFD), ign("checker", "", 0, noBFD), ign("multihop", "[<BOOL>]", 0, noBFD).since("2.3"),
 )
 
+// instGARPSeconds is an instance's garp_* delay keyword (whole seconds,
+// 0..2^32-1): dst gives the field to set and the flag that stops it
+// inheriting the global vrrp_garp_* value.
+func instGARPSeconds(name, def string, dst func(c *cx) (*time.Duration, *bool)) *Keyword {
+	return kw(name, "SECONDS", 1, def, func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
+			d, set := dst(c)
+			*d, *set = time.Duration(v)*time.Second, true
+		}
+	})
+}
+
+// instGARPCount is instGARPSeconds for a garp_* repeat count.
+func instGARPCount(name, def string, dst func(c *cx) (*int, *bool)) *Keyword {
+	return kw(name, "COUNT", 1, def, func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
+			d, set := dst(c)
+			*d, *set = int(v), true
+		}
+	})
+}
+
 func (c *cx) inheritGARP() *garpSet {
 	s := c.b.instGARP[c.inst]
 	if s == nil {
@@ -445,41 +467,23 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 		c.inst.OldUnicastChecksum = arg(n, 0) != "never"
 		c.inheritGARP().unicastKeyword = n
 	}).notYet("unicast checksums are always RFC ones"),
-	kw("garp_master_delay", "SECONDS", 1, "vrrp_garp_master_delay", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
-			c.inst.GARP.MasterDelay = time.Duration(v) * time.Second
-			c.inheritGARP().masterDelay = true
-		}
+	instGARPSeconds("garp_master_delay", "vrrp_garp_master_delay", func(c *cx) (*time.Duration, *bool) {
+		return &c.inst.GARP.MasterDelay, &c.inheritGARP().masterDelay
 	}),
-	kw("garp_master_repeat", "COUNT", 1, "vrrp_garp_master_repeat", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
-			c.inst.GARP.MasterRepeat = int(v)
-			c.inheritGARP().masterRepeat = true
-		}
+	instGARPCount("garp_master_repeat", "vrrp_garp_master_repeat", func(c *cx) (*int, *bool) {
+		return &c.inst.GARP.MasterRepeat, &c.inheritGARP().masterRepeat
 	}),
-	kw("garp_lower_prio_delay", "SECONDS", 1, "garp_master_delay", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
-			c.inst.GARP.LowerPrioDelay = time.Duration(v) * time.Second
-			c.inheritGARP().lowerDelay = true
-		}
+	instGARPSeconds("garp_lower_prio_delay", "garp_master_delay", func(c *cx) (*time.Duration, *bool) {
+		return &c.inst.GARP.LowerPrioDelay, &c.inheritGARP().lowerDelay
 	}),
-	kw("garp_lower_prio_repeat", "COUNT", 1, "garp_master_repeat", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
-			c.inst.GARP.LowerPrioRepeat = int(v)
-			c.inheritGARP().lowerRepeat = true
-		}
+	instGARPCount("garp_lower_prio_repeat", "garp_master_repeat", func(c *cx) (*int, *bool) {
+		return &c.inst.GARP.LowerPrioRepeat, &c.inheritGARP().lowerRepeat
 	}),
-	kw("garp_master_refresh", "SECONDS", 1, "vrrp_garp_master_refresh", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
-			c.inst.GARP.MasterRefresh = time.Duration(v) * time.Second
-			c.inheritGARP().refresh = true
-		}
+	instGARPSeconds("garp_master_refresh", "vrrp_garp_master_refresh", func(c *cx) (*time.Duration, *bool) {
+		return &c.inst.GARP.MasterRefresh, &c.inheritGARP().refresh
 	}),
-	kw("garp_master_refresh_repeat", "COUNT", 1, "vrrp_garp_master_refresh_repeat", func(c *cx, n *Node) {
-		if v, ok := c.integer(n, 0, 0, 1<<32-1); ok {
-			c.inst.GARP.MasterRefreshRepeat = int(v)
-			c.inheritGARP().refreshRepeat = true
-		}
+	instGARPCount("garp_master_refresh_repeat", "vrrp_garp_master_refresh_repeat", func(c *cx) (*int, *bool) {
+		return &c.inst.GARP.MasterRefreshRepeat, &c.inheritGARP().refreshRepeat
 	}),
 	garpExtraIf("garp_extra_if", func(c *cx) (*time.Duration, *bool) {
 		c.inheritGARP().extraIf = true

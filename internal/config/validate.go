@@ -65,12 +65,8 @@ func (b *builder) finish() {
 		if s == nil {
 			s = &garpSet{}
 		}
-		if !s.masterDelay {
-			in.GARP.MasterDelay = g.GARP.MasterDelay
-		}
-		if !s.masterRepeat {
-			in.GARP.MasterRepeat = g.GARP.MasterRepeat
-		}
+		inheritUnset(s.masterDelay, &in.GARP.MasterDelay, g.GARP.MasterDelay)
+		inheritUnset(s.masterRepeat, &in.GARP.MasterRepeat, g.GARP.MasterRepeat)
 		if !s.lowerDelay {
 			if s.masterDelay && !b.globalSet[globalLowerDelaySet] {
 				in.GARP.LowerPrioDelay = in.GARP.MasterDelay
@@ -85,37 +81,19 @@ func (b *builder) finish() {
 				in.GARP.LowerPrioRepeat = g.GARP.LowerPrioRepeat
 			}
 		}
-		if !s.refresh {
-			in.GARP.MasterRefresh = g.GARP.MasterRefresh
-		}
-		if !s.refreshRepeat {
-			in.GARP.MasterRefreshRepeat = g.GARP.MasterRefreshRepeat
-		}
+		inheritUnset(s.refresh, &in.GARP.MasterRefresh, g.GARP.MasterRefresh)
+		inheritUnset(s.refreshRepeat, &in.GARP.MasterRefreshRepeat, g.GARP.MasterRefreshRepeat)
 		in.GARP.Interval, in.GARP.NAInterval = g.GARP.Interval, g.GARP.NAInterval
 		if !s.extraIf {
 			in.GARPExtraIf, in.GARPExtraIfAll = g.GARPExtraIf, g.GARPExtraIfAll
 		}
-		if !s.version {
-			in.Version = g.VRRPVersion
-		}
-		if !in.v3set {
-			in.V3ChecksumAsV2 = g.V3ChecksumAsV2
-		}
-		if !s.downTimer {
-			in.DownTimerAdverts = g.DownTimerAdverts
-		}
-		if !s.lowerNoAdvert {
-			in.LowerPrioNoAdvert = g.LowerPrioNoAdvert
-		}
-		if !s.higherSend {
-			in.HigherPrioSendAdvert = g.HigherPrioSendAdvert
-		}
-		if !s.skipCheck {
-			in.SkipCheckAdvAddr = g.SkipCheckAdvAddr
-		}
-		if !s.strict {
-			in.Strict = g.Strict
-		}
+		inheritUnset(s.version, &in.Version, g.VRRPVersion)
+		inheritUnset(in.v3set, &in.V3ChecksumAsV2, g.V3ChecksumAsV2)
+		inheritUnset(s.downTimer, &in.DownTimerAdverts, g.DownTimerAdverts)
+		inheritUnset(s.lowerNoAdvert, &in.LowerPrioNoAdvert, g.LowerPrioNoAdvert)
+		inheritUnset(s.higherSend, &in.HigherPrioSendAdvert, g.HigherPrioSendAdvert)
+		inheritUnset(s.skipCheck, &in.SkipCheckAdvAddr, g.SkipCheckAdvAddr)
+		inheritUnset(s.strict, &in.Strict, g.Strict)
 		if !s.accept && in.Strict {
 			in.Accept = in.Priority == 255
 		}
@@ -384,29 +362,26 @@ func (b *builder) validate() {
 // sync_group_tracking_weight): a weighted track script, file or process
 // is reported and its weight set to 0.
 func (b *builder) zeroGroupWeights(in *Instance, scripts map[string]*VRRPScript, files map[string]*TrackFile, procs map[string]*TrackProcess) {
-	zero := func(refs []TrackRef, what string, weightOf func(string) int) {
-		for i := range refs {
-			r := &refs[i]
-			w := r.Weight
-			if !r.WeightSet {
-				w = weightOf(r.Name)
-			}
-			if w != 0 {
-				b.add(r.Pos, Warning, r.Name, "set weight 0, or add sync_group_tracking_weight to the vrrp_sync_group",
-					"(%s) ignoring tracked %s %s with weights due to SYNC group", in.Name, what, r.Name)
-				r.Weight, r.WeightSet = 0, true
-			}
-		}
-	}
-	zero(in.Track.Scripts, "script", func(n string) int { return scripts[n].Weight })
-	zero(in.Track.Files, "file", func(n string) int { return files[n].Weight })
-	zero(in.Track.Processes, "process", func(n string) int { return procs[n].Weight })
+	zeroTrackWeights(in, false, scripts, files, procs, func(r *TrackRef, what string) {
+		b.add(r.Pos, Warning, r.Name, "set weight 0, or add sync_group_tracking_weight to the vrrp_sync_group",
+			"(%s) ignoring tracked %s %s with weights due to SYNC group", in.Name, what, r.Name)
+	})
 }
 
 // zeroOwnerWeights applies keepalived's rule that the address owner
 // (priority 255) cannot have its priority changed by tracking: weighted
 // tracked objects are reported and their weight set to 0.
 func (b *builder) zeroOwnerWeights(in *Instance, scripts map[string]*VRRPScript, files map[string]*TrackFile, procs map[string]*TrackProcess) {
+	zeroTrackWeights(in, true, scripts, files, procs, func(r *TrackRef, what string) {
+		b.add(r.Pos, Warning, r.Name, "set weight 0, or a priority below 255",
+			"(%s) ignoring %s tracked %s due to address owner", in.Name, r.Name, what)
+	})
+}
+
+// zeroTrackWeights sets to 0 the weight of each tracked script, file and
+// process (and interface, with ifaces) of in that has one (its own or its
+// definition's), after report says why; what names the kind.
+func zeroTrackWeights(in *Instance, ifaces bool, scripts map[string]*VRRPScript, files map[string]*TrackFile, procs map[string]*TrackProcess, report func(r *TrackRef, what string)) {
 	zero := func(refs []TrackRef, what string, weightOf func(string) int) {
 		for i := range refs {
 			r := &refs[i]
@@ -415,13 +390,14 @@ func (b *builder) zeroOwnerWeights(in *Instance, scripts map[string]*VRRPScript,
 				w = weightOf(r.Name)
 			}
 			if w != 0 {
-				b.add(r.Pos, Warning, r.Name, "set weight 0, or a priority below 255",
-					"(%s) ignoring %s tracked %s due to address owner", in.Name, r.Name, what)
+				report(r, what)
 				r.Weight, r.WeightSet = 0, true
 			}
 		}
 	}
-	zero(in.Track.Interfaces, "interface", func(string) int { return 0 })
+	if ifaces {
+		zero(in.Track.Interfaces, "interface", func(string) int { return 0 })
+	}
 	zero(in.Track.Scripts, "script", func(n string) int { return scripts[n].Weight })
 	zero(in.Track.Files, "file", func(n string) int { return files[n].Weight })
 	zero(in.Track.Processes, "process", func(n string) int { return procs[n].Weight })
@@ -615,5 +591,13 @@ func (b *builder) checkQuorum(vs *VirtualServer) {
 		b.add(vs.Pos, Warning, "hysteresis", "keep hysteresis below quorum",
 			"virtual server %s: hysteresis %d >= quorum %d; setting hysteresis to %d", vs, vs.Hysteresis, vs.Quorum, 0)
 		vs.Hysteresis = 0
+	}
+}
+
+// inheritUnset gives an instance's setting the global default unless the
+// instance's own block set it.
+func inheritUnset[T any](set bool, dst *T, global T) {
+	if !set {
+		*dst = global
 	}
 }

@@ -221,26 +221,22 @@ func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsC
 	return spec, nil
 }
 
+// checkKinds maps each checker type vipd runs to its kind.
+var checkKinds = map[config.CheckerType]check.Kind{
+	config.CheckHTTP: check.KindHTTP,
+	config.CheckSSL:  check.KindSSL,
+	config.CheckTCP:  check.KindTCP,
+	config.CheckSMTP: check.KindSMTP,
+	config.CheckDNS:  check.KindDNS,
+	config.CheckMisc: check.KindMisc,
+	config.CheckPing: check.KindPing,
+	config.CheckUDP:  check.KindUDP,
+	config.CheckFile: check.KindFile,
+}
+
 func checkKind(t config.CheckerType) (check.Kind, error) {
-	switch t {
-	case config.CheckHTTP:
-		return check.KindHTTP, nil
-	case config.CheckSSL:
-		return check.KindSSL, nil
-	case config.CheckTCP:
-		return check.KindTCP, nil
-	case config.CheckSMTP:
-		return check.KindSMTP, nil
-	case config.CheckDNS:
-		return check.KindDNS, nil
-	case config.CheckMisc:
-		return check.KindMisc, nil
-	case config.CheckPing:
-		return check.KindPing, nil
-	case config.CheckUDP:
-		return check.KindUDP, nil
-	case config.CheckFile:
-		return check.KindFile, nil
+	if k, ok := checkKinds[t]; ok {
+		return k, nil
 	}
 	return 0, fmt.Errorf("%s is not supported by vipd", t)
 }

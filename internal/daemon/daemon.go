@@ -708,25 +708,14 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 // ok is false for a state the notifier does not know.
 func vrrpEventOf(n vrrp.Notification) (ev notify.VRRPEvent, ok bool) {
 	ev = notify.VRRPEvent{Group: n.Type == "GROUP", Name: n.Name, Priority: n.Priority, FIFOOnly: n.Reload}
-	switch n.State {
-	case "MASTER":
-		ev.State = notify.StateMaster
-	case "BACKUP":
-		ev.State = notify.StateBackup
-	case "FAULT":
-		ev.State = notify.StateFault
-	case "STOP":
-		ev.State = notify.StateStop
-	case "MASTER_RX_LOWER_PRI":
-		ev.State = notify.EventMasterRxLowerPri
-	case "MASTER_PRIORITY":
-		// notify_priority_changes: FIFO only (the notifier knows).
-		ev.State = notify.EventMasterPriority
-	case "BACKUP_PRIORITY":
-		ev.State = notify.EventBackupPriority
-	default:
+	// DELETED is the daemon's own (a reload removed the instance), never
+	// a VRRP machine's; the FIFO-only events (MASTER_PRIORITY for
+	// notify_priority_changes...) the notifier routes itself.
+	st, ok := notify.ParseState(n.State)
+	if !ok || st == notify.StateDeleted {
 		return ev, false
 	}
+	ev.State = st
 	return ev, true
 }
 

@@ -638,23 +638,22 @@ func (r *routing) deleted(key string, it netItem) {
 }
 
 func (r *routing) add(it netItem) error {
-	switch it.kind {
-	case kindAddr:
-		return r.addrs.Add(it.addr)
-	case kindRoute:
-		return r.routes.Add(it.route)
-	}
-	return r.rules.Add(it.rule)
+	return it.apply(r.addrs.Add, r.routes.Add, r.rules.Add)
 }
 
 func (r *routing) remove(it netItem) error {
+	return it.apply(r.addrs.Remove, r.routes.Remove, r.rules.Remove)
+}
+
+// apply calls the one of addr, route or rule that takes the item's kind.
+func (it netItem) apply(addr func(netif.Addr) error, route func(netif.Route) error, rule func(netif.Rule) error) error {
 	switch it.kind {
 	case kindAddr:
-		return r.addrs.Remove(it.addr)
+		return addr(it.addr)
 	case kindRoute:
-		return r.routes.Remove(it.route)
+		return route(it.route)
 	}
-	return r.rules.Remove(it.rule)
+	return rule(it.rule)
 }
 
 func (r *routing) present(it netItem) (bool, error) {

@@ -104,8 +104,10 @@ func TestVRRPEventOf(t *testing.T) {
 			t.Errorf("%s: got %+v ok=%v, want state %s priority 80", tc.state, ev, ok, tc.want)
 		}
 	}
-	if _, ok := vrrpEventOf(vrrp.Notification{State: "INIT"}); ok {
-		t.Error("INIT: want no event")
+	for _, s := range []string{"INIT", "DELETED"} {
+		if _, ok := vrrpEventOf(vrrp.Notification{State: s}); ok {
+			t.Errorf("%s: want no event", s)
+		}
 	}
 }
 

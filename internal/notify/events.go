@@ -52,6 +52,17 @@ func (s State) String() string {
 	return "{UNKNOWN}"
 }
 
+// ParseState is the inverse of String: the state or event keepalived
+// spells s, and false for a name it does not know.
+func ParseState(s string) (State, bool) {
+	for st := StateMaster; st <= EventBackupPriority; st++ {
+		if st.String() == s {
+			return st, true
+		}
+	}
+	return 0, false
+}
+
 // isTransition tells whether the state is a state change (which runs the
 // generic notify script and may send mail) rather than an event.
 func (s State) isTransition() bool { return s >= StateMaster && s <= StateDeleted }

@@ -207,11 +207,9 @@ func (n *Notifier) VRRP(ev VRRPEvent) {
 	line := vrrpLine(&ev)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
+	if !n.sendLineLocked(line, n.vrrpFIFO) {
 		return
 	}
-	n.all.sendIf(line)
-	n.vrrpFIFO.sendIf(line)
 
 	if !ev.State.isTransition() || ev.FIFOOnly || n.mailer == nil {
 		return
@@ -250,6 +248,18 @@ func (n *Notifier) Quorum(ev QuorumEvent) {
 		func() (string, string) { return vsSubject(n.cfg.RouterID, &ev), vsBody(&ev) })
 }
 
+// sendLineLocked writes line to notify_fifo and to the given
+// daemon-specific FIFO; false when the notifier is closed (nothing is
+// sent then). n.mu must be held.
+func (n *Notifier) sendLineLocked(line string, own *fifo) bool {
+	if n.closed {
+		return false
+	}
+	n.all.sendIf(line)
+	own.sendIf(line)
+	return true
+}
+
 // lvsEvent delivers a real or virtual server event: its script (queued
 // behind the source's earlier ones), the line on notify_fifo and
 // lvs_notify_fifo, and mail when smtp_alert applies (alertDefault is the
@@ -260,11 +270,9 @@ func (n *Notifier) lvsEvent(src, what string, script *Script, line string, alert
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
+	if !n.sendLineLocked(line, n.lvsFIFO) {
 		return
 	}
-	n.all.sendIf(line)
-	n.lvsFIFO.sendIf(line)
 	if n.mailer != nil && n.alert(alert, n.cfg.SMTPAlertChecker, alertDefault) {
 		n.mailer.send(mail())
 	}

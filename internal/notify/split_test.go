@@ -118,3 +118,18 @@ func FuzzSplitCommand(f *testing.F) {
 		}
 	})
 }
+
+// TestParseStateInvertsString: every state and event parses back from
+// keepalived's spelling of it; anything else is refused.
+func TestParseStateInvertsString(t *testing.T) {
+	for st := StateMaster; st <= EventBackupPriority; st++ {
+		if got, ok := ParseState(st.String()); !ok || got != st {
+			t.Errorf("ParseState(%q) = %v, %v; want %v", st.String(), got, ok, st)
+		}
+	}
+	for _, s := range []string{"", "master", "{UNKNOWN}", "INIT"} {
+		if got, ok := ParseState(s); ok {
+			t.Errorf("ParseState(%q) = %v, want refused", s, got)
+		}
+	}
+}
