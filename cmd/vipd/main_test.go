@@ -122,6 +122,7 @@ func TestConfigTest(t *testing.T) {
 		{"TUN GRE on xdp", validConf + xdpVS("mh", "TUN type gre", ""), []string{"--dataplane", "xdp"}, 4, "GUE with a port and without checksum options (not GRE"},
 		{"DR port change on xdp", validConf + strings.Replace(xdpVS("mh", "DR", ""), "real_server 198.18.0.2 80", "real_server 198.18.0.2 8080", 1), []string{"--dataplane", "xdp"}, 4, "cannot change the port"},
 		{"wlc on xdp", validConf + xdpVS("wlc", "DR", ""), []string{"--dataplane", "xdp"}, 4, "use lvs_sched mh"},
+		{"proxy_protocol on xdp", validConf + xdpVS("mh", "DR", " proxy_protocol 2\n"), []string{"--dataplane", "xdp"}, 4, "proxy_protocol needs the proxy data plane"},
 		{"persistence on xdp", validConf + xdpVS("mh", "DR", " persistence_timeout 300\n"), []string{"--dataplane", "xdp"}, 0, ""},
 		{"vipd_dataplane xdp in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane xdp", 1) + xdpVS("rr", "DR", ""), nil, 4, "lvs_sched rr is not supported by the xdp data plane"},
 		{"vipd_dataplane in the file", strings.Replace(validConf, "router_id test-lb", "router_id test-lb\n    vipd_dataplane proxy", 1) + "virtual_server fwmark 1 {\n lvs_sched rr\n lvs_method NAT\n real_server 198.18.0.2 80 {\n }\n}\n", nil, 4, "firewall-mark services need the ipvs data plane"},

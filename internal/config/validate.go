@@ -545,13 +545,13 @@ func (b *builder) checkSyncDaemon() {
 }
 
 // checkDataplane refuses what the selected data plane cannot run and
-// the data plane itself cannot see: proxy_protocol, which only the proxy
-// honours (ipvs would run the service without it). What a data plane
-// refuses by itself (the proxy: fwmark, DR, TUN) its own Check judges,
-// which the daemon and vipd -t run on every virtual server
-// (daemon.CheckServices).
+// the data plane itself does not judge: proxy_protocol under ipvs, which
+// would run the service without it. What a data plane refuses by itself
+// (the proxy: fwmark, DR, TUN; xdp: NAT, proxy_protocol, any scheduler
+// but mh) its own Check judges, which the daemon and vipd -t run on every
+// virtual server (daemon.CheckServices).
 func (b *builder) checkDataplane(vs *VirtualServer) {
-	if vs.ProxyProtocol != 0 && (b.opts.Dataplane == DataplaneIPVS || b.opts.Dataplane == DataplaneXDP) {
+	if vs.ProxyProtocol != 0 && b.opts.Dataplane == DataplaneIPVS {
 		b.add(vs.Pos, Error, "proxy_protocol", "use the proxy data plane, or remove proxy_protocol", "proxy_protocol needs the proxy data plane").Exit = ExitConfig
 	}
 }
