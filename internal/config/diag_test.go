@@ -105,6 +105,11 @@ type diagCase struct {
 	dataplane string
 	noHost    bool // do not run the host checks
 	vipdOnly  bool // not a keepalived configuration (vipd extensions)
+	// version is the keepalived version judged (Options.KeepalivedVersion;
+	// "" the default, 2.2). The side-by-side test runs a case against
+	// each keepalived with vipd judging as that one, and skips cases
+	// pinned to another version.
+	version string
 }
 
 var diagCases = []diagCase{
@@ -230,7 +235,16 @@ var diagCases = []diagCase{
 	{name: "DR is accepted by -t", conf: strings.Replace(vsrv("", ""), "lvs_method NAT", "lvs_method DR", 1), sev: Notice},
 	{name: "proxy_protocol on ipvs", conf: strings.Replace(vsrv("    proxy_protocol 2", ""), "198.18.0.100 80 {", "198.18.0.100 80 { # <-", 1), sev: Error, kw: "proxy_protocol", msg: "needs the proxy data plane", dataplane: DataplaneIPVS, vipdOnly: true},
 	{name: "proxy_protocol version", conf: vsrv("    proxy_protocol 3 # <-", ""), sev: Error, kw: "proxy_protocol", msg: "outside range [1, 2]", vipdOnly: true},
-	{name: "keyword of a newer keepalived", conf: gdefs("    vrrp_delay_after_boot 10 # <-"), sev: Notice, kw: "vrrp_delay_after_boot", msg: "keepalived 2.3 and later", vipdOnly: true},
+	{name: "keyword of a newer keepalived", conf: gdefs("    vrrp_delay_after_boot 10 # <-"), sev: Error, kw: "vrrp_delay_after_boot", msg: "unknown keyword 'vrrp_delay_after_boot' for keepalived 2.2 (added in keepalived 2.3)", hint: "--keepalived-version 2.4", version: "2.2"},
+	{name: "auth_hmac unknown to 2.2", conf: vi("    auth_hmac { # <-\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 1\n    }"), sev: Error, kw: "auth_hmac", msg: "unknown keyword 'auth_hmac' for keepalived 2.2", version: "2.2"},
+	{name: "auth_hmac valid for 2.4", conf: vi("    auth_hmac {\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        key 2 0123456789abcdef0123456789abcdef\n        active_key 2\n        anti_replay monotonic\n        time_window 10\n        mode permissive\n    }"), sev: Notice, version: "2.4"},
+	{name: "auth_hmac active key undefined", conf: vi("    auth_hmac { # <-\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 2\n    }"), sev: Error, kw: "auth_hmac", msg: "(VI_1) auth_hmac active_key 2 is not defined, disabling extension", version: "2.4"},
+	{name: "auth_hmac key too short", conf: vi("    auth_hmac {\n        key 1 hex:0001 # <-\n        active_key 1\n    }"), sev: Error, kw: "key", msg: "(VI_1) auth_hmac key 1 length 2 not in range [32, 64]", version: "2.4"},
+	{name: "auth_hmac duplicate key", conf: vi("    auth_hmac {\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f # <-\n        active_key 1\n    }"), sev: Error, kw: "key", msg: "duplicate auth_hmac key id 1", version: "2.4"},
+	{name: "auth_hmac bad mode", conf: vi("    auth_hmac {\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 1\n        mode strict # <-\n    }"), sev: Error, kw: "mode", msg: "auth_hmac mode 'strict' must be enforce, permissive or receive-only", version: "2.4"},
+	{name: "auth_hmac bad time_window", conf: vi("    auth_hmac {\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 1\n        time_window 301 # <-\n    }"), sev: Error, kw: "time_window", msg: "must be between 1 and 300 seconds", version: "2.4"},
+	{name: "auth_hmac with PASS authentication", conf: gdefs("    vrrp_version 2") + strings.Replace(vi("    authentication {\n        auth_type PASS\n        auth_pass secret\n    }\n    auth_hmac { # <-\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 1\n    }"), "vrrp_instance VI_1", "vrrp_instance VI_2", 1), sev: Error, kw: "auth_hmac", msg: "auth_hmac cannot be combined with authentication, dropping legacy auth", version: "2.4"},
+	{name: "old_unicast_checksum bad mode", conf: vi("    unicast_peer {\n        198.18.0.12\n    }\n    old_unicast_checksum always # <-"), sev: Error, kw: "old_unicast_checksum", msg: "Unknown old_unicast_chksum mode always - ignoring"},
 	{name: "vipd_dataplane value", conf: gdefs("    vipd_dataplane bpf # <-"), sev: Error, kw: "vipd_dataplane", msg: "unknown data plane", vipdOnly: true},
 }
 
@@ -247,7 +261,7 @@ func markedLine(conf string) int {
 func TestDiagnostics(t *testing.T) {
 	for _, tc := range diagCases {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := Options{ConfigID: "test", Dataplane: tc.dataplane, Limits: Limits{MaxLines: 100000}}
+			opts := Options{ConfigID: "test", Dataplane: tc.dataplane, Limits: Limits{MaxLines: 100000}, KeepalivedVersion: tc.version}
 			if !tc.noHost {
 				opts.Host = newFakeHost()
 			}
