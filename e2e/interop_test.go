@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,7 +23,11 @@ type interopCase struct {
 	version int  // VRRP version; v2 runs with PASS authentication
 	ipv6    bool // IPv6 VIP and peers (VRRPv3 only)
 	unicast bool
+	hmac    bool // auth_hmac instead of PASS (keepalived 2.4.3 only)
 }
+
+// interopHMACKey is the auth_hmac key of the matrix's hmac cells.
+const interopHMACKey = "vipd-interop-auth-hmac-key-0123456789"
 
 func (c interopCase) String() string {
 	fam, tr := "ipv4", "mcast"
@@ -35,6 +40,9 @@ func (c interopCase) String() string {
 	auth := ""
 	if c.version == 2 {
 		auth = "-pass"
+	}
+	if c.hmac {
+		auth = "-hmac"
 	}
 	return fmt.Sprintf("v%d%s-%s-%s", c.version, auth, fam, tr)
 }
@@ -67,8 +75,11 @@ func (c interopCase) spec(i int, pass string) vrrptest.Spec {
 	if i == 1 {
 		s.Priority, s.State = 100, "BACKUP"
 	}
-	if c.version == 2 {
+	if c.version == 2 && !c.hmac {
 		s.AuthPass = pass
+	}
+	if c.hmac {
+		s.HMACKey = pass
 	}
 	addrs := interopAddr4
 	if c.ipv6 {
@@ -91,6 +102,7 @@ type vrrpDaemon struct {
 	conf string
 	runs []*lab.Proc
 	vipd *director // the running vipd
+	args []string  // vipd's extra arguments
 }
 
 // start starts a new run of the daemon on its keepalived.conf. Every pid
@@ -100,7 +112,7 @@ type vrrpDaemon struct {
 func (d *vrrpDaemon) start() {
 	d.t.Helper()
 	if d.bin == "" {
-		d.vipd = startVipd(d.t, d.host, d.conf)
+		d.vipd = startVipd(d.t, d.host, d.conf, d.args...)
 		d.runs = append(d.runs, d.vipd.proc)
 		return
 	}
@@ -303,10 +315,17 @@ func TestInteropMatrix(t *testing.T) {
 			}
 		}
 	}
+	// auth_hmac (keepalived 2.4.2+) against 2.4.3: signed adverts both
+	// ways, over each transport.
+	hmacCells := []interopCase{{version: 3, hmac: true}, {version: 3, unicast: true, hmac: true}, {version: 2, hmac: true}, {version: 3, ipv6: true, hmac: true}}
 	for _, peer := range keepalivedPeers {
 		t.Run("keepalived-"+peer.Name, func(t *testing.T) {
 			t.Parallel()
 			bin := peer.binary(t)
+			cells := cells
+			if peer.Name == "2.4.3" {
+				cells = append(slices.Clone(cells), hmacCells...)
+			}
 			for _, c := range cells {
 				for _, vipdMaster := range []bool{true, false} {
 					role := "vipd-master"
@@ -337,9 +356,16 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	hosts = hosts[:2]
 	d := [2]*vrrpDaemon{}
 	for i := range d {
-		d[i] = &vrrpDaemon{t: t, kind: "keepalived " + peerName, bin: kaBin, host: hosts[i], conf: c.spec(i, "s3cret").Keepalived()}
+		secret := "s3cret"
+		if c.hmac {
+			secret = interopHMACKey
+		}
+		d[i] = &vrrpDaemon{t: t, kind: "keepalived " + peerName, bin: kaBin, host: hosts[i], conf: c.spec(i, secret).Keepalived()}
 		if (i == 0) == vipdMaster {
 			d[i].kind, d[i].bin = "vipd", ""
+			if c.hmac {
+				d[i].args = []string{"--keepalived-version", "2.4"}
+			}
 		}
 	}
 	master, backup := d[0], d[1]
@@ -488,4 +514,63 @@ func TestInteropWrongPassword(t *testing.T) {
 			k.waitLog("(VI_1) Entering BACKUP STATE", 2, time.Second)
 		})
 	}
+}
+
+// TestInteropWrongHMACKey: vipd and keepalived 2.4.3 with different
+// auth_hmac keys under the same id drop each other's adverts: keepalived
+// logs "invalid authentication HMAC", vipd counts auth_ext_invalid_hmac
+// and logs the same line. Neither believes a forged master, so both are
+// master (as two keepalived with different keys are: the adverts that
+// would make one back off do not authenticate). keepalived restarted with
+// vipd's key follows vipd again; then a keepalived that does not sign at
+// all is dropped by vipd as "missing authentication trailer" (enforce).
+func TestInteropWrongHMACKey(t *testing.T) {
+	lab.RequireRoot(t)
+	t.Parallel()
+	var peer keepalivedPeer
+	for _, p := range keepalivedPeers {
+		if p.Name == "2.4.3" {
+			peer = p
+		}
+	}
+	bin := peer.binary(t)
+	c := interopCase{version: 3, hmac: true}
+	l := lab.New(t)
+	hosts := []*lab.Host{l.Host("d1", interopAddr4[0]), l.Host("d2", interopAddr4[1])}
+	v := &vrrpDaemon{t: t, kind: "vipd", host: hosts[0], conf: c.spec(0, interopHMACKey).Keepalived(), args: []string{"--keepalived-version", "2.4"}}
+	k := &vrrpDaemon{t: t, kind: "keepalived 2.4.3", bin: bin, host: hosts[1], conf: c.spec(1, "another-key-of-thirty-two-bytes-xx").Keepalived()}
+	v.start()
+	k.start()
+	vip := interopVIP4.Addr()
+	lab.Eventually(t, 10*time.Second, func() bool { return vrrptest.HasVIP(hosts[0], vip) && vrrptest.HasVIP(hosts[1], vip) },
+		"with different keys both should be master")
+	k.waitLog("(VI_1) invalid authentication HMAC from 198.18.0.11", 1, 3*time.Second)
+	waitFor(t, 3*time.Second, func() bool {
+		in := v.vipd.status().Instances[0]
+		return in.Stats.Dropped[vrrp.DropAuthExtBadHMAC] > 0 && in.State == "MASTER"
+	}, func() string {
+		return fmt.Sprintf("vipd did not count keepalived's wrong HMAC: %+v", v.vipd.status().Instances)
+	})
+	v.waitLog("(VI_1) invalid authentication HMAC from 198.18.0.12", 1, time.Second)
+
+	k.term()
+	k.conf = c.spec(1, interopHMACKey).Keepalived()
+	k.start()
+	onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 3*time.Second, "keys fixed")
+	k.waitLog("(VI_1) Entering BACKUP STATE", 2, time.Second)
+
+	// keepalived without auth_hmac: vipd (enforce) drops its adverts;
+	// keepalived finds vipd's signed ones 28 bytes too long.
+	k.term()
+	plain := c
+	plain.hmac = false
+	k.conf = plain.spec(1, "").Keepalived()
+	k.start()
+	waitFor(t, 10*time.Second, func() bool {
+		return v.vipd.status().Instances[0].Stats.Dropped[vrrp.DropAuthExtMissing] > 0
+	}, func() string {
+		return fmt.Sprintf("vipd did not count keepalived's unsigned adverts: %+v", v.vipd.status().Instances)
+	})
+	v.waitLog("(VI_1) missing authentication trailer from 198.18.0.12", 1, time.Second)
+	k.waitLog("(VI_1) vrrp packet from 198.18.0.11 too long", 1, 3*time.Second)
 }
