@@ -42,7 +42,7 @@ type Spec struct {
 	AuthPass  string // PASS authentication when set (VRRPv2)
 	// HMACKey signs the adverts with auth_hmac (keepalived 2.4.2+): key
 	// id 1, active, mode enforce, when set (32 to 64 bytes).
-	HMACKey string
+	HMACKey   string
 	NoPreempt bool
 	// Unicast: UnicastSrc and UnicastPeers set.
 	UnicastSrc   netip.Addr
