@@ -574,3 +574,54 @@ func TestInteropWrongHMACKey(t *testing.T) {
 	v.waitLog("(VI_1) missing authentication trailer from 198.18.0.12", 1, time.Second)
 	k.waitLog("(VI_1) vrrp packet from 198.18.0.11 too long", 1, 3*time.Second)
 }
+
+// TestInteropOldUnicastChecksum: old_unicast_checksum (the VRRPv3 IPv4
+// unicast checksum of keepalived before 1.3.6, summed with 224.0.0.18 as
+// destination) on one side of a unicast pair. The side without it first
+// drops the other's adverts (bad checksum), hears the old sum from it and
+// switches to it, logging keepalived's line; then the better router is
+// the only master. Both ways: vipd with the option against keepalived
+// 2.4.3 without, and keepalived 2.4.3 with it against vipd without.
+func TestInteropOldUnicastChecksum(t *testing.T) {
+	lab.RequireRoot(t)
+	t.Parallel()
+	var peer keepalivedPeer
+	for _, p := range keepalivedPeers {
+		if p.Name == "2.4.3" {
+			peer = p
+		}
+	}
+	bin := peer.binary(t)
+	c := interopCase{version: 3, unicast: true}
+	old := func(conf string) string {
+		return strings.Replace(conf, "    unicast_peer {", "    old_unicast_checksum\n    unicast_peer {", 1)
+	}
+	const switched = "(VI_1) Setting unicast VRRPv3 checksum to old version"
+	for _, vipdOld := range []bool{true, false} {
+		name := "vipd-old-sum"
+		if !vipdOld {
+			name = "keepalived-old-sum"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			l := lab.New(t)
+			hosts := []*lab.Host{l.Host("d1", interopAddr4[0]), l.Host("d2", interopAddr4[1])}
+			// d1 (priority 150) is the one without the option: it must
+			// switch to the old sum to be heard, and then wins.
+			d1 := &vrrpDaemon{t: t, kind: "vipd", host: hosts[0], conf: c.spec(0, "").Keepalived()}
+			d2 := &vrrpDaemon{t: t, kind: "keepalived 2.4.3", bin: bin, host: hosts[1], conf: old(c.spec(1, "").Keepalived())}
+			if vipdOld {
+				d1 = &vrrpDaemon{t: t, kind: "keepalived 2.4.3", bin: bin, host: hosts[0], conf: c.spec(0, "").Keepalived()}
+				d2 = &vrrpDaemon{t: t, kind: "vipd", host: hosts[1], conf: old(c.spec(1, "").Keepalived())}
+			}
+			d2.start()
+			vip := interopVIP4.Addr()
+			onlyHolder(t, vip, hosts[1], hosts, 10*time.Second, 0, "d2 alone")
+			d1.start()
+			d1.waitLog(switched, 1, 10*time.Second)
+			onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 3*time.Second, "d1 switched to the old checksum")
+			d2.waitLog("(VI_1) Entering BACKUP STATE", 2, 3*time.Second)
+			d1.logged(switched, 1)
+		})
+	}
+}

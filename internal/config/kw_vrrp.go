@@ -383,6 +383,9 @@ func vipList(name string, excluded bool) *Keyword {
 				continue
 			}
 			v.Pos = it.Pos
+			if c.b.v24() && c.vipDuplicate(it, v, excluded) {
+				continue
+			}
 			if excluded {
 				c.inst.ExcludedVIPs = append(c.inst.ExcludedVIPs, v)
 			} else {
@@ -390,6 +393,38 @@ func vipList(name string, excluded bool) *Keyword {
 			}
 		}
 	})
+}
+
+// vipDuplicate is keepalived 2.4's check that an instance lists an
+// address once (2.2.7 accepts a repeated VIP): a VIP repeating a VIP, or
+// an excluded VIP on the same interface, is reported and skipped.
+func (c *cx) vipDuplicate(it *Node, v VIP, excluded bool) bool {
+	dev := func(d string) string {
+		if d == "" {
+			return c.inst.Interface
+		}
+		return d
+	}
+	kind := ""
+	if excluded {
+		kind = "Excluded "
+	}
+	for _, o := range c.inst.VIPs {
+		if excluded && dev(o.Dev) != dev(v.Dev) {
+			continue
+		}
+		if o.Prefix.Addr() == v.Prefix.Addr() {
+			c.errf(it, "list each address once", "(%s): %sVIP duplicates a VIP %s - ignoring", c.inst.Name, kind, it.Name)
+			return true
+		}
+	}
+	for _, o := range c.inst.ExcludedVIPs {
+		if dev(o.Dev) == dev(v.Dev) && o.Prefix.Addr() == v.Prefix.Addr() {
+			c.errf(it, "list each address once", "(%s): %sVIP duplicates an excluded VIP %s - ignoring", c.inst.Name, kind, it.Name)
+			return true
+		}
+	}
+	return false
 }
 
 func routeList(name string, dst func(c *cx) *[]Route) *Keyword {

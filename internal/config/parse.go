@@ -66,6 +66,9 @@ func ParseKeepalivedVersion(v string) (string, error) {
 	return "", fmt.Errorf("keepalived version %q: vipd judges as keepalived %s", v, strings.Join(KeepalivedVersions, " or "))
 }
 
+// v24 reports whether the configuration is judged as keepalived 2.4.
+func (b *builder) v24() bool { return !versionBefore(b.opts.KeepalivedVersion, "2.4") }
+
 // versionBefore reports whether keepalived version a (major.minor) is
 // older than b.
 func versionBefore(a, b string) bool {
