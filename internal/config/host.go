@@ -282,7 +282,8 @@ func (b *builder) linkInScriptPath(s *Script, trackScripts map[*Script]string) b
 			if name, ok := trackScripts[s]; ok {
 				b.add(s.Pos, Warning, "script", "write the script's real path ("+p+" is a link), as keepalived 2.4 runs only scripts whose directories are no links", "Disabling track script %s due to insecure", name)
 			} else {
-				b.add(s.Pos, Warning, "", "write the script's real path ("+p+" is a link)", "Wrong file type found in script path '%s' - disabling", s.Argv[0])
+				// keepalived 2.4.3 -t drops it without failing the check.
+				b.add(s.Pos, Notice, "", "write the script's real path ("+p+" is a link): keepalived 2.4 drops the script silently", "Wrong file type found in script path '%s' - disabling", s.Argv[0])
 			}
 			return true
 		}
