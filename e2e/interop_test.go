@@ -645,3 +645,64 @@ func TestInteropOldUnicastChecksum(t *testing.T) {
 		})
 	}
 }
+
+// TestInteropHMACRollout rolls auth_hmac out over a running pair the way
+// keepalived's man page says (receive-only, then permissive, then
+// enforce on every node), vipd master and keepalived 2.4.3 backup,
+// restarting the backup at each sweep: the pair holds one master
+// throughout, and keepalived never logs an authentication failure.
+func TestInteropHMACRollout(t *testing.T) {
+	lab.RequireRoot(t)
+	t.Parallel()
+	var peer keepalivedPeer
+	for _, p := range keepalivedPeers {
+		if p.Name == "2.4.3" {
+			peer = p
+		}
+	}
+	bin := peer.binary(t)
+	c := interopCase{version: 3, hmac: true}
+	mode := func(conf, m string) string {
+		if m == "none" {
+			return c.spec(1, "").Keepalived()
+		}
+		return strings.Replace(conf, "        active_key 1\n", "        active_key 1\n        mode "+m+"\n", 1)
+	}
+	l := lab.New(t)
+	hosts := []*lab.Host{l.Host("d1", interopAddr4[0]), l.Host("d2", interopAddr4[1])}
+	vip := interopVIP4.Addr()
+	plain := interopCase{version: 3}
+	v := &vrrpDaemon{t: t, kind: "vipd", host: hosts[0], conf: plain.spec(0, "").Keepalived(), args: []string{"--keepalived-version", "2.4"}}
+	k := &vrrpDaemon{t: t, kind: "keepalived 2.4.3", bin: bin, host: hosts[1], conf: plain.spec(1, "").Keepalived()}
+	v.start()
+	k.start()
+	onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 2*time.Second, "no authentication")
+	backups := 1
+	// Each sweep: the backup first, then the master, one node at a time.
+	for _, m := range []string{"receive-only", "permissive", "enforce"} {
+		k.term()
+		k.conf = mode(c.spec(1, interopHMACKey).Keepalived(), m)
+		k.start()
+		backups++
+		k.waitLog("(VI_1) Entering BACKUP STATE", backups, 5*time.Second)
+		onlyHolder(t, vip, hosts[0], hosts, 0, 2*time.Second, "keepalived "+m)
+		v.term()
+		v.conf = mode(c.spec(0, interopHMACKey).Keepalived(), m)
+		v.start()
+		// vipd restarts as MASTER-listening: keepalived takes over while
+		// it is away and hands the VIP back on its first adverts.
+		onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 2*time.Second, "vipd "+m)
+		backups++
+		k.waitLog("(VI_1) Entering BACKUP STATE", backups, 3*time.Second)
+	}
+	for _, bad := range []string{"missing authentication trailer", "invalid authentication HMAC", "replayed authentication", "stale authentication", "too long"} {
+		if strings.Contains(k.log(), bad) {
+			t.Errorf("keepalived logged %q during the rollout:\n%s", bad, k.log())
+		}
+	}
+	for r, n := range v.vipd.status().Instances[0].Stats.Dropped {
+		if strings.HasPrefix(r, "auth_ext") {
+			t.Errorf("vipd dropped %d adverts for %s during the rollout", n, r)
+		}
+	}
+}
