@@ -96,9 +96,15 @@ func CompatMarkdown() []byte {
 	p("`vipd -t --keepalived-version 2.2` (the default: Debian 12 ships 2.2.7) judges as keepalived 2.2.7 does,\n")
 	p("`--keepalived-version 2.4` as keepalived 2.4.3 does; the daemon takes the same flag. The side-by-side test\n")
 	p("(internal/config TestKeepalivedSideBySide) runs every sample, seed, diagnostic case and mutant through both\n")
-	p("keepalived versions, vipd judging as each. The keywords below are what differs: 2.2.7 reports each as an\n")
-	p("unknown keyword (exit 5; the contents of a block are skipped), 2.4.3 knows it. On keepalived's own sample\n")
-	p("files (doc/samples, the same 25 files in both releases) and the rest of the corpus the two agree otherwise.\n\n")
+	p("keepalived versions, vipd judging as each (the samples are the same 25 files in both releases). Besides the\n")
+	p("keywords below, which 2.2.7 reports as unknown keywords (exit 5; the contents of a block are skipped) and\n")
+	p("2.4.3 knows, the corpus showed these differences, which vipd follows under `--keepalived-version 2.4`:\n\n")
+	p("| what | keepalived 2.2.7 | keepalived 2.4.3 |\n|---|---|---|\n")
+	p("| a VIP listed twice in an instance (the sample keepalived.conf.vrrp) | accepted | \"(VI_1): VIP duplicates a VIP X - ignoring\", exit 5 |\n")
+	p("| `virtual_server` without `real_server` | accepted | \"Virtual server X has no real servers - ignoring\", exit 5 |\n")
+	p("| `notification_email_from` with two words | the first is used | \"emailfrom - ignoring extra entries\", exit 5 |\n")
+	p("| a route without interface (the sample keepalived.conf.vrrp.static_ipaddress) | \"cannot track route ... with no interface specified\", exit 5 | accepted |\n")
+	p("| a root script under a linked directory (`/bin/true` on merged /usr) with `enable_script_security` | accepted (the resolved path is checked) | a track script is disabled (\"Disabling track script X due to insecure\", exit 5); a notify script is dropped silently |\n\n")
 	p("| keyword | block | since |\n|---|---|---|\n")
 	for _, sec := range Sections() {
 		for _, k := range sec.Keywords {
