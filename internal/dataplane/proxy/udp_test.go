@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +184,155 @@ func TestUDPRemove(t *testing.T) {
 		t.Fatalf("port still bound: %v", err)
 	}
 	pc.Close()
+}
+
+// workerFlows returns the flows each worker holds, read on the workers.
+func workerFlows(dp *Dataplane) [][]*udpFlow {
+	out := make([][]*udpFlow, len(dp.workers))
+	for i, w := range dp.workers {
+		w.call(func() {
+			for _, ln := range w.udp {
+				for _, f := range ln.flows {
+					if f.ep.fd < 0 || w.fds[f.ep.fd] != &f.ep {
+						panic("flow socket not in its worker's epoll set")
+					}
+					out[i] = append(out[i], f)
+				}
+			}
+		})
+	}
+	return out
+}
+
+// TestUDPManyFlows runs hundreds of flows through the event loops: each
+// client keeps its destination, the flows spread over both workers (the
+// kernel's SO_REUSEPORT hash), each flow's socket is in its worker's
+// epoll set, and all of them expire and close after the udp timeout.
+func TestUDPManyFlows(t *testing.T) {
+	a, b := udpServer(t, "a"), udpServer(t, "b")
+	dp, v, _ := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Timeouts.UDP = time.Second
+	}, a, b)
+	const n = 300
+	clients := make([]*net.UDPConn, n)
+	names := map[string]int{}
+	for i := range clients {
+		clients[i] = udpClient(t)
+		names[ask(t, clients[i], v, "one")]++
+	}
+	if names["a"] != n/2 || names["b"] != n/2 {
+		t.Fatalf("rr over %d clients: %v", n, names)
+	}
+	per := workerFlows(dp)
+	total := 0
+	for i, fl := range per {
+		if len(fl) == 0 {
+			t.Fatalf("worker %d holds no flow of %d: the flows are not spread over the loops", i, n)
+		}
+		total += len(fl)
+	}
+	if total != n {
+		t.Fatalf("workers hold %d flows, want %d", total, n)
+	}
+	if e := connsOf(dp, "UDP"); len(e) != n {
+		t.Fatalf("%d UDP entries, want %d", len(e), n)
+	}
+	var inact int
+	for _, d := range dp.Services()[0].Dests {
+		inact += d.InactiveConns
+	}
+	if inact != n {
+		t.Fatalf("%d inactive entries counted, want %d", inact, n)
+	}
+	eventually(t, 10*time.Second, func() bool { return len(connsOf(dp, "UDP")) == 0 }, "flows did not expire")
+	for _, fl := range per {
+		for _, f := range fl {
+			if f.ep.fd >= 0 {
+				t.Fatalf("expired flow of %v kept its socket", f.client)
+			}
+		}
+	}
+	for _, d := range dp.Services()[0].Dests {
+		if d.InactiveConns != 0 {
+			t.Fatalf("expired flows still counted: %+v", d)
+		}
+	}
+}
+
+// TestUDPIdleExpiry: a flow that keeps passing datagrams outlives the udp
+// timeout; an idle one beside it expires, and the busy one expires once it
+// stops.
+func TestUDPIdleExpiry(t *testing.T) {
+	a := udpServer(t, "a")
+	dp, v, _ := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Timeouts.UDP = 2 * time.Second
+	}, a)
+	busy, idle := udpClient(t), udpClient(t)
+	ask(t, busy, v, "q")
+	ask(t, idle, v, "q")
+	busyAddr := busy.LocalAddr().(*net.UDPAddr).AddrPort()
+	start := time.Now()
+	idleGone := false
+	for time.Since(start) < 4*time.Second {
+		ask(t, busy, v, "q")
+		e := connsOf(dp, "UDP")
+		if len(e) == 0 || e[0].Client != busyAddr && len(e) == 1 {
+			t.Fatalf("after %v the busy flow is gone: %+v", time.Since(start), e)
+		}
+		if len(e) == 1 {
+			idleGone = true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !idleGone {
+		t.Fatalf("the idle flow outlived twice its 2 s timeout: %+v", connsOf(dp, "UDP"))
+	}
+	eventually(t, 10*time.Second, func() bool { return len(connsOf(dp, "UDP")) == 0 }, "the busy flow did not expire after it stopped")
+	if d := dp.Services()[0].Dests[0]; d.InactiveConns != 0 {
+		t.Fatalf("expired flows still counted: %+v", d)
+	}
+}
+
+// TestUDPRealServerRemoved: a real server removed (as a failed check
+// removes it) gets no new flow; its existing flow drains until it idles
+// out, as TCP connections drain, and the client's next datagram is then
+// scheduled on a remaining server.
+func TestUDPRealServerRemoved(t *testing.T) {
+	a, b := udpServer(t, "a"), udpServer(t, "b")
+	dp, v, svc := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Timeouts.UDP = time.Second
+	}, a, b)
+	c1, c2 := udpClient(t), udpClient(t)
+	n1, n2 := ask(t, c1, v, "q"), ask(t, c2, v, "q")
+	onB := c1
+	if n2 == "b" {
+		onB = c2
+	} else if n1 != "b" {
+		t.Fatalf("rr put both clients on %s", n1)
+	}
+	without := svc
+	without.Destinations = slices.DeleteFunc(slices.Clone(svc.Destinations), func(d lvs.Destination) bool { return d.Addr == b })
+	apply(t, dp, without)
+	for range 5 {
+		if n := ask(t, udpClient(t), v, "new"); n != "a" {
+			t.Fatalf("new flow went to %s, the removed server", n)
+		}
+	}
+	if n := ask(t, onB, v, "q"); n != "b" {
+		t.Fatalf("the removed server's flow moved to %s before idling out", n)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		for _, e := range connsOf(dp, "UDP") {
+			if e.Dest == b {
+				return false
+			}
+		}
+		return true
+	}, "the removed server's flow did not expire")
+	if n := ask(t, onB, v, "q"); n != "a" {
+		t.Fatalf("after its flow expired the client went to %s", n)
+	}
+	if ds := dp.Services()[0].Dests; len(ds) != 1 || ds[0].Addr != a {
+		t.Fatalf("destinations %+v", ds)
+	}
 }
