@@ -23,7 +23,7 @@
 #     as target "base", for before/after figures in the same run.
 #
 # PROXYRUN_FLAGS in the environment adds flags to proxyrun (e.g.
-# "-cpuprofile /tmp/cpu.prof"). Needs root, ip, nginx, haproxy, wrk, go. Everything it creates is removed
+# "-cpuprofile /tmp/cpu.prof"), BASE_FLAGS to --base's. Needs root, ip, nginx, haproxy, wrk, go. Everything it creates is removed
 # on exit.
 set -euo pipefail
 
@@ -148,7 +148,7 @@ wait_port() { # host addr port
 }
 
 start_base() {
-	spawn dir "$BASE" -vip $VIP:82 -rs $RS1:80,$RS2:80 -sched rr >$TMP/base.log 2>&1
+	spawn dir "$BASE" -vip $VIP:82 -rs $RS1:80,$RS2:80 -sched rr ${BASE_FLAGS:-} >$TMP/base.log 2>&1
 	BASE_PID=$!
 	PIDS+=($BASE_PID)
 }

@@ -11,24 +11,27 @@
 # in rotated order; it prints medians and the ratios vipd/nginx and
 # vipd/direct, with the balancer's CPU per request.
 #
-#   sudo bench/proxy/udp.sh [-r ROUNDS] [-d SECONDS] [-f FLOWS] [--vipd BINARY]
+#   sudo bench/proxy/udp.sh [-r ROUNDS] [-d SECONDS] [-f FLOWS] [--vipd BINARY] [--base BINARY]
 #
 # -r rounds (default 5), -d seconds per run (default 5), -f concurrent
 # flows (default 1000), --vipd run `BINARY -n -l -f CONF --dataplane proxy`
-# (the daemon on a generated keepalived.conf) instead of proxyrun.
+# (the daemon on a generated keepalived.conf) instead of proxyrun, --base
+# also run BINARY (a proxyrun built from another commit) on VIP port 82 as
+# target "base", for before/after figures in the same run.
 # PROXYRUN_FLAGS adds flags to proxyrun (e.g. "-cpuprofile /tmp/u.prof").
 # Needs root, ip, nginx with the stream module, go. Everything it creates
 # is removed on exit.
 set -euo pipefail
 
-ROUNDS=5 DUR=5 FLOWS=1000 VIPD=""
+ROUNDS=5 DUR=5 FLOWS=1000 VIPD="" BASE=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-r) ROUNDS=$2; shift 2 ;;
 	-d) DUR=$2; shift 2 ;;
 	-f) FLOWS=$2; shift 2 ;;
 	--vipd) VIPD=$2; shift 2 ;;
-	*) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [-f FLOWS] [--vipd BINARY]" >&2; exit 2 ;;
+	--base) BASE=$(realpath "$2"); shift 2 ;;
+	*) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [-f FLOWS] [--vipd BINARY] [--base BINARY]" >&2; exit 2 ;;
 	esac
 done
 . "$(dirname "$0")/../lib.sh"
@@ -100,9 +103,15 @@ else
 fi
 VIPD_PID=$!
 PIDS+=($VIPD_PID)
+if [ -n "$BASE" ]; then
+	spawn dir "$BASE" -proto udp -vip $VIP:82 -rs $RS1:7,$RS2:7 -sched rr >$TMP/base.log 2>&1
+	BASE_PID=$!
+	PIDS+=($BASE_PID)
+fi
 
-declare -A ADDR=([direct]=$RS1:7 [nginx]=$VIP:80 [vipd]=$VIP:81)
+declare -A ADDR=([direct]=$RS1:7 [nginx]=$VIP:80 [vipd]=$VIP:81 [base]=$VIP:82)
 TARGETS=(direct nginx vipd)
+[ -z "$BASE" ] || TARGETS+=(base)
 
 # Every target answers before the rounds (a short run with a few flows).
 for t in "${TARGETS[@]}"; do
@@ -122,11 +131,11 @@ RES=$TMP/results.tsv
 : >$RES
 for round in $(seq $ROUNDS); do
 	# Rotate the order each round: no target always runs first or last.
-	k=$(((round - 1) % 3))
+	k=$(((round - 1) % ${#TARGETS[@]}))
 	order=("${TARGETS[@]:$k}" "${TARGETS[@]:0:$k}")
 	for t in "${order[@]}"; do
 		pids=""
-		case $t in nginx) pids=$(pgrep -P $NGINX_PID | tr '\n' ' ') ;; vipd) pids=$VIPD_PID ;; esac
+		case $t in nginx) pids=$(pgrep -P $NGINX_PID | tr '\n' ' ') ;; vipd) pids=$VIPD_PID ;; base) pids=$BASE_PID ;; esac
 		t0=0; for p in $pids; do t0=$((t0 + $(cpu_ticks $p))); done
 		out=$(on cli $TMP/udpload -target ${ADDR[$t]} -flows $FLOWS -d ${DUR}s)
 		t1=0; for p in $pids; do t1=$((t1 + $(cpu_ticks $p))); done
@@ -141,7 +150,7 @@ done
 echo
 echo "machine: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS rounds x ${DUR}s, $FLOWS flows of 64-byte request/response; medians; CPU = the balancer's own user+system time (nginx: its workers)"
 echo
-awk -F'\t' '
+awk -F'\t' -v base="$BASE" '
 function median(key,   n, i, j, t, a) {
 	n = split(vals[key], a, " ")
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -154,8 +163,10 @@ END {
 	rows[2] = "p99 p99 latency ms (lower is better) 1"
 	rows[3] = "cpu CPU us per request (lower is better) 1"
 	rows[4] = "lost requests lost per run (lower is better) 1"
-	printf "| %-40s | %10s | %10s | %10s | %13s | %14s |\n", "figure", "direct", "nginx", "vipd", "vipd vs nginx", "vipd vs direct"
-	printf "|%s|%s|%s|%s|%s|%s|\n", "------------------------------------------", "------------", "------------", "------------", "---------------", "----------------"
+	hb = base ? sprintf(" %10s | %12s |", "base", "vipd vs base") : ""
+	sb = base ? "------------|--------------|" : ""
+	printf "| %-40s | %10s | %10s | %10s | %13s | %14s |%s\n", "figure", "direct", "nginx", "vipd", "vipd vs nginx", "vipd vs direct", hb
+	printf "|%s|%s|%s|%s|%s|%s|%s\n", "------------------------------------------", "------------", "------------", "------------", "---------------", "----------------", sb
 	for (r = 1; r <= 4; r++) {
 		n = split(rows[r], f, " ")
 		fig = f[1]; lower = f[n]
@@ -164,6 +175,12 @@ END {
 		rh = ""; rd = ""
 		if (h != "" && v != "" && v + 0 > 0 && h + 0 > 0) rh = sprintf("%.2fx", lower ? h / v : v / h)
 		if (d != "" && v != "" && v + 0 > 0 && d + 0 > 0) rd = sprintf("%.2fx", lower ? d / v : v / d)
-		printf "| %-40s | %10s | %10s | %10s | %13s | %14s |\n", label, d == "" ? "-" : d, h == "" ? "-" : h, v, rh, rd
+		xb = ""
+		if (base) {
+			b = median("base" SUBSEP fig); rb = ""
+			if (b != "" && v != "" && v + 0 > 0 && b + 0 > 0) rb = sprintf("%.2fx", lower ? b / v : v / b)
+			xb = sprintf(" %10s | %12s |", b == "" ? "-" : b, rb)
+		}
+		printf "| %-40s | %10s | %10s | %10s | %13s | %14s |%s\n", label, d == "" ? "-" : d, h == "" ? "-" : h, v, rh, rd, xb
 	}
 }' $RES

@@ -31,10 +31,58 @@ import (
 // udpBufSize holds the largest datagram.
 const udpBufSize = 64 << 10
 
-// udpBudget is how many datagrams a socket passes on per event before the
-// worker looks at its other sockets (level-triggered: the rest is
-// reported again).
-const udpBudget = 32
+// udpBatch is how many datagrams one recvmmsg(2) takes from a VIP socket
+// and one sendmmsg(2) sends from it. The sockets are level-triggered:
+// what one call leaves is reported again, so no call is spent learning
+// that a socket is empty.
+const udpBatch = 32
+
+// udpFlowBatch is how many replies one recvmmsg(2) takes from a flow's
+// socket: a flow has one or a few replies waiting.
+const udpFlowBatch = 4
+
+// mmsghdr is struct mmsghdr of recvmmsg(2) and sendmmsg(2).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// udpVec is a vector of datagram slots for recvmmsg and sendmmsg, with
+// their buffers and addresses; a worker has one for what it receives and
+// one for the replies it has yet to send. A slot's buffer is the largest
+// datagram; the memory is touched only as far as datagrams fill it.
+type udpVec struct {
+	hdrs  [udpBatch]mmsghdr
+	iovs  [udpBatch]unix.Iovec
+	names [udpBatch]unix.RawSockaddrAny
+	bufs  [udpBatch][]byte
+	dests [udpBatch]*destination // out: whose counters a sent reply adds to
+	n     int                    // out: replies queued
+	fd    int                    // out: the VIP socket they leave from
+	ln    *listener              // out: its service
+}
+
+func newUDPVec() *udpVec {
+	v := &udpVec{fd: -1}
+	mem := make([]byte, udpBatch*udpBufSize)
+	for i := range v.bufs {
+		v.bufs[i] = mem[i*udpBufSize : (i+1)*udpBufSize : (i+1)*udpBufSize]
+		v.iovs[i].Base = &v.bufs[i][0]
+		v.iovs[i].SetLen(udpBufSize)
+		v.hdrs[i].hdr.Iov = &v.iovs[i]
+		v.hdrs[i].hdr.SetIovlen(1)
+	}
+	return v
+}
+
+// prepRecv readies the first n slots for recvmmsg(2).
+func (v *udpVec) prepRecv(n int) {
+	for i := range n {
+		v.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&v.names[i]))
+		v.hdrs[i].hdr.Namelen = unix.SizeofSockaddrAny
+		v.iovs[i].SetLen(udpBufSize)
+	}
+}
 
 // udpFlow is one client's flow through a worker.
 type udpFlow struct {
@@ -90,6 +138,10 @@ func (w *worker) addUDP(ln *listener) error {
 // removeUDP closes a UDP service's socket in this worker and every flow
 // through it: replies could no longer leave from the VIP.
 func (w *worker) removeUDP(ln *listener) {
+	if w.uout != nil && w.uout.ln == ln {
+		clear(w.uout.dests[:w.uout.n])
+		w.uout.n, w.uout.fd, w.uout.ln = 0, -1, nil
+	}
 	for _, f := range ln.flows {
 		w.dropFlow(f)
 	}
@@ -97,25 +149,24 @@ func (w *worker) removeUDP(ln *listener) {
 	w.udp = slices.DeleteFunc(w.udp, func(l *listener) bool { return l == ln })
 }
 
-func (w *worker) udpBuf() []byte {
-	if w.ubuf == nil {
-		w.ubuf = make([]byte, udpBufSize)
+// udpVecs makes the worker's datagram vectors on first use.
+func (w *worker) udpVecs() {
+	if w.uin == nil {
+		w.uin, w.uout = newUDPVec(), newUDPVec()
 	}
-	return w.ubuf
 }
 
 // udpIn passes datagrams from clients on to their flows' destinations.
 func (w *worker) udpIn(ln *listener) {
-	buf := w.udpBuf()
-	for range udpBudget {
-		n, err := sysRecvfrom(ln.ep.fd, buf, &w.sa)
-		if err == unix.EAGAIN {
-			return
-		}
-		if err != nil {
-			continue // an ICMP error for an earlier reply; read on
-		}
-		w.udpForward(ln, buf[:n], addrFromRaw(&w.sa))
+	w.udpVecs()
+	v := w.uin
+	v.prepRecv(udpBatch)
+	k, err := sysRecvmmsg(ln.ep.fd, &v.hdrs[0], udpBatch)
+	if err != nil {
+		return // EAGAIN, or an ICMP error for an earlier reply: epoll says when to read on
+	}
+	for i := range k {
+		w.udpForward(ln, v.bufs[i][:v.hdrs[i].n], addrFromRaw(&v.names[i]))
 	}
 }
 
@@ -202,39 +253,70 @@ func (w *worker) newFlow(ln *listener, client netip.AddrPort, d *destination, t 
 	return f
 }
 
-// udpOut passes replies of a flow's destination on to its client, from
-// the VIP.
+// udpOut takes the replies waiting on a flow's socket and queues them to
+// leave from the VIP socket; flushUDP sends the queue with one
+// sendmmsg(2) when it is full and at the end of the worker's turn.
 func (w *worker) udpOut(f *udpFlow) {
-	buf := w.udpBuf()
+	w.udpVecs()
 	ln := f.ln
-	for range udpBudget {
-		var n int
-		var err error
-		if f.dest != nil {
-			n, err = sysRead(f.ep.fd, buf)
-		} else {
-			n, err = sysRecvfrom(f.ep.fd, buf, &w.sa)
-		}
-		switch {
-		case err == unix.EAGAIN:
-			return
-		case err == unix.ECONNREFUSED || err == unix.EHOSTUNREACH || err == unix.ENETUNREACH:
-			continue // an ICMP error for an earlier datagram
-		case err != nil:
-			return
-		}
+	v := w.uout
+	if v.n > 0 && v.fd != ln.ep.fd {
+		w.flushUDP()
+	}
+	if v.n+udpFlowBatch > udpBatch {
+		w.flushUDP()
+	}
+	// Read straight into the free slots of the queue: their addresses
+	// are overwritten by the client's below.
+	first := v.n
+	v.prepRecv(first + udpFlowBatch)
+	k, err := sysRecvmmsg(f.ep.fd, &v.hdrs[first], udpFlowBatch)
+	if err != nil {
+		// EAGAIN, or an ICMP error (ECONNREFUSED and friends) for an
+		// earlier datagram: epoll reports what is left.
+		return
+	}
+	for i := first; i < first+k; i++ {
 		d := f.dest
 		if d == nil {
-			if d = ln.svc.destByAddr(addrFromRaw(&w.sa)); d == nil {
+			if d = ln.svc.destByAddr(addrFromRaw(&v.names[i])); d == nil {
 				continue // not from a destination of the service
 			}
 		}
-		if _, err := sysSendto(ln.ep.fd, buf[:n], &f.csa); err != nil {
-			continue
+		j := v.n
+		if j != i {
+			v.bufs[i], v.bufs[j] = v.bufs[j], v.bufs[i]
+			v.iovs[j].Base = &v.bufs[j][0]
+			v.iovs[i].Base = &v.bufs[i][0]
 		}
-		f.lastActive = mono(w.now)
-		ln.svc.addStats(d, 0, 1, 0, uint64(n)+ln.hdr)
+		v.iovs[j].SetLen(int(v.hdrs[i].n))
+		v.hdrs[j].hdr.Name = (*byte)(unsafe.Pointer(&f.csa.raw[0]))
+		v.hdrs[j].hdr.Namelen = f.csa.len
+		v.dests[j] = d
+		v.n++
 	}
+	v.fd, v.ln = ln.ep.fd, ln
+	f.lastActive = mono(w.now)
+}
+
+// flushUDP sends the queued replies from their VIP socket. What the
+// socket does not take now (its buffer is full) is dropped, as the
+// kernel drops a datagram it cannot queue.
+func (w *worker) flushUDP() {
+	v := w.uout
+	sent := 0
+	for sent < v.n {
+		k, err := sysSendmmsg(v.fd, &v.hdrs[sent], v.n-sent)
+		if err != nil {
+			break
+		}
+		for i := sent; i < sent+k; i++ {
+			v.ln.svc.addStats(v.dests[i], 0, 1, 0, uint64(v.hdrs[i].n)+v.ln.hdr)
+		}
+		sent += k
+	}
+	clear(v.dests[:v.n])
+	v.n, v.fd, v.ln = 0, -1, nil
 }
 
 func (s *service) destByAddr(ap netip.AddrPort) *destination {
@@ -290,17 +372,29 @@ func (w *worker) udpEntries(now int64, out []lvs.ConnEntry) []lvs.ConnEntry {
 	return out
 }
 
-func sysRecvfrom(fd int, p []byte, sa *unix.RawSockaddrAny) (int, error) {
+func sysRecvmmsg(fd int, h *mmsghdr, n int) (int, error) {
 	for {
-		l := uint32(unix.SizeofSockaddrAny)
-		n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&l)))
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(h)), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EINTR {
 			continue
 		}
 		if e != 0 {
 			return 0, e
 		}
-		return int(n), nil
+		return int(r), nil
+	}
+}
+
+func sysSendmmsg(fd int, h *mmsghdr, n int) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(h)), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
 	}
 }
 

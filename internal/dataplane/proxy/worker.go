@@ -102,7 +102,7 @@ type worker struct {
 	paused     []*listener
 	udp        []*listener // UDP services' sockets
 	buf        []byte
-	ubuf       []byte // UDP datagrams, made on first use
+	uin, uout  *udpVec // UDP datagrams in, and replies queued out; made on first use
 	events     []unix.EpollEvent
 	ev         unix.EpollEvent
 	sa         unix.RawSockaddrAny
@@ -260,6 +260,9 @@ func (w *worker) run() {
 			w.dispatch(&w.events[i])
 		}
 		w.runReady()
+		if w.uout != nil && w.uout.n > 0 {
+			w.flushUDP()
+		}
 		if len(w.connecting) > 0 {
 			w.checkConnecting()
 		}
