@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -334,5 +335,44 @@ func TestUDPRealServerRemoved(t *testing.T) {
 	}
 	if ds := dp.Services()[0].Dests; len(ds) != 1 || ds[0].Addr != a {
 		t.Fatalf("destinations %+v", ds)
+	}
+}
+
+// TestUDPBurstAndLarge: a burst of datagrams from one client (more than
+// one recvmmsg and one sendmmsg batch) all come back, and a datagram near
+// the largest size passes whole.
+func TestUDPBurstAndLarge(t *testing.T) {
+	a := udpServer(t, "a")
+	dp, v, _ := serveUDP(t, "rr", nil, a)
+	c := udpClient(t)
+	const n = 3 * udpBatch
+	for i := range n {
+		if _, err := c.WriteToUDPAddrPort(fmt.Appendf(nil, "m%d", i), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]bool{}
+	buf := make([]byte, 64<<10)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for len(got) < n {
+		k, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("%d of %d replies: %v", len(got), n, err)
+		}
+		if from != v {
+			t.Fatalf("reply from %v, want the VIP %v", from, v)
+		}
+		got[string(buf[:k])] = true
+	}
+	for i := range n {
+		if !got[fmt.Sprintf("a:m%d", i)] {
+			t.Fatalf("reply to m%d missing", i)
+		}
+	}
+	big := strings.Repeat("x", 60000)
+	ask(t, c, v, big)
+	st := dp.Services()[0].Stats
+	if st.InPkts != n+1 || st.OutPkts != n+1 {
+		t.Fatalf("stats %+v, want %d datagrams each way", st, n+1)
 	}
 }
