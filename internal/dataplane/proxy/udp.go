@@ -75,9 +75,10 @@ func newUDPVec() *udpVec {
 	return v
 }
 
-// prepRecv readies the first n slots for recvmmsg(2).
-func (v *udpVec) prepRecv(n int) {
-	for i := range n {
+// prepRecv readies slots from..to-1 for recvmmsg(2); the slots before
+// from hold queued replies and keep their addresses and lengths.
+func (v *udpVec) prepRecv(from, to int) {
+	for i := from; i < to; i++ {
 		v.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&v.names[i]))
 		v.hdrs[i].hdr.Namelen = unix.SizeofSockaddrAny
 		v.iovs[i].SetLen(udpBufSize)
@@ -160,7 +161,7 @@ func (w *worker) udpVecs() {
 func (w *worker) udpIn(ln *listener) {
 	w.udpVecs()
 	v := w.uin
-	v.prepRecv(udpBatch)
+	v.prepRecv(0, udpBatch)
 	k, err := sysRecvmmsg(ln.ep.fd, &v.hdrs[0], udpBatch)
 	if err != nil {
 		return // EAGAIN, or an ICMP error for an earlier reply: epoll says when to read on
@@ -269,7 +270,7 @@ func (w *worker) udpOut(f *udpFlow) {
 	// Read straight into the free slots of the queue: their addresses
 	// are overwritten by the client's below.
 	first := v.n
-	v.prepRecv(first + udpFlowBatch)
+	v.prepRecv(first, first+udpFlowBatch)
 	k, err := sysRecvmmsg(f.ep.fd, &v.hdrs[first], udpFlowBatch)
 	if err != nil {
 		// EAGAIN, or an ICMP error (ECONNREFUSED and friends) for an
