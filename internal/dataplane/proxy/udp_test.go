@@ -212,9 +212,12 @@ func workerFlows(dp *Dataplane) [][]*udpFlow {
 // kernel's SO_REUSEPORT hash), each flow's socket is in its worker's
 // epoll set, and all of them expire and close after the udp timeout.
 func TestUDPManyFlows(t *testing.T) {
+	t.Parallel()
 	a, b := udpServer(t, "a"), udpServer(t, "b")
-	dp, v, _ := serveUDP(t, "rr", func(s *lvs.Service) {
-		s.Timeouts.UDP = time.Second
+	// A long timeout while the flows are set up and counted (on a loaded
+	// machine that takes seconds), a short one to watch them expire.
+	dp, v, svc := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Timeouts.UDP = time.Minute
 	}, a, b)
 	const n = 300
 	clients := make([]*net.UDPConn, n)
@@ -247,6 +250,8 @@ func TestUDPManyFlows(t *testing.T) {
 	if inact != n {
 		t.Fatalf("%d inactive entries counted, want %d", inact, n)
 	}
+	svc.Timeouts.UDP = time.Second
+	apply(t, dp, svc)
 	eventually(t, 10*time.Second, func() bool { return len(connsOf(dp, "UDP")) == 0 }, "flows did not expire")
 	for _, fl := range per {
 		for _, f := range fl {
@@ -266,9 +271,10 @@ func TestUDPManyFlows(t *testing.T) {
 // timeout; an idle one beside it expires, and the busy one expires once it
 // stops.
 func TestUDPIdleExpiry(t *testing.T) {
+	t.Parallel()
 	a := udpServer(t, "a")
 	dp, v, _ := serveUDP(t, "rr", func(s *lvs.Service) {
-		s.Timeouts.UDP = 2 * time.Second
+		s.Timeouts.UDP = 3 * time.Second
 	}, a)
 	busy, idle := udpClient(t), udpClient(t)
 	ask(t, busy, v, "q")
@@ -276,7 +282,7 @@ func TestUDPIdleExpiry(t *testing.T) {
 	busyAddr := busy.LocalAddr().(*net.UDPAddr).AddrPort()
 	start := time.Now()
 	idleGone := false
-	for time.Since(start) < 4*time.Second {
+	for time.Since(start) < 7*time.Second {
 		ask(t, busy, v, "q")
 		e := connsOf(dp, "UDP")
 		if len(e) == 0 || e[0].Client != busyAddr && len(e) == 1 {
@@ -285,10 +291,10 @@ func TestUDPIdleExpiry(t *testing.T) {
 		if len(e) == 1 {
 			idleGone = true
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // the pace of the busy flow
 	}
 	if !idleGone {
-		t.Fatalf("the idle flow outlived twice its 2 s timeout: %+v", connsOf(dp, "UDP"))
+		t.Fatalf("the idle flow outlived twice its 3 s timeout: %+v", connsOf(dp, "UDP"))
 	}
 	eventually(t, 10*time.Second, func() bool { return len(connsOf(dp, "UDP")) == 0 }, "the busy flow did not expire after it stopped")
 	if d := dp.Services()[0].Dests[0]; d.InactiveConns != 0 {
@@ -301,9 +307,10 @@ func TestUDPIdleExpiry(t *testing.T) {
 // out, as TCP connections drain, and the client's next datagram is then
 // scheduled on a remaining server.
 func TestUDPRealServerRemoved(t *testing.T) {
+	t.Parallel()
 	a, b := udpServer(t, "a"), udpServer(t, "b")
 	dp, v, svc := serveUDP(t, "rr", func(s *lvs.Service) {
-		s.Timeouts.UDP = time.Second
+		s.Timeouts.UDP = time.Minute
 	}, a, b)
 	c1, c2 := udpClient(t), udpClient(t)
 	n1, n2 := ask(t, c1, v, "q"), ask(t, c2, v, "q")
@@ -324,6 +331,8 @@ func TestUDPRealServerRemoved(t *testing.T) {
 	if n := ask(t, onB, v, "q"); n != "b" {
 		t.Fatalf("the removed server's flow moved to %s before idling out", n)
 	}
+	without.Timeouts.UDP = time.Second
+	apply(t, dp, without)
 	eventually(t, 10*time.Second, func() bool {
 		for _, e := range connsOf(dp, "UDP") {
 			if e.Dest == b {
@@ -344,6 +353,7 @@ func TestUDPRealServerRemoved(t *testing.T) {
 // one recvmmsg and one sendmmsg batch) all come back, and a datagram near
 // the largest size passes whole.
 func TestUDPBurstAndLarge(t *testing.T) {
+	t.Parallel()
 	a := udpServer(t, "a")
 	dp, v, _ := serveUDP(t, "rr", nil, a)
 	c := udpClient(t)
@@ -383,6 +393,7 @@ func TestUDPBurstAndLarge(t *testing.T) {
 // TestUDPManyClientsAtOnce: replies of many flows waiting at once leave
 // in shared sendmmsg batches, each to its own client.
 func TestUDPManyClientsAtOnce(t *testing.T) {
+	t.Parallel()
 	a, b := udpServer(t, "a"), udpServer(t, "b")
 	_, v, _ := serveUDP(t, "rr", nil, a, b)
 	clients := make([]*net.UDPConn, 2*udpBatch)
