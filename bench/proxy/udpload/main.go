@@ -52,11 +52,16 @@ func main() {
 	}
 }
 
-// echo answers on one SO_REUSEPORT socket per CPU.
+// echo answers on one SO_REUSEPORT socket per CPU, each with a 4 MiB
+// receive buffer (capped by net.core.rmem_max).
 func echo(addr string) error {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
-		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			// The balancers' VIP sockets ask for the same.
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		})
 		if err != nil {
 			return err
 		}

@@ -31,6 +31,9 @@ import (
 // udpBufSize holds the largest datagram.
 const udpBufSize = 64 << 10
 
+// udpRcvBuf is the receive buffer asked for on a VIP socket.
+const udpRcvBuf = 4 << 20
+
 // udpBatch is how many datagrams one recvmmsg(2) takes from a VIP socket
 // and one sendmmsg(2) sends from it. The sockets are level-triggered:
 // what one call leaves is reported again, so no call is spent learning
@@ -448,6 +451,10 @@ func listenUDP(ap netip.AddrPort) (int, error) {
 	if err := freebind(fd, v6); err != nil {
 		return fail("setsockopt IP_FREEBIND", err)
 	}
+	// Every client's datagrams queue on this socket: a burst from many
+	// clients overflows the default buffer (about 200 KiB, some 270
+	// datagrams). The kernel caps the size at net.core.rmem_max.
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, udpRcvBuf)
 	if err := unix.Bind(fd, toSockaddr(ap)); err != nil {
 		return fail(fmt.Sprintf("bind %s", ap), err)
 	}
