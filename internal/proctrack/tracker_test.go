@@ -116,9 +116,9 @@ func TestTrackerQuorum(t *testing.T) {
 		{2, execp(12, "nginx"), "[{P true 3 false}]"},
 		{3, fork(12, 13), "[{P false 4 true}]"}, // above quorum_max
 		{4, exit(13), "[{P true 3 true}]"},
-		{5, exit(99), "[]"}, // untracked
+		{5, exit(99), "[]"},                          // untracked
 		{6, execp(12, "bash"), "[{P true 2 false}]"}, // exec'd into something else
-		{7, exit(12), "[]"}, // no longer counted
+		{7, exit(12), "[]"},                          // no longer counted
 		{8, exit(11), "[{P false 1 true}]"},
 	})
 }
