@@ -71,8 +71,12 @@ type hostProc struct {
 	done chan struct{}
 }
 
-func (p *hostProc) Write(b []byte) (int, error) { p.mu.Lock(); defer p.mu.Unlock(); return p.out.Write(b) }
-func (p *hostProc) Output() string               { p.mu.Lock(); defer p.mu.Unlock(); return p.out.String() }
+func (p *hostProc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+func (p *hostProc) Output() string { p.mu.Lock(); defer p.mu.Unlock(); return p.out.String() }
 
 func startHostProc(t *testing.T, name string, args ...string) *hostProc {
 	t.Helper()
