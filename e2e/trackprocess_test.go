@@ -183,7 +183,8 @@ func TestTrackProcessWithKeepalived(t *testing.T) {
 	}
 
 	// They come back: vipd preempts both.
-	sv, sv2 = sleeper(pv), sleeper(pv2)
+	sleeper(pv)
+	sleeper(pv2)
 	lab.Eventually(t, 10*time.Second, masterOf(dv, "198.18.0.100", "198.18.0.101"), "vipd did not take the VIPs back")
 	lab.Eventually(t, 5*time.Second, func() bool { return !has(dk, "198.18.0.100") && !has(dk, "198.18.0.101") }, "keepalived kept a VIP")
 
@@ -193,7 +194,7 @@ func TestTrackProcessWithKeepalived(t *testing.T) {
 	if st := v.state("VI_1"); st != "MASTER" {
 		t.Fatalf("vipd VI_1 %s after keepalived's process died, want MASTER", st)
 	}
-	sk = sleeper(pk)
+	sleeper(pk)
 	lab.Eventually(t, 5*time.Second, func() bool {
 		_, after, ok := strings.Cut(k.Output(), "Quorum gained for tracked process proc_ha")
 		return ok && strings.Contains(after, "(VI_1) Entering BACKUP STATE")

@@ -62,9 +62,7 @@ type Spec struct {
 
 // Equal reports whether two specs track the same thing the same way.
 func (s Spec) Equal(o Spec) bool {
-	params := slices.Equal(s.Params, o.Params)
-	s.Params, o.Params = nil, nil
-	return params && s.Name == o.Name && s.Process == o.Process && s.ParamMatch == o.ParamMatch &&
+	return slices.Equal(s.Params, o.Params) && s.Name == o.Name && s.Process == o.Process && s.ParamMatch == o.ParamMatch &&
 		s.FullCommand == o.FullCommand && s.Quorum == o.Quorum && s.QuorumMax == o.QuorumMax &&
 		s.ForkDelay == o.ForkDelay && s.TerminateDelay == o.TerminateDelay
 }
