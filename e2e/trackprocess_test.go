@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/lab"
 )
 
@@ -248,4 +250,48 @@ func hostPort(t *testing.T, l *lab.Lab, addr string) string {
 	run("addr", "add", addr, "dev", port)
 	run("link", "set", port, "up")
 	return port
+}
+
+// TestTrackProcessStartAndReload: an instance configured MASTER whose
+// tracked process does not run starts in FAULT without ever holding its
+// VIP (the first read of /proc comes before the instance starts), with
+// keepalived's line; a reload that tracks a process that runs brings it
+// up, and vipctl's status document counts it.
+func TestTrackProcessStartAndReload(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireCommand(t, "sleep")
+	l := lab.New(t)
+	d1 := l.Host("d1")
+	nonce := fmt.Sprintf("%d", time.Now().UnixNano()%1e9)
+	conf := func(param string) string {
+		return `
+vrrp_track_process proc_ha {
+    process sleep 86400 ` + param + `
+}
+` + soloMasterConf("    track_process {\n        proc_ha\n    }\n")
+	}
+	d := startVipd(t, d1, conf("0.5"+nonce))
+	lab.Eventually(t, 5*time.Second, func() bool { return d.state("VI_1") == "FAULT" }, "VI_1 not FAULT: %s", d.state("VI_1"))
+	out := d.proc.Output()
+	if !strings.Contains(out, "(VI_1) entering FAULT state (tracked process proc_ha quorum not achieved)") {
+		t.Errorf("vipd did not log keepalived's start-up line:\n%s", out)
+	}
+	if strings.Contains(out, "Entering MASTER STATE") || strings.Contains(out, "setting VIPs") || hasAddr(d1, "198.18.0.100") {
+		t.Fatalf("VI_1 was master before its process was known:\n%s", out)
+	}
+
+	// Reload onto a process that runs.
+	startHostProc(t, "sleep", "86400", "0.6"+nonce)
+	if err := os.WriteFile(d.conf, []byte(conf("0.6"+nonce)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := api.NewClient(d.sock).Reload(ctx); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool { return d.state("VI_1") == "MASTER" && hasAddr(d1, "198.18.0.100") }, "VI_1 not MASTER after the reload: %s", d.state("VI_1"))
+	if p := d.status().Processes; len(p) != 1 || p[0].State != "UP" || p[0].Count != 1 {
+		t.Fatalf("status after the reload: %+v", p)
+	}
 }
