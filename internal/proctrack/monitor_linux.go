@@ -200,6 +200,9 @@ func (m *Monitor) run() {
 				lastErr = s
 			}
 			m.bad.Add(1)
+			// A socket that keeps failing must not spin a core; Stop
+			// closes it, which ends the wait at the next receive.
+			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		for _, msg := range msgs {
