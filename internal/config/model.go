@@ -273,7 +273,7 @@ type TrackProcess struct {
 	Pos            Pos           `json:"pos"`
 	Name           string        `json:"name"`
 	Process        []string      `json:"process"`               // name, then parameters to match
-	ParamMatch     string        `json:"param_match,omitempty"` // "", "initial" or "partial"
+	ParamMatch     string        `json:"param_match,omitempty"` // "", "exact" (param_match alone), "initial" or "partial"
 	Weight         int           `json:"weight"`                // -254..254, default 0... see keepalived
 	Reverse        bool          `json:"reverse,omitempty"`
 	Quorum         int           `json:"quorum"`     // default 1

@@ -415,6 +415,13 @@ func (m *Machine) start(now time.Time) {
 	m.logf("removing VIPs.")
 	m.emit(Action{Kind: ActRemoveVIPs, Stale: true})
 	if m.faulted() {
+		for _, f := range m.Faults() {
+			// keepalived names each tracked process that keeps an
+			// instance from starting.
+			if strings.HasPrefix(f, "tracked process ") {
+				m.logf("entering FAULT state (%s)", f)
+			}
+		}
 		m.logf("Entering FAULT STATE")
 		m.setState(now, StateFault)
 		return
