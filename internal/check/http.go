@@ -230,10 +230,7 @@ func (u *URL) judge(resp *httpResponse) Result {
 			return down("body does not match regex %q", u.Regex.String())
 		}
 	}
-	if resp.code == 200 {
-		return up("HTTP status 200") // the common case, without formatting
-	}
-	return up(fmt.Sprintf("HTTP status %d", resp.code))
+	return up("")
 }
 
 // urlFailed prefixes the reason of a failed URL with its number and path

@@ -3,6 +3,7 @@ package check
 import (
 	"container/heap"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -75,6 +76,9 @@ type loopProbe struct {
 	parser     respParser
 }
 
+// loopStarted counts the attempts started on a loop, for the tests.
+var loopStarted atomic.Uint64
+
 // loopable reports whether the loop runs c's attempts.
 func loopable(c Checker) bool {
 	switch c := c.(type) {
@@ -110,6 +114,7 @@ func (l *probeLoop) close() {
 // by timeout. An attempt that ends at once (a refused bind, say) is in
 // l.done on return.
 func (l *probeLoop) start(id int, c Checker, timeout time.Duration) {
+	loopStarted.Add(1)
 	p := l.get()
 	p.id, p.start, p.url = id, l.now(), 0
 	switch c := c.(type) {
@@ -319,12 +324,13 @@ func (l *probeLoop) read(p *loopProbe, rdhup, last bool) {
 			l.end(p, down("%s", reason("read", err)))
 			return
 		}
-		if n < len(l.buf) {
+		if n < len(l.buf) && !last {
 			if rdhup {
 				l.eof(p, last)
 			}
 			// Otherwise the socket is drained: edge-triggered epoll
-			// reports whatever arrives next.
+			// reports whatever arrives next. (The last chance reads
+			// on, to EAGAIN or the server's close.)
 			return
 		}
 	}
@@ -355,7 +361,7 @@ func (l *probeLoop) eof(p *loopProbe, last bool) {
 		l.open(p)
 		return
 	}
-	l.end(p, r)
+	l.end(p, up("")) // as (*HTTP).Check says a success
 }
 
 // end finishes the attempt with r and recycles the probe.
