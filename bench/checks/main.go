@@ -1,10 +1,18 @@
 // Command checks measures the cost of health checking at scale: N real
 // servers with HTTP_GET at delay_loop D against local nginx servers, run by
-// check.Runner in this process. It prints checks per second, CPU use (as a
-// share of one core), checks per CPU-second and peak RSS, and, as a
-// reference measured in the same run, the CPU cost of the same HTTP check
-// made in a bare sequential loop (no Runner), so the ratio shows what the
-// scheduling costs on top of the probes themselves.
+// check.Runner in this process, once with each engine: the event loop
+// (loop, the default since issue 17) and a goroutine per attempt
+// (goroutines, check.Options.NoLoop, the engine before). It prints checks
+// per second, attempt latency, the share of servers checked on schedule,
+// CPU use (getrusage of the process: CPU-seconds per check, and the share
+// of one core at N/D checks/s), RSS and the load average, and, as
+// references measured in the same run, the CPU cost of the same HTTP check
+// made in a bare sequential loop (no Runner), of the bare blocking system
+// calls (the floor), and of a bare epoll loop on one locked thread
+// (rawloop.go), with the ratios.
+//
+// With -vm it is the program bench/checks/vm.sh runs in a QEMU VM beside
+// keepalived's checker (vm.go).
 //
 // keepalived's checker is tried too (-keepalived): on a kernel without IPVS
 // it exits at start ("IPVS: Can't initialize ipvs"), which the report says.
@@ -255,7 +263,7 @@ func startNginx(dir string, ports int) (func(), error) {
 	}
 	conf := filepath.Join(dir, "nginx.conf")
 	cfg := fmt.Sprintf(`daemon off;
-worker_processes 1;
+worker_processes 2;
 worker_rlimit_nofile 65536;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;

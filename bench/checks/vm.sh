@@ -16,7 +16,8 @@ cd "$(dirname "$0")/../.."
 N=${1:-1000}
 ROUNDS=${2:-1}
 WINDOW=${WINDOW:-60s}
-tmp=$(mktemp -d /tmp/vipd-checkvm.XXXXXX)
+# /var/tmp: the guest mounts a tmpfs over /tmp, which would hide the shipped vipd
+tmp=$(mktemp -d /var/tmp/vipd-checkvm.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 export CGO_ENABLED=0
 go build -trimpath -o "$tmp/vipd" ./cmd/vipd
