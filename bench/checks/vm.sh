@@ -8,6 +8,14 @@
 # measuring both, the order alternating. It prints CPU per check, checks
 # on schedule and RSS for each, and the ratios vipd/keepalived.
 #
+# By default the VM runs with QEMU's -icount (VIPD_VM_ICOUNT=shift=2,
+# sleep=off: every guest instruction advances the guest's clock by 4 ns):
+# guest time then counts instructions, so CPU times, delay_loop and
+# timeouts in the guest do not depend on how loaded the host is. Without
+# it (VIPD_VM_ICOUNT= ), on a host with other work the guest charges its
+# processes for time its vCPUs spent descheduled on the host, and a
+# starved guest misses its schedule whatever the daemon does.
+#
 # The guest boots with tsc=reliable so that clock reads stay in the vDSO
 # (../shared/labs/checkscale, "The guest clock under TCG": on hpet every
 # time.Now is an emulated MMIO read, which penalises Go's runtime).
@@ -25,6 +33,7 @@ go build -trimpath -o "$tmp/checks" ./bench/checks
 command -v keepalived >/dev/null || { echo "keepalived not installed (Debian keepalived)" >&2; exit 1; }
 echo "host load before: $(cat /proc/loadavg)"
 VIPD_VM_BINS="ip ipvsadm keepalived" VIPD_VM_FILES="$tmp/vipd" VIPD_VM_APPEND="tsc=reliable" \
+	VIPD_VM_ICOUNT=${VIPD_VM_ICOUNT-shift=2,sleep=off} \
 	VIPD_VM_MEM=${VIPD_VM_MEM:-2048} VIPD_VM_TIMEOUT=${VIPD_VM_TIMEOUT:-1500} \
 	scripts/run-in-vm "$tmp/checks" -vm -servers "$N" -delay 6s -vm-window "$WINDOW" -vm-rounds "$ROUNDS" -vipd "$tmp/vipd"
 echo "host load after: $(cat /proc/loadavg)"

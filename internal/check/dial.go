@@ -26,7 +26,7 @@ import (
 // 102 s with the bind, 9.7 s without), and adds getsockname,
 // getpeername, TCP_NODELAY and address strings to every connection.
 func (e Endpoint) dialTCP(ctx context.Context) (net.Conn, error) {
-	fd, inProgress, err := e.connectRaw()
+	fd, inProgress, err := e.connectRaw(false)
 	if err != nil {
 		return nil, err
 	}
@@ -48,8 +48,9 @@ func (e Endpoint) dialTCP(ctx context.Context) (net.Conn, error) {
 // connectRaw opens a non-blocking socket with the endpoint's options and
 // starts connecting it: the first half of dialTCP, shared with the
 // Runner's event loop (loop.go). inProgress says the connect goes on in
-// the background (EINPROGRESS); the caller owns fd.
-func (e Endpoint) connectRaw() (fd int, inProgress bool, err error) {
+// the background (EINPROGRESS); the caller owns fd. raw makes the socket
+// and connect calls with RawSyscall (rawsys.go), for the event loop.
+func (e Endpoint) connectRaw(raw bool) (fd int, inProgress bool, err error) {
 	raddr, err := e.sockaddr()
 	if err != nil {
 		return -1, false, err
@@ -58,7 +59,11 @@ func (e Endpoint) connectRaw() (fd int, inProgress bool, err error) {
 	if _, ok := raddr.(*unix.SockaddrInet6); ok {
 		family = unix.AF_INET6
 	}
-	fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if raw {
+		fd, err = rawSocket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	} else {
+		fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	}
 	if err != nil {
 		return -1, false, os.NewSyscallError("socket", err)
 	}
@@ -76,7 +81,13 @@ func (e Endpoint) connectRaw() (fd int, inProgress bool, err error) {
 			return -1, false, fmt.Errorf("bind %s: %w", local, err)
 		}
 	}
-	err = unix.Connect(fd, raddr)
+	done := false
+	if raw {
+		done, err = rawConnect(fd, e.Addr)
+	}
+	if !done {
+		err = unix.Connect(fd, raddr)
+	}
 	if err == unix.EINTR {
 		// A non-blocking connect interrupted by a signal goes on in
 		// the background; wait for it like EINPROGRESS.

@@ -158,7 +158,7 @@ func (l *probeLoop) open(p *loopProbe) {
 	if p.attemptEnd.Before(p.deadline) {
 		p.deadline = p.attemptEnd
 	}
-	fd, inProgress, err := e.connectRaw()
+	fd, inProgress, err := e.connectRaw(true)
 	if err != nil {
 		l.end(p, down("%s", reason("connect", err)))
 		return
@@ -178,7 +178,7 @@ func (l *probeLoop) open(p *loopProbe) {
 	if p.http != nil {
 		ev.Events |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
-	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := rawEpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		l.end(p, down("%s", reason("connect", os.NewSyscallError("epoll_ctl", err))))
 		return
 	}
@@ -197,7 +197,7 @@ func (l *probeLoop) open(p *loopProbe) {
 // passed, without waiting.
 func (l *probeLoop) poll() {
 	for {
-		n, err := unix.EpollWait(l.ep, l.events, 0)
+		n, err := rawEpollPoll(l.ep, l.events)
 		if err == unix.EINTR {
 			continue
 		}
@@ -282,7 +282,7 @@ func (l *probeLoop) tcpReady(p *loopProbe, events uint32, last bool) {
 // probe ended or must wait.
 func (l *probeLoop) write(p *loopProbe) bool {
 	for p.wrote < len(p.req) {
-		n, err := unix.Write(p.fd, p.req[p.wrote:])
+		n, err := rawWrite(p.fd, p.req[p.wrote:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -307,7 +307,7 @@ func (l *probeLoop) write(p *loopProbe) bool {
 // close (so a short read drained it all).
 func (l *probeLoop) read(p *loopProbe, rdhup, last bool) {
 	for {
-		n, err := unix.Read(p.fd, l.buf)
+		n, err := rawRead(p.fd, l.buf)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -342,7 +342,7 @@ func (l *probeLoop) eof(p *loopProbe, last bool) {
 	if last {
 		lastChanceSaved.Add(1)
 	}
-	unix.Close(p.fd)
+	rawClose(p.fd)
 	p.fd = -1
 	resp, err := p.parser.finish()
 	var r Result
@@ -379,7 +379,7 @@ func (l *probeLoop) cancel(id int) {
 
 func (l *probeLoop) release(p *loopProbe) {
 	if p.fd >= 0 {
-		unix.Close(p.fd) // also leaves the epoll set
+		rawClose(p.fd) // also leaves the epoll set
 		p.fd = -1
 	}
 	if p.hidx >= 0 {
