@@ -59,9 +59,10 @@ func main() {
 	vmWindow := flag.Duration("vm-window", 60*time.Second, "with -vm: measurement window per daemon")
 	vmRounds := flag.Int("vm-rounds", 1, "with -vm: rounds (each measures both daemons, alternating who goes first)")
 	vipdPath := flag.String("vipd", "/usr/local/bin/vipd", "with -vm: the vipd binary")
+	vmDataplane := flag.String("vm-dataplane", "ipvs", "with -vm: vipd's data plane (ipvs as keepalived; proxy when programming IPVS does not finish in a starved VM)")
 	flag.Parse()
 	if *vm {
-		if err := vmCompare(*servers, *delay, *vmWindow, *vmRounds, *vipdPath); err != nil {
+		if err := vmCompare(*servers, *delay, *vmWindow, *vmRounds, *vipdPath, *vmDataplane); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/checks -vm:", err)
 			os.Exit(1)
 		}

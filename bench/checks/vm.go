@@ -31,7 +31,7 @@ import (
 // /proc (CPU per check), checks per real server from the backend (on
 // schedule), VmRSS summed over the tree at the end. It prints the figures
 // and the ratios vipd/keepalived.
-func vmCompare(n int, delay, window time.Duration, rounds int, vipd string) error {
+func vmCompare(n int, delay, window time.Duration, rounds int, vipd, dataplane string) error {
 	if err := run1("ip", "link", "add", "fzrs", "type", "dummy"); err != nil {
 		return err
 	}
@@ -60,13 +60,13 @@ func vmCompare(n int, delay, window time.Duration, rounds int, vipd string) erro
 		return err
 	}
 	cs, _ := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-	fmt.Printf("VM: N=%d HTTP_GET delay_loop %v window %v rounds %d, %d vCPU, clocksource %s", n, delay, window, rounds, runtimeNumCPU(), cs)
+	fmt.Printf("VM: N=%d HTTP_GET delay_loop %v window %v rounds %d, vipd data plane %s, %d vCPU, clocksource %s", n, delay, window, rounds, dataplane, runtimeNumCPU(), cs)
 	daemons := []struct {
 		name string
 		argv []string
 	}{
 		{"keepalived", []string{"keepalived", "-n", "-l", "-C", "-f", conf, "-p", dir + "/ka.pid", "-c", dir + "/kac.pid", "-r", dir + "/kar.pid"}},
-		{"vipd", []string{vipd, "-n", "-l", "-C", "-f", conf, "--dataplane", "ipvs", "-p", dir + "/vipd.pid", "--control", dir + "/vipd.sock", "--ipvs-state", dir + "/ipvs.json"}},
+		{"vipd", []string{vipd, "-n", "-l", "-C", "-f", conf, "--dataplane", dataplane, "-p", dir + "/vipd.pid", "--control", dir + "/vipd.sock", "--ipvs-state", dir + "/ipvs.json"}},
 	}
 	var results [2][]vmResult
 	for r := range rounds {
