@@ -104,11 +104,13 @@ func vmRS(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{198, 19, byte(1 + i/250), byte(1 + i%250)})
 }
 
-// vmConf is checkscale's gen-keepalived-conf.sh http output.
+// vmConf is checkscale's gen-keepalived-conf.sh http output, except the
+// virtual servers listen on 8080: the backend holds *:80, where vipd's proxy
+// data plane could not bind a virtual server.
 func vmConf(n int, delay time.Duration) string {
 	var b strings.Builder
 	for j := 0; j*100 < n; j++ {
-		fmt.Fprintf(&b, "virtual_server 198.19.%d.%d 80 {\n  delay_loop %d\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n", 200+j/250, 1+j%250, int(delay.Seconds()))
+		fmt.Fprintf(&b, "virtual_server 198.19.%d.%d 8080 {\n  delay_loop %d\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n", 200+j/250, 1+j%250, int(delay.Seconds()))
 		for i := j * 100; i < min(n, (j+1)*100); i++ {
 			fmt.Fprintf(&b, "  real_server %s 80 {\n    weight 1\n    HTTP_GET {\n      url {\n        path /\n        status_code 200\n      }\n      connect_timeout 3\n    }\n  }\n", vmRS(i))
 		}
