@@ -20,12 +20,12 @@ import (
 // the sending daemon's sendmsg ran: the gaps between them are the
 // daemon's timer accuracy. On the backup (in) it sees them as the veth
 // delivers them into the backup's namespace (the time the bridge
-// forwarded them): the gaps there add the bridge's delivery. The reading
-// thread runs SCHED_FIFO 50 so that the delay between the kernel stamp
-// and its read (lastHop) measures the softirq that still has to run
-// between the bridge and the backup's socket, not this thread's
-// scheduling. It is a measuring instrument and says so: the daemons
-// under test do not run real-time at that priority.
+// forwarded them): the gaps there add the bridge's delivery. Only the
+// kernel stamps are used: the reading thread (SCHED_FIFO 50, so that
+// the socket does not overflow) is a Go thread, and its read times
+// suffer the same runtime delays as the daemons' (lastHop showed up to
+// 300 ms on a host with load average 40, while the kernel stamps of the
+// same adverts were on time).
 type tap struct {
 	host    string
 	out     bool
@@ -93,7 +93,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func (t *tap) run() {
 	defer close(t.done)
 	runtime.LockOSThread() // ends with the goroutine, real-time policy with it
-	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 50}
+	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Flags: unix.SCHED_FLAG_RESET_ON_FORK, Priority: 50}
 	_ = unix.SchedSetAttr(0, attr, 0)
 	buf := make([]byte, 256)
 	oob := make([]byte, 128)
@@ -213,4 +213,58 @@ func durStats(d []time.Duration) string {
 	}
 	r := func(x time.Duration) time.Duration { return x.Round(time.Microsecond) }
 	return fmt.Sprintf("p50 %v p99 %v p99.9 %v max %v", r(percentile(d, 0.5)), r(percentile(d, 0.99)), r(percentile(d, 0.999)), r(slices.Max(d)))
+}
+
+// span is a gap between two adverts: from the one before to the one after.
+type span struct{ from, to time.Time }
+
+// longGaps returns the gaps longer than limit.
+func longGaps(stamps []time.Time, limit time.Duration) []span {
+	var out []span
+	for i := 1; i < len(stamps); i++ {
+		if stamps[i].Sub(stamps[i-1]) > limit {
+			out = append(out, span{stamps[i-1], stamps[i]})
+		}
+	}
+	return out
+}
+
+// shared counts the spans of a that overlap a span of any of others:
+// a stall that other, unrelated processes suffered at the same moment
+// points at the machine (kernel, other real-time work), not at the
+// process.
+func shared(a []span, others ...[]span) int {
+	n := 0
+	for _, x := range a {
+	search:
+		for _, o := range others {
+			for _, y := range o {
+				if x.from.Before(y.to) && y.from.Before(x.to) {
+					n++
+					break search
+				}
+			}
+		}
+	}
+	return n
+}
+
+// delivery pairs each advert reaching d2 with the last one d1 sent
+// before it and returns the delays: the veth and bridge between the two
+// taps, in kernel time on both ends. Right while the delays stay under
+// an advert interval (adverts carry no sequence number).
+func delivery(sent, got []time.Time) []time.Duration {
+	var out []time.Duration
+	for _, r := range got {
+		i, _ := slices.BinarySearchFunc(sent, r, func(a, b time.Time) int { return a.Compare(b) })
+		// sent[i-1] <= r < sent[i] (ties: sent[i] == r counts as sent).
+		if i < len(sent) && sent[i].Equal(r) {
+			i++
+		}
+		if i == 0 {
+			continue
+		}
+		out = append(out, r.Sub(sent[i-1]))
+	}
+	return out
 }

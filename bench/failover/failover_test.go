@@ -45,8 +45,8 @@ var (
 	impls   = flag.String("failover.impls", "vipd,keepalived", "implementations to measure")
 	loadFor = flag.Duration("failover.load", time.Minute, "duration of the load scenarios (the full run is 10m)")
 	loadInt = flag.String("failover.load-intervals", "20ms,10ms", "advert intervals of the load scenario, all measured at once under the same load")
-	loadImp = flag.String("failover.load-impls", "vipd,keepalived",
-		"implementations of the load scenarios: vipd (the daemon, -failover.load-vipd), vrrpnode (the vrrp.Node test program, -failover.vipd), keepalived, or NAME=TEMPLATE (a variant, e.g. vipd with other settings)")
+	loadImp = flag.String("failover.load-impls", "vipd,keepalived,vipd+rt,keepalived+rt",
+		"implementations of the load scenarios: vipd (the daemon, -failover.load-vipd), vrrpnode (the vrrp.Node test program, -failover.vipd), keepalived; a +rt suffix adds vrrp_rt_priority 1 to global_defs; or NAME=TEMPLATE (a variant, e.g. vipd with other settings)")
 	loadVipd = flag.String("failover.load-vipd", vrrptest.DaemonCommand, "command template of the vipd daemon in the load scenarios")
 )
 
@@ -60,25 +60,26 @@ var vip = netip.MustParseAddr("198.18.0.100")
 type scenario struct {
 	version  int
 	interval time.Duration
-	event    string // cut or term
-	prio1    int    // master priority
-	prio2    int    // backup priority
+	event    string   // cut or term
+	prio1    int      // master priority
+	prio2    int      // backup priority
+	global   []string // global_defs lines
 }
 
 func parse(name string) (scenario, bool) {
 	switch name {
 	case "v2-1s-cut":
-		return scenario{2, time.Second, "cut", 150, 100}, true
+		return scenario{2, time.Second, "cut", 150, 100, nil}, true
 	case "v3-100ms-cut":
-		return scenario{3, 100 * time.Millisecond, "cut", 150, 100}, true
+		return scenario{3, 100 * time.Millisecond, "cut", 150, 100, nil}, true
 	case "v3-100ms-term":
-		return scenario{3, 100 * time.Millisecond, "term", 150, 100}, true
+		return scenario{3, 100 * time.Millisecond, "term", 150, 100, nil}, true
 	case "v3-50ms-cut":
-		return scenario{3, 50 * time.Millisecond, "cut", 150, 100}, true
+		return scenario{3, 50 * time.Millisecond, "cut", 150, 100, nil}, true
 	case "v3-50ms-cut-prio250":
 		// The skew shrinks with the backup's priority: 250 gives 1.2 ms
 		// instead of 30.5 ms, the down interval 151 ms instead of 180 ms.
-		return scenario{3, 50 * time.Millisecond, "cut", 254, 250}, true
+		return scenario{3, 50 * time.Millisecond, "cut", 254, 250, nil}, true
 	}
 	return scenario{}, false
 }
@@ -93,7 +94,7 @@ type pairLab struct {
 }
 
 func spec(s scenario, prio int) vrrptest.Spec {
-	return vrrptest.Spec{VRID: 51, Version: s.version, Priority: prio, AdvertInt: s.interval,
+	return vrrptest.Spec{VRID: 51, Version: s.version, Priority: prio, AdvertInt: s.interval, Global: s.global,
 		VIPs: []netip.Prefix{netip.MustParsePrefix("198.18.0.100/24")}}
 }
 
@@ -106,7 +107,7 @@ func newPairLab(b *testing.B, impl string, s scenario) *pairLab {
 }
 
 func newPairLabCmd(b *testing.B, impl, cmd string, s scenario) *pairLab {
-	if impl == "keepalived" {
+	if strings.HasPrefix(impl, "keepalived") {
 		lab.RequireCommand(b, "keepalived")
 	}
 	l := lab.New(b)
@@ -290,11 +291,17 @@ func benchLoad(b *testing.B, intervals []time.Duration) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	var pairs []*loadPair
 	for _, iv := range intervals {
-		s := scenario{3, iv, "none", 150, 100}
 		for _, impl := range strings.Split(*loadImp, ",") {
 			impl = strings.TrimSpace(impl)
+			s := scenario{3, iv, "none", 150, 100, nil}
+			// NAME+rt: the same with vrrp_rt_priority 1 in global_defs
+			// (keepalived: its VRRP process real-time; vipd: every thread).
+			base := impl
+			if b, ok := strings.CutSuffix(impl, "+rt"); ok {
+				base, s.global = b, []string{"vrrp_rt_priority 1"}
+			}
 			var cmd string
-			switch impl {
+			switch base {
 			case "vipd":
 				cmd = *loadVipd
 			case "vrrpnode":
@@ -304,7 +311,7 @@ func benchLoad(b *testing.B, intervals []time.Duration) {
 			default:
 				// A variant of vipd, measured beside the others: name=template.
 				name, tmpl, ok := strings.Cut(impl, "=")
-				if !ok || name == "keepalived" {
+				if !ok || strings.HasPrefix(name, "keepalived") || s.global != nil {
 					b.Fatalf("unknown implementation %q", impl)
 				}
 				impl, cmd = name, tmpl
@@ -341,27 +348,60 @@ func benchLoad(b *testing.B, intervals []time.Duration) {
 		p.before = strings.Count(p.r2.Log(), "Entering MASTER STATE")
 	}
 	load0 := loadavg()
+	steal0, soft0 := cpuStat()
+	// Canaries: what the machine does to a plain C program waking every
+	// 10 ms at the daemons' priorities (keepalived: nice 0; vipd's loop:
+	// SCHED_RR 1) and at a high real-time one.
+	canaries := []*canary{
+		startCanary("nice 0 (keepalived's)", "other", 0, *loadFor),
+		startCanary("SCHED_RR 1 (vipd's loop)", "rr", 1, *loadFor),
+		startCanary("SCHED_FIFO 90", "fifo", 90, *loadFor),
+	}
 	t0 := time.Now()
 	time.Sleep(*loadFor)
 	t1 := time.Now()
 	load1 := loadavg()
+	steal1, soft1 := cpuStat()
+	var canaryNote strings.Builder
+	for i, c := range canaries {
+		name := []string{"nice 0 (keepalived's)", "SCHED_RR 1 (vipd's loop)", "SCHED_FIFO 90"}[i]
+		fmt.Fprintf(&canaryNote, "\n  %-26s %s", name, c.wait())
+	}
 	stopHogs()
 
 	b.Logf("load: %d busy loops (nice 0) on %d cores for %v; load average before/after %s / %s (other work on the machine included)",
 		2*runtime.NumCPU(), runtime.NumCPU(), *loadFor, load0, load1)
+	b.Logf("machine during the window: steal %v, softirq %v (both cores together)", steal1-steal0, soft1-soft0)
+	b.Logf("cyclictest every 10 ms during the window:%s", canaryNote.String())
 	b.Logf("vipd = %q", *loadVipd)
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n%-9s %-11s %6s  %-52s  %-52s  %s\n", "interval", "impl", "false", "adverts sent by d1 (gaps, kernel time)", "adverts reaching d2's veth (gaps)", "bridge-to-socket delay at d2")
-	for _, p := range pairs {
+	fmt.Fprintf(&table, "\n%-9s %-11s %6s  %-52s  %-52s  %s\n", "interval", "impl", "false", "adverts sent by d1 (gaps, kernel time)", "adverts reaching d2's veth (gaps)", "d1 veth to d2 veth (bridge)")
+	// Late sends of each pair, to tell a stall of one process from one
+	// of the machine (several unrelated processes late at once).
+	long2 := make([][]span, len(pairs))
+	for i, p := range pairs {
+		sent, _ := p.out.since(t0)
+		long2[i] = longGaps(before(sent, t1), 2*p.interval)
+	}
+	var sharedNote strings.Builder
+	for i, p := range pairs {
 		falseN := strings.Count(p.r2.Log(), "Entering MASTER STATE") - p.before
 		down := vrrptest.DownInterval(3, 100, p.interval)
 		sent, _ := p.out.since(t0)
-		got, hop := p.in.since(t0)
+		got, _ := p.in.since(t0)
 		sent, got = before(sent, t1), before(got, t1)
-		hop = hop[:len(got)]
+		others := slices.Concat(long2[:i], long2[i+1:])
+		late := longGaps(sent, 3*p.interval)
+		fmt.Fprintf(&sharedNote, "\n%-9v %-11s %d send gaps over 3 intervals, %d of them overlapping a send gap over 2 intervals of another pair's (other processes)",
+			p.interval, p.impl, len(late), shared(late, others...))
 		fmt.Fprintf(&table, "%-9v %-11s %6d  %-52s  %-52s  %s\n", p.interval, p.impl, falseN,
-			gaps(sent, p.interval, down), gaps(got, p.interval, down), durStats(hop))
+			gaps(sent, p.interval, down), gaps(got, p.interval, down), durStats(delivery(sent, got)))
 		b.ReportMetric(float64(falseN), fmt.Sprintf("%s-%v-false-failovers", p.impl, p.interval))
+		if os.Getenv("FF_GC") != "" {
+			for _, r := range []*vrrptest.Director{p.r1, p.r2} {
+				b.Logf("TMP %s %v %s gc lines: %d", p.impl, p.interval, r.Host.Name, strings.Count(r.Log(), "\ngc "))
+			}
+		}
 		if falseN > 0 && testing.Verbose() {
 			for _, r := range []*vrrptest.Director{p.r1, p.r2} {
 				n := 0
@@ -377,6 +417,7 @@ func benchLoad(b *testing.B, intervals []time.Duration) {
 	b.Logf("false failovers in %v under load, same run (down interval: 3 intervals + skew %v at 10 ms, %v at 20 ms; >1.5i etc. count gaps longer than 1.5, 2, 3 intervals and the down interval):%s",
 		*loadFor, vrrptest.DownInterval(3, 100, 10*time.Millisecond).Round(10*time.Microsecond),
 		vrrptest.DownInterval(3, 100, 20*time.Millisecond).Round(10*time.Microsecond), table.String())
+	b.Logf("stalls shared between pairs:%s", sharedNote.String())
 }
 
 // before returns the prefix of sorted times before t1.
