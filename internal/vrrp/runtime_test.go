@@ -5,7 +5,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/vipd/vipd/internal/lab"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,4 +65,49 @@ func TestSetProcessPriority(t *testing.T) {
 			t.Errorf("thread %d: %s after setProcessPriority(0)", tid, p)
 		}
 	}
+}
+
+// rrThreads counts the process's threads at SCHED_RR prio and the others.
+func rrThreads(t *testing.T, prio int) (rr, other int) {
+	tids, err := threadIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tid := range tids {
+		a, err := unix.SchedGetAttr(tid, 0)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		if a.Policy == unix.SCHED_RR && int(a.Priority) == prio {
+			rr++
+		} else {
+			other++
+		}
+	}
+	return rr, other
+}
+
+// TestNodeProcessRealtime: with ProcessRealtime every thread of the
+// process runs SCHED_RR, a reload without it leaves the VRRP thread
+// alone real-time, and a stopped node leaves none.
+func TestNodeProcessRealtime(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_SYS_NICE) to set real-time priorities")
+	}
+	defer setProcessPriority(0)
+	rt := func(on bool) Config {
+		return fakeConfig(100, func(c *Config) { c.NoRealtime, c.RTPriority, c.ProcessRealtime = false, 2, on })
+	}
+	f := startFakeNode(t, &fakeLAN{}, "198.18.0.11", rt(true))
+	lab.Eventually(t, 5*time.Second, func() bool { rr, other := rrThreads(t, 2); return rr > 1 && other == 0 },
+		"not every thread runs SCHED_RR 2 with ProcessRealtime")
+	if err := f.node.Reload(rt(false)); err != nil {
+		t.Fatal(err)
+	}
+	lab.Eventually(t, 5*time.Second, func() bool { rr, _ := rrThreads(t, 2); return rr == 1 },
+		"after a reload without ProcessRealtime, not the VRRP thread alone at SCHED_RR 2")
+	f.cancel()
+	f.node.Wait()
+	lab.Eventually(t, 5*time.Second, func() bool { rr, _ := rrThreads(t, 2); return rr == 0 },
+		"a real-time thread is left after the node stopped")
 }
