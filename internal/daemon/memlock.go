@@ -11,8 +11,11 @@ import (
 // mlockall(2) while the configuration asks for it, so that the VRRP
 // thread never waits on a page brought back from swap or re-read from
 // the binary. vipd is one process: keepalived locks its VRRP child only,
-// vipd locks all of it. Future mappings are locked too (MCL_FUTURE):
-// memory the Go heap maps later is resident from the start.
+// vipd locks all of it. Pages are locked as they are first touched
+// (MCL_ONFAULT) and then stay: plain MCL_CURRENT|MCL_FUTURE would make
+// every address range the Go runtime maps resident at once (228 MB of
+// RSS instead of 30 MB for a daemon with one instance; with
+// MCL_ONFAULT 31 MB).
 type memLock struct {
 	log    *slog.Logger
 	locked bool
@@ -23,7 +26,7 @@ type memLock struct {
 
 func newMemLock(log *slog.Logger) *memLock {
 	return &memLock{log: log,
-		lock:   func() error { return unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE) },
+		lock:   func() error { return unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT) },
 		unlock: unix.Munlockall,
 	}
 }
