@@ -14,6 +14,14 @@
 // (the daemon, cmd/vipd): -failover.vipd '{vipd} -n -l -f {conf} -p
 // {dir}/vipd.pid --control {dir}/vipd.sock'.
 //
+// The load scenario counts false failovers at advert_int 0.02 and 0.01
+// under busy loops, every implementation at once in one table; there
+// "vipd" is the daemon (-failover.load-vipd), and a +rt suffix adds
+// vrrp_rt_priority 1:
+//
+//	go test -v -run XXX -bench Failover -benchtime 1x -timeout 30m ./bench/failover \
+//	    -args -failover.scenarios load -failover.load 10m
+//
 // Results and how to read them: docs/benchmarks-failover.md.
 package failover
 
