@@ -11,19 +11,20 @@ import (
 func TestGaps(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	ms := time.Millisecond
-	// Adverts every 10 ms, then one 16 ms late gap, one 25, one 31, one 40.
+	// Adverts every 10 ms, and gaps of 16, 25, 20 and 30 (exactly 2 and 3
+	// intervals: not over), 31 and 40 ms.
 	var st []time.Time
 	at := t0
-	for _, d := range []time.Duration{0, 10, 10, 16, 10, 25, 31, 40, 10} {
+	for _, d := range []time.Duration{0, 10, 10, 16, 10, 25, 20, 30, 31, 40, 10} {
 		at = at.Add(d * ms)
 		st = append(st, at)
 	}
 	g := gaps(st, 10*ms, 36*ms)
-	if g.n != 8 || g.max != 40*ms {
-		t.Fatalf("n %d max %v, want 8 and 40ms", g.n, g.max)
+	if g.n != 10 || g.max != 40*ms {
+		t.Fatalf("n %d max %v, want 10 and 40ms", g.n, g.max)
 	}
-	// >15ms: 16 25 31 40; >20: 25 31 40; >30: 31 40; >36: 40.
-	want := []int{4, 3, 2, 1}
+	// >15ms: 16 25 20 30 31 40; >20: 25 30 31 40; >30: 31 40; >36: 40.
+	want := []int{6, 4, 2, 1}
 	for i := range want {
 		if g.over[i] != want[i] {
 			t.Errorf("over %v = %d, want %d (all %v)", g.limits[i], g.over[i], want[i], g.over)
@@ -36,8 +37,8 @@ func TestGaps(t *testing.T) {
 	if len(long) != 2 || long[0].to.Sub(long[0].from) != 31*ms {
 		t.Fatalf("longGaps(30ms) = %v", long)
 	}
-	// Gaps over 30 ms: [71,102] and [102,142] ms. One span inside the first, one far away.
-	other := []span{{t0.Add(80 * ms), t0.Add(90 * ms)}, {t0.Add(5 * time.Second), t0.Add(6 * time.Second)}}
+	// Gaps over 30 ms: [121,152] and [152,192] ms. One span inside the first, one far away.
+	other := []span{{t0.Add(130 * ms), t0.Add(140 * ms)}, {t0.Add(5 * time.Second), t0.Add(6 * time.Second)}}
 	if n := shared(long, other); n != 1 {
 		t.Errorf("shared = %d, want 1", n)
 	}
