@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/netif"
+	"github.com/vipd/vipd/internal/proctrack"
 )
 
 // Notification is a state change for notify scripts, SMTP alerts and the
@@ -75,6 +76,7 @@ type Node struct {
 	socks    map[SockKey]*sock
 	scripts  map[string]*scriptRunner
 	files    map[string]*fileRunner
+	procMon  *proctrack.Monitor
 	limiter  logLimiter // for errors of the host
 	ctx      context.Context
 	readBuf  []byte
@@ -208,6 +210,8 @@ func (n *Node) exec(effects []Effect) {
 			n.startFile(e.File)
 		case EffStopFile:
 			n.stopFile(e.Name)
+		case EffTrackProcesses:
+			n.trackProcesses(e.Processes)
 		case EffTimer:
 			n.deadline = e.At
 		}
