@@ -147,6 +147,11 @@ type Global struct {
 	// (vrrp_delay_after_boot, keepalived >= 2.3). The longer one applies.
 	StartupDelay   time.Duration `json:"vrrp_startup_delay,omitempty"`
 	DelayAfterBoot time.Duration `json:"vrrp_delay_after_boot,omitempty"`
+	// VRRPRTPriority is the SCHED_RR priority of the VRRP thread
+	// (vrrp_rt_priority; 0: the default, 1). VRRPNoSwap locks the
+	// daemon's memory (vrrp_no_swap).
+	VRRPRTPriority int  `json:"vrrp_rt_priority,omitempty"`
+	VRRPNoSwap     bool `json:"vrrp_no_swap,omitempty"`
 	// V3ChecksumAsV2 leaves the IPv4 pseudo-header out of VRRPv3
 	// checksums, as Cisco and Juniper do (default of v3_checksum_as_v2).
 	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`

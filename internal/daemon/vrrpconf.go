@@ -34,6 +34,10 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		DelayAfterBoot: g.DelayAfterBoot,
 
 		FIFOStatesOnReload: g.FIFOWriteVRRPStatesOnReload,
+		// vrrp_rt_priority: the whole process real-time, as keepalived
+		// makes its VRRP process; without it the VRRP thread alone.
+		RTPriority:      g.VRRPRTPriority,
+		ProcessRealtime: g.VRRPRTPriority > 0,
 	}
 	for _, ld := range c.InterfaceDelays {
 		if out.LinkDelays == nil {

@@ -40,6 +40,10 @@ type Config struct {
 	// under the normal scheduler (keepalived's default).
 	RTPriority int  `json:"rt_priority,omitempty"`
 	NoRealtime bool `json:"no_realtime,omitempty"`
+	// ProcessRealtime runs every thread of the process SCHED_RR at
+	// RTPriority, not the VRRP thread alone (see rtprocess.go): what
+	// keepalived's vrrp_rt_priority does to its VRRP process.
+	ProcessRealtime bool `json:"process_realtime,omitempty"`
 	// StartupDelay holds every instance back when Run starts
 	// (keepalived's vrrp_startup_delay / vrrp_delay_after_boot): no
 	// socket, no advert sent or read, no VIP, until it has passed; then

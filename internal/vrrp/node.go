@@ -81,6 +81,8 @@ type Node struct {
 	ctx      context.Context
 	readBuf  []byte
 	stopping bool
+	rtStop   chan struct{} // ends the ProcessRealtime scans
+	rtDone   chan struct{}
 }
 
 type sock struct {
@@ -127,7 +129,11 @@ func (n *Node) Reload(cfg Config) error {
 		for _, w := range warnings {
 			n.log.Warn(w)
 		}
+		sched := cfg.RTPriority != n.cfg.RTPriority || cfg.NoRealtime != n.cfg.NoRealtime || cfg.ProcessRealtime != n.cfg.ProcessRealtime
 		n.cfg = cfg
+		if sched {
+			n.setScheduling() // vrrp_rt_priority changed
+		}
 		n.reload(cfg)
 	})
 }
