@@ -121,6 +121,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		}
 		ic.McastDstIP = in.McastDstIP
 		ic.UnicastFaultNoPeer = in.UnicastFaultNoPeer
+		ic.TrackSrcIP = in.TrackSrcIP
 		if in.GARPExtraIfAll {
 			// Without "all" keepalived sends on VMAC interfaces only,
 			// and vipd has none.

@@ -7,10 +7,12 @@
 package netif
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -226,4 +228,74 @@ func PrimaryAddr(ifname string, v6 bool) (netip.Addr, error) {
 		fam = "IPv6 link-local"
 	}
 	return netip.Addr{}, fmt.Errorf("interface %s has no %s address", ifname, fam)
+}
+
+// LinkAddrs returns every address on an interface, sorted (both
+// families, tentative IPv6 ones included, as netlink reports them).
+func LinkAddrs(ifname string) ([]netip.Addr, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	list, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of %s: %w", ifname, err)
+	}
+	out := make([]netip.Addr, 0, len(list))
+	for _, x := range list {
+		if ip, ok := netip.AddrFromSlice(x.IP); ok {
+			out = append(out, ip.Unmap())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out), nil
+}
+
+// WatchAddrs sends the index of an interface each time an address is
+// added to it or removed from it, until ctx ends. The channel is closed
+// when watching stops (ctx done, or the netlink socket failed: err is
+// then sent to errc if not nil). Read the addresses with LinkAddrs: the
+// update is only a nudge, so that a burst of them costs one read each.
+func WatchAddrs(ctx context.Context, errc chan<- error) (<-chan int, error) {
+	updates := make(chan netlink.AddrUpdate, 64)
+	done := make(chan struct{})
+	failed := make(chan error, 1)
+	err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{
+		ErrorCallback: func(err error) {
+			select {
+			case failed <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		close(done)
+		return nil, fmt.Errorf("subscribe to address updates: %w", err)
+	}
+	out := make(chan int, 64)
+	go func() {
+		defer close(out)
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case err := <-failed:
+				if errc != nil {
+					errc <- fmt.Errorf("address updates: %w", err)
+				}
+				return
+			case u, ok := <-updates:
+				if !ok {
+					return
+				}
+				select {
+				case out <- u.LinkIndex:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
 }

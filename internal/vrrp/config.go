@@ -105,6 +105,10 @@ type InstanceConfig struct {
 	// UnicastFaultNoPeer (unicast_fault_no_peer) holds an instance with
 	// no UnicastPeers in FAULT instead of running it over multicast.
 	UnicastFaultNoPeer bool `json:"unicast_fault_no_peer,omitempty"`
+	// TrackSrcIP (track_src_ip) holds the instance in FAULT while its
+	// configured source address (UnicastSrcIP or McastSrcIP) is not on
+	// Interface; without either it has no effect (keepalived clears it).
+	TrackSrcIP bool `json:"track_src_ip,omitempty"`
 	// GARPExtraIf (garp_extra_if all): while master, every interval, one
 	// GARP/NA on each interface other than Interface that holds a VIP or
 	// an excluded VIP; 0: off.

@@ -109,6 +109,8 @@ type LinkFacts struct {
 	Gone  bool // deleted
 	Addr4 netip.Addr
 	Addr6 netip.Addr
+	// Addrs are all the interface's addresses, for track_src_ip.
+	Addrs []netip.Addr
 }
 
 // InputKind says what happened.
@@ -138,6 +140,10 @@ const (
 	// InProcess: the process monitor reports vrrp_track_process Name:
 	// Value processes counted, its quorum Up.
 	InProcess
+	// InAddrs: the addresses of interface Link.Name are now Link.Addrs
+	// (for track_src_ip; the driver need send it only for interfaces of
+	// instances that track their source address).
+	InAddrs
 	// InStop: stop every instance (a master resigns with priority 0) and
 	// remove every VIP.
 	InStop
@@ -264,6 +270,7 @@ var handlers = map[InputKind]func(*Core, Input){
 	InFile:     func(c *Core, in Input) { c.fileValue(in.Name, in.Value) },
 	InExternal: (*Core).setExternal,
 	InProcess:  func(c *Core, in Input) { c.processChanged(in.Name, in.Up, in.Value) },
+	InAddrs:    func(c *Core, in Input) { c.addrsChanged(in.Link) },
 	InStop:     func(c *Core, _ Input) { c.stop() },
 }
 
@@ -363,7 +370,7 @@ func (c *Core) reload(in Input) {
 	// log lines); the facts fill in the rest and the addresses.
 	for _, l := range in.Links {
 		if old, ok := c.links[l.Name]; ok {
-			old.Addr4, old.Addr6 = l.Addr4, l.Addr6
+			old.Addr4, old.Addr6, old.Addrs = l.Addr4, l.Addr6, l.Addrs
 			l = old
 		}
 		c.links[l.Name] = l

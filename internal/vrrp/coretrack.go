@@ -62,6 +62,9 @@ func (c *Core) linkChanged(st LinkFacts) {
 
 func (c *Core) applyLink(st LinkFacts) {
 	old, known := c.links[st.Name]
+	if st.Addrs == nil && !st.Gone {
+		st.Addrs = old.Addrs // only InAddrs and reloads report them
+	}
 	c.links[st.Name] = st
 	if known && old.Up == st.Up && old.Gone == st.Gone {
 		return
@@ -88,6 +91,23 @@ func (c *Core) applyLink(st LinkFacts) {
 		}
 	}
 	c.retrackAll()
+}
+
+// addrsChanged records an interface's addresses and retracks the
+// instances on it that track their source address (track_src_ip); as
+// keepalived, only the instance's own interface counts.
+func (c *Core) addrsChanged(l LinkFacts) {
+	st, ok := c.links[l.Name]
+	if !ok || slices.Equal(st.Addrs, l.Addrs) {
+		return // unknown: no instance uses it (reloads report theirs)
+	}
+	st.Addrs = slices.Clone(l.Addrs)
+	c.links[l.Name] = st
+	for _, name := range c.order {
+		if ci := c.insts[name]; ci.cfg.TrackSrcIP && ci.cfg.Interface == l.Name && !ci.waiting {
+			c.retrack(ci)
+		}
+	}
 }
 
 func (c *Core) retrackAll() {
@@ -182,6 +202,9 @@ func (c *Core) retrack(ci *coreInst) {
 			fam = "IPv6 link-local"
 		}
 		faults = append(faults, fmt.Sprintf("no %s address for interface %s", fam, ci.cfg.Interface))
+	}
+	if ci.cfg.TrackSrcIP && ci.ownSrc && !slices.Contains(c.links[ci.cfg.Interface].Addrs, ci.src) {
+		faults = append(faults, fmt.Sprintf("source address %v is not on interface %s", ci.src, ci.cfg.Interface))
 	}
 	if delta == ci.delta && slices.Equal(faults, ci.faults) && ci.m.State() != StateInit {
 		return

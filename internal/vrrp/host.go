@@ -14,11 +14,15 @@ import (
 type Host interface {
 	// Listen opens a VRRP socket on an interface for one family.
 	Listen(iface string, v6 bool) (Conn, error)
-	// Link returns an interface's facts (state and primary addresses).
+	// Link returns an interface's facts (state, primary addresses and
+	// all its addresses).
 	Link(name string) LinkFacts
 	// WatchLinks sends every interface's state, then every change,
 	// until ctx ends (see netif.WatchLinks).
 	WatchLinks(ctx context.Context, errc chan<- error) (<-chan netif.LinkState, error)
+	// WatchAddrs sends an interface index each time its addresses
+	// change, until ctx ends (see netif.WatchAddrs).
+	WatchAddrs(ctx context.Context, errc chan<- error) (<-chan int, error)
 	// AddVIP, RemoveVIP and RemoveStaleVIP change addresses;
 	// RemoveAllVIPs removes whatever AddVIP added and is still there.
 	AddVIP(VIP) error
@@ -63,6 +67,7 @@ func (h *NetifHost) Link(name string) LinkFacts {
 	if err == nil {
 		f.Addr4, _ = netif.PrimaryAddr(name, false)
 		f.Addr6, _ = netif.PrimaryAddr(name, true)
+		f.Addrs, _ = netif.LinkAddrs(name)
 	}
 	return f
 }
@@ -70,6 +75,11 @@ func (h *NetifHost) Link(name string) LinkFacts {
 // WatchLinks implements Host.
 func (h *NetifHost) WatchLinks(ctx context.Context, errc chan<- error) (<-chan netif.LinkState, error) {
 	return netif.WatchLinks(ctx, errc)
+}
+
+// WatchAddrs implements Host.
+func (h *NetifHost) WatchAddrs(ctx context.Context, errc chan<- error) (<-chan int, error) {
+	return netif.WatchAddrs(ctx, errc)
 }
 
 // AddVIP implements Host.

@@ -68,6 +68,27 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-n.done:
 		}
 	}()
+	// Address changes, for track_src_ip; subscribed before the first
+	// reload reads the addresses, so that no change falls between.
+	addrErr := make(chan error, 1)
+	addrCh, err := n.host.WatchAddrs(wctx, addrErr)
+	if err != nil {
+		return fmt.Errorf("vrrp: %w", err)
+	}
+	go func() {
+		for range addrCh {
+			if !n.post(n.addrsChanged) {
+				return
+			}
+		}
+	}()
+	go func() {
+		select {
+		case err := <-addrErr:
+			n.post(func() { n.log.Error(fmt.Sprintf("vrrp: %v; track_src_ip stopped", err)) })
+		case <-n.done:
+		}
+	}()
 	go func() {
 		select {
 		case <-ctx.Done():

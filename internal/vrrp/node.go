@@ -285,6 +285,25 @@ func (n *Node) linkChanged(st netif.LinkState) {
 	n.step(Input{Kind: InLink, Now: time.Now(), Link: f})
 }
 
+// addrsChanged reads again the addresses of the interfaces whose
+// instances track their source address (track_src_ip), and reports
+// them; the core ignores what did not change (VIPs come and go too).
+// Instances without track_src_ip cost nothing here.
+func (n *Node) addrsChanged() {
+	if n.core == nil || n.delayed {
+		return
+	}
+	seen := map[string]bool{}
+	for _, ic := range n.cfg.Instances {
+		if !ic.TrackSrcIP || seen[ic.Interface] || !(ic.UnicastSrcIP.IsValid() || ic.McastSrcIP.IsValid()) {
+			continue
+		}
+		seen[ic.Interface] = true
+		f := n.host.Link(ic.Interface)
+		n.step(Input{Kind: InAddrs, Now: time.Now(), Link: LinkFacts{Name: ic.Interface, Addrs: f.Addrs}})
+	}
+}
+
 func (n *Node) shutdown() {
 	n.step(Input{Kind: InStop, Now: time.Now()})
 	// Whatever the core did not remove (it removes all it added).

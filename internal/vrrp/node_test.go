@@ -117,6 +117,11 @@ func (h *fakeHost) Listen(string, bool) (Conn, error) { return h.lan.listen() }
 func (h *fakeHost) Link(name string) LinkFacts {
 	return LinkFacts{Name: name, Up: true, Addr4: h.addr}
 }
+func (h *fakeHost) WatchAddrs(ctx context.Context, _ chan<- error) (<-chan int, error) {
+	out := make(chan int)
+	go func() { <-ctx.Done(); close(out) }()
+	return out, nil
+}
 func (h *fakeHost) WatchLinks(ctx context.Context, _ chan<- error) (<-chan netif.LinkState, error) {
 	out := make(chan netif.LinkState)
 	go func() {
