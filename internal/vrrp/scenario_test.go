@@ -32,6 +32,7 @@ import (
 //	link IFACE up|down
 //	external NAME up|down
 //	process NAME up|down COUNT   the process monitor's report
+//	addrs IFACE [ADDR,...]       the interface's addresses now (before the first config: at start)
 //	stop
 //	status            each instance's state, priorities and faults
 //	counters          each instance's counters, unknown VRIDs
@@ -47,6 +48,7 @@ type scenario struct {
 	timer time.Time
 	cfg   Config
 	links map[string]bool // interface up
+	addrs map[string][]netip.Addr
 	out   []string
 }
 
@@ -69,7 +71,8 @@ func runScenarioFile(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(b), "\n")
-	sc := &scenario{t: t, core: NewCore(), now: t0, links: map[string]bool{"eth0": true, "eth1": true}}
+	sc := &scenario{t: t, core: NewCore(), now: t0, links: map[string]bool{"eth0": true, "eth1": true},
+		addrs: map[string][]netip.Addr{"eth0": {scenarioMe}}}
 	var rewritten []string
 	for i := 0; i < len(lines); {
 		line := lines[i]
@@ -127,7 +130,8 @@ func (sc *scenario) run(where, cmd string, input []string) []string {
 			sc.t.Fatalf("%s: %v", where, err)
 		}
 		sc.cfg = cfg
-		links := []LinkFacts{{Name: "eth0", Up: sc.links["eth0"], Addr4: scenarioMe}, {Name: "eth1", Up: sc.links["eth1"]}}
+		links := []LinkFacts{{Name: "eth0", Up: sc.links["eth0"], Addr4: scenarioMe, Addrs: sc.addrs["eth0"]},
+			{Name: "eth1", Up: sc.links["eth1"], Addrs: sc.addrs["eth1"]}}
 		sc.step(Input{Kind: InReload, Config: cfg, Links: links})
 	case "advert":
 		sc.advert(where, arg(1), f[2:])
@@ -147,6 +151,15 @@ func (sc *scenario) run(where, cmd string, input []string) []string {
 	case "process":
 		n, _ := strconv.Atoi(arg(3))
 		sc.step(Input{Kind: InProcess, Name: arg(1), Up: arg(2) == "up", Value: n})
+	case "addrs":
+		var as []netip.Addr
+		if len(f) > 2 {
+			for _, a := range strings.Split(f[2], ",") {
+				as = append(as, netip.MustParseAddr(a))
+			}
+		}
+		sc.addrs[arg(1)] = as
+		sc.step(Input{Kind: InAddrs, Link: LinkFacts{Name: arg(1), Addrs: as}})
 	case "stop":
 		sc.step(Input{Kind: InStop})
 	case "status":
@@ -321,6 +334,7 @@ func (sc *scenario) advert(where, name string, args []string) {
 //	    [advert=1s] [nopreempt] [preempt_delay=D] [track_script=S[:W]]
 //	    [track_interface=I[:W]] [track_external=X[:W]] [lower_prio_no_advert]
 //	    [notify_priority_changes] [garp_delay=D] [interface=I]
+//	    [mcast_src=ADDR] [track_src_ip]
 //	script NAME weight=N [rise=N] [fall=N] [reverse] [init_fail]
 //	process NAME [weight=N] [reverse] (tracked process; instances and
 //	    groups list it with track_process=NAME[:W])
@@ -349,7 +363,7 @@ func parseScenarioConfig(lines []string) (Config, error) {
 			durations := map[string]*time.Duration{"advert": &ic.AdvertInt, "preempt_delay": &ic.PreemptDelay, "garp_delay": &garpDelay}
 			texts := map[string]*string{"state": &ic.State, "interface": &ic.Interface}
 			flags := map[string]*bool{"nopreempt": &ic.NoPreempt, "lower_prio_no_advert": &ic.LowerPrioNoAdvert,
-				"notify_priority_changes": &ic.NotifyPriorityChanges}
+				"notify_priority_changes": &ic.NotifyPriorityChanges, "track_src_ip": &ic.TrackSrcIP}
 			refs := map[string]*[]TrackRef{"track_script": &ic.TrackScripts, "track_interface": &ic.TrackInterfaces,
 				"track_external": &ic.TrackExternal, "track_process": &ic.TrackProcesses}
 			err := options(f[2:], func(k, v string, n int, d time.Duration) bool {
@@ -364,6 +378,8 @@ func parseScenarioConfig(lines []string) (Config, error) {
 					*flags[k] = true
 				case refs[k] != nil:
 					*refs[k] = append(*refs[k], ref(v))
+				case k == "mcast_src":
+					ic.McastSrcIP = netip.MustParseAddr(v)
 				case k == "vips":
 					for _, p := range strings.Split(v, ",") {
 						ic.VIPs = append(ic.VIPs, VIP{Prefix: netip.MustParsePrefix(p)})
