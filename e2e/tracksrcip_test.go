@@ -97,19 +97,34 @@ func testTrackSrcIP(t *testing.T, bin string) {
 	lab.Eventually(t, 10*time.Second, func() bool { return v.state("VI_1") == "MASTER" && hasAddr(dv, vip) && !hasAddr(dk, vip) },
 		"vipd not MASTER again once its source address is back (%s)", v.state("VI_1"))
 
-	// keepalived's own source address: its log lines for the same
-	// events (with -D it logs the address changes it acts on). Neither
-	// 2.2.7 nor 2.4.3 logged a FAULT state line here within 5 s as BACKUP
-	// (seen while writing this test): only the address lines are
-	// checked, and all of its lines are logged for comparison.
+	// keepalived's own source address (as BACKUP). keepalived 2.2.7 and
+	// 2.4.3 see it go (with -D they log the address changes) but do not
+	// enter FAULT: the check in keepalived_netlink.c compares the
+	// address with the start of a sockaddr, so it never matches
+	// (acassen/keepalived#1847, open). Its receive socket is bound to the
+	// address, so it stops hearing vipd and becomes MASTER beside it: the
+	// split brain track_src_ip is meant to prevent, and vipd does not
+	// copy. Pinned here so that a fixed keepalived shows up.
 	dk.MustRun("ip", "addr", "del", fmt.Sprintf("%s/%d", ksrc, bits), "dev", "eth0")
 	gone := fmt.Sprintf("Deassigned address %s from interface eth0", ksrc)
 	lab.Eventually(t, 5*time.Second, func() bool { return strings.Contains(k.Output(), gone) },
 		"keepalived did not see its source address go:\n%s", k.Output())
+	lab.Eventually(t, 5*time.Second, func() bool {
+		_, after, _ := strings.Cut(k.Output(), gone)
+		return strings.Contains(after, "(VI_1) Entering MASTER STATE")
+	}, "keepalived did not become MASTER without its source address (as 2.2.7 and 2.4.3 do):\n%s", k.Output())
+	if _, after, _ := strings.Cut(k.Output(), gone); strings.Contains(after, "FAULT") {
+		t.Logf("keepalived entered FAULT without its source address: acassen/keepalived#1847 fixed? Revise this test:\n%s", after)
+	}
 	dk.MustRun("ip", "addr", "add", fmt.Sprintf("%s/%d", ksrc, bits), "dev", "eth0")
 	back := fmt.Sprintf("Assigned address %s for interface eth0", ksrc)
-	lab.Eventually(t, 5*time.Second, func() bool { return strings.Count(k.Output(), back) >= 2 },
-		"keepalived did not see its source address back:\n%s", k.Output())
+	lab.Eventually(t, 5*time.Second, func() bool {
+		_, after, _ := strings.Cut(k.Output(), back+"\n")
+		_, after, _ = strings.Cut(after, back) // the second one: back
+		return strings.Contains(after, "(VI_1) Entering BACKUP STATE")
+	}, "keepalived did not follow vipd again once its source address was back:\n%s", k.Output())
+	lab.Eventually(t, 5*time.Second, func() bool { return v.state("VI_1") == "MASTER" && hasAddr(dv, vip) && !hasAddr(dk, vip) },
+		"vipd not the only master once keepalived hears it again")
 	t.Logf("vipd:\n%s\nkeepalived:\n%s", grepLines(v.proc.Output(), "VI_1"), grepLines(k.Output(), "VI_1"))
 }
 

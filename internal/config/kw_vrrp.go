@@ -589,7 +589,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			c.inst.McastDstIP = a
 		}
 	}).note("adverts go to and are heard on this group only; a group of the wrong family (or IPv6 not link-local) is reported and the default used, as keepalived"),
-	flagKw("track_src_ip", func(c *cx, n *Node) { c.inst.TrackSrcIP = true }).note("FAULT (reason \"source address X is not on interface I\") while unicast_src_ip or mcast_src_ip is not on the instance's interface, as keepalived; no effect without either"),
+	flagKw("track_src_ip", func(c *cx, n *Node) { c.inst.TrackSrcIP = true }).note("FAULT (reason \"source address X is not on interface I\") while unicast_src_ip or mcast_src_ip is not on the instance's interface, as the man page says; no effect without either. keepalived 2.2.7 and 2.4.3 do not fault (acassen/keepalived#1847) and go MASTER, deaf to their peer"),
 	kw("version", "2|3", 1, "vrrp_version", func(c *cx, n *Node) {
 		if c.intVal(n, &c.inst.Version, 2, 3) {
 			c.inheritGARP().version = true
