@@ -41,7 +41,7 @@ var Differences = []Difference{
 		"unknown keywords",
 		"supported",
 		"vipd-only features; keep them out of files shared with keepalived nodes"},
-	{"Keywords vipd refuses (BFD, AH authentication, ...)",
+	{"Keywords vipd refuses (AH authentication, VRFs, ...)",
 		"supported",
 		"`vipd -t` accepts them as keepalived does, with a notice; the daemon (and `vipd -t --dataplane ...`) refuses to run the configuration",
 		"vipd cannot honour them; running without them silently would be worse"},
