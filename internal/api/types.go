@@ -9,6 +9,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/vipd/vipd/internal/bfd"
 	"net/netip"
 	"time"
 
@@ -99,6 +100,8 @@ type Status struct {
 	// with hysteresis), by the same name as Check.VirtualServer.
 	Quorum map[string]bool `json:"quorum,omitempty"`
 	BGP    *BGP            `json:"bgp,omitempty"`
+	// BFD lists the bfd_instance sessions, by name.
+	BFD []bfd.SessionStatus `json:"bfd,omitempty"`
 }
 
 // IPVSInfo is the kernel's IPVS version and connection table size

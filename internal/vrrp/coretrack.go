@@ -138,6 +138,11 @@ func (c *Core) retrack(ci *coreInst) {
 				up, ok := c.external[r.Name]
 				t.Weight = orDefault(r.Weight, 0)
 				t.Known, t.Up = ok, up
+			case TrackBFD:
+				// Down until the daemon reports it Up, as keepalived
+				// starts every tracked BFD down.
+				t.Weight = orDefault(r.Weight, 0)
+				t.Known, t.Up = true, c.external[BFDRef(r.Name)]
 			}
 			items = append(items, t)
 		}
@@ -146,11 +151,13 @@ func (c *Core) retrack(ci *coreInst) {
 	addRefs(ci.cfg.TrackScripts, TrackScript)
 	addRefs(ci.cfg.TrackFiles, TrackFile)
 	addRefs(ci.cfg.TrackExternal, TrackProcess)
+	addRefs(ci.cfg.TrackBFDs, TrackBFD)
 	for _, g := range c.cfg.Groups {
 		if g.Name == ci.group {
 			addRefs(g.TrackInterfaces, TrackInterface)
 			addRefs(g.TrackScripts, TrackScript)
 			addRefs(g.TrackFiles, TrackFile)
+			addRefs(g.TrackBFDs, TrackBFD)
 		}
 	}
 	delta, faults := Evaluate(items)
@@ -264,3 +271,7 @@ func (c *Core) fileValue(name string, v int) {
 	c.logf("VRRP_Track_File(%s) value %d", name, v)
 	c.retrackAll()
 }
+
+// BFDRef is the external object name under which the daemon reports a
+// bfd_instance's session (Node.SetTrack) for track_bfd.
+func BFDRef(name string) string { return "bfd " + name }

@@ -89,6 +89,7 @@ const (
 	TrackInterface
 	TrackFile
 	TrackProcess
+	TrackBFD
 )
 
 func (k TrackKind) String() string {
@@ -101,6 +102,8 @@ func (k TrackKind) String() string {
 		return "file"
 	case TrackProcess:
 		return "process"
+	case TrackBFD:
+		return "bfd"
 	}
 	return "track"
 }
