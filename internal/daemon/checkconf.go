@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"time"
 	"os/user"
 	"regexp"
 	"syscall"
+	"time"
 
 	"github.com/vipd/vipd/internal/check"
 	"github.com/vipd/vipd/internal/config"
