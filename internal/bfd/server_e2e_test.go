@@ -28,7 +28,7 @@ type node struct {
 	logs   *strings.Builder
 }
 
-func startNode(t *testing.T, h *lab.Host, cfgs ...SessionConfig) *node {
+func startNode(t testing.TB, h *lab.Host, cfgs ...SessionConfig) *node {
 	t.Helper()
 	n := &node{done: make(chan struct{}), logs: &strings.Builder{}}
 	var lmu sync.Mutex
@@ -61,7 +61,7 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
-func (n *node) status(t *testing.T, name string) SessionStatus {
+func (n *node) status(t testing.TB, name string) SessionStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -78,7 +78,7 @@ func (n *node) status(t *testing.T, name string) SessionStatus {
 	return SessionStatus{}
 }
 
-func (n *node) waitState(t *testing.T, name, state string, within time.Duration) {
+func (n *node) waitState(t testing.TB, name, state string, within time.Duration) {
 	t.Helper()
 	lab.Eventually(t, within, func() bool { return n.status(t, name).State == state }, "session %s not %s: %+v %+v", name, state, n.status(t, name), n.srv.Counters())
 }
@@ -169,7 +169,7 @@ func TestServerDropsBadTTL(t *testing.T) {
 }
 
 // keepalivedBFD starts Debian's keepalived with only a bfd_instance.
-func keepalivedBFD(t *testing.T, h *lab.Host, conf string) *lab.Proc {
+func keepalivedBFD(t testing.TB, h *lab.Host, conf string) *lab.Proc {
 	t.Helper()
 	lab.RequireCommand(t, "keepalived")
 	dir := t.TempDir()
