@@ -93,16 +93,21 @@ func BenchmarkDetection(b *testing.B) {
 	}
 	expired := regexp.MustCompile(`\(to_peer\) Expired after \d+ ms \((-?\d+) usec overdue\)`)
 	// keepalived is Up when its last state line says so.
+	// and the detection time it last reported is 30 ms (the poll
+	// sequence that moves it from idle_tx has completed), as vipd's
+	// DetectUS is required to be.
 	kUp := func() bool {
 		o := kpa.Output()
-		return strings.LastIndex(o, "(to_peer) Entering Up state") > strings.LastIndex(o, "(to_peer) Entering Down state")
+		up := strings.LastIndex(o, "(to_peer) Entering Up state")
+		return up > strings.LastIndex(o, "(to_peer) Entering Down state") &&
+			strings.LastIndex(o, "Detection time is 30000 us") > up
 	}
 
 	var vCut, vDead, kDead []time.Duration
 	for b.Loop() {
 		// vipd: Up (and settled at 10 ms), cut, wait for Down.
 		var n int
-		lab.Eventually(b, 15*time.Second, func() bool {
+		lab.Eventually(b, 30*time.Second, func() bool {
 			if s := na.status(b, "to_vb"); s.State != "Up" || s.DetectUS != 30000 {
 				return false
 			}
@@ -112,7 +117,7 @@ func BenchmarkDetection(b *testing.B) {
 			return len(downs()) == n && na.status(b, "to_vb").State == "Up"
 		}, "vipd not steadily Up at 10 ms x 3")
 		t0 := cut(vb)
-		lab.Eventually(b, 5*time.Second, func() bool { return len(downs()) > n }, "vipd did not detect the cut")
+		lab.Eventually(b, 10*time.Second, func() bool { return len(downs()) > n }, "vipd did not detect the cut")
 		e := downs()[n]
 		vCut = append(vCut, e.At.Sub(t0))
 		vDead = append(vDead, e.DeadTime)
@@ -120,7 +125,7 @@ func BenchmarkDetection(b *testing.B) {
 
 		// keepalived: the same on its pair.
 		var from int
-		lab.Eventually(b, 15*time.Second, func() bool {
+		lab.Eventually(b, 30*time.Second, func() bool {
 			if !kUp() {
 				return false
 			}
@@ -132,7 +137,7 @@ func BenchmarkDetection(b *testing.B) {
 		from = len(kpa.Output())
 		cut(kb)
 		var m []string
-		lab.Eventually(b, 5*time.Second, func() bool { m = expired.FindStringSubmatch(kpa.Output()[from:]); return m != nil }, "keepalived did not detect the cut:\n%s", kpa.Output())
+		lab.Eventually(b, 10*time.Second, func() bool { m = expired.FindStringSubmatch(kpa.Output()[from:]); return m != nil }, "keepalived did not detect the cut:\n%s", kpa.Output())
 		over, _ := strconv.Atoi(m[1])
 		kDead = append(kDead, 30*time.Millisecond+time.Duration(over)*time.Microsecond)
 		restore(kb)
