@@ -124,7 +124,6 @@ type rxPacket struct {
 	src, dst netip.Addr
 	ttl      int
 	b        []byte
-	err      error
 }
 
 // Server runs BFD sessions over UDP: one goroutine owns every session,
