@@ -205,6 +205,7 @@ func TestServerWithKeepalived(t *testing.T) {
 
 	na = startNode(t, a, session("to_kad", k.Addr, 50*time.Millisecond, 5))
 	na.waitState(t, "to_kad", "Up", 15*time.Second)
+	lab.Eventually(t, 5*time.Second, func() bool { return strings.Count(kp.Output(), "(to_vipd) Entering Up state") == 2 }, "keepalived did not come Up again:\n%s", kp.Output())
 	k.Cut()
 	na.waitState(t, "to_kad", "Down", 5*time.Second)
 	if got := na.status(t, "to_kad").LastDown; got != "Control Detection Time Expired" {

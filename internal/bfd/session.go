@@ -240,6 +240,10 @@ func (s *Session) Receive(now time.Time, p Packet) Output {
 	switch {
 	case !s.canSend():
 		s.nextTx = time.Time{}
+	case out.Change != nil:
+		// Tell the peer of the new state now, not an interval later
+		// (as BIRD and keepalived do): the peer's own change waits on it.
+		s.nextTx = now
 	case s.nextTx.IsZero():
 		// Passive and first word from the peer, or sending resumed.
 		s.nextTx = now
@@ -259,6 +263,7 @@ func (s *Session) Tick(now time.Time) Output {
 		s.setState(now, Down, DiagTimeExpired, &out)
 		out.Change.DeadTime = dead
 		out.Change.Overdue = dead - s.detectTime
+		s.nextTx = now
 	}
 	if !s.canSend() {
 		s.nextTx = time.Time{}
