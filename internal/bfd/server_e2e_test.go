@@ -264,3 +264,48 @@ protocol bfd {
 	lab.Eventually(t, 5*time.Second, func() bool { return birdState() == "Down" }, "bird did not see vipd leave:\n%s", birdc())
 	t.Logf("birdc show bfd sessions:\n%s", birdc())
 }
+
+// TestServerMultihopWithBIRD: RFC 5883 (UDP 4784) against BIRD's
+// multihop session.
+func TestServerMultihopWithBIRD(t *testing.T) {
+	t.Parallel()
+	lab.RequireCommand(t, "bird", "birdc")
+	l := lab.New(t)
+	a, r := l.Host("vipd"), l.Host("bird")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "bird.conf")
+	sock := filepath.Join(dir, "bird.ctl")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`log stderr all;
+router id %s;
+protocol device { }
+protocol bfd {
+	multihop { min rx interval 100 ms; min tx interval 100 ms; multiplier 5; };
+	neighbor %s local %s multihop yes;
+}
+`, r.Addr, a.Addr, r.Addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bird := r.Start("bird", "-f", "-c", conf, "-s", sock)
+	t.Cleanup(func() { bird.Stop(5 * time.Second) })
+	s := session("mh", r.Addr, 50*time.Millisecond, 5)
+	s.Multihop, s.Source = true, a.Addr
+	na := startNode(t, a, s)
+	// BIRD sends multihop packets with TTL 64: with the single-hop
+	// default (ttl 255, max_hops 0) they are dropped, and counted.
+	lab.Eventually(t, 10*time.Second, func() bool { return na.srv.Counters().Dropped[DropTTL] > 0 }, "BIRD's TTL 64 packets not dropped")
+	if st := na.status(t, "mh"); st.State != "Down" {
+		t.Fatalf("session moved on dropped packets: %+v", st)
+	}
+	// max_hops -1 (255 here): no TTL check, as a multihop session wants.
+	s.MaxHops = 255
+	if err := na.srv.Configure(context.Background(), []SessionConfig{s}); err != nil {
+		t.Fatal(err)
+	}
+	na.waitState(t, "mh", "Up", 15*time.Second)
+	r.Cut()
+	na.waitState(t, "mh", "Down", 5*time.Second)
+	r.Restore()
+	na.waitState(t, "mh", "Up", 15*time.Second)
+	o, _ := r.Run("birdc", "-s", sock, "show", "bfd", "sessions")
+	t.Logf("birdc show bfd sessions:\n%s", o)
+}
