@@ -43,18 +43,21 @@ func run(o Options) int {
 		ConfigFile: o.ConfigFile,
 		ConfigID:   o.ConfigID,
 		Dataplane:  dp,
-		Control:    o.Control,
-		Metrics:    o.Metrics,
-		PIDFile:    o.PIDFile,
-		DataFile:   o.DataFile,
-		StatsFile:  o.StatsFile,
-		IPVSState:  o.IPVSState,
-		XDPPins:    o.XDPPins,
-		XDPIfaces:  splitList(o.XDPIfaces),
-		VRRPOnly:   o.VRRPOnly,
-		CheckOnly:  o.CheckOnly,
-		Version:    version,
-		Logger:     log,
+		// The daemon judges as the version given, refusing what it
+		// does not know.
+		KeepalivedVersion: o.KeepalivedVersion,
+		Control:           o.Control,
+		Metrics:           o.Metrics,
+		PIDFile:           o.PIDFile,
+		DataFile:          o.DataFile,
+		StatsFile:         o.StatsFile,
+		IPVSState:         o.IPVSState,
+		XDPPins:           o.XDPPins,
+		XDPIfaces:         splitList(o.XDPIfaces),
+		VRRPOnly:          o.VRRPOnly,
+		CheckOnly:         o.CheckOnly,
+		Version:           version,
+		Logger:            log,
 	})
 	if err != nil {
 		var ce *api.ConfigError

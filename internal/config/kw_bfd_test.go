@@ -62,7 +62,7 @@ virtual_server 198.18.0.100 80 {
 `
 
 func TestBFDInstance(t *testing.T) {
-	cfg, diags := Parse("k.conf", []byte(bfdConf), Options{})
+	cfg, diags := Parse("k.conf", []byte(bfdConf), Options{KeepalivedVersion: "2.4"}) // multihop is 2.3+
 	for _, d := range diags {
 		if d.Severity >= Warning {
 			t.Errorf("unexpected diagnostic: %s", d)
