@@ -71,9 +71,10 @@ func bfdTrackers(c *config.Config) map[string][]string {
 }
 
 // startBFD starts the sessions of c, if it has any; without bfd_instance
-// no socket is opened.
+// no socket is opened. It runs in every mode (-P, -C): VRRP and the
+// checkers both follow the sessions.
 func (d *Daemon) startBFD(c *config.Config) {
-	if len(c.BFDInstances) == 0 || d.opts.CheckOnly {
+	if len(c.BFDInstances) == 0 {
 		return
 	}
 	b := &bfdDriver{log: d.log, done: make(chan struct{}), wake: make(chan struct{}, 1),
