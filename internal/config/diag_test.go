@@ -227,7 +227,7 @@ var diagCases = []diagCase{
 	// vipd: keywords it ignores or refuses, data-plane checks, extensions
 	{name: "ignored keyword still checks its value", conf: gdefs("    vrrp_priority -30 # <-"), sev: Error, kw: "vrrp_priority", msg: "outside range [-20, 19]"},
 	{name: "ignored boolean keyword still checks its value", conf: gdefs("    data_use_instance maybe # <-"), sev: Error, kw: "data_use_instance", msg: "invalid boolean"},
-	{name: "ignored keyword is a notice", conf: gdefs("    vrrp_no_swap # <-"), sev: Notice, kw: "vrrp_no_swap", msg: "ignored by vipd"},
+	{name: "ignored keyword is a notice", conf: gdefs("    checker_no_swap # <-"), sev: Notice, kw: "checker_no_swap", msg: "ignored by vipd"},
 	{name: "refused keyword is a notice for -t", conf: vsrv("    persistence_engine sip # <-", ""), sev: Notice, kw: "persistence_engine", msg: "refuses"},
 	{name: "refused keyword is an error for the daemon", conf: vsrv("    persistence_engine sip # <-", ""), sev: Error, kw: "persistence_engine", msg: "refuses", dataplane: DataplaneIPVS, vipdOnly: true},
 	{name: "bfd_instance without a neighbor", conf: "bfd_instance b1 { # <-\n    min_rx 10\n}\n", sev: Error, kw: "bfd_instance", msg: "has no neighbor address set"},
