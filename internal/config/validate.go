@@ -117,6 +117,7 @@ func (b *builder) finish() {
 		}
 		if in.vmacImplicit {
 			b.add(in.Pos, Warning, "vmac_xmit_base", "add use_vmac", "(%s) vmac_xmit_base has no effect without use_vmac", in.Name)
+			in.UseVMAC = nil
 		}
 	}
 	for _, vs := range b.cfg.VirtualServers {
