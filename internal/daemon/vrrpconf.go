@@ -115,8 +115,17 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 				ic.VMAC.Name = vmacName(g.VMACPrefix, in.VRID, in.Family(), vmacNames)
 				vmacNames[ic.VMAC.Name] = true
 			}
-			ic.VIPs = vips(in.VIPs, ic.VMAC.Name)
-			ic.ExcludedVIPs = vips(in.ExcludedVIPs, ic.VMAC.Name)
+			// keepalived: addresses of the instance's family with no
+			// dev, or dev the instance's interface, go on the VMAC.
+			onVMAC := func(vs []vrrp.VIP) {
+				for i := range vs {
+					if vs[i].Dev == in.Interface && vs[i].Prefix.Addr().Is6() == in.Family() {
+						vs[i].Dev = ic.VMAC.Name
+					}
+				}
+			}
+			onVMAC(ic.VIPs)
+			onVMAC(ic.ExcludedVIPs)
 		}
 		ic.NotifyPriorityChanges = notifyPrioChanges(c, in)
 		for _, tg := range c.TrackGroups {

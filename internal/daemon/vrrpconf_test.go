@@ -302,6 +302,10 @@ vrrp_instance V4 {
         198.18.0.1/24
         198.18.1.1/24 dev lo
     }
+    virtual_ipaddress_excluded {
+        2001:db8::7/64
+        198.18.2.1/24 dev eth9
+    }
 }
 vrrp_instance V6 {
     interface lo
@@ -338,8 +342,11 @@ vrrp_instance BASEONLY {
 	check("V6", &vrrp.VMACConfig{Name: "vr6.7", MAC: "02:00:00:00:01:07", XmitBase: true})
 	check("NAMED", &vrrp.VMACConfig{Name: "group"})
 	check("BASEONLY", nil)
-	if v := got["V4"].VIPs; len(v) != 2 || v[0].Dev != "vr.7" || v[1].Dev != "lo" {
-		t.Errorf("V4 VIPs %+v: want the first on vr.7, the second on lo", v)
+	if v := got["V4"].VIPs; len(v) != 2 || v[0].Dev != "vr.7" || v[1].Dev != "vr.7" {
+		t.Errorf("V4 VIPs %+v: want both on vr.7 (no dev, dev the instance's interface)", v)
+	}
+	if v := got["V4"].ExcludedVIPs; len(v) != 2 || v[0].Dev != "lo" || v[1].Dev != "eth9" {
+		t.Errorf("V4 excluded VIPs %+v: want the IPv6 one on lo, the other on eth9", v)
 	}
 	if n := vmacName("averyverylongprefix", 255, false, nil); n != "averyverylo.255" {
 		t.Errorf("long prefix: %q, want averyverylo.255", n)
