@@ -63,7 +63,7 @@ func runVMACCase(t *testing.T, v6 bool, kinds [2]string, kaBin string) {
 	}
 	client := hosts[2]
 	hosts = hosts[:2]
-	c := interopCase{version: 2}
+	c := interopCase{version: 2, ipv6: v6}
 	vip, ping := interopVIP4, "-4"
 	if v6 {
 		c.version, vip, ping = 3, interopVIP6, "-6"
