@@ -115,10 +115,10 @@ type checkState struct {
 type serverState struct {
 	name      string
 	suspended bool
-	base   int64
-	checks []*checkState
-	downs  int // checkers down
-	weight int64
+	base      int64
+	checks    []*checkState
+	downs     int // checkers down
+	weight    int64
 }
 
 // Scheduler is the pure core of the Runner: it decides when each checker

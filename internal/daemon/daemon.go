@@ -74,7 +74,8 @@ type Daemon struct {
 	quit chan struct{} // closed when the loop has returned
 
 	// Owned by the loop goroutine.
-	gen     *generation // the running configuration and what was built from it
+	gen     *generation       // the running configuration and what was built from it
+	local   map[hostAddr]bool // the host's addresses, for ha_suspend (hasuspend.go); nil: not watched
 	health  map[string]health
 	quorum  map[string]bool
 	node    *vrrp.Node
@@ -341,8 +342,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	defer func() { d.in.close(); close(d.quit) }()
 	if !d.opts.VRRPOnly {
+		// ha_suspend follows the host's addresses.
+		addrCtx, stopAddrs := context.WithCancel(context.Background())
+		defer stopAddrs()
+		if err := d.watchAddrs(addrCtx); err != nil {
+			d.log.Error(err.Error() + "; ha_suspend suspends nothing")
+			d.local = nil
+		}
+		d.markSuspended(g.plans, g.servers)
 		d.startRunner(g.servers)
 		defer d.stopRunner()
+		d.applySuspend(g.plans, true)
 	}
 	d.startBGP(nil)
 	defer d.stopBGP(true)
