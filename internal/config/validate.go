@@ -127,6 +127,11 @@ func (b *builder) finish() {
 
 func (b *builder) finishVS(vs *VirtualServer) {
 	g := &b.cfg.Global
+	if vs.HASuspend && vs.Kind == VSFWMark {
+		b.add(vs.Pos, Warning, "ha_suspend", "remove ha_suspend: a fwmark has no address to follow",
+			"Virtual server FWM %d: cannot use ha_suspend with fwmarks - clearing ha_suspend", vs.FWMark)
+		vs.HASuspend = false
+	}
 	cs := vs.cset
 	if cs == nil {
 		cs = newCheckSet()
