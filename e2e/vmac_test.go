@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,9 +113,25 @@ func runVMACCase(t *testing.T, v6 bool, kinds [2]string, kaBin string) {
 		}
 	}
 	// reach waits until the client's pings of the VIP are answered again
-	// and checks that its neighbour entry still is the permanent one.
-	reach := func(what string) {
+	// and checks that its neighbour entry still is the permanent one, and
+	// that the switch (the lab's bridge) learned the virtual MAC on the
+	// master's port: the master sends from its VMAC (adverts, gratuitous
+	// ARPs / NAs), so the frames for the VIP are not flooded but go to it.
+	reach := func(master *lab.Host, what string) {
 		t.Helper()
+		var fdb string
+		waitFor(t, 5*time.Second, func() bool {
+			out, _ := exec.Command("ip", "netns", "exec", l.Bridge, "bridge", "fdb", "show", "br", "br0").Output()
+			fdb = string(out)
+			for _, line := range strings.Split(fdb, "\n") {
+				if strings.HasPrefix(line, vmacMAC+" ") && strings.Contains(line, " dev "+master.Port+" ") {
+					return true
+				}
+			}
+			return false
+		}, func() string {
+			return fmt.Sprintf("%s: the bridge did not learn %s on %s's port %s:\n%s", what, vmacMAC, master.Name, master.Port, fdb)
+		})
 		var err error
 		deadline := time.Now().Add(5 * time.Second)
 		for {
@@ -192,13 +210,13 @@ func runVMACCase(t *testing.T, v6 bool, kinds [2]string, kaBin string) {
 	vipdSettings(master, true)
 	vipdSettings(backup, true)
 	client.MustRun("ip", "neigh", "replace", vip.Addr().String(), "lladdr", vmacMAC, "dev", "eth0", "nud", "permanent")
-	reach("started")
+	reach(hosts[0], "started")
 
 	// 2. The master stops: the backup takes over, MAC and all.
 	master.term()
 	onlyHolder(t, vip.Addr(), hosts[1], hosts, 5*time.Second, 0, "master stopped")
 	backup.waitLog(enterMaster, 1, time.Second)
-	reach("master stopped")
+	reach(hosts[1], "master stopped")
 	vipdSettings(master, false)
 	if l := link(hosts[0]); l != "" {
 		t.Fatalf("%s stopped on d1 and left %s: %q", master.kind, vmacName, l)
@@ -210,7 +228,7 @@ func runVMACCase(t *testing.T, v6 bool, kinds [2]string, kaBin string) {
 	master.waitLog(enterMaster, 2, time.Second)
 	backup.waitLog(enterBackup, 2, time.Second)
 	onVMAC(hosts[0], hosts[1], "master returned")
-	reach("master returned")
+	reach(hosts[0], "master returned")
 
 	// 4. The backup became master, then backup again: its VMAC stayed.
 	if n := strings.Count(backup.log(), enterMaster); n != 1 {
