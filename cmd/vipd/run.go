@@ -15,6 +15,7 @@ import (
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/daemon"
+	"github.com/vipd/vipd/internal/vrrp"
 )
 
 // run starts the daemon and runs it until SIGTERM or SIGINT. SIGHUP
@@ -34,6 +35,10 @@ func run(o Options) int {
 	}
 	log := slog.New(h)
 	slog.SetDefault(log)
+	// Before any goroutine of the daemon starts: see vrrp.PrepareRuntime.
+	if tuned := vrrp.PrepareRuntime(); tuned != "" {
+		log.Debug("Go runtime: " + tuned)
+	}
 
 	dp := o.Dataplane
 	if dp == config.DataplaneAuto {
@@ -43,18 +48,21 @@ func run(o Options) int {
 		ConfigFile: o.ConfigFile,
 		ConfigID:   o.ConfigID,
 		Dataplane:  dp,
-		Control:    o.Control,
-		Metrics:    o.Metrics,
-		PIDFile:    o.PIDFile,
-		DataFile:   o.DataFile,
-		StatsFile:  o.StatsFile,
-		IPVSState:  o.IPVSState,
-		XDPPins:    o.XDPPins,
-		XDPIfaces:  splitList(o.XDPIfaces),
-		VRRPOnly:   o.VRRPOnly,
-		CheckOnly:  o.CheckOnly,
-		Version:    version,
-		Logger:     log,
+		// The daemon judges as the version given, refusing what it
+		// does not know.
+		KeepalivedVersion: o.KeepalivedVersion,
+		Control:           o.Control,
+		Metrics:           o.Metrics,
+		PIDFile:           o.PIDFile,
+		DataFile:          o.DataFile,
+		StatsFile:         o.StatsFile,
+		IPVSState:         o.IPVSState,
+		XDPPins:           o.XDPPins,
+		XDPIfaces:         splitList(o.XDPIfaces),
+		VRRPOnly:          o.VRRPOnly,
+		CheckOnly:         o.CheckOnly,
+		Version:           version,
+		Logger:            log,
 	})
 	if err != nil {
 		var ce *api.ConfigError

@@ -77,7 +77,12 @@ var globalSection = newSection("global_defs", "Global definitions",
 			c.errf(n, "put the addresses inside the block", "block notification_email has extra parameters %s", strings.Join(n.Args, " "))
 		}
 	}),
-	kw("notification_email_from", "EMAIL", 1, "keepalived@<local host name>", func(c *cx, n *Node) { c.b.cfg.Global.NotificationEmailFrom = n.Args[0] }).noValue(NoValueError),
+	kw("notification_email_from", "EMAIL", 1, "keepalived@<local host name>", func(c *cx, n *Node) {
+		c.b.cfg.Global.NotificationEmailFrom = n.Args[0]
+		if len(n.Args) > 1 && c.b.v24() {
+			c.errf(n, "one address (quote it if it has spaces)", "emailfrom - ignoring extra entries '%s' ...", n.Args[1])
+		}
+	}).noValue(NoValueError),
 	kw("smtp_server", "IP|NAME [PORT]", 1, "port 25", func(c *cx, n *Node) {
 		s := &SMTPServer{Host: n.Args[0], Port: 25}
 		if len(n.Args) > 1 {
@@ -274,17 +279,17 @@ var globalSection = newSection("global_defs", "Global definitions",
 	ign("bfd_process_name", "NAME", 1, noEffectSched),
 	ign("lvs_process_name", "NAME", 1, noEffectSched),
 	ign("min_auto_priority_delay", "USECS", 1, noEffectSched).noValue(NoValueError).checkInt(1, 10000000),
-	ign("vrrp_priority", "-20..19", 1, noEffectSched).noValue(NoValueError).checkInt(-20, 19),
+	ign("vrrp_priority", "-20..19", 1, "vipd's VRRP thread runs SCHED_RR, where a nice value has no effect (nice -10 on the whole process changed nothing under load: docs/benchmarks-failover.md)").noValue(NoValueError).checkInt(-20, 19),
 	ign("checker_priority", "-20..19", 1, noEffectSched).noValue(NoValueError).checkInt(-20, 19),
 	ign("bfd_priority", "-20..19", 1, noEffectSched).noValue(NoValueError).checkInt(-20, 19),
-	ign("vrrp_no_swap", "", 0, noEffectSched),
-	ign("checker_no_swap", "", 0, noEffectSched),
-	ign("bfd_no_swap", "", 0, noEffectSched),
+	flagKw("vrrp_no_swap", func(c *cx, n *Node) { c.b.cfg.Global.VRRPNoSwap = true }).note("mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT) of the whole vipd process (keepalived locks its VRRP child; vipd is one process): a page once touched stays in memory, so the VRRP thread never waits on it coming back; a reload without it unlocks"),
+	ign("checker_no_swap", "", 0, "vipd is one process: vrrp_no_swap locks all of it, checkers included"),
+	ign("bfd_no_swap", "", 0, "vipd is one process: vrrp_no_swap locks all of it"),
 	ign("vrrp_cpu_affinity", "CPU...", 1, noEffectSched).noValue(NoValueError),
 	ign("checker_cpu_affinity", "CPU...", 1, noEffectSched).noValue(NoValueError),
 	ign("bfd_cpu_affinity", "CPU...", 1, noEffectSched).noValue(NoValueError),
-	ign("vrrp_rt_priority", "1..99", 1, noEffectSched).noValue(NoValueError).checkInt(1, 99),
-	ign("checker_rt_priority", "1..99", 1, noEffectSched).noValue(NoValueError).checkInt(1, 99),
+	kw("vrrp_rt_priority", "1..99", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.b.cfg.Global.VRRPRTPriority, 1, 99) }).noValue(NoValueError).note("every thread of vipd runs SCHED_RR at this priority, as keepalived runs its VRRP process (in a Go program the VRRP thread alone is held up by the runtime's ordinary threads: docs/benchmarks-failover.md); without the keyword vipd's VRRP thread alone runs SCHED_RR 1; changed by a reload"),
+	ign("checker_rt_priority", "1..99", 1, "vipd is one process: vrrp_rt_priority sets the priority of all of it, checkers included").noValue(NoValueError).checkInt(1, 99),
 	ign("bfd_rt_priority", "1..99", 1, noEffectSched).noValue(NoValueError).checkInt(1, 99),
 	ign("vrrp_rlimit_rttime", "USECS", 1, noEffectSched).checkInt(1, 1<<32-1),
 	ign("checker_rlimit_rttime", "USECS", 1, noEffectSched).checkInt(1, 1<<32-1),

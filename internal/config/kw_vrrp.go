@@ -1,7 +1,11 @@
 package config
 
 import (
+	"encoding/hex"
+	"fmt"
+	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -95,23 +99,57 @@ var vrrpScriptSection = newSection("vrrp_script", "VRRP tracking script",
 )
 
 var trackProcessSection = newSection("vrrp_track_process", "VRRP process tracking",
-	kw("process", "STRING|QUOTED_STRING [PARAM ...]", 1, "", func(c *cx, n *Node) { c.tp.Process = append([]string(nil), n.Args...) }),
-	kw("param_match", "initial|partial", 1, "exact", func(c *cx, n *Node) {
-		switch n.Args[0] {
-		case "initial", "partial":
-			c.tp.ParamMatch = n.Args[0]
-		default:
-			c.errf(n, "use initial or partial", "unknown param_match '%s'", n.Args[0])
+	kw("process", "STRING|QUOTED_STRING [PARAM ...]", 1, "", func(c *cx, n *Node) {
+		if len(c.tp.Process) > 0 {
+			c.errf(n, "give process once", "Process already set for track process %s - ignoring %s", c.tp.Name, n.Args[0])
+			return
 		}
-	}).noValue(NoValueIgnored),
+		c.tp.Process = append([]string(nil), n.Args...)
+	}),
+	kw("param_match", "[initial|partial]", 0, "exact with parameters", func(c *cx, n *Node) {
+		switch a := arg(n, 0); a {
+		case "":
+			// keepalived: the parameters given (maybe none) exactly.
+			c.tp.ParamMatch = "exact"
+		case "initial", "partial":
+			c.tp.ParamMatch = a
+		default:
+			c.errf(n, "use initial or partial", "Invalid param_match type %s - ignoring", a)
+		}
+	}).note("parameters, or param_match, match the command line (/proc/PID/cmdline) as full_command does; param_match alone: the process has no parameters"),
 	kw("weight", "-254..254 [reverse]", 1, "0", func(c *cx, n *Node) {
 		w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -254, 254)
 		if set {
 			c.tp.Weight, c.tp.Reverse = w, rev
 		}
 	}).noValue(NoValueError),
-	kw("quorum", "NUM", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.tp.Quorum, 1, 65535) }),
-	kw("quorum_max", "NUM", 1, "unlimited", func(c *cx, n *Node) { c.intVal(n, &c.tp.QuorumMax, 0, 65535) }),
+	kw("quorum", "NUM", 1, "1", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 1, 65535); ok {
+			if c.tp.QuorumMax >= 0 && int(v) > c.tp.QuorumMax {
+				c.errf(n, "give quorum_max after quorum, or a larger one", "Quorum is greater than quorum_max - ignoring")
+				return
+			}
+			c.tp.Quorum = int(v)
+		}
+	}),
+	kw("quorum_max", "NUM", 1, "unlimited", func(c *cx, n *Node) {
+		v, ok := c.integer(n, 0, 0, 65535)
+		if !ok {
+			return
+		}
+		// keepalived allows quorum_max 0 (no such process may run)
+		// unless a quorum above 1 was given.
+		if (v != 0 || c.tp.Quorum > 1) && int(v) < c.tp.Quorum {
+			c.errf(n, "give a quorum_max of at least quorum", "quorum_max is less than quorum - ignoring")
+			return
+		}
+		c.tp.QuorumMax = int(v)
+		if v == 0 {
+			c.tp.Quorum = 0
+		} else if c.tp.Quorum == 0 {
+			c.tp.Quorum = 1
+		}
+	}),
 	kw("fork_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.ForkDelay, 0.000001, 3600) }),
 	kw("terminate_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.TerminateDelay, 0.000001, 3600) }),
 	kw("delay", "SECONDS", 1, "0", func(c *cx, n *Node) {
@@ -152,7 +190,7 @@ var syncGroupSection = newSection("vrrp_sync_group", "VRRP synchronization group
 	trackList("track_interface", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.Interfaces }),
 	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.Scripts }),
 	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Files }),
-	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Processes }).refused("not implemented yet; use track_script with a vrrp_script running pidof"),
+	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Processes }),
 	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.BFDs }).status(Refused).note(noBFD),
 	notifyKw("notify_master", func(c *cx) **Script { return &notifyOf(c).Master }),
 	notifyKw("notify_backup", func(c *cx) **Script { return &notifyOf(c).Backup }),
@@ -217,12 +255,117 @@ var authSection = newSection("authentication", "VRRPv2 authentication",
 	}),
 )
 
-// authHMACSection is keepalived's auth_hmac block (refused as a whole).
-var authHMACSection = newSection("auth_hmac", "HMAC advert authentication (refused)",
-	ign("key", "ID VALUE", 2, "auth_hmac is refused"), ign("active_key", "ID", 1, "auth_hmac is refused"),
-	ign("anti_replay", "time|monotonic", 1, "auth_hmac is refused"), ign("time_window", "SECONDS", 1, "auth_hmac is refused"),
-	ign("mode", "enforce|permissive|receive-only", 1, "auth_hmac is refused"),
+// authHMACSection is keepalived's auth_hmac block (2.4.2+), with its
+// parser's messages.
+var authHMACSection = newSection("auth_hmac", "HMAC advert authentication",
+	kw("key", "ID hex:HEX|file:PATH|STRING", 0, "", authHMACKey).noValue(NoValueError),
+	kw("active_key", "1..255", 0, "", func(c *cx, n *Node) {
+		id, err := strconv.Atoi(arg(n, 0))
+		if err != nil || id < 1 || id > 255 {
+			c.errf(n, "write the id of one of the keys", "(%s) auth_hmac active_key '%s' must be between 1 and 255", c.inst.Name, arg(n, 0))
+			return
+		}
+		c.inst.AuthHMAC.ActiveKey = id
+	}).noValue(NoValueError),
+	kw("anti_replay", "time|monotonic", 0, "time", func(c *cx, n *Node) {
+		switch arg(n, 0) {
+		case "time":
+			c.inst.AuthHMAC.Monotonic = false
+		case "monotonic":
+			c.inst.AuthHMAC.Monotonic = true
+		default:
+			c.errf(n, "time or monotonic", "(%s) auth_hmac anti_replay '%s' must be time or monotonic", c.inst.Name, arg(n, 0))
+		}
+	}).noValue(NoValueError),
+	kw("time_window", "1..300", 0, "max(3 × advert_int, 5)", func(c *cx, n *Node) {
+		w, err := strconv.Atoi(arg(n, 0))
+		if err != nil || w < 1 || w > 300 {
+			c.errf(n, "seconds from 1 to 300", "(%s) auth_hmac time_window '%s' must be between 1 and 300 seconds", c.inst.Name, arg(n, 0))
+			return
+		}
+		c.inst.AuthHMAC.TimeWindow = w
+	}).noValue(NoValueError),
+	kw("mode", "enforce|permissive|receive-only", 0, "enforce", func(c *cx, n *Node) {
+		switch m := arg(n, 0); m {
+		case "enforce", "permissive", "receive-only":
+			c.inst.AuthHMAC.Mode = m
+		default:
+			c.errf(n, "enforce, permissive or receive-only", "(%s) auth_hmac mode '%s' must be enforce, permissive or receive-only", c.inst.Name, m)
+		}
+	}).noValue(NoValueError),
 )
+
+// authHMACKey is auth_hmac's key: an id and a value, inline (hex: for raw
+// bytes, else the ASCII string) or read from a file (file:PATH, which
+// must not be readable by group or others).
+func authHMACKey(c *cx, n *Node) {
+	a := c.inst.AuthHMAC
+	if len(n.Args) < 2 {
+		c.errf(n, "write: key ID VALUE", "(%s) auth_hmac key needs an id and a value", c.inst.Name)
+		return
+	}
+	id, err := strconv.Atoi(n.Args[0])
+	if err != nil || id < 1 || id > 255 {
+		c.errf(n, "key ids are 1 to 255", "(%s) auth_hmac key id '%s' must be between 1 and 255", c.inst.Name, n.Args[0])
+		return
+	}
+	v := n.Args[1]
+	if path, ok := strings.CutPrefix(v, "file:"); ok {
+		f, err := os.Open(path)
+		if err != nil {
+			c.errf(n, "the file must exist and be readable", "(%s) auth_hmac key file '%s' cannot be opened", c.inst.Name, path)
+			return
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
+			c.b.add(n.Pos, Security, n.Name, "chmod 600 the key file", "(%s) auth_hmac key file '%s' is readable by group or others", c.inst.Name, path)
+		}
+		buf := make([]byte, 4+HMACKeyMax*2+8)
+		k, _ := io.ReadFull(f, buf)
+		if k == len(buf)-1 || k == len(buf) {
+			c.errf(n, "the file holds one key", "(%s) auth_hmac key file '%s' is too large", c.inst.Name, path)
+			return
+		}
+		v = strings.TrimRight(string(buf[:k]), "\r\n")
+	}
+	var key []byte
+	if h, ok := strings.CutPrefix(v, "hex:"); ok {
+		key = hexKey(h)
+	} else {
+		key = []byte(v)
+	}
+	if len(key) < HMACKeyMin || len(key) > HMACKeyMax {
+		c.errf(n, fmt.Sprintf("keys are %d to %d bytes", HMACKeyMin, HMACKeyMax), "(%s) auth_hmac key %d length %d not in range [%d, %d]", c.inst.Name, id, len(key), HMACKeyMin, HMACKeyMax)
+		return
+	}
+	for _, k := range a.Keys {
+		if k.ID == id {
+			c.errf(n, "one line per key id", "(%s) duplicate auth_hmac key id %d", c.inst.Name, id)
+			return
+		}
+	}
+	a.Keys = append(a.Keys, HMACKey{ID: id, Key: key, Pos: n.Pos})
+}
+
+// Key lengths keepalived accepts for auth_hmac.
+const (
+	HMACKeyMin = 32
+	HMACKeyMax = 64
+)
+
+// hexKey decodes hex digits, spaces and tabs skipped (keepalived's
+// read_hex_str); a bad digit yields no key (reported as its length).
+func hexKey(s string) []byte {
+	s = strings.NewReplacer(" ", "", "\t", "").Replace(s)
+	if len(s)%2 == 1 {
+		s = "0" + s
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil
+	}
+	return b
+}
 
 // bfdSection lists bfd_instance's keywords; the block is refused as a
 // whole.
@@ -274,6 +417,9 @@ func vipList(name string, excluded bool) *Keyword {
 				continue
 			}
 			v.Pos = it.Pos
+			if c.b.v24() && c.vipDuplicate(it, v, excluded) {
+				continue
+			}
 			if excluded {
 				c.inst.ExcludedVIPs = append(c.inst.ExcludedVIPs, v)
 			} else {
@@ -281,6 +427,38 @@ func vipList(name string, excluded bool) *Keyword {
 			}
 		}
 	})
+}
+
+// vipDuplicate is keepalived 2.4's check that an instance lists an
+// address once (2.2.7 accepts a repeated VIP): a VIP repeating a VIP, or
+// an excluded VIP on the same interface, is reported and skipped.
+func (c *cx) vipDuplicate(it *Node, v VIP, excluded bool) bool {
+	dev := func(d string) string {
+		if d == "" {
+			return c.inst.Interface
+		}
+		return d
+	}
+	kind := ""
+	if excluded {
+		kind = "Excluded "
+	}
+	for _, o := range c.inst.VIPs {
+		if excluded && dev(o.Dev) != dev(v.Dev) {
+			continue
+		}
+		if o.Prefix.Addr() == v.Prefix.Addr() {
+			c.errf(it, "list each address once", "(%s): %sVIP duplicates a VIP %s - ignoring", c.inst.Name, kind, it.Name)
+			return true
+		}
+	}
+	for _, o := range c.inst.ExcludedVIPs {
+		if dev(o.Dev) == dev(v.Dev) && o.Prefix.Addr() == v.Prefix.Addr() {
+			c.errf(it, "list each address once", "(%s): %sVIP duplicates an excluded VIP %s - ignoring", c.inst.Name, kind, it.Name)
+			return true
+		}
+	}
+	return false
 }
 
 func routeList(name string, dst func(c *cx) *[]Route) *Keyword {
@@ -408,7 +586,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	trackList("track_interface", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Interfaces }),
 	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Scripts }),
 	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Files }),
-	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Processes }).refused("not implemented yet; use track_script with a vrrp_script running pidof"),
+	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Processes }),
 	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.BFDs }).status(Refused).note(noBFD),
 	instSrcIP("mcast_src_ip"),
 	instSrcIP("unicast_src_ip"),
@@ -466,17 +644,29 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	kw("timer_expired_backup", "[HIGHEST_PRIORITY_OF_OTHER_INSTANCES]", 0, "254", nil).status(Ignored).
 		note("vipd's timers are not run late by a busy scheduler the way keepalived's are").since("2.3"),
 	flagKw("no_virtual_ipaddress", func(c *cx, n *Node) { c.inst.NoVIPs = true }).since("2.3"),
-	(&Keyword{Name: "auth_hmac", Args: "{ key ID VALUE; active_key ID; anti_replay time|monotonic; time_window S; mode M }", Block: authHMACSection,
-		Status: Refused, Note: "HMAC-SHA256 advert authentication is not implemented", Since: "2.4"}),
+	block("auth_hmac", "{ key ID VALUE; active_key ID; anti_replay time|monotonic; time_window S; mode M }", 0, authHMACSection, func(c *cx, n *Node) {
+		if c.inst.AuthHMAC == nil {
+			c.inst.AuthHMAC = &AuthHMAC{}
+			c.inst.authHMACPos = n.Pos
+		}
+		c.walk(authHMACSection, n.Children)
+	}).since("2.4").note("keepalived 2.4.2's wire format; vipd signs its adverts and verifies its peers' (interop tested with keepalived 2.4.3)"),
 	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }).note("an instance with no unicast_peer stays in FAULT (reason \"Cannot use unicast without any peers\") instead of running over multicast"),
 	kw("unicast_ttl", "0..255", 1, "255", func(c *cx, n *Node) {
 		c.intVal(n, &c.inst.UnicastTTL, 0, 255)
 		c.inheritGARP().unicastKeyword = n
 	}),
 	kw("old_unicast_checksum", "[never]", 0, "", func(c *cx, n *Node) {
-		c.inst.OldUnicastChecksum = arg(n, 0) != "never"
+		switch arg(n, 0) {
+		case "":
+			c.inst.OldUnicastChecksum = "config"
+		case "never":
+			c.inst.OldUnicastChecksum = "never"
+		default:
+			c.errf(n, "write old_unicast_checksum or old_unicast_checksum never", "(%s) Unknown old_unicast_chksum mode %s - ignoring", c.inst.Name, arg(n, 0))
+		}
 		c.inheritGARP().unicastKeyword = n
-	}).notYet("unicast checksums are always RFC ones"),
+	}).note("unicast VRRPv3 IPv4 checksums summed with 224.0.0.18 as destination, as keepalived before 1.3.6; without it vipd switches to that sum when a peer uses it, unless never"),
 	instGARPSeconds("garp_master_delay", "vrrp_garp_master_delay", func(c *cx) (*time.Duration, *bool) {
 		return &c.inst.GARP.MasterDelay, &c.inheritGARP().masterDelay
 	}),

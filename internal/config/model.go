@@ -147,6 +147,11 @@ type Global struct {
 	// (vrrp_delay_after_boot, keepalived >= 2.3). The longer one applies.
 	StartupDelay   time.Duration `json:"vrrp_startup_delay,omitempty"`
 	DelayAfterBoot time.Duration `json:"vrrp_delay_after_boot,omitempty"`
+	// VRRPRTPriority is the SCHED_RR priority of the VRRP thread
+	// (vrrp_rt_priority; 0: the default, 1). VRRPNoSwap locks the
+	// daemon's memory (vrrp_no_swap).
+	VRRPRTPriority int  `json:"vrrp_rt_priority,omitempty"`
+	VRRPNoSwap     bool `json:"vrrp_no_swap,omitempty"`
 	// V3ChecksumAsV2 leaves the IPv4 pseudo-header out of VRRPv3
 	// checksums, as Cisco and Juniper do (default of v3_checksum_as_v2).
 	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`
@@ -273,7 +278,7 @@ type TrackProcess struct {
 	Pos            Pos           `json:"pos"`
 	Name           string        `json:"name"`
 	Process        []string      `json:"process"`               // name, then parameters to match
-	ParamMatch     string        `json:"param_match,omitempty"` // "", "initial" or "partial"
+	ParamMatch     string        `json:"param_match,omitempty"` // "", "exact" (param_match alone), "initial" or "partial"
 	Weight         int           `json:"weight"`                // -254..254, default 0... see keepalived
 	Reverse        bool          `json:"reverse,omitempty"`
 	Quorum         int           `json:"quorum"`     // default 1
@@ -388,6 +393,24 @@ type Auth struct {
 	Pass string   `json:"auth_pass,omitempty"` // at most 8 bytes (longer is truncated with a warning)
 }
 
+// AuthHMAC is an instance's auth_hmac block: adverts signed with
+// HMAC-SHA256 and a time-based sequence number (keepalived 2.4.2+).
+type AuthHMAC struct {
+	Keys       []HMACKey `json:"keys"`
+	ActiveKey  int       `json:"active_key"`
+	Mode       string    `json:"mode,omitempty"`        // enforce (default), permissive, receive-only
+	Monotonic  bool      `json:"monotonic,omitempty"`   // anti_replay monotonic (default time)
+	TimeWindow int       `json:"time_window,omitempty"` // seconds; 0: max(3 × advert_int, 5)
+}
+
+// HMACKey is one key of auth_hmac. The key itself is a secret: dumps
+// leave it out.
+type HMACKey struct {
+	ID  int    `json:"id"`
+	Key []byte `json:"-"`
+	Pos Pos    `json:"-"`
+}
+
 // VMAC is use_vmac: a macvlan interface carrying the virtual MAC.
 type VMAC struct {
 	Interface string `json:"interface,omitempty"` // "" = vrrp.<VRID>
@@ -424,7 +447,11 @@ type Instance struct {
 	UnicastFaultNoPeer bool          `json:"unicast_fault_no_peer,omitempty"`
 	UnicastTTL         int           `json:"unicast_ttl,omitempty"` // 0: 255
 	CheckUnicastSrc    bool          `json:"check_unicast_src,omitempty"`
-	OldUnicastChecksum bool          `json:"old_unicast_checksum,omitempty"`
+	// OldUnicastChecksum: "" (new sum, switch on hearing the old one),
+	// "config" (old_unicast_checksum: the old sum) or "never".
+	OldUnicastChecksum string `json:"old_unicast_checksum,omitempty"`
+	// AuthHMAC is the auth_hmac block (keepalived 2.4.2+).
+	AuthHMAC *AuthHMAC `json:"auth_hmac,omitempty"`
 	// V3ChecksumAsV2: see Global.V3ChecksumAsV2.
 	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`
 	// NoVIPs suppresses the warning for an instance without VIPs
@@ -476,6 +503,7 @@ type Instance struct {
 
 	ifacePos     Pos
 	statePos     Pos
+	authHMACPos  Pos
 	prioritySet  bool
 	vmacImplicit bool
 	smtpSet      bool

@@ -39,17 +39,20 @@ type Options struct {
 	// Dataplane: "" (the configuration's vipd_dataplane, else auto),
 	// auto, proxy, ipvs or xdp.
 	Dataplane string
-	Control   string // unix socket of the control API ("" = none)
-	Metrics   string // listen address of metrics and status page ("" = none)
-	PIDFile   string // "" = none
-	DataFile  string // SIGUSR1 dump; default /tmp/vipd.data
-	StatsFile string // SIGUSR2 dump; default /tmp/vipd.stats
-	IPVSState string // ownership record of the ipvs data plane; default /run/vipd/ipvs.json
-	XDPPins   string // bpffs directory of the xdp data plane's maps; default /sys/fs/bpf/vipd
-	VRRPOnly  bool   // -P
-	CheckOnly bool   // -C
-	Version   string
-	Logger    *slog.Logger
+	// KeepalivedVersion: judge the configuration as keepalived 2.2
+	// ("", the default) or 2.4 does (config.Options.KeepalivedVersion).
+	KeepalivedVersion string
+	Control           string // unix socket of the control API ("" = none)
+	Metrics           string // listen address of metrics and status page ("" = none)
+	PIDFile           string // "" = none
+	DataFile          string // SIGUSR1 dump; default /tmp/vipd.data
+	StatsFile         string // SIGUSR2 dump; default /tmp/vipd.stats
+	IPVSState         string // ownership record of the ipvs data plane; default /run/vipd/ipvs.json
+	XDPPins           string // bpffs directory of the xdp data plane's maps; default /sys/fs/bpf/vipd
+	VRRPOnly          bool   // -P
+	CheckOnly         bool   // -C
+	Version           string
+	Logger            *slog.Logger
 
 	// XDPIfaces get the xdp program besides the interfaces real servers
 	// are reached through (a director whose VIP traffic comes in on
@@ -80,6 +83,7 @@ type Daemon struct {
 	quorum  map[string]bool
 	node    *vrrp.Node
 	promote *promoter // promote_secondaries set by vipd, reset at stop
+	memLock *memLock  // vrrp_no_swap
 	// trackMu orders the track_group states (trackUp) handed to VRRP.
 	trackMu  sync.Mutex
 	trackUp  map[string]bool
@@ -160,7 +164,7 @@ func (d *Daemon) chooseDataplane() string {
 	if dp == "" {
 		// The data plane may come from the configuration itself, so
 		// peek at it before validating for it.
-		if c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID}); c != nil {
+		if c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, KeepalivedVersion: d.opts.KeepalivedVersion}); c != nil {
 			dp = c.Global.Dataplane
 		}
 	}
@@ -176,7 +180,7 @@ func (d *Daemon) chooseDataplane() string {
 // item is dropped, as keepalived does: a configuration keepalived runs
 // (the CentOS default's vrrp_garp_interval 0, say) runs.
 func (d *Daemon) load(reload bool) (*config.Config, map[string]bool, error) {
-	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, Dataplane: d.dpName, Host: config.OSHost{}})
+	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, Dataplane: d.dpName, Host: config.OSHost{}, KeepalivedVersion: d.opts.KeepalivedVersion, Daemon: true})
 	var refuse, logged []string
 	known := map[string]bool{}
 	for _, dg := range diags.Sorted() {
@@ -235,7 +239,7 @@ func resolveDataplane(name string, needsKernel bool) string {
 // needsKernel reports whether the configuration file has virtual servers
 // only the kernel can run: DR or TUN real servers, or fwmark services.
 func (d *Daemon) needsKernel() bool {
-	c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID})
+	c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, KeepalivedVersion: d.opts.KeepalivedVersion})
 	if c == nil {
 		return false
 	}
@@ -339,6 +343,12 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.promote = newPromoter(d.log)
 		d.promote.apply(g.cfg)
 		defer d.promote.reset()
+	}
+
+	if !d.opts.CheckOnly {
+		d.memLock = newMemLock(d.log)
+		d.memLock.apply(g.cfg.Global.VRRPNoSwap)
+		defer d.memLock.apply(false)
 	}
 
 	// Like keepalived, no VRRP runs without a vrrp_instance (a reload

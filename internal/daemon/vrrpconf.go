@@ -11,6 +11,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/netif"
+	"github.com/vipd/vipd/internal/proctrack"
 	"github.com/vipd/vipd/internal/vrrp"
 )
 
@@ -34,6 +35,10 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		DelayAfterBoot: g.DelayAfterBoot,
 
 		FIFOStatesOnReload: g.FIFOWriteVRRPStatesOnReload,
+		// vrrp_rt_priority: the whole process real-time, as keepalived
+		// makes its VRRP process; without it the VRRP thread alone.
+		RTPriority:      g.VRRPRTPriority,
+		ProcessRealtime: g.VRRPRTPriority > 0,
 	}
 	for _, ld := range c.InterfaceDelays {
 		if out.LinkDelays == nil {
@@ -69,6 +74,9 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		w := f.Weight
 		out.TrackFiles = append(out.TrackFiles, vrrp.TrackFileConfig{Name: f.Name, Path: f.File, Weight: &w, Reverse: f.Reverse})
 	}
+	for _, tp := range c.TrackProcesses {
+		out.TrackProcesses = append(out.TrackProcesses, processConfig(tp))
+	}
 	for _, sg := range c.SyncGroups {
 		out.Groups = append(out.Groups, vrrp.GroupConfig{
 			Name:            sg.Name,
@@ -76,6 +84,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			TrackInterfaces: trackRefs(sg.Track.Interfaces),
 			TrackScripts:    trackRefs(without(sg.Track.Scripts, refused)),
 			TrackFiles:      trackRefs(sg.Track.Files),
+			TrackProcesses:  trackRefs(sg.Track.Processes),
 		})
 	}
 	vmacNames := map[string]bool{}
@@ -103,6 +112,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			TrackInterfaces:      trackRefs(in.Track.Interfaces),
 			TrackScripts:         trackRefs(without(in.Track.Scripts, refused)),
 			TrackFiles:           trackRefs(in.Track.Files),
+			TrackProcesses:       trackRefs(in.Track.Processes),
 			DownTimerAdverts:     in.DownTimerAdverts,
 			LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
 			HigherPrioSendAdvert: in.HigherPrioSendAdvert,
@@ -145,6 +155,14 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			ic.AuthType = string(in.Auth.Type)
 			ic.AuthPass = in.Auth.Pass
 		}
+		if a := in.AuthHMAC; a != nil {
+			h := &vrrp.AuthHMACConfig{ActiveKey: uint8(a.ActiveKey), Mode: a.Mode, Monotonic: a.Monotonic, TimeWindow: a.TimeWindow}
+			for _, k := range a.Keys {
+				h.Keys = append(h.Keys, vrrp.HMACKey{ID: uint8(k.ID), Key: k.Key})
+			}
+			ic.AuthHMAC = h
+		}
+		ic.OldUnicastChecksum = in.OldUnicastChecksum
 		for _, p := range in.UnicastPeers {
 			ic.UnicastPeers = append(ic.UnicastPeers, p.Addr)
 		}
@@ -207,6 +225,33 @@ func vmacMAC(mac string, vrid int) string {
 		return fmt.Sprintf("%s:%02x", mac, vrid)
 	}
 	return mac
+}
+
+// processConfig maps a vrrp_track_process block: the first word of
+// process is the name, the others parameters, which (like param_match)
+// make keepalived match the command line, exactly by default.
+func processConfig(tp *config.TrackProcess) vrrp.ProcessConfig {
+	s := proctrack.Spec{
+		Name: tp.Name, FullCommand: tp.FullCommand,
+		Quorum: tp.Quorum, QuorumMax: tp.QuorumMax,
+		ForkDelay: tp.ForkDelay, TerminateDelay: tp.TerminateDelay,
+	}
+	if len(tp.Process) > 0 {
+		s.Process, s.Params = tp.Process[0], slices.Clone(tp.Process[1:])
+	}
+	switch tp.ParamMatch {
+	case "initial":
+		s.ParamMatch = proctrack.MatchInitial
+	case "partial":
+		s.ParamMatch = proctrack.MatchPartial
+	case "exact":
+		s.ParamMatch = proctrack.MatchExact
+	default:
+		if len(s.Params) > 0 {
+			s.ParamMatch = proctrack.MatchExact
+		}
+	}
+	return vrrp.ProcessConfig{Spec: s, Weight: tp.Weight, Reverse: tp.Reverse}
 }
 
 // trackGroupRef names a track_group as the external object VRRP tracks.
