@@ -579,7 +579,7 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 		}
 		c.vs.protoSet = true
 	}),
-	flagKw("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }).notYet("checkers run whether or not the VIP is here"),
+	flagKw("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }).note("the checkers run only while one of the virtual server's addresses is on the host (netlink address events, as keepalived); refused for fwmarks as keepalived does"),
 	smtpAlertKw(),
 	virtualhostKw(false),
 	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.vs.SNMPName = n.Args[0] }).noValue(NoValueError).note("kept for vipctl output; no SNMP"),

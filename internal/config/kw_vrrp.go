@@ -563,20 +563,30 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 		c.inst.ifacePos = n.Pos
 	}),
 	kw("vrf", "VRF_IF", 1, "", func(c *cx, n *Node) { c.inst.VRF = n.Args[0] }).status(Refused).note("VRFs are not supported by vipd"),
-	kw("use_vmac", "[IFNAME] [MAC]", 0, "vrrp.<VRID>", func(c *cx, n *Node) {
+	kw("use_vmac", "[[name] IFNAME] [MAC] [netlink_notify_msg] [group GROUP]", 0, "<vmac_prefix>.<VRID>", func(c *cx, n *Node) {
 		v := &VMAC{}
 		if c.inst.UseVMAC != nil {
 			v.XmitBase = c.inst.UseVMAC.XmitBase
 		}
-		for _, a := range n.Args {
-			if strings.Count(a, ":") >= 4 {
+		c.inst.vmacImplicit = false
+		for i := 0; i < len(n.Args); i++ {
+			switch a := n.Args[i]; {
+			case a == "netlink_notify_msg":
+				// A netlink message keepalived forces for its own view of
+				// the base interface; vipd needs none.
+			case a == "group" && i+1 < len(n.Args):
+				i++ // the link group: vipd leaves the macvlan in group 0
+			case a == "name" && i+1 < len(n.Args):
+				i++
+				v.Interface = n.Args[i]
+			case strings.Count(a, ":") >= 4:
 				v.MAC = a
-			} else {
+			default:
 				v.Interface = a
 			}
 		}
 		c.inst.UseVMAC = v
-	}).notYet("no virtual MAC yet: the VIP moves by gratuitous ARP with the interface's own MAC"),
+	}).note("a macvlan (private mode) on the instance's interface with the virtual MAC 00:00:5e:00:01:VRID (IPv6 02:VRID), up in every state; the VIPs without dev live on it; removed at stop. `group` is accepted and not applied; IGMP reports from the macvlan are not moved to the base interface (keepalived does that with nftables)"),
 	flagKw("use_vmac_addr", nil).status(Refused).note("per-address VMACs are not implemented"),
 	flagKw("vmac_xmit_base", func(c *cx, n *Node) {
 		if c.inst.UseVMAC == nil {
@@ -584,7 +594,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			c.inst.vmacImplicit = true
 		}
 		c.inst.UseVMAC.XmitBase = true
-	}).notYet("use_vmac is not implemented yet"),
+	}).note("adverts go out and come in on the base interface, the VIPs stay on the macvlan"),
 	refuse("use_ipvlan", "[IFNAME] [IP] [bridge|private|vepa]", 0, "ipvlan interfaces are not implemented"),
 	flagKw("native_ipv6", func(c *cx, n *Node) { c.inst.NativeIPv6 = true }),
 	flagKw("dont_track_primary", func(c *cx, n *Node) { c.inst.DontTrackPrimary = true }),

@@ -77,7 +77,8 @@ type Daemon struct {
 	quit chan struct{} // closed when the loop has returned
 
 	// Owned by the loop goroutine.
-	gen     *generation // the running configuration and what was built from it
+	gen     *generation       // the running configuration and what was built from it
+	local   map[hostAddr]bool // the host's addresses, for ha_suspend (hasuspend.go); nil: not watched
 	health  map[string]health
 	quorum  map[string]bool
 	node    *vrrp.Node
@@ -302,7 +303,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		if d.dp, err = d.newDataplane(); err != nil {
 			return err
 		}
+		if g.cfg.Global.LVSFlush {
+			d.flushIPVS("lvs_flush")
+		}
 		defer func() {
+			// lvs_flush_on_stop (the running generation's): the whole
+			// table at once. With VS, vipd's own services go one by one
+			// without their real servers first, which is what Close
+			// does anyway.
+			if d.gen.cfg.Global.LVSFlushOnStop == "all" {
+				d.flushIPVS("lvs_flush_on_stop")
+			}
 			if cerr := d.dp.Close(); cerr != nil {
 				d.log.Warn("closing the data plane", "err", cerr)
 			}
@@ -353,8 +364,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	defer func() { d.in.close(); close(d.quit) }()
 	if !d.opts.VRRPOnly {
+		// ha_suspend follows the host's addresses.
+		addrCtx, stopAddrs := context.WithCancel(context.Background())
+		defer stopAddrs()
+		if err := d.watchAddrs(addrCtx); err != nil {
+			d.log.Error(err.Error() + "; ha_suspend suspends nothing")
+			d.local = nil
+		}
+		d.markSuspended(g.plans, g.servers)
 		d.startRunner(g.servers)
 		defer d.stopRunner()
+		d.applySuspend(g.plans, true)
 	}
 	d.startBGP(nil)
 	defer d.stopBGP(true)
@@ -428,6 +448,20 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		case <-d.in.ready:
 			d.in.serve()
 		}
+	}
+}
+
+// flushIPVS empties the kernel's IPVS table (lvs_flush, lvs_flush_on_stop)
+// when the data plane is ipvs; the other data planes have no IPVS table
+// of their own to flush, and vipd leaves the kernel's alone.
+func (d *Daemon) flushIPVS(why string) {
+	f, ok := d.dp.(interface{ Flush() error })
+	if !ok {
+		d.log.Info(why + ": the " + d.dpName + " data plane has no IPVS table; nothing flushed")
+		return
+	}
+	if err := f.Flush(); err != nil {
+		d.log.Error(why, "err", err)
 	}
 }
 

@@ -276,8 +276,8 @@ func (d *Daemon) commitSteps(next *generation, newNotifier **notify.Notifier) []
 	}
 	if d.runner != nil {
 		steps = append(steps, step{name: "health checks",
-			do:   func() error { return d.updateRunner(next.servers) },
-			undo: func() error { return d.updateRunner(prev.servers) }})
+			do:   func() error { return d.updateRunner(next.plans, next.servers) },
+			undo: func() error { return d.updateRunner(prev.plans, prev.servers) }})
 	}
 	if next.vrrp != nil {
 		if d.node == nil {
@@ -337,10 +337,17 @@ func (d *Daemon) applyServices(desired []lvs.Service) error {
 
 // updateRunner moves the checkers to servers: unchanged ones keep their
 // state; the events of the others come to the loop's queue.
-func (d *Daemon) updateRunner(servers []check.Server) error {
+// ha_suspend holds new servers from the start, and kept ones as the
+// plans now say.
+func (d *Daemon) updateRunner(plans []*vsPlan, servers []check.Server) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return d.runner.Update(ctx, servers)
+	d.markSuspended(plans, servers)
+	if err := d.runner.Update(ctx, servers); err != nil {
+		return err
+	}
+	d.applySuspend(plans, false)
+	return nil
 }
 
 // countReload counts a reload's result for Status and the metrics.

@@ -3,6 +3,7 @@ package vrrp
 import (
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -154,6 +155,53 @@ type InstanceConfig struct {
 	// V3ChecksumAsV2 computes and checks VRRPv3 checksums without the
 	// pseudo-header, for old peers.
 	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`
+	// VMAC (use_vmac) puts the instance on a macvlan of Interface that
+	// carries the VRRP virtual MAC: its VIPs without a dev go there, and
+	// its adverts are sent and received there unless XmitBase.
+	// Interface stays the tracked link and the source of the adverts'
+	// address, as in keepalived.
+	VMAC *VMACConfig `json:"vmac,omitempty"`
+}
+
+// VMACConfig is an instance's use_vmac and vmac_xmit_base.
+type VMACConfig struct {
+	// Name of the macvlan (keepalived's default: vrrp.VRID).
+	Name string `json:"name"`
+	// MAC: empty means the virtual router MAC 00:00:5e:00:01:VRID
+	// (IPv6: 00:00:5e:00:02:VRID).
+	MAC string `json:"mac,omitempty"`
+	// XmitBase sends and receives the adverts on Interface, not on the
+	// macvlan (vmac_xmit_base).
+	XmitBase bool `json:"xmit_base,omitempty"`
+}
+
+// sockIface is the interface the instance's adverts go out and come in
+// on.
+func (in *InstanceConfig) sockIface() string {
+	if in.VMAC != nil && !in.VMAC.XmitBase {
+		return in.VMAC.Name
+	}
+	return in.Interface
+}
+
+// vipDev is where a VIP without a dev goes.
+func (in *InstanceConfig) vipDev() string {
+	if in.VMAC != nil {
+		return in.VMAC.Name
+	}
+	return in.Interface
+}
+
+// vmacLink is the macvlan the driver creates for the instance.
+func (in *InstanceConfig) vmacLink() netif.VMAC {
+	v6 := in.family6()
+	mac := netif.VirtualMAC(in.VRID, v6)
+	if in.VMAC.MAC != "" {
+		if hw, err := net.ParseMAC(in.VMAC.MAC); err == nil {
+			mac = hw
+		}
+	}
+	return netif.VMAC{Name: in.VMAC.Name, Base: in.Interface, MAC: mac, V6: v6}
 }
 
 // TrackRef is an entry of track_interface, track_script or track_file:
@@ -246,6 +294,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 		unicast bool
 	}
 	ids := map[ifv]string{}
+	vmacs := map[string]string{} // VMAC name -> instance
 	scripts := map[string]bool{}
 	for _, s := range c.Scripts {
 		if s.Name == "" || scripts[s.Name] {
@@ -386,6 +435,30 @@ func (c *Config) Validate() (warnings []string, err error) {
 		}
 		if in.PreemptDelay < 0 || in.PreemptDelay > 1000*time.Second {
 			bad("%s: preempt_delay %v outside 0..1000 s", who, in.PreemptDelay)
+		}
+		if vm := in.VMAC; vm != nil {
+			switch {
+			case vm.Name == "" || len(vm.Name) >= 16 || strings.ContainsAny(vm.Name, "/ "):
+				bad("%s: use_vmac: %q is not an interface name", who, vm.Name)
+			case vm.Name == in.Interface:
+				bad("%s: use_vmac: the VMAC cannot be the instance's interface %s", who, in.Interface)
+			case vmacs[vm.Name] != "":
+				bad("%s: use_vmac: interface %s is already the VMAC of %s", who, vm.Name, vmacs[vm.Name])
+			}
+			vmacs[vm.Name] = in.Name
+			if vm.MAC != "" {
+				if hw, err := net.ParseMAC(vm.MAC); err != nil || len(hw) != 6 {
+					bad("%s: use_vmac: %q is not an Ethernet MAC address", who, vm.MAC)
+				}
+			}
+			if len(in.UnicastPeers) > 0 && !vm.XmitBase {
+				// keepalived's rule (NOTE 2 of use_vmac).
+				bad("%s: use_vmac with unicast peers needs vmac_xmit_base", who)
+			}
+			if vm.XmitBase && (in.Strict) {
+				warn("(%s) xmit_base is incompatible with strict mode - resetting", in.Name)
+				c.Instances[i].VMAC = &VMACConfig{Name: vm.Name, MAC: vm.MAC}
+			}
 		}
 		key := ifv{in.Interface, in.VRID, v6, len(in.UnicastPeers) > 0}
 		if other, ok := ids[key]; ok && !key.unicast {
@@ -564,5 +637,10 @@ func (in *InstanceConfig) machineConfig() MachineConfig {
 // identity is what makes an instance the same instance across a reload:
 // changing any of these replaces it.
 func (in *InstanceConfig) identity() string {
-	return fmt.Sprintf("%s|%d|%d|%v|%v|%v", in.Interface, in.VRID, in.version(), in.family6(), len(in.UnicastPeers) > 0, in.UnicastSrcIP)
+	id := fmt.Sprintf("%s|%d|%d|%v|%v|%v", in.Interface, in.VRID, in.version(), in.family6(), len(in.UnicastPeers) > 0, in.UnicastSrcIP)
+	if in.VMAC != nil {
+		// The VMAC is made with the instance and goes with it.
+		id += fmt.Sprintf("|vmac %s %s %v", in.VMAC.Name, in.VMAC.MAC, in.VMAC.XmitBase)
+	}
+	return id
 }

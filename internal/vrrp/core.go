@@ -203,6 +203,14 @@ const (
 	// EffTimer: step an InTick at At (zero: no timer). It replaces the
 	// previous timer.
 	EffTimer
+	// EffAddVMAC: create (or take over) the macvlan VMAC and bring it up
+	// (use_vmac); it stays up whatever the instance's state, as in
+	// keepalived: only the VIPs move. It comes before the instance's
+	// EffListen, which needs it.
+	EffAddVMAC
+	// EffRemoveVMAC: delete the macvlan Name, after the instance has
+	// resigned and closed its socket on it.
+	EffRemoveVMAC
 )
 
 // Effect is one thing the driver must do, in order.
@@ -226,6 +234,7 @@ type Effect struct {
 	Processes    []proctrack.Spec
 	Name         string
 	At           time.Time
+	VMAC         netif.VMAC
 }
 
 // NewCore returns an empty core; its first InReload starts it.
@@ -481,7 +490,10 @@ func (c *Core) ready(ci *coreInst) {
 }
 
 func (c *Core) addInstance(ic InstanceConfig) {
-	ci := &coreInst{cfg: ic, vips: instanceVIPs(ic), key: SockKey{ic.Interface, ic.family6()}}
+	ci := &coreInst{cfg: ic, vips: instanceVIPs(ic), key: SockKey{ic.sockIface(), ic.family6()}}
+	if ic.VMAC != nil {
+		c.emit(Effect{Kind: EffAddVMAC, Instance: ic.Name, VMAC: ic.vmacLink()})
+	}
 	switch {
 	case ic.UnicastSrcIP.IsValid():
 		ci.src, ci.ownSrc = ic.UnicastSrcIP, true
@@ -557,7 +569,7 @@ func instanceVIPs(ic InstanceConfig) []VIP {
 	var out []VIP
 	for _, v := range append(slices.Clone(ic.VIPs), ic.ExcludedVIPs...) {
 		if v.Dev == "" {
-			v.Dev = ic.Interface
+			v.Dev = ic.vipDev()
 		}
 		out = append(out, v)
 	}
@@ -574,6 +586,9 @@ func (c *Core) removeInstance(ci *coreInst) {
 			delete(c.socks, ci.key)
 			c.emit(Effect{Kind: EffUnlisten, Sock: ci.key})
 		}
+	}
+	if ci.cfg.VMAC != nil {
+		c.emit(Effect{Kind: EffRemoveVMAC, Instance: ci.cfg.Name, Name: ci.cfg.VMAC.Name})
 	}
 	delete(c.insts, ci.cfg.Name)
 	c.order = slices.DeleteFunc(c.order, func(s string) bool { return s == ci.cfg.Name })
@@ -667,7 +682,12 @@ func (c *Core) exec(actions []Action) {
 				c.announce(ci, v, a.Count)
 			}
 		case ActSendGARPExtra:
-			done := map[string]bool{ci.cfg.Interface: true}
+			// Not on the interface the adverts go out on (keepalived:
+			// with vmac_xmit_base, the VMAC gets them too).
+			done := map[string]bool{ci.cfg.sockIface(): true}
+			if vm := ci.cfg.VMAC; vm != nil && vm.XmitBase {
+				done = map[string]bool{}
+			}
 			for _, v := range ci.vips {
 				if !done[v.Dev] {
 					done[v.Dev] = true
@@ -762,6 +782,11 @@ func (c *Core) stop() {
 	slices.SortFunc(keys, func(a, b SockKey) int { return strings.Compare(a.String(), b.String()) })
 	for _, k := range keys {
 		c.emit(Effect{Kind: EffUnlisten, Sock: k})
+	}
+	for _, name := range c.order {
+		if ci := c.insts[name]; ci.cfg.VMAC != nil {
+			c.emit(Effect{Kind: EffRemoveVMAC, Instance: name, Name: ci.cfg.VMAC.Name})
+		}
 	}
 	c.stopped = true
 }

@@ -214,6 +214,17 @@ func (n *Node) exec(effects []Effect) {
 			n.trackProcesses(e.Processes)
 		case EffTimer:
 			n.deadline = e.At
+		case EffAddVMAC:
+			// A failure shows as the instance's socket error (FAULT).
+			if err := n.host.AddVMAC(e.VMAC); err != nil {
+				n.log.Error(fmt.Sprintf("(%s) %v", e.Instance, err))
+			} else {
+				n.log.Info(fmt.Sprintf("(%s) VMAC %s up on %s with MAC %s", e.Instance, e.VMAC.Name, e.VMAC.Base, e.VMAC.MAC))
+			}
+		case EffRemoveVMAC:
+			if err := n.host.RemoveVMAC(e.Name); err != nil {
+				n.log.Error(fmt.Sprintf("(%s) %v", e.Instance, err))
+			}
 		}
 	}
 }
@@ -293,6 +304,9 @@ func (n *Node) shutdown() {
 	}
 	for _, s := range n.socks {
 		s.conn.Close()
+	}
+	if err := n.host.RemoveAllVMACs(); err != nil {
+		n.log.Error(fmt.Sprintf("vrrp: %v", err))
 	}
 	for name := range n.scripts {
 		n.stopScript(name)

@@ -230,6 +230,10 @@ func (sc *scenario) format(e Effect) string {
 		return "watch file " + e.File.Name
 	case EffStopFile:
 		return "stop file " + e.Name
+	case EffAddVMAC:
+		return fmt.Sprintf("add vmac %s on %s mac %s ipv6 %v", e.VMAC.Name, e.VMAC.Base, e.VMAC.MAC, e.VMAC.V6)
+	case EffRemoveVMAC:
+		return fmt.Sprintf("remove vmac %s", e.Name)
 	case EffTrackProcesses:
 		var names []string
 		for _, s := range e.Processes {
@@ -366,6 +370,8 @@ func parseScenarioConfig(lines []string) (Config, error) {
 					*flags[k] = true
 				case refs[k] != nil:
 					*refs[k] = append(*refs[k], ref(v))
+				case k == "vmac" || k == "vmac_xmit_base":
+					ic.VMAC = &VMACConfig{Name: v, XmitBase: k == "vmac_xmit_base"}
 				case k == "vips":
 					for _, p := range strings.Split(v, ",") {
 						ic.VIPs = append(ic.VIPs, VIP{Prefix: netip.MustParsePrefix(p)})
