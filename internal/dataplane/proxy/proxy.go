@@ -45,6 +45,11 @@ type Dataplane struct {
 	services map[lvs.ServiceKey]*service
 	draining []*service // removed, with connections still open
 	closed   bool
+	// inherited: listening sockets of the previous process, for the
+	// services Apply starts (handover.go); handedOver: StopAccepting
+	// was called.
+	inherited  map[inheritKey][]int
+	handedOver bool
 
 	stop chan struct{}
 	bg   sync.WaitGroup
@@ -166,6 +171,9 @@ func (dp *Dataplane) Apply(ctx context.Context, desired []lvs.Service) error {
 	if dp.closed {
 		return errors.New("proxy: closed")
 	}
+	if dp.handedOver {
+		return errors.New("proxy: handed over to the next process")
+	}
 	var errs []error
 	keep := map[lvs.ServiceKey]bool{}
 	for _, d := range desired {
@@ -205,16 +213,37 @@ func (dp *Dataplane) Apply(ctx context.Context, desired []lvs.Service) error {
 // start opens a new service's sockets.
 func (dp *Dataplane) start(s *service) error {
 	if s.key.Proto == lvs.UDP {
-		u, err := startUDP(dp, s)
+		var fd = -1
+		if fds := dp.takeInherited(lvs.UDP, s.key.Addr); len(fds) > 0 {
+			fd = fds[0]
+			for _, extra := range fds[1:] {
+				sysClose(extra)
+			}
+		}
+		u, err := startUDP(dp, s, fd)
 		if err != nil {
 			return err
 		}
 		s.udp = u
 		return nil
 	}
-	for _, w := range dp.workers {
-		fd, err := listenTCP(s.key.Addr)
+	// Inherited sockets first, every one of them (a socket left out
+	// would reset the connections in its accept queue when closed),
+	// spread over the event loops; then new ones for the loops left.
+	inh := dp.takeInherited(lvs.TCP, s.key.Addr)
+	for i := range max(len(dp.workers), len(inh)) {
+		w := dp.workers[i%len(dp.workers)]
+		var fd int
+		var err error
+		if i < len(inh) {
+			fd = inh[i]
+		} else {
+			fd, err = listenTCP(s.key.Addr)
+		}
 		if err != nil {
+			for _, rest := range inh[min(i+1, len(inh)):] {
+				sysClose(rest)
+			}
 			dp.closeListeners(s)
 			return err
 		}

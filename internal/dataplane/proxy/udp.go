@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -49,11 +50,20 @@ type udpFlow struct {
 
 var udpBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-func startUDP(dp *Dataplane, s *service) (*udpService, error) {
+func startUDP(dp *Dataplane, s *service, inherited int) (*udpService, error) {
 	a := s.key.Addr
 	network, hdr := "udp4", uint64(20+8)
 	if !a.Addr().Unmap().Is4() {
 		network, hdr = "udp6", 40+8
+	}
+	if inherited >= 0 {
+		uc, err := udpConnFrom(inherited)
+		if err != nil {
+			return nil, fmt.Errorf("inherited socket: %w", err)
+		}
+		u := &udpService{svc: s, log: dp.log, conn: uc, hdr: hdr, flows: map[netip.AddrPort]*udpFlow{}, done: make(chan struct{})}
+		go u.readLoop()
+		return u, nil
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
