@@ -178,3 +178,22 @@ func (dp *Dataplane) Active() int {
 	}
 	return n
 }
+
+// ResumeAccepting undoes StopAccepting, for an upgrade that failed
+// after it: the services whose sockets closed take the inherited ones
+// (Inherit: the copies kept for this) or open new ones.
+func (dp *Dataplane) ResumeAccepting() error {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	dp.handedOver = false
+	var errs []error
+	for k, s := range dp.services {
+		if len(s.listeners) > 0 || s.udp != nil {
+			continue
+		}
+		if err := dp.start(s); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: service %s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
