@@ -147,3 +147,10 @@ func (s *source) Ready() error {
 	defer d.mu.Unlock()
 	return d.snap.ready
 }
+
+var _ api.Upgrader = (*source)(nil)
+
+// Upgrade replaces the daemon's process (upgrade.go).
+func (s *source) Upgrade(ctx context.Context) (api.UpgradeResult, error) {
+	return s.d().Upgrade(ctx)
+}
