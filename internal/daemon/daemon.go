@@ -120,12 +120,12 @@ type snapshot struct {
 	// upgradeResults counts vipctl upgrade attempts by result (ok,
 	// failed).
 	upgradeResults map[string]uint64
-	ready         error
-	rsOfName      map[string]rsRef
-	quorum        map[string]bool // by the API's virtual_server name
-	notifier      *notify.Notifier
-	runner        *check.Runner
-	dp            dataplane.Dataplane // safe for concurrent reads (the interface's promise)
+	ready          error
+	rsOfName       map[string]rsRef
+	quorum         map[string]bool // by the API's virtual_server name
+	notifier       *notify.Notifier
+	runner         *check.Runner
+	dp             dataplane.Dataplane // safe for concurrent reads (the interface's promise)
 	// bgp.go's driver and the policy's decisions.
 	bgp          *bgpDriver
 	bgpDecisions []bgp.Decision
