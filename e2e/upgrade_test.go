@@ -466,3 +466,147 @@ func htons(v uint16) uint16 {
 	binary.BigEndian.PutUint16(b[:], v)
 	return binary.NativeEndian.Uint16(b[:])
 }
+
+// TestUpgradeFailureKeepsRunning: an upgrade that cannot happen changes
+// nothing. The new binary finds a broken configuration, is not vipd at
+// all, or fails after the old process had already stopped its checkers,
+// stopped accepting and detached VRRP (it cannot write its pid file):
+// each time `vipctl upgrade` exits 1 naming the step, the same pid keeps
+// serving as MASTER, a long-lived connection carries on, and the
+// keepalived BACKUP peer hears nothing. A last, good upgrade then works.
+func TestUpgradeFailureKeepsRunning(t *testing.T) {
+	lab.RequireCommand(t, "keepalived")
+	l := lab.New(t)
+	client := l.Host("client")
+	dv := l.Host("vipd")
+	dk := l.Host("kad")
+	rs := l.Host("rs1")
+	nginx(t, rs, rs.Name)
+	const vip = "198.18.0.100"
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "vipd")
+	real := filepath.Join(dir, "vipd.real")
+	b, err := os.ReadFile(lab.Binary(t, "./cmd/vipd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(path string, data []byte) {
+		t.Helper()
+		if err := os.WriteFile(path+".new", data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(bin, b)
+	put(real, b)
+	good := strings.Replace(upgradeConf(rs.Addr.String()), "PRIO", "150", 1)
+	conf := filepath.Join(dir, "keepalived.conf")
+	put(conf, []byte(good))
+	sock := filepath.Join(dir, "vipd.sock")
+	c := api.NewClient(sock)
+	p := dv.Start(bin, "-n", "-l", "-D", "-f", conf, "-p", filepath.Join(dir, "vipd.pid"), "--control", sock)
+	var last int
+	t.Cleanup(func() {
+		if last != 0 {
+			_ = syscall.Kill(last, syscall.SIGTERM)
+			waitGone(last, 10*time.Second)
+		}
+	})
+	status := func() api.Status {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatalf("status: %v\n%s", err, p.Output())
+		}
+		return st
+	}
+	k := keepalived(t, dk, strings.Replace(upgradeConf(rs.Addr.String()), "PRIO", "100", 1))
+	lab.Eventually(t, 15*time.Second, func() bool {
+		r, err := c.Ready(context.Background())
+		return err == nil && r.Ready && status().Instances[0].State == "MASTER" && hasAddr(dv, vip) &&
+			strings.Contains(k.Output(), "(VI_1) Entering BACKUP STATE") && strings.Count(p.Output(), "Sending/queueing gratuitous ARPs") >= 2
+	}, "vipd not master with keepalived backup:\n%s", p.Output())
+	pid := status().PID
+	last = pid
+	kStart := len(k.Output())
+	capt := captureVRRP(t, dk, dv.Addr)
+
+	var conn net.Conn
+	if err := client.Do(func() (err error) { conn, err = net.DialTimeout("tcp4", vip+":80", 3*time.Second); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	alive := func(when string) {
+		t.Helper()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if body, closes, err := getKeepAlive(conn, br); err != nil || closes || body != "rs1" {
+			t.Fatalf("%s: the long-lived connection broke: %q %v %v", when, body, closes, err)
+		}
+		if _, err := get(client, vip, 2*time.Second); err != nil {
+			t.Fatalf("%s: a new connection failed: %v", when, err)
+		}
+		st := status()
+		if st.PID != pid || st.Instances[0].State != "MASTER" || !hasAddr(dv, vip) {
+			t.Fatalf("%s: pid %d (want %d), VI_1 %s, VIP on vipd %v", when, st.PID, pid, st.Instances[0].State, hasAddr(dv, vip))
+		}
+	}
+	alive("before")
+	vipctl := lab.Binary(t, "./cmd/vipctl")
+	fails := func(what, wantStep, wantReason string) {
+		t.Helper()
+		out, err := dv.Run(vipctl, "--socket", sock, "upgrade")
+		if err == nil {
+			t.Fatalf("%s: upgrade succeeded:\n%s", what, out)
+		}
+		if !strings.Contains(out, `step "`+wantStep+`"`) || !strings.Contains(out, wantReason) || !strings.Contains(out, "the running vipd is unchanged") {
+			t.Errorf("%s: vipctl said\n%s\nwant the step %q and %q", what, out, wantStep, wantReason)
+		}
+		t.Logf("%s: %s", what, strings.TrimSpace(out))
+		alive(what)
+	}
+
+	// A service the proxy cannot run: vipd refuses the configuration.
+	put(conf, []byte(good+"virtual_server 198.18.0.100 8080 {\n    lb_kind DR\n    protocol TCP\n    real_server 198.18.0.5 8080 {\n    }\n}\n"))
+	fails("broken configuration", "wait for the new process to load its configuration (ready)", "failed to load the configuration")
+	put(conf, []byte(good))
+
+	put(bin, []byte("#!/bin/sh\necho not vipd >&2\nexit 3\n"))
+	fails("not vipd", "wait for the new process to load its configuration (ready)", "exit status 3")
+
+	put(bin, []byte("#!/bin/sh\nexec "+real+` "$@" -p /proc/no-such-dir/vipd.pid`+"\n"))
+	fails("pid file after the handover began", "wait for the new process to take over (done)", "write the pid file")
+	// The old process took everything back: checkers run again.
+	before := status().Checks[0].Checks
+	lab.Eventually(t, 5*time.Second, func() bool { return status().Checks[0].Checks > before }, "the checkers did not run again after the failed upgrade")
+
+	put(bin, b)
+	out, err := dv.Run(vipctl, "--socket", sock, "upgrade")
+	if err != nil {
+		t.Fatalf("good upgrade: %v\n%s\n%s", err, out, p.Output())
+	}
+	st := status()
+	if st.PID == pid {
+		t.Fatalf("good upgrade: pid %d still answers", pid)
+	}
+	last = st.PID
+	pid = st.PID
+	alive("after the good upgrade")
+	conn.Close()
+	gaps, prio0 := capt.stop()
+	maxGap := time.Duration(0)
+	for _, g := range gaps {
+		maxGap = max(maxGap, g)
+	}
+	t.Logf("adverts: %d, longest gap %v", len(gaps)+1, maxGap.Round(time.Millisecond))
+	if maxGap > 1500*time.Millisecond || prio0 > 0 {
+		t.Errorf("vipd's adverts: longest gap %v, %d priority 0", maxGap, prio0)
+	}
+	if kl := k.Output()[kStart:]; strings.Contains(kl, "VI_1") {
+		t.Errorf("keepalived (BACKUP) logged about VI_1:\n%s", kl)
+	}
+}

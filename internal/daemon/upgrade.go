@@ -272,6 +272,16 @@ func (x *exchange) expect(want handover.Type, timeout time.Duration) (any, error
 	var r result
 	select {
 	case r = <-ch:
+		if r.err != nil {
+			// A broken handover is most often a process that died:
+			// say so if it did.
+			select {
+			case err := <-x.exited:
+				x.exited <- err
+				return nil, fmt.Errorf("the new vipd (pid %d) exited before %s: %v", x.pid, want, exitText(err))
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 	case err := <-x.exited:
 		x.exited <- err // abort waits for it too
 		<-ch
@@ -397,6 +407,7 @@ func (d *Daemon) thaw(px *proxy.Dataplane, socks []passed, fz frozen) {
 			d.startVRRP()
 			d.replayTrackGroups(node)
 		}
+		d.publish(nil)
 	})
 	d.log.Info("Upgrade undone: this vipd runs as before")
 }
