@@ -28,6 +28,15 @@ type UpgradeResult struct {
 	Draining int `json:"draining"`
 }
 
+// Results of an upgrade, as vipd_upgrades_total counts them.
+const (
+	UpgradeOK     = "ok"
+	UpgradeFailed = "failed"
+)
+
+// UpgradeResults lists them in the order metrics print them.
+var UpgradeResults = []string{UpgradeOK, UpgradeFailed}
+
 // UpgradeError is an upgrade that did not happen: Step names what
 // failed, Reason why; the running daemon kept (or took back) everything.
 type UpgradeError struct {

@@ -28,21 +28,23 @@ func (s *source) Status() api.Status {
 	d.mu.Lock()
 	snap := d.snap
 	results := maps.Clone(snap.reloadResults)
+	upgrades := maps.Clone(snap.upgradeResults)
 	d.mu.Unlock()
 	host, _ := os.Hostname()
 	st := api.Status{
-		Version:       d.opts.Version,
-		Hostname:      host,
-		PID:           os.Getpid(),
-		Started:       d.started,
-		ConfigFile:    d.opts.ConfigFile,
-		ConfigLoaded:  snap.loaded,
-		Reloads:       snap.reloads,
-		ReloadResults: results,
-		Dataplane:     d.dpName,
-		Services:      []lvs.ServiceStatus{},
-		Instances:     []api.Instance{},
-		Checks:        []api.Check{},
+		Version:        d.opts.Version,
+		Hostname:       host,
+		PID:            os.Getpid(),
+		Started:        d.started,
+		ConfigFile:     d.opts.ConfigFile,
+		ConfigLoaded:   snap.loaded,
+		Reloads:        snap.reloads,
+		ReloadResults:  results,
+		UpgradeResults: upgrades,
+		Dataplane:      d.dpName,
+		Services:       []lvs.ServiceStatus{},
+		Instances:      []api.Instance{},
+		Checks:         []api.Check{},
 	}
 	if d.opts.VRRPOnly {
 		st.Dataplane = "none"

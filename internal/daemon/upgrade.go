@@ -86,11 +86,11 @@ func (d *Daemon) Upgrade(ctx context.Context) (api.UpgradeResult, error) {
 	res, err := d.upgrade(ctx)
 	if err != nil {
 		d.upgrading.Store(false)
-		d.countUpgrade("failed")
+		d.countUpgrade(api.UpgradeFailed)
 		d.log.Error("Upgrade failed; this vipd keeps running", "err", err)
 		return res, err
 	}
-	d.countUpgrade("ok")
+	d.countUpgrade(api.UpgradeOK)
 	return res, nil
 }
 
