@@ -118,14 +118,23 @@ func TestXDPDirector(t *testing.T) {
 	if err != nil || !strings.Contains(metrics, "vipd_virtual_server_in_packets_total") {
 		t.Errorf("metrics: %v\n%.2000s", err, metrics)
 	} else {
-		counted := false
+		counted, forwarded, newFlows := false, false, false
 		for _, ln := range strings.Split(metrics, "\n") {
-			if strings.HasPrefix(ln, "vipd_virtual_server_connections_total{") && !strings.HasSuffix(ln, " 0") {
-				counted = true
+			nonZero := !strings.HasSuffix(ln, " 0")
+			switch {
+			case strings.HasPrefix(ln, "vipd_virtual_server_connections_total{"):
+				counted = counted || nonZero
+			case strings.HasPrefix(ln, `vipd_dataplane_packets_total{reason="tx"}`):
+				forwarded = nonZero
+			case strings.HasPrefix(ln, `vipd_dataplane_packets_total{reason="flow_new"}`):
+				newFlows = nonZero
 			}
 		}
 		if !counted {
 			t.Errorf("metrics count no connection of the xdp service:\n%.3000s", metrics)
+		}
+		if !forwarded || !newFlows {
+			t.Errorf("metrics: the packet path's counters show no forwarded packet or new flow (tx %v, flow_new %v):\n%.3000s", forwarded, newFlows, metrics)
 		}
 	}
 

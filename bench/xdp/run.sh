@@ -34,7 +34,12 @@ done
 bench_lab vbx xdp ip ethtool nginx wrk go
 VIPX=198.18.0.100 VIPP=198.18.0.101 RS=198.18.0.21
 
-bench_cleanup_more() { umount -l $TMP/bpffs 2>/dev/null; }
+# Director CPU per packet: the kernel's BPF run-time statistics for the
+# xdp program (kernel.bpf_stats_enabled, read from the program fds'
+# fdinfo), and the proxy process's user+system CPU time.
+STATS0=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -qw kernel.bpf_stats_enabled=1
+bench_cleanup_more() { umount -l $TMP/bpffs 2>/dev/null; sysctl -qw kernel.bpf_stats_enabled=$STATS0; }
 
 echo "# building" >&2
 (cd "$ROOT" && for c in cmd/vipd cmd/vipctl bench/xdp/udpflood bench/xdp/xdppass; do go build -o "$TMP/$(basename $c)" ./$c; done)
@@ -103,12 +108,22 @@ done
 
 rxpkts() { on rs ip -s -j link show eth0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'; }
 
-udp() { # target -> pps arriving at the real server
-	local a b
-	a=$(rxpkts)
-	on cli "$TMP/udpflood" -to $1:9000 -d ${DUR}s >/dev/null
-	b=$(rxpkts)
-	echo $(( (b - a) / DUR ))
+# dircpu path -> nanoseconds of director CPU so far: the xdp program's
+# run time (all its runs), or the proxy vipd's user+system time.
+TICK_NS=$(( 1000000000 / $(getconf CLK_TCK) ))
+dircpu() {
+	case $1 in
+	xdp) cat /proc/$(cat $TMP/x.pid)/fdinfo/* 2>/dev/null | awk '/^run_time_ns:/ { t += $2 } END { printf "%d\n", t }' ;;
+	proxy) awk -v k=$TICK_NS '{ printf "%d\n", ($14 + $15) * k }' /proc/$(cat $TMP/p.pid)/stat ;;
+	*) echo 0 ;;
+	esac
+}
+udp() { # path target -> "pps ns-per-packet": pps arriving at the real server, director CPU per packet
+	local a b c0 c1
+	a=$(rxpkts) c0=$(dircpu $1)
+	on cli "$TMP/udpflood" -to $2:9000 -d ${DUR}s >/dev/null
+	b=$(rxpkts) c1=$(dircpu $1)
+	echo $(( (b - a) / DUR )) $(( (c1 - c0) / (b - a + 1) ))
 }
 bw() { # target -> MiB/s
 	on cli wrk -t 2 -c 16 -d ${DUR}s http://$1/1m | awk '/Transfer\/sec/ { v=$2; if (v ~ /GB/) { sub("GB","",v); v*=1024 } else if (v ~ /KB/) { sub("KB","",v); v/=1024 } else sub("MB","",v); print v }'
@@ -118,9 +133,10 @@ declare -A R
 for r in $(seq $ROUNDS); do
 	for path in direct xdp proxy; do
 		case $path in direct) t=$RS ;; xdp) t=$VIPX ;; proxy) t=$VIPP ;; esac
-		pps=$(udp $t) mib=$(bw $t)
-		R[$path-pps]+="$pps " R[$path-bw]+="$mib "
-		echo "# round $r $path: $pps pps, $mib MiB/s" >&2
+		read -r pps cpu < <(udp $path $t)
+		mib=$(bw $t)
+		R[$path-pps]+="$pps " R[$path-bw]+="$mib " R[$path-cpu]+="$cpu "
+		echo "# round $r $path: $pps pps ($cpu ns of director CPU per packet), $mib MiB/s" >&2
 	done
 done
 
@@ -133,6 +149,7 @@ echo "medians of $ROUNDS rounds, ${DUR}s each"
 printf "%-28s %12s %12s %12s\n" "" direct xdp proxy
 printf "%-28s %12s %12s %12s\n" "UDP 64 B, 256 flows, pps" ${M[direct-pps]} ${M[xdp-pps]} ${M[proxy-pps]}
 printf "%-28s %12s %12s %12s\n" "TCP 1 MiB (wrk), MiB/s" ${M[direct-bw]} ${M[xdp-bw]} ${M[proxy-bw]}
-awk -v dp=${M[direct-pps]} -v xp=${M[xdp-pps]} -v pp=${M[proxy-pps]} -v db=${M[direct-bw]} -v xb=${M[xdp-bw]} -v pb=${M[proxy-bw]} 'BEGIN {
-	printf "ratios: pps xdp/direct %.2fx, xdp/proxy %.2fx; bandwidth xdp/direct %.2fx, xdp/proxy %.2fx\n", xp/dp, xp/pp, xb/db, xb/pb }'
+printf "%-28s %12s %12s %12s\n" "UDP director ns/packet" - ${M[xdp-cpu]} ${M[proxy-cpu]}
+awk -v dp=${M[direct-pps]} -v xp=${M[xdp-pps]} -v pp=${M[proxy-pps]} -v db=${M[direct-bw]} -v xb=${M[xdp-bw]} -v pb=${M[proxy-bw]} -v xc=${M[xdp-cpu]} -v pc=${M[proxy-cpu]} 'BEGIN {
+	printf "ratios: pps xdp/direct %.2fx, xdp/proxy %.2fx; bandwidth xdp/direct %.2fx, xdp/proxy %.2fx; director CPU per UDP packet proxy/xdp %.1fx\n", xp/dp, xp/pp, xb/db, xb/pb, (xc > 0 ? pc/xc : 0) }'
 on dir "$TMP/vipctl" --socket $TMP/x.sock list -n --stats

@@ -143,6 +143,7 @@ var (
 	vCheckFail    = desc("vipd_check_failures_total", "Checks that failed.", checkLabels...)
 	vCheckLast    = desc("vipd_check_last_timestamp_seconds", "When the last check ran, Unix time.", checkLabels...)
 	vCheckChanged = desc("vipd_check_last_change_timestamp_seconds", "When the verdict last changed, Unix time.", checkLabels...)
+	vPackets      = desc("vipd_dataplane_packets_total", "Packets of the xdp data plane's packet path by reason: tx and redirect (forwarded), flow_hit, flow_new and persist (how a forwarded packet's server was chosen), and why others went to the kernel or were dropped (not_ip, malformed, fragment, not_l4, no_service, no_dest, too_big, not_ours).", "reason")
 )
 
 // vrrpStates are every state an instance can be in, so that the state
@@ -160,7 +161,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		vTransitions, vLastTrans, vAdvSent, vAdvRcvd, vAdvDropped, vVIPs, vSyncState, vScriptState,
 		vVSInfo, vVSConns, vVSInPkts, vVSOutPkts, vVSInBytes, vVSOutBytes, vVSUp, vVSReal, vVSQuorum,
 		vRSUp, vRSWeight, vRSInfo, vRSActive, vRSInactive, vRSPersist, vRSConns, vRSInPkts, vRSOutPkts, vRSInBytes, vRSOutBytes,
-		vCheckUp, vCheckDur, vCheckTotal, vCheckFail, vCheckLast, vCheckChanged,
+		vCheckUp, vCheckDur, vCheckTotal, vCheckFail, vCheckLast, vCheckChanged, vPackets,
 	} {
 		ch <- d
 	}
@@ -313,6 +314,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if up, ok := st.Quorum[vs]; ok {
 			gauge(vVSQuorum, b2f(up), vs)
 		}
+	}
+	for _, r := range sortedKeys(st.Packets) {
+		counter(vPackets, st.Packets[r], r)
 	}
 	counter(ipvsConns, total.Conns)
 	counter(ipvsInPkts, total.InPkts)

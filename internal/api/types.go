@@ -102,6 +102,12 @@ type Status struct {
 	// with hysteresis), by the same name as Check.VirtualServer.
 	Quorum map[string]bool `json:"quorum,omitempty"`
 	BGP    *BGP            `json:"bgp,omitempty"`
+	// Packets counts what a packet-path data plane (xdp) did with each
+	// packet, by reason (docs/dataplanes.md): tx and redirect forwarded
+	// it; flow_hit, flow_new and persist say how the server was chosen
+	// (besides tx or redirect); the others are packets passed to the
+	// kernel or dropped, and why. Absent for the proxy and ipvs.
+	Packets map[string]uint64 `json:"packets,omitempty"`
 }
 
 // IPVSInfo is the kernel's IPVS version and connection table size

@@ -20,6 +20,12 @@ var _ api.Source = (*source)(nil)
 
 func (s *source) d() *Daemon { return (*Daemon)(s) }
 
+// packetCounter is a data plane with a packet path of its own (xdp),
+// which counts what it did with each packet, by reason.
+type packetCounter interface {
+	Reasons() map[string]uint64
+}
+
 // Status assembles a snapshot from every part: VRRP, data plane and
 // checkers answer for themselves; the daemon's own state comes from the
 // last published snapshot.
@@ -103,6 +109,9 @@ func (s *source) Status() api.Status {
 		} else {
 			d.log.Warn("status: cannot read the kernel's IPVS version", "err", err)
 		}
+	}
+	if pc, ok := snap.dp.(packetCounter); ok {
+		st.Packets = pc.Reasons()
 	}
 	st.Quorum = snap.quorum
 	if r := snap.runner; r != nil && snap.rsOfName != nil {

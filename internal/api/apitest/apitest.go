@@ -70,6 +70,7 @@ func cloneStatus(st api.Status) api.Status {
 	out.Scripts = slices.Clone(st.Scripts)
 	out.Quorum = maps.Clone(st.Quorum)
 	out.ReloadResults = maps.Clone(st.ReloadResults)
+	out.Packets = maps.Clone(st.Packets)
 	if st.BGP != nil {
 		b := *st.BGP
 		b.Peers = slices.Clone(b.Peers)

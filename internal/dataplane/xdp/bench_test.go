@@ -41,8 +41,10 @@ func BenchmarkProg(b *testing.B) {
 		}
 		return float64(dur.Nanoseconds())
 	}
-	hit := tcp4("198.19.9.1:1000").bytes()
-	run(b, d, tcp4("198.19.9.1:1000")) // the flow is in the table now
+	open := tcp4("198.19.9.1:1000")
+	run(b, d, open) // the SYN: the flow is in the table now
+	open.ack = true // later packets of the connection hit it (a SYN never does)
+	hit := open.bytes()
 	miss := tcp4("198.19.9.2:1000")
 	pass0 := perPacket(pass.XdpPass, hit)
 	flow := perPacket(d.objs.XdpLb, hit)

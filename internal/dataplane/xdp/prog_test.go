@@ -84,6 +84,7 @@ type pkt struct {
 	df       bool // set DF
 	cut      int  // bytes to drop from the end
 	ethType  uint16
+	ack      bool // TCP: a packet of an open connection (ACK), not its SYN
 }
 
 func (p pkt) bytes() []byte {
@@ -93,6 +94,9 @@ func (p pkt) bytes() []byte {
 	if p.proto == unix.IPPROTO_TCP {
 		l4[12] = 5 << 4
 		l4[13] = 0x02 // SYN
+		if p.ack {
+			l4[13] = 0x10
+		}
 	} else if p.proto == unix.IPPROTO_UDP {
 		l4 = l4[:8]
 		binary.BigEndian.PutUint16(l4[4:], 8)
@@ -282,15 +286,40 @@ func TestProgDrainAndRemove(t *testing.T) {
 	if err := d.Apply(context.Background(), []lvsService{s}); err != nil {
 		t.Fatal(err)
 	}
+	reused := 0
 	for i, c := range clients {
+		c.ack = true
 		if _, mac := run(t, d, c); mac.String() != before[i] {
 			t.Fatalf("draining moved open flow %s from %s to %s", c.src, before[i], mac)
 		}
+		// The client reuses the port of a flow to the drained server for
+		// a new connection: its SYN is scheduled afresh, not sent after
+		// the old entry (IPVS's conn_reuse_mode does the same).
+		// (One such flow is enough; the others stay for the removal below.)
+		if before[i] == drained && reused == 0 {
+			reused++
+			syn := c
+			syn.ack = false
+			if _, mac := run(t, d, syn); mac.String() == drained {
+				t.Fatalf("a new connection (SYN) reusing %s followed the old flow to the drained server", c.src)
+			}
+			if _, mac := run(t, d, c); mac.String() == drained {
+				t.Fatalf("the connection %s opened after the drain went back to the drained server", c.src)
+			}
+			clients[i].ack = true
+			_, mac := run(t, d, clients[i])
+			before[i] = mac.String() // the new connection's server
+		}
 		n := c
+		n.ack = false
 		n.src = netip.AddrPortFrom(c.src.Addr(), c.src.Port()+1000) // a new flow of the same client
 		if _, mac := run(t, d, n); mac.String() == drained {
 			t.Fatalf("new flow %s went to the drained server", n.src)
 		}
+	}
+
+	if reused == 0 {
+		t.Fatal("no flow went to the drained server: the port-reuse case was not tried")
 	}
 
 	// Removed (a failed check): only its flows move.
@@ -300,6 +329,7 @@ func TestProgDrainAndRemove(t *testing.T) {
 	}
 	moved, own := 0, 0
 	for i, c := range clients {
+		c.ack = true
 		_, mac := run(t, d, c)
 		if before[i] == drained {
 			own++
@@ -347,6 +377,7 @@ func TestAdoptPinnedMaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, c := range clients {
+		c.ack = true
 		if _, mac := run(t, d2, c); mac.String() != before[i] {
 			t.Fatalf("after restart flow %s went to %s, was %s", c.src, mac, before[i])
 		}

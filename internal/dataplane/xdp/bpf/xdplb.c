@@ -4,7 +4,8 @@
 //
 // For a packet to a virtual service (VIP, port, protocol in `services`):
 //   1. the flow table (`flows`, 5-tuple -> destination) keeps an open flow
-//      on its real server, whatever happened to the Maglev table since;
+//      on its real server, whatever happened to the Maglev table since
+//      (a TCP SYN, which opens a new connection, skips it);
 //   2. otherwise, for a persistent service (persistence_timeout), the
 //      client's entry in `persist` (service, client address under the
 //      persistence_granularity mask -> real server) if it is fresh;
@@ -483,12 +484,14 @@ int xdp_lb(struct xdp_md *ctx)
 		return count(R_NOT_IP, XDP_PASS);
 	}
 
+	__u32 syn = 0;
 	if (fk.proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
 		if ((void *)(th + 1) > data_end)
 			return count(R_MALFORMED, XDP_PASS);
 		fk.sport = th->source;
 		fk.dport = th->dest;
+		syn = th->syn && !th->ack;
 	} else if (fk.proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4;
 		if ((void *)(uh + 1) > data_end)
@@ -512,7 +515,13 @@ int xdp_lb(struct xdp_md *ctx)
 	struct dest_val *d = NULL;
 	__u32 di = 0, fresh = 0;
 
-	struct flow_val *fv = bpf_map_lookup_elem(&flows, &fk);
+	/* A SYN opens a new connection: it is scheduled afresh (persistence,
+	 * then Maglev) and overwrites the entry, which may be a closed
+	 * connection's whose client port the client reuses: following it
+	 * would send the new connection to a server drained since (weight
+	 * 0), as IPVS's conn_reuse_mode avoids too. A retransmitted SYN gets
+	 * the same server unless the table changed in between. */
+	struct flow_val *fv = syn ? NULL : bpf_map_lookup_elem(&flows, &fk);
 	if (fv && now - fv->seen < timeout) {
 		di = fv->dest;
 		d = bpf_map_lookup_elem(&dests, &di);
