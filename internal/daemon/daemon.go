@@ -416,7 +416,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	defer func() { d.in.close(); close(d.quit) }()
 	if !d.opts.VRRPOnly {
-		d.startRunnerResumed(g.servers, resumeChecks)
+		d.startRunner(g.servers, resumeChecks)
 		defer d.stopRunner()
 	}
 	d.startBGP(nil)
@@ -566,12 +566,9 @@ func (d *Daemon) scriptPolicy(c *config.Config) scriptPolicy {
 }
 
 // startRunner starts a check runner for servers; its events come to the
-// loop.
-func (d *Daemon) startRunner(servers []check.Server) { d.startRunnerResumed(servers, nil) }
-
-// startRunnerResumed starts a check runner whose checkers start with
-// the verdicts in resume (handed over by the previous process).
-func (d *Daemon) startRunnerResumed(servers []check.Server, resume map[check.CheckerKey]bool) {
+// loop. Its checkers start with the verdicts in resume (handed over by
+// the previous process; nil at an ordinary start).
+func (d *Daemon) startRunner(servers []check.Server, resume map[check.CheckerKey]bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopRun = cancel
 	d.runDone = make(chan struct{})

@@ -392,7 +392,7 @@ func (d *Daemon) thaw(px *proxy.Dataplane, socks []passed, fz frozen) {
 	}
 	_ = d.call(context.Background(), func() {
 		if fz.runner {
-			d.startRunnerResumed(d.gen.servers, fz.checkers)
+			d.startRunner(d.gen.servers, fz.checkers)
 		}
 		if fz.node && d.gen.vrrp != nil {
 			node, err := vrrp.New(*d.gen.vrrp, vrrp.Deps{Logger: d.log, Notifier: vrrp.NotifierFunc(d.vrrpNotify)})
