@@ -281,7 +281,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	longWG.Wait()
 	closed := time.Now()
 	for _, pid := range pids[:len(pids)-1] {
-		if !waitGone(pid, 5*time.Second) && upgradeSabotage == "" {
+		if !waitGone(pid, time.Until(closed.Add(5*time.Second))) && upgradeSabotage == "" {
 			t.Errorf("old vipd pid %d still runs %v after the last connection closed", pid, time.Since(closed).Round(time.Millisecond))
 		}
 	}
@@ -475,6 +475,7 @@ func htons(v uint16) uint16 {
 // serving as MASTER, a long-lived connection carries on, and the
 // keepalived BACKUP peer hears nothing. A last, good upgrade then works.
 func TestUpgradeFailureKeepsRunning(t *testing.T) {
+	t.Parallel()
 	lab.RequireCommand(t, "keepalived")
 	l := lab.New(t)
 	client := l.Host("client")
