@@ -74,6 +74,10 @@ type passed struct {
 	proto lvs.Protocol
 	addr  netip.AddrPort
 	fd    int
+	// file owns fd once made (ExtraFiles): closing it, never fd
+	// directly, so that its finalizer cannot close the number again
+	// later, when it may be another socket's.
+	file *os.File
 }
 
 // Upgrade replaces this process with the binary at its path (api.Upgrader).
@@ -131,7 +135,9 @@ func (d *Daemon) upgrade(ctx context.Context) (api.UpgradeResult, error) {
 	var socks []passed
 	defer func() {
 		for _, p := range socks {
-			if p.fd >= 0 {
+			if p.file != nil {
+				p.file.Close()
+			} else {
 				unix.Close(p.fd)
 			}
 		}
@@ -178,8 +184,9 @@ func (d *Daemon) upgrade(ctx context.Context) (api.UpgradeResult, error) {
 	child := os.NewFile(uintptr(pair[1]), "handover-child")
 	hello := &handover.Hello{PID: os.Getpid(), Version: d.opts.Version}
 	extra := []*os.File{child}
-	for _, p := range socks {
+	for i, p := range socks {
 		f := os.NewFile(uintptr(p.fd), p.name)
+		socks[i].file = f
 		extra = append(extra, f)
 		hello.Listeners = append(hello.Listeners, handover.Listener{Name: p.name, FD: handover.FirstFD + len(extra) - 1})
 	}
@@ -375,15 +382,22 @@ func (d *Daemon) freeze(px *proxy.Dataplane) (*handover.State, frozen, error) {
 // new process took over (it is dead by now).
 func (d *Daemon) thaw(px *proxy.Dataplane, socks []passed, fz frozen) {
 	if fz.accept {
-		for i, p := range socks {
+		for _, p := range socks {
 			if p.proto == 0 {
 				continue
 			}
-			if err := px.Inherit(p.proto, p.addr, []int{p.fd}); err != nil {
-				d.log.Error("upgrade: taking back a proxy socket", "err", err)
-				continue
+			// A copy of its own for the data plane (socks are closed
+			// when the upgrade returns).
+			nfd, err := unix.FcntlInt(uintptr(p.fd), unix.F_DUPFD_CLOEXEC, 0)
+			if err == nil {
+				err = px.Inherit(p.proto, p.addr, []int{nfd})
+				if err != nil {
+					unix.Close(nfd)
+				}
 			}
-			socks[i].fd = -1 // the data plane owns it now
+			if err != nil {
+				d.log.Error("upgrade: taking back a proxy socket", "err", err)
+			}
 		}
 		if err := px.ResumeAccepting(); err != nil {
 			d.log.Error("upgrade: accepting again", "err", err)
