@@ -448,7 +448,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 					os.Remove(d.opts.Control)
 				}
 			}()
-			if err := api.Serve(apiCtx, ln, (*source)(d)); err != nil && !errors.Is(err, context.Canceled) {
+			if err := api.Serve(apiCtx, ln, (*source)(d)); err != nil && !errors.Is(err, context.Canceled) && !d.handedOverNow() {
 				d.log.Error("control API stopped", "err", err)
 			}
 		}()
@@ -464,7 +464,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := api.ServeWeb(apiCtx, ln, (*source)(d), api.WebOptions{Logger: d.log}); err != nil && !errors.Is(err, context.Canceled) {
+			if err := api.ServeWeb(apiCtx, ln, (*source)(d), api.WebOptions{Logger: d.log}); err != nil && !errors.Is(err, context.Canceled) && !d.handedOverNow() {
 				d.log.Error("metrics listener stopped", "err", err)
 			}
 		}()

@@ -255,6 +255,17 @@ func (d *Daemon) upgrade(ctx context.Context) (api.UpgradeResult, error) {
 	}
 	d.log.Info(fmt.Sprintf("Upgrade done: vipd pid %d took over in %v; this process finishes %d open connections and exits", pid, res.Took.Round(time.Millisecond), res.Draining))
 	d.markHandedOver()
+	// Stop accepting on the control and metrics sockets before vipctl
+	// hears of the new pid, so that whatever asks next reaches the new
+	// process (requests in flight, this one included, still finish).
+	if kl, ok := ctlLn.(interface{ KeepFile() }); ok {
+		kl.KeepFile()
+	}
+	for _, ln := range []net.Listener{ctlLn, webLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
 	return res, nil
 }
 
