@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,7 +23,11 @@ type interopCase struct {
 	version int  // VRRP version; v2 runs with PASS authentication
 	ipv6    bool // IPv6 VIP and peers (VRRPv3 only)
 	unicast bool
+	hmac    bool // auth_hmac instead of PASS (keepalived 2.4.3 only)
 }
+
+// interopHMACKey is the auth_hmac key of the matrix's hmac cells.
+const interopHMACKey = "vipd-interop-auth-hmac-key-0123456789"
 
 func (c interopCase) String() string {
 	fam, tr := "ipv4", "mcast"
@@ -35,6 +40,9 @@ func (c interopCase) String() string {
 	auth := ""
 	if c.version == 2 {
 		auth = "-pass"
+	}
+	if c.hmac {
+		auth = "-hmac"
 	}
 	return fmt.Sprintf("v%d%s-%s-%s", c.version, auth, fam, tr)
 }
@@ -67,8 +75,11 @@ func (c interopCase) spec(i int, pass string) vrrptest.Spec {
 	if i == 1 {
 		s.Priority, s.State = 100, "BACKUP"
 	}
-	if c.version == 2 {
+	if c.version == 2 && !c.hmac {
 		s.AuthPass = pass
+	}
+	if c.hmac {
+		s.HMACKey = pass
 	}
 	addrs := interopAddr4
 	if c.ipv6 {
@@ -91,6 +102,7 @@ type vrrpDaemon struct {
 	conf string
 	runs []*lab.Proc
 	vipd *director // the running vipd
+	args []string  // vipd's extra arguments
 }
 
 // start starts a new run of the daemon on its keepalived.conf. Every pid
@@ -100,7 +112,7 @@ type vrrpDaemon struct {
 func (d *vrrpDaemon) start() {
 	d.t.Helper()
 	if d.bin == "" {
-		d.vipd = startVipd(d.t, d.host, d.conf)
+		d.vipd = startVipd(d.t, d.host, d.conf, d.args...)
 		d.runs = append(d.runs, d.vipd.proc)
 		return
 	}
@@ -303,10 +315,17 @@ func TestInteropMatrix(t *testing.T) {
 			}
 		}
 	}
+	// auth_hmac (keepalived 2.4.2+) against 2.4.3: signed adverts both
+	// ways, over each transport.
+	hmacCells := []interopCase{{version: 3, hmac: true}, {version: 3, unicast: true, hmac: true}, {version: 2, hmac: true}, {version: 3, ipv6: true, hmac: true}}
 	for _, peer := range keepalivedPeers {
 		t.Run("keepalived-"+peer.Name, func(t *testing.T) {
 			t.Parallel()
 			bin := peer.binary(t)
+			cells := cells
+			if peer.Name == "2.4.3" {
+				cells = append(slices.Clone(cells), hmacCells...)
+			}
 			for _, c := range cells {
 				for _, vipdMaster := range []bool{true, false} {
 					role := "vipd-master"
@@ -337,9 +356,16 @@ func runInteropCase(t *testing.T, c interopCase, peerName, kaBin string, vipdMas
 	hosts = hosts[:2]
 	d := [2]*vrrpDaemon{}
 	for i := range d {
-		d[i] = &vrrpDaemon{t: t, kind: "keepalived " + peerName, bin: kaBin, host: hosts[i], conf: c.spec(i, "s3cret").Keepalived()}
+		secret := "s3cret"
+		if c.hmac {
+			secret = interopHMACKey
+		}
+		d[i] = &vrrpDaemon{t: t, kind: "keepalived " + peerName, bin: kaBin, host: hosts[i], conf: c.spec(i, secret).Keepalived()}
 		if (i == 0) == vipdMaster {
 			d[i].kind, d[i].bin = "vipd", ""
+			if c.hmac {
+				d[i].args = []string{"--keepalived-version", "2.4"}
+			}
 		}
 	}
 	master, backup := d[0], d[1]
@@ -487,5 +513,196 @@ func TestInteropWrongPassword(t *testing.T) {
 			onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 3*time.Second, "passwords fixed")
 			k.waitLog("(VI_1) Entering BACKUP STATE", 2, time.Second)
 		})
+	}
+}
+
+// TestInteropWrongHMACKey: vipd and keepalived 2.4.3 with different
+// auth_hmac keys under the same id drop each other's adverts: keepalived
+// logs "invalid authentication HMAC", vipd counts auth_ext_invalid_hmac
+// and logs the same line. Neither believes a forged master, so both are
+// master (as two keepalived with different keys are: the adverts that
+// would make one back off do not authenticate). keepalived restarted with
+// vipd's key follows vipd again; then a keepalived that does not sign at
+// all is dropped by vipd as "missing authentication trailer" (enforce).
+func TestInteropWrongHMACKey(t *testing.T) {
+	lab.RequireRoot(t)
+	t.Parallel()
+	var peer keepalivedPeer
+	for _, p := range keepalivedPeers {
+		if p.Name == "2.4.3" {
+			peer = p
+		}
+	}
+	bin := peer.binary(t)
+	c := interopCase{version: 3, hmac: true}
+	l := lab.New(t)
+	hosts := []*lab.Host{l.Host("d1", interopAddr4[0]), l.Host("d2", interopAddr4[1])}
+	v := &vrrpDaemon{t: t, kind: "vipd", host: hosts[0], conf: c.spec(0, interopHMACKey).Keepalived(), args: []string{"--keepalived-version", "2.4"}}
+	k := &vrrpDaemon{t: t, kind: "keepalived 2.4.3", bin: bin, host: hosts[1], conf: c.spec(1, "another-key-of-thirty-two-bytes-xx").Keepalived()}
+	v.start()
+	k.start()
+	vip := interopVIP4.Addr()
+	lab.Eventually(t, 10*time.Second, func() bool { return vrrptest.HasVIP(hosts[0], vip) && vrrptest.HasVIP(hosts[1], vip) },
+		"with different keys both should be master")
+	k.waitLog("(VI_1) invalid authentication HMAC from 198.18.0.11", 1, 3*time.Second)
+	waitFor(t, 3*time.Second, func() bool {
+		in := v.vipd.status().Instances[0]
+		return in.Stats.Dropped[vrrp.DropAuthExtBadHMAC] > 0 && in.State == "MASTER"
+	}, func() string {
+		return fmt.Sprintf("vipd did not count keepalived's wrong HMAC: %+v", v.vipd.status().Instances)
+	})
+	v.waitLog("(VI_1) invalid authentication HMAC from 198.18.0.12", 1, time.Second)
+
+	k.term()
+	k.conf = c.spec(1, interopHMACKey).Keepalived()
+	k.start()
+	onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 3*time.Second, "keys fixed")
+	k.waitLog("(VI_1) Entering BACKUP STATE", 2, time.Second)
+
+	// keepalived without auth_hmac: vipd (enforce) drops its adverts;
+	// keepalived finds vipd's signed ones 28 bytes too long.
+	k.term()
+	plain := c
+	plain.hmac = false
+	k.conf = plain.spec(1, "").Keepalived()
+	k.start()
+	waitFor(t, 10*time.Second, func() bool {
+		return v.vipd.status().Instances[0].Stats.Dropped[vrrp.DropAuthExtMissing] > 0
+	}, func() string {
+		return fmt.Sprintf("vipd did not count keepalived's unsigned adverts: %+v", v.vipd.status().Instances)
+	})
+	v.waitLog("(VI_1) missing authentication trailer from 198.18.0.12", 1, time.Second)
+	k.waitLog("(VI_1) vrrp packet from 198.18.0.11 too long", 1, 3*time.Second)
+}
+
+// TestInteropOldUnicastChecksum: old_unicast_checksum (the VRRPv3 IPv4
+// unicast checksum of keepalived before 1.3.6, summed with 224.0.0.18 as
+// destination) on one side of a unicast pair with keepalived 2.4.3.
+//
+// keepalived-old-sum: keepalived has the option, vipd (priority 150) not:
+// vipd drops keepalived's first adverts, hears the old sum, logs
+// keepalived's "Setting unicast VRRPv3 checksum to old version" and sends
+// the old sum from then on, so keepalived hears it and backs off.
+//
+// vipd-old-sum: vipd has the option, keepalived (priority 150) not:
+// keepalived logs the same line on hearing vipd, but as master it goes on
+// sending the new sum, which vipd (old sum only, as keepalived with the
+// option) drops as a bad checksum: both are master. Two keepalived 2.4.3
+// in these roles do the same (measured in netns: the one with the option
+// logs "Invalid VRRPv3 checksum" and both hold the VIP), so vipd matches
+// keepalived here and the test holds it to that.
+func TestInteropOldUnicastChecksum(t *testing.T) {
+	lab.RequireRoot(t)
+	t.Parallel()
+	var peer keepalivedPeer
+	for _, p := range keepalivedPeers {
+		if p.Name == "2.4.3" {
+			peer = p
+		}
+	}
+	bin := peer.binary(t)
+	c := interopCase{version: 3, unicast: true}
+	old := func(conf string) string {
+		return strings.Replace(conf, "    unicast_peer {", "    old_unicast_checksum\n    unicast_peer {", 1)
+	}
+	const switched = "(VI_1) Setting unicast VRRPv3 checksum to old version"
+	for _, vipdOld := range []bool{true, false} {
+		name := "vipd-old-sum"
+		if !vipdOld {
+			name = "keepalived-old-sum"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			l := lab.New(t)
+			hosts := []*lab.Host{l.Host("d1", interopAddr4[0]), l.Host("d2", interopAddr4[1])}
+			// d1 (priority 150) is the one without the option.
+			d1 := &vrrpDaemon{t: t, kind: "vipd", host: hosts[0], conf: c.spec(0, "").Keepalived()}
+			d2 := &vrrpDaemon{t: t, kind: "keepalived 2.4.3", bin: bin, host: hosts[1], conf: old(c.spec(1, "").Keepalived())}
+			if vipdOld {
+				d1 = &vrrpDaemon{t: t, kind: "keepalived 2.4.3", bin: bin, host: hosts[0], conf: c.spec(0, "").Keepalived()}
+				d2 = &vrrpDaemon{t: t, kind: "vipd", host: hosts[1], conf: old(c.spec(1, "").Keepalived())}
+			}
+			d2.start()
+			vip := interopVIP4.Addr()
+			onlyHolder(t, vip, hosts[1], hosts, 10*time.Second, 0, "d2 alone")
+			d1.start()
+			d1.waitLog(switched, 1, 10*time.Second)
+			if !vipdOld {
+				onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 3*time.Second, "vipd switched to the old checksum")
+				d2.waitLog("(VI_1) Entering BACKUP STATE", 2, 3*time.Second)
+				d1.logged(switched, 1)
+				return
+			}
+			d1.waitLog("(VI_1) Entering MASTER STATE", 1, 10*time.Second)
+			waitFor(t, 5*time.Second, func() bool {
+				return d2.vipd.status().Instances[0].Stats.Dropped[vrrp.DropChecksum] > 0
+			}, func() string {
+				return fmt.Sprintf("vipd (old sum only) did not drop keepalived's new-sum adverts: %+v", d2.vipd.status().Instances)
+			})
+			d2.waitLog("(VI_1) dropping advert from 198.18.0.11: vrrp packet: field checksum", 1, time.Second)
+			lab.Eventually(t, 5*time.Second, func() bool { return vrrptest.HasVIP(hosts[0], vip) && vrrptest.HasVIP(hosts[1], vip) },
+				"both should be master, as two keepalived are")
+		})
+	}
+}
+
+// TestInteropHMACRollout rolls auth_hmac out over a running pair the way
+// keepalived's man page says (receive-only, then permissive, then
+// enforce on every node), vipd master and keepalived 2.4.3 backup,
+// restarting the backup at each sweep: the pair holds one master
+// throughout, and keepalived never logs an authentication failure.
+func TestInteropHMACRollout(t *testing.T) {
+	lab.RequireRoot(t)
+	t.Parallel()
+	var peer keepalivedPeer
+	for _, p := range keepalivedPeers {
+		if p.Name == "2.4.3" {
+			peer = p
+		}
+	}
+	bin := peer.binary(t)
+	c := interopCase{version: 3, hmac: true}
+	mode := func(conf, m string) string {
+		if m == "none" {
+			return c.spec(1, "").Keepalived()
+		}
+		return strings.Replace(conf, "        active_key 1\n", "        active_key 1\n        mode "+m+"\n", 1)
+	}
+	l := lab.New(t)
+	hosts := []*lab.Host{l.Host("d1", interopAddr4[0]), l.Host("d2", interopAddr4[1])}
+	vip := interopVIP4.Addr()
+	plain := interopCase{version: 3}
+	v := &vrrpDaemon{t: t, kind: "vipd", host: hosts[0], conf: plain.spec(0, "").Keepalived(), args: []string{"--keepalived-version", "2.4"}}
+	k := &vrrpDaemon{t: t, kind: "keepalived 2.4.3", bin: bin, host: hosts[1], conf: plain.spec(1, "").Keepalived()}
+	v.start()
+	k.start()
+	onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 2*time.Second, "no authentication")
+	backups := 1
+	// Each sweep: the backup first, then the master, one node at a time.
+	for _, m := range []string{"receive-only", "permissive", "enforce"} {
+		k.term()
+		k.conf = mode(c.spec(1, interopHMACKey).Keepalived(), m)
+		k.start()
+		backups++
+		k.waitLog("(VI_1) Entering BACKUP STATE", backups, 5*time.Second)
+		onlyHolder(t, vip, hosts[0], hosts, 0, 2*time.Second, "keepalived "+m)
+		v.term()
+		v.conf = mode(c.spec(0, interopHMACKey).Keepalived(), m)
+		v.start()
+		// vipd restarts as MASTER-listening: keepalived takes over while
+		// it is away and hands the VIP back on its first adverts.
+		onlyHolder(t, vip, hosts[0], hosts, 10*time.Second, 2*time.Second, "vipd "+m)
+		backups++
+		k.waitLog("(VI_1) Entering BACKUP STATE", backups, 3*time.Second)
+	}
+	for _, bad := range []string{"missing authentication trailer", "invalid authentication HMAC", "replayed authentication", "stale authentication", "too long"} {
+		if strings.Contains(k.log(), bad) {
+			t.Errorf("keepalived logged %q during the rollout:\n%s", bad, k.log())
+		}
+	}
+	for r, n := range v.vipd.status().Instances[0].Stats.Dropped {
+		if strings.HasPrefix(r, "auth_ext") {
+			t.Errorf("vipd dropped %d adverts for %s during the rollout", n, r)
+		}
 	}
 }

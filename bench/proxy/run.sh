@@ -18,14 +18,16 @@
 #     tests to run (default "keepalive close 1mib"), --vipd run
 #     `BINARY -n -l -f CONF --dataplane proxy` (the daemon with a generated
 #     keepalived.conf) instead of bench/proxy/proxyrun, --hold  build the
-#     lab, start everything and wait (for investigations).
+#     lab, start everything and wait (for investigations), --base BINARY
+#     also run BINARY (a proxyrun built from another commit) on VIP port 82
+#     as target "base", for before/after figures in the same run.
 #
 # PROXYRUN_FLAGS in the environment adds flags to proxyrun (e.g.
-# "-cpuprofile /tmp/cpu.prof"). Needs root, ip, nginx, haproxy, wrk, go. Everything it creates is removed
+# "-cpuprofile /tmp/cpu.prof"), BASE_FLAGS to --base's. Needs root, ip, nginx, haproxy, wrk, go. Everything it creates is removed
 # on exit.
 set -euo pipefail
 
-ROUNDS=5 DUR=5 CONNS=64 IDLE=6000 VIPD="" TESTS="keepalive close 1mib" HOLD=""
+ROUNDS=5 DUR=5 CONNS=64 IDLE=6000 VIPD="" TESTS="keepalive close 1mib" HOLD="" BASE=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-r) ROUNDS=$2; shift 2 ;;
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
 	--vipd) VIPD=$2; shift 2 ;;
 	-t) TESTS=$2; shift 2 ;;
 	--hold) HOLD=1; shift ;;
+	--base) BASE=$(realpath "$2"); shift 2 ;;
 	*) echo "usage: $0 [-r ROUNDS] [-d SECONDS] [-c CONNS] [-i IDLE] [-t 'keepalive close 1mib'] [--vipd BINARY]" >&2; exit 2 ;;
 	esac
 done
@@ -144,8 +147,15 @@ wait_port() { # host addr port
 	exit 1
 }
 
+start_base() {
+	spawn dir "$BASE" -vip $VIP:82 -rs $RS1:80,$RS2:80 -sched rr ${BASE_FLAGS:-} >$TMP/base.log 2>&1
+	BASE_PID=$!
+	PIDS+=($BASE_PID)
+}
+
 start_haproxy
 start_vipd
+[ -z "$BASE" ] || { start_base; wait_port cli $VIP 82; }
 wait_port rs1 $RS1 80
 wait_port rs2 $RS2 80
 wait_port cli $VIP 80
@@ -164,8 +174,9 @@ if [ -n "$HOLD" ]; then
 	while :; do sleep 1; done
 fi
 
-declare -A URL=([direct]=http://$RS1:80 [haproxy]=http://$VIP:80 [vipd]=http://$VIP:81)
+declare -A URL=([direct]=http://$RS1:80 [haproxy]=http://$VIP:80 [vipd]=http://$VIP:81 [base]=http://$VIP:82)
 TARGETS=(direct haproxy vipd)
+[ -z "$BASE" ] || TARGETS+=(base)
 RES=$TMP/results.tsv
 : >$RES
 
@@ -183,7 +194,7 @@ HZ=$(getconf CLK_TCK)
 run_wrk() { # test target round args...
 	local test=$1 target=$2 round=$3; shift 3
 	local out pid="" t0=0
-	case $target in haproxy) pid=$HAPROXY_PID ;; vipd) pid=$VIPD_PID ;; esac
+	case $target in haproxy) pid=$HAPROXY_PID ;; vipd) pid=$VIPD_PID ;; base) pid=$BASE_PID ;; esac
 	[ -n "$pid" ] && t0=$(cpu_ticks $pid)
 	out=$(on cli wrk -t2 -c$CONNS -d${DUR}s --latency "$@" 2>&1)
 	if [ -n "$pid" ]; then
@@ -204,12 +215,12 @@ run_wrk() { # test target round args...
 	printf '%s\t%s\t%s\tmib\t%s\n' "$test" "$target" "$round" "$(to_mib "$tr")" >>$RES
 	printf '%s\t%s\t%s\tp99\t%s\n' "$test" "$target" "$round" "$(to_ms "$p99")" >>$RES
 	printf '%s\t%s\t%s\terrors\t%s\n' "$test" "$target" "$round" "${errs:-0}" >>$RES
-	echo "# round $round $test $target: $rps req/s, $tr/s, p99 $p99, errors ${errs:-0}" >&2
+	echo "# round $round $test $target: $rps req/s, $tr/s, p99 $p99, errors ${errs:-0} (load $(cut -d' ' -f1 /proc/loadavg))" >&2
 }
 
 for round in $(seq $ROUNDS); do
 	# Rotate the order each round: no target always runs first or last.
-	k=$(((round - 1) % 3))
+	k=$(((round - 1) % ${#TARGETS[@]}))
 	order=("${TARGETS[@]:$k}" "${TARGETS[@]:0:$k}")
 	for test in $TESTS; do
 		for target in "${order[@]}"; do
@@ -253,7 +264,7 @@ done
 echo
 echo "machine: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS rounds x ${DUR}s, wrk -t2 -c$CONNS (1 MiB: -c8); medians; CPU = the balancer's own user+system time"
 echo
-awk -F'\t' '
+awk -F'\t' -v base="$BASE" '
 function median(key,   n, i, j, t, a) {
 	n = split(vals[key], a, " ")
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -271,8 +282,10 @@ END {
 	rows[7] = "keepalive cpu CPU us per request, keep-alive (lower is better) 1"
 	rows[8] = "close cpu CPU us per connection, Connection: close (lower is better) 1"
 	rows[9] = "1mib cpu CPU us per 1 MiB response (lower is better) 1"
-	printf "| %-60s | %10s | %10s | %10s | %13s | %13s |\n", "figure", "direct", "HAProxy", "vipd", "vipd vs HAProxy", "vipd vs direct"
-	printf "|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------------------------------", "------------", "------------", "------------", "-----------------", "----------------"
+	hb = base ? sprintf(" %12s | %14s |", "base", "vipd vs base") : ""
+	sb = base ? "--------------|----------------|" : ""
+	printf "| %-60s | %10s | %10s | %10s | %13s | %13s |%s\n", "figure", "direct", "HAProxy", "vipd", "vipd vs HAProxy", "vipd vs direct", hb
+	printf "|%s|%s|%s|%s|%s|%s|%s\n", "--------------------------------------------------------------", "------------", "------------", "------------", "-----------------", "----------------", sb
 	for (r = 1; r <= 9; r++) {
 		n = split(rows[r], f, " ")
 		test = f[1]; fig = f[2]; lower = f[n]
@@ -284,7 +297,13 @@ END {
 		if (h != "" && v != "" && v + 0 > 0 && h + 0 > 0) rh = sprintf("%.2fx", lower ? h / v : v / h)
 		if (d != "" && v != "" && v + 0 > 0 && d + 0 > 0) rd = sprintf("%.2fx", lower ? d / v : v / d)
 		if (h == "" && v == "") continue
-		printf "| %-60s | %10s | %10s | %10s | %15s | %14s |\n", label, d == "" ? "-" : d, h, v, rh, rd
+		xb = ""
+		if (base) {
+			b = median(test SUBSEP "base" SUBSEP fig); rb = ""
+			if (b != "" && v != "" && v + 0 > 0 && b + 0 > 0) rb = sprintf("%.2fx", lower ? b / v : v / b)
+			xb = sprintf(" %12s | %14s |", b == "" ? "-" : b, rb)
+		}
+		printf "| %-60s | %10s | %10s | %10s | %15s | %14s |%s\n", label, d == "" ? "-" : d, h, v, rh, rd, xb
 	}
 	e = 0; for (k in vals) { split(k, p, SUBSEP); if (p[3] == "errors") { n = split(vals[k], a, " "); for (i = 1; i <= n; i++) e += a[i] } }
 	printf "\nwrk socket errors and non-2xx responses, all runs: %d\n", e

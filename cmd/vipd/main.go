@@ -36,14 +36,17 @@ type Options struct {
 	CheckOnly     bool   // -C, --check
 	ConfigID      string // -i, --config-id (default: short host name)
 	Dataplane     string // --dataplane auto|proxy|ipvs ("" = the configuration's vipd_dataplane, else auto)
-	Control       string // --control: unix socket of vipctl
-	Metrics       string // --metrics: Prometheus listen address ("" = off)
-	Signum        string // --signum: print a signal number and exit
-	DataFile      string // --data-file: SIGUSR1's dump
-	StatsFile     string // --stats-file: SIGUSR2's dump
-	IPVSState     string // --ipvs-state: the ipvs data plane's ownership record
-	XDPPins       string // --xdp-pins: bpffs directory of the xdp data plane's maps
-	XDPIfaces     string // --xdp-interfaces: more interfaces for the xdp program
+	// KeepalivedVersion is --keepalived-version: judge the configuration
+	// as keepalived 2.2 (default) or 2.4 does.
+	KeepalivedVersion string
+	Control           string // --control: unix socket of vipctl
+	Metrics           string // --metrics: Prometheus listen address ("" = off)
+	Signum            string // --signum: print a signal number and exit
+	DataFile          string // --data-file: SIGUSR1's dump
+	StatsFile         string // --stats-file: SIGUSR2's dump
+	IPVSState         string // --ipvs-state: the ipvs data plane's ownership record
+	XDPPins           string // --xdp-pins: bpffs directory of the xdp data plane's maps
+	XDPIfaces         string // --xdp-interfaces: more interfaces for the xdp program
 }
 
 // option describes one command-line option; the table drives parsing and
@@ -74,6 +77,7 @@ var options = []option{
 	{'P', "vrrp", "", false, "run only VRRP (no virtual servers, no health checks)", func(o *Options, v string) { o.VRRPOnly = true }},
 	{'C', "check", "", false, "run only the virtual servers and health checks (no VRRP)", func(o *Options, v string) { o.CheckOnly = true }},
 	{0, "dataplane", "auto|proxy|ipvs|xdp", false, "data plane of the virtual servers: proxy (userspace, the default when the kernel has no IPVS), ipvs (kernel IPVS, needed for TUN and fwmark), xdp (DR with lvs_sched mh in XDP, no IPVS needed), auto; overrides global_defs vipd_dataplane", func(o *Options, v string) { o.Dataplane = v }},
+	{0, "keepalived-version", "2.2|2.4", false, "judge the configuration as this keepalived does (default 2.2, Debian 12's 2.2.7; 2.4 as 2.4.3): keywords newer than it (auth_hmac, vrrp_delay_after_boot, ...) are unknown keywords, as that keepalived reports them; the daemon refuses a configuration that uses them rather than run without them", func(o *Options, v string) { o.KeepalivedVersion = v }},
 	{0, "control", "PATH", false, "unix socket of the control API used by vipctl (default /run/vipd/vipd.sock)", func(o *Options, v string) { o.Control = v }},
 	{0, "metrics", "ADDR", false, "serve Prometheus metrics on ADDR, e.g. 127.0.0.1:9650 (default: off)", func(o *Options, v string) { o.Metrics = v }},
 	{0, "data-file", "FILE", false, "where SIGUSR1 writes the state as JSON (default /tmp/vipd.data)", func(o *Options, v string) { o.DataFile = v }},
@@ -201,6 +205,9 @@ func parseArgs(args []string) (Options, error) {
 	default:
 		return o, fmt.Errorf("--dataplane must be auto, proxy, ipvs or xdp, not %q", o.Dataplane)
 	}
+	if _, err := config.ParseKeepalivedVersion(o.KeepalivedVersion); err != nil {
+		return o, fmt.Errorf("--keepalived-version: %v", err)
+	}
 	if o.VRRPOnly && o.CheckOnly {
 		return o, fmt.Errorf("-P/--vrrp and -C/--check exclude each other")
 	}
@@ -315,7 +322,7 @@ func checkConfig(o Options, stdout, stderr io.Writer) int {
 // of --dataplane or the file's vipd_dataplane (see config.Check), whose
 // own limits the daemon's check applies (daemon.CheckServices).
 func LoadConfig(o Options) (*config.Config, config.Diagnostics) {
-	cfg, diags := config.Check(o.ConfigFile, config.Options{ConfigID: o.ConfigID, Host: config.OSHost{}, Dataplane: o.Dataplane})
+	cfg, diags := config.Check(o.ConfigFile, config.Options{ConfigID: o.ConfigID, Host: config.OSHost{}, Dataplane: o.Dataplane, KeepalivedVersion: o.KeepalivedVersion})
 	dp := o.Dataplane
 	if (dp == "" || dp == config.DataplaneAuto) && cfg != nil {
 		dp = cfg.Global.Dataplane

@@ -99,6 +99,17 @@ vrrp_instance VI_1 {
 }
 `
 
+const hmacBlock = "    auth_hmac {\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 1\n    }\n"
+
+// TestKeepalivedVersionFlag: only the versions vipd is tested against.
+func TestKeepalivedVersionFlag(t *testing.T) {
+	path := writeConf(t, validConf)
+	var stdout, stderr bytes.Buffer
+	if code := realMain([]string{"-t", "-f", path, "--keepalived-version", "2.3"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "2.2 or 2.4") {
+		t.Errorf("--keepalived-version 2.3: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
 func TestConfigTest(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -129,6 +140,11 @@ func TestConfigTest(t *testing.T) {
 		// What the daemon refuses, vipd -t refuses: the data plane's own
 		// check judges every virtual server for both.
 		{"port 0 on the proxy data plane", validConf + "virtual_server 198.18.0.100 0 {\n lvs_sched rr\n lvs_method NAT\n protocol TCP\n persistence_timeout 60\n real_server 198.18.0.2 80 {\n }\n}\n", []string{"--dataplane", "proxy"}, 4, "port 0 (all ports) needs the ipvs data plane (run with --dataplane ipvs"},
+		// Judged as the keepalived in use: 2.2.7 does not know auth_hmac.
+		{"auth_hmac judged as 2.2", strings.Replace(validConf, "    interface lo\n", "    interface lo\n"+hmacBlock, 1), nil, 5, "unknown keyword 'auth_hmac' for keepalived 2.2 (added in keepalived 2.4)"},
+		{"auth_hmac judged as 2.2 explicitly", strings.Replace(validConf, "    interface lo\n", "    interface lo\n"+hmacBlock, 1), []string{"--keepalived-version", "2.2"}, 5, "--keepalived-version 2.4"},
+		{"auth_hmac judged as 2.4", strings.Replace(validConf, "    interface lo\n", "    interface lo\n"+hmacBlock, 1), []string{"--keepalived-version", "2.4"}, 0, ""},
+		{"auth_hmac judged as 2.4.3", strings.Replace(validConf, "    interface lo\n", "    interface lo\n"+hmacBlock, 1), []string{"--keepalived-version=2.4.3"}, 0, ""},
 		{"config id", strings.Replace(validConf, "    virtual_router_id 51\n", "    @lb1 virtual_router_id 51\n    @^lb1 virtual_router_id 52\n", 1), []string{"-i", "lb1"}, 0, ""},
 	}
 	for _, tc := range tests {

@@ -98,8 +98,15 @@ func (c *cx) walk(sec *Section, nodes []*Node) {
 		if k.Deprecated != "" && k.Warn {
 			c.b.add(n.Pos, Warning, n.Name, "use '"+k.Deprecated+"'", "'%s' is deprecated", n.Name)
 		}
-		if k.Since != "" {
-			c.b.add(n.Pos, Notice, n.Name, "keepalived "+k.Since+" added it; older keepalived (Debian 12 has 2.2.7) rejects the configuration", "keyword of keepalived %s and later", k.Since)
+		if k.Since != "" && versionBefore(c.b.opts.KeepalivedVersion, k.Since) {
+			// The chosen keepalived does not know it: it reports an
+			// unknown keyword and skips it (a block with its contents).
+			d := c.b.add(n.Pos, Error, n.Name, "keepalived "+k.Since+" added it: judge with --keepalived-version 2.4 if your keepalived is that recent",
+				"unknown keyword '%s' for keepalived %s (added in keepalived %s)", n.Name, c.b.opts.KeepalivedVersion, k.Since)
+			if c.b.opts.Daemon {
+				d.Exit = ExitConfig // never run without what the file asks for
+			}
+			continue
 		}
 		switch k.Status {
 		case Ignored:

@@ -34,9 +34,9 @@ var Differences = []Difference{
 		"reports the include that loops back, once (exit 5)",
 		"the same verdict with a message that says what is wrong"},
 	{"Keywords of keepalived 2.3 and later",
-		"2.2.7 rejects them as unknown keywords",
-		"accepts them with a notice (see the *since* column below); exit 0",
-		"vipd reads configurations written for keepalived 2.2 to 2.4"},
+		"2.2.7 rejects them as unknown keywords; 2.4.3 knows them",
+		"judges as the keepalived named by `--keepalived-version` (default 2.2): unknown keywords for 2.2 (exit 5), known for 2.4; the daemon refuses to run a configuration with keywords its version does not know (see \"Judged as the version in use\")",
+		"the same verdict as the keepalived the nodes run; a daemon skipping `auth_hmac` would send adverts its peers reject"},
 	{"vipd extensions (`vipd_dataplane`, `proxy_protocol`)",
 		"unknown keywords",
 		"supported",
@@ -91,6 +91,29 @@ func CompatMarkdown() []byte {
 	p("| 5 | errors or warnings (unknown keywords, values out of range, deprecated keywords, missing interfaces, ...) |\n")
 	p("| 6 | scripts would run as root without `enable_script_security` |\n")
 	p("| 7 | the configuration file cannot be read |\n\n")
+
+	p("## Judged as the version in use\n\n")
+	p("`vipd -t --keepalived-version 2.2` (the default: Debian 12 ships 2.2.7) judges as keepalived 2.2.7 does,\n")
+	p("`--keepalived-version 2.4` as keepalived 2.4.3 does; the daemon takes the same flag. The side-by-side test\n")
+	p("(internal/config TestKeepalivedSideBySide) runs every sample, seed, diagnostic case and mutant through both\n")
+	p("keepalived versions, vipd judging as each (the samples are the same 25 files in both releases). Besides the\n")
+	p("keywords below, which 2.2.7 reports as unknown keywords (exit 5; the contents of a block are skipped) and\n")
+	p("2.4.3 knows, the corpus showed these differences, which vipd follows under `--keepalived-version 2.4`:\n\n")
+	p("| what | keepalived 2.2.7 | keepalived 2.4.3 |\n|---|---|---|\n")
+	p("| a VIP listed twice in an instance (the sample keepalived.conf.vrrp) | accepted | \"(VI_1): VIP duplicates a VIP X - ignoring\", exit 5 |\n")
+	p("| `virtual_server` without `real_server` | accepted | \"Virtual server X has no real servers - ignoring\", exit 5 |\n")
+	p("| `notification_email_from` with two words | the first is used | \"emailfrom - ignoring extra entries\", exit 5 |\n")
+	p("| a route without interface (the sample keepalived.conf.vrrp.static_ipaddress) | \"cannot track route ... with no interface specified\", exit 5 | accepted |\n")
+	p("| a root script under a linked directory (`/bin/true` on merged /usr) with `enable_script_security` | accepted (the resolved path is checked) | a track script is disabled (\"Disabling track script X due to insecure\", exit 5); a notify script is dropped silently |\n\n")
+	p("| keyword | block | since |\n|---|---|---|\n")
+	for _, sec := range Sections() {
+		for _, k := range sec.Keywords {
+			if k.Since != "" {
+				p("| `%s` | %s | %s |\n", k.Name, sec.Name, k.Since)
+			}
+		}
+	}
+	p("\n")
 
 	p("## Deliberate differences from keepalived 2.2.7\n\n")
 	p("| what | keepalived -t | vipd -t | why |\n|---|---|---|---|\n")

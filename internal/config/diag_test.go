@@ -105,6 +105,11 @@ type diagCase struct {
 	dataplane string
 	noHost    bool // do not run the host checks
 	vipdOnly  bool // not a keepalived configuration (vipd extensions)
+	// version is the keepalived version judged (Options.KeepalivedVersion;
+	// "" the default, 2.2). The side-by-side test runs a case against
+	// each keepalived with vipd judging as that one, and skips cases
+	// pinned to another version.
+	version string
 }
 
 var diagCases = []diagCase{
@@ -205,9 +210,9 @@ var diagCases = []diagCase{
 	{name: "sh-port without sh", conf: strings.Replace(vsrv("    sh-port", ""), "virtual_server", "virtual_server", 1), sev: Warning, kw: "sh-port", msg: "only applies to the sh scheduler"},
 	{name: "HTTP_GET without url", conf: vsrv("", "        HTTP_GET { # <-\n            connect_timeout 3\n        }\n"), sev: Error, kw: "HTTP_GET", msg: "no urls specified", vipdOnly: true}, // keepalived 2.2.7 -t crashes (SIGSEGV) here (compat.md)
 	{name: "MISC_CHECK without misc_path", conf: vsrv("", "        MISC_CHECK { # <-\n        }\n"), sev: Error, kw: "MISC_CHECK", msg: "no script path"},
-	{name: "unknown virtual_server_group", conf: "virtual_server group NOPE { # <-\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n}\n", sev: Notice, kw: "virtual_server", msg: "group NOPE not found"},
+	{name: "unknown virtual_server_group", version: "2.2", conf: "virtual_server group NOPE { # <-\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n}\n", sev: Notice, kw: "virtual_server", msg: "group NOPE not found"},
 	{name: "rule without preference", conf: vi("    virtual_rules {\n        from 198.18.0.0/24 table 100 # <-\n    }"), sev: Warning, kw: "from", msg: "no preference"},
-	{name: "route without interface cannot be tracked", conf: vi("    virtual_routes {\n        198.18.9.0/24 via 198.18.0.1 # <-\n    }"), sev: Warning, kw: "virtual_routes", msg: "cannot track route"},
+	{name: "route without interface cannot be tracked", version: "2.2", conf: vi("    virtual_routes {\n        198.18.9.0/24 via 198.18.0.1 # <-\n    }"), sev: Warning, kw: "virtual_routes", msg: "cannot track route"},
 
 	// the running system
 	{name: "interface does not exist", conf: strings.Replace(vi(""), "interface eth0", "interface eth9 # <-", 1), sev: Error, kw: "interface", msg: "interface eth9 for vrrp_instance VI_1 doesn't exist", hint: "dynamic_interfaces"},
@@ -230,7 +235,21 @@ var diagCases = []diagCase{
 	{name: "DR is accepted by -t", conf: strings.Replace(vsrv("", ""), "lvs_method NAT", "lvs_method DR", 1), sev: Notice},
 	{name: "proxy_protocol on ipvs", conf: strings.Replace(vsrv("    proxy_protocol 2", ""), "198.18.0.100 80 {", "198.18.0.100 80 { # <-", 1), sev: Error, kw: "proxy_protocol", msg: "needs the proxy data plane", dataplane: DataplaneIPVS, vipdOnly: true},
 	{name: "proxy_protocol version", conf: vsrv("    proxy_protocol 3 # <-", ""), sev: Error, kw: "proxy_protocol", msg: "outside range [1, 2]", vipdOnly: true},
-	{name: "keyword of a newer keepalived", conf: gdefs("    vrrp_delay_after_boot 10 # <-"), sev: Notice, kw: "vrrp_delay_after_boot", msg: "keepalived 2.3 and later", vipdOnly: true},
+	{name: "keyword of a newer keepalived", conf: gdefs("    vrrp_delay_after_boot 10 # <-"), sev: Error, kw: "vrrp_delay_after_boot", msg: "unknown keyword 'vrrp_delay_after_boot' for keepalived 2.2 (added in keepalived 2.3)", hint: "--keepalived-version 2.4", version: "2.2"},
+	{name: "auth_hmac unknown to 2.2", conf: vi("    auth_hmac { # <-\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 1\n    }"), sev: Error, kw: "auth_hmac", msg: "unknown keyword 'auth_hmac' for keepalived 2.2", version: "2.2"},
+	{name: "auth_hmac valid for 2.4", conf: vi("    auth_hmac {\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        key 2 0123456789abcdef0123456789abcdef\n        active_key 2\n        anti_replay monotonic\n        time_window 10\n        mode permissive\n    }"), sev: Notice, version: "2.4"},
+	{name: "auth_hmac active key undefined", conf: vi("    auth_hmac { # <-\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 2\n    }"), sev: Error, kw: "auth_hmac", msg: "(VI_1) auth_hmac active_key 2 is not defined, disabling extension", version: "2.4"},
+	{name: "auth_hmac key too short", conf: vi("    auth_hmac {\n        key 1 hex:0001 # <-\n        active_key 1\n    }"), sev: Error, kw: "key", msg: "(VI_1) auth_hmac key 1 length 2 not in range [32, 64]", version: "2.4"},
+	{name: "auth_hmac duplicate key", conf: vi("    auth_hmac {\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f # <-\n        active_key 1\n    }"), sev: Error, kw: "key", msg: "duplicate auth_hmac key id 1", version: "2.4"},
+	{name: "auth_hmac bad mode", conf: vi("    auth_hmac {\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 1\n        mode strict # <-\n    }"), sev: Error, kw: "mode", msg: "auth_hmac mode 'strict' must be enforce, permissive or receive-only", version: "2.4"},
+	{name: "auth_hmac bad time_window", conf: vi("    auth_hmac {\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 1\n        time_window 301 # <-\n    }"), sev: Error, kw: "time_window", msg: "must be between 1 and 300 seconds", version: "2.4"},
+	{name: "auth_hmac with PASS authentication", conf: gdefs("    vrrp_version 2") + strings.Replace(vi("    authentication {\n        auth_type PASS\n        auth_pass secret\n    }\n    auth_hmac { # <-\n        key 1 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n        active_key 1\n    }"), "vrrp_instance VI_1", "vrrp_instance VI_2", 1), sev: Error, kw: "auth_hmac", msg: "auth_hmac cannot be combined with authentication, dropping legacy auth", version: "2.4"},
+	// keepalived 2.4.3 judges these differently from 2.2.7.
+	{name: "duplicate VIP as 2.4", conf: vi("    virtual_ipaddress {\n        198.18.0.100/24 # <-\n    }"), sev: Error, kw: "198.18.0.100/24", msg: "(VI_1): VIP duplicates a VIP 198.18.0.100/24 - ignoring", version: "2.4"},
+	{name: "duplicate VIP as 2.2", conf: vi("    virtual_ipaddress {\n        198.18.0.100/24\n    }"), sev: Notice, version: "2.2"},
+	{name: "virtual server without real servers as 2.4", conf: "virtual_server 198.18.0.100 80 { # <-\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n}\n", sev: Error, kw: "virtual_server", msg: "has no real servers - ignoring", version: "2.4"},
+	{name: "notification_email_from with two words as 2.4", conf: gdefs("    notification_email_from a@b c # <-"), sev: Error, kw: "notification_email_from", msg: "emailfrom - ignoring extra entries 'c' ...", version: "2.4"},
+	{name: "old_unicast_checksum bad mode", conf: vi("    unicast_peer {\n        198.18.0.12\n    }\n    old_unicast_checksum always # <-"), sev: Error, kw: "old_unicast_checksum", msg: "Unknown old_unicast_chksum mode always - ignoring"},
 	{name: "vipd_dataplane value", conf: gdefs("    vipd_dataplane bpf # <-"), sev: Error, kw: "vipd_dataplane", msg: "unknown data plane", vipdOnly: true},
 }
 
@@ -247,7 +266,7 @@ func markedLine(conf string) int {
 func TestDiagnostics(t *testing.T) {
 	for _, tc := range diagCases {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := Options{ConfigID: "test", Dataplane: tc.dataplane, Limits: Limits{MaxLines: 100000}}
+			opts := Options{ConfigID: "test", Dataplane: tc.dataplane, Limits: Limits{MaxLines: 100000}, KeepalivedVersion: tc.version}
 			if !tc.noHost {
 				opts.Host = newFakeHost()
 			}

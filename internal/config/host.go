@@ -53,6 +53,15 @@ func (OSHost) LookPath(file string) (string, error) { return exec.LookPath(file)
 // Stat implements Host.
 func (OSHost) Stat(path string) (fs.FileInfo, error) { return os.Stat(path) }
 
+// Lstat returns file information without following a final link (the
+// optional lstater a Host may implement).
+func (OSHost) Lstat(path string) (fs.FileInfo, error) { return os.Lstat(path) }
+
+// lstater is a Host that can look at links themselves.
+type lstater interface {
+	Lstat(path string) (fs.FileInfo, error)
+}
+
 // Euid implements Host.
 func (OSHost) Euid() int { return os.Geteuid() }
 
@@ -116,6 +125,9 @@ func (b *builder) checkRoute(r Route, ifCheck func(pos Pos, kw, name, what strin
 	ifCheck(r.Pos, "dev", r.Dev, "route "+r.Dst.String())
 	for _, nh := range r.Nexthops {
 		ifCheck(r.Pos, "nexthop", nh.Dev, "route nexthop")
+	}
+	if b.v24() {
+		return // keepalived 2.4 no longer warns about untrackable routes
 	}
 	if r.Dev == "" && !r.NoTrack && len(r.Nexthops) == 0 && r.Type == "" {
 		b.add(r.Pos, Warning, "virtual_routes", "add dev IFNAME or no_track", "cannot track route %s with no interface specified, not tracking", r.Dst)
@@ -240,6 +252,9 @@ func (b *builder) checkScripts() {
 			violation = true
 		}
 		if uid == 0 && g.EnableScriptSecurity {
+			if b.v24() && b.linkInScriptPath(s, trackScripts) {
+				continue
+			}
 			b.checkScriptPath(s, path)
 		}
 	}
@@ -250,6 +265,30 @@ func (b *builder) checkScripts() {
 		b.add(firstRoot, Security, "enable_script_security", "add enable_script_security to global_defs (and make the scripts writable by root only), or run them as another user with script_user",
 			"SECURITY VIOLATION - scripts are being executed but script_security not enabled")
 	}
+}
+
+// linkInScriptPath is keepalived 2.4.3's check of a root script's path
+// as written: every component but the last must be a directory, not a
+// link to one (on a merged-/usr system /bin/true is refused, /usr/bin/true
+// accepted; 2.2.7 checks the resolved path only).
+func (b *builder) linkInScriptPath(s *Script, trackScripts map[*Script]string) bool {
+	ls, ok := b.opts.Host.(lstater)
+	if !ok || !filepath.IsAbs(s.Argv[0]) {
+		return false
+	}
+	for p := filepath.Dir(filepath.Clean(s.Argv[0])); p != "/" && p != "."; p = filepath.Dir(p) {
+		st, err := ls.Lstat(p)
+		if err == nil && !st.IsDir() {
+			if name, ok := trackScripts[s]; ok {
+				b.add(s.Pos, Warning, "script", "write the script's real path ("+p+" is a link), as keepalived 2.4 runs only scripts whose directories are no links", "Disabling track script %s due to insecure", name)
+			} else {
+				// keepalived 2.4.3 -t drops it without failing the check.
+				b.add(s.Pos, Notice, "", "write the script's real path ("+p+" is a link): keepalived 2.4 drops the script silently", "Wrong file type found in script path '%s' - disabling", s.Argv[0])
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // checkScriptPath refuses a root script that a non-root user could

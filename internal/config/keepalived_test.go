@@ -39,8 +39,19 @@ var knownExitDifferences = map[string]string{}
 // times out fails unless knownKeepalivedCrashes says why it happens
 // there; the summary counts and names them.
 func TestKeepalivedSideBySide(t *testing.T) {
-	lab.RequireCommand(t, "keepalived")
-	version := keepalivedVersion(t)
+	lab.RequireRoot(t)
+	for _, kv := range sideBySideVersions {
+		t.Run("keepalived-"+kv.name, func(t *testing.T) {
+			bin := kv.find(t)
+			version := keepalivedVersion(t, bin, kv)
+			sideBySide(t, bin, version, kv)
+		})
+	}
+}
+
+// sideBySide compares vipd -t, judging as keepalived kv.minor, with one
+// keepalived binary.
+func sideBySide(t *testing.T, bin, version string, kv sideBySideVersion) {
 	l := lab.New(t)
 	h := l.Host("kt")
 	// Interfaces the configurations name, besides eth0 (veth pairs: the
@@ -77,7 +88,7 @@ func TestKeepalivedSideBySide(t *testing.T) {
 		files = append(files, cfgFile{"golden/" + filepath.Base(f), abs})
 	}
 	for i, tc := range diagCases {
-		if tc.vipdOnly {
+		if tc.vipdOnly || tc.version != "" && tc.version != kv.minor {
 			continue
 		}
 		p := filepath.Join(dir, fmt.Sprintf("diag%03d.conf", i))
@@ -132,12 +143,12 @@ func TestKeepalivedSideBySide(t *testing.T) {
 			t.Run(f.name, func(t *testing.T) {
 				t.Parallel()
 				pids := t.TempDir()
-				k := runKeepalived(t, h, "-t", "-f", f.path,
+				k := runKeepalived(t, h, bin, "-t", "-f", f.path,
 					"-p", pids+"/k.pid", "-r", pids+"/v.pid", "-c", pids+"/c.pid", "-b", pids+"/b.pid")
 				mu.Lock()
 				ran[f.name] = true
 				mu.Unlock()
-				known, listed := knownKeepalivedCrashes[f.name]
+				known, listed := kv.crashes[f.name]
 				if k.broke() {
 					mu.Lock()
 					if k.timedOut {
@@ -154,7 +165,7 @@ func TestKeepalivedSideBySide(t *testing.T) {
 					}
 					t.Logf("keepalived -t %s, a known crash: %s", k.how(), known.why)
 					// Still hold vipd to a verdict with a file:line diagnostic.
-					vout, vcode := vipdCheck(t, h, f.path)
+					vout, vcode := vipdCheck(t, h, f.path, kv.minor)
 					if vcode == 0 {
 						t.Errorf("vipd -t accepts what keepalived crashes on:\n%s", vout)
 					}
@@ -164,7 +175,7 @@ func TestKeepalivedSideBySide(t *testing.T) {
 					t.Errorf("knownKeepalivedCrashes lists this case (%s), but keepalived -t exits %d: remove it from the list\n%s", known.why, k.code, k.out)
 				}
 				kout, kcode := k.out, k.code
-				vout, vcode := vipdCheck(t, h, f.path)
+				vout, vcode := vipdCheck(t, h, f.path, kv.minor)
 				if (kcode == 0) != (vcode == 0) {
 					t.Fatalf("keepalived -t exits %d, vipd -t exits %d\n--- keepalived:\n%s--- vipd:\n%s", kcode, vcode, kout, vout)
 				}
@@ -191,7 +202,7 @@ func TestKeepalivedSideBySide(t *testing.T) {
 	// With the default mutants every listed crash must still happen: a
 	// list that outlives its cases hides nothing but says what is false.
 	if nMut == defaultMutants && seed == defaultMutantSeed {
-		for name, c := range knownKeepalivedCrashes {
+		for name, c := range kv.crashes {
 			if !ran[name] {
 				t.Errorf("knownKeepalivedCrashes lists %q (%s), but no such case ran: update the list", name, c.why)
 			}
@@ -218,6 +229,62 @@ type knownCrash struct {
 	evidence string // regexp over keepalived's output
 }
 
+// sideBySideVersion is a keepalived the side-by-side test compares with:
+// vipd -t judges as its minor version.
+type sideBySideVersion struct {
+	name, minor string
+	find        func(t *testing.T) string
+	crashes     map[string]knownCrash // the cases on which this keepalived -t reaches no verdict
+}
+
+var sideBySideVersions = []sideBySideVersion{
+	{name: "2.2.7", minor: "2.2", crashes: knownKeepalivedCrashes, find: func(t *testing.T) string {
+		lab.RequireCommand(t, "keepalived")
+		p, _ := exec.LookPath("keepalived")
+		return p
+	}},
+	{name: "2.4.3", minor: "2.4", crashes: knownKeepalived243Crashes, find: keepalived243},
+}
+
+// knownKeepalived243Crashes: keepalived 2.4.3 reaches a verdict on every
+// case, the two mutants 2.2.7 segfaults on included (it reports the
+// checker without urls and goes on).
+var knownKeepalived243Crashes = map[string]knownCrash{}
+
+// keepalived243 returns keepalived 2.4.3, built by the shared
+// build-keepalived.sh into /opt/keepalived-2.4.3 (e2e/peers_test.go
+// builds it when missing; so does this, under the same lock).
+func keepalived243(t *testing.T) string {
+	t.Helper()
+	const installed = "/opt/keepalived-2.4.3/sbin/keepalived"
+	if out, err := exec.Command(installed, "--version").CombinedOutput(); err == nil && strings.HasPrefix(string(out), "Keepalived v2.4.3 ") {
+		return installed
+	}
+	script := ""
+	if out, err := exec.Command("git", "rev-parse", "--path-format=absolute", "--git-common-dir").Output(); err == nil {
+		script = filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "..", "shared", "peers", "build-keepalived.sh")
+	}
+	if d := os.Getenv("VIPD_SHARED"); d != "" {
+		script = filepath.Join(d, "peers", "build-keepalived.sh")
+	}
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "vipd-build-keepalived.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if out, err := exec.Command("bash", script).CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("keepalived 2.4.3: %s: %v\n%s", script, err, out)
+		}
+		t.Skipf("keepalived 2.4.3: %s: %v", script, err)
+	}
+	return installed
+}
+
 // knownKeepalivedCrashes are the cases on which keepalived 2.2.7 -t does
 // not reach a verdict, found by running keepalived -t on each. Any other
 // crash, kill or timeout fails the test.
@@ -237,26 +304,28 @@ var knownKeepalivedCrashes = map[string]knownCrash{
 	},
 }
 
-// keepalivedVersion returns the version of the keepalived in PATH and
-// fails the test unless it is the one the verdicts, exit codes and crashes
-// above were recorded against: Debian's 2.2.7, or VIPD_KEEPALIVED_VERSION
-// when set (to compare against another build knowingly).
-func keepalivedVersion(t *testing.T) string {
+// keepalivedVersion returns the version of a keepalived binary and
+// fails the test unless it is the one the verdicts, exit codes and
+// crashes above were recorded against (kv.name), or
+// VIPD_KEEPALIVED_VERSION when set for the 2.2 run (to compare against
+// another build in PATH knowingly).
+func keepalivedVersion(t *testing.T, bin string, kv sideBySideVersion) string {
 	t.Helper()
-	const recorded = "2.2.7" // Debian's package, which scripts/packages.txt installs
-	want := os.Getenv("VIPD_KEEPALIVED_VERSION")
-	path, _ := exec.LookPath("keepalived")
-	out, err := exec.Command("keepalived", "--version").CombinedOutput()
+	want := ""
+	if kv.minor == "2.2" {
+		want = os.Getenv("VIPD_KEEPALIVED_VERSION")
+	}
+	out, err := exec.Command(bin, "--version").CombinedOutput()
 	m := regexp.MustCompile(`(?m)^Keepalived v(\S+)`).FindSubmatch(out)
 	if err != nil || m == nil {
-		t.Fatalf("%s --version: %v, no version in its output:\n%s", path, err, out)
+		t.Fatalf("%s --version: %v, no version in its output:\n%s", bin, err, out)
 	}
 	got := string(m[1])
 	switch {
 	case want != "" && got != want:
-		t.Fatalf("%s is keepalived %s, but VIPD_KEEPALIVED_VERSION expects %s", path, got, want)
-	case want == "" && got != recorded:
-		t.Fatalf("%s is keepalived %s, but this test's expectations (verdicts, exit codes, known crashes) were recorded against keepalived %s (Debian's package): install that, or set VIPD_KEEPALIVED_VERSION=%s to compare against this one knowingly", path, got, recorded, got)
+		t.Fatalf("%s is keepalived %s, but VIPD_KEEPALIVED_VERSION expects %s", bin, got, want)
+	case want == "" && got != kv.name:
+		t.Fatalf("%s is keepalived %s, but this test's expectations (verdicts, exit codes, known crashes) were recorded against keepalived %s: install that, or set VIPD_KEEPALIVED_VERSION=%s to compare against this one knowingly", bin, got, kv.name, got)
 	}
 	return got
 }
@@ -291,11 +360,11 @@ func (r keepalivedRun) how() string {
 }
 
 // runKeepalived runs keepalived in the host's namespace.
-func runKeepalived(t *testing.T, h *lab.Host, args ...string) keepalivedRun {
+func runKeepalived(t *testing.T, h *lab.Host, bin string, args ...string) keepalivedRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), keepalivedTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, "keepalived"}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, bin}, args...)...)
 	cmd.WaitDelay = 5 * time.Second // a child left holding the output pipe
 	out, err := cmd.CombinedOutput()
 	r := keepalivedRun{out: string(out), timedOut: ctx.Err() != nil}
@@ -318,12 +387,12 @@ func runKeepalived(t *testing.T, h *lab.Host, args ...string) keepalivedRun {
 // host's network namespace: this test binary again, running
 // TestMain. It returns the diagnostics as vipd -t prints them
 // and the exit status. (cmd/vipd's own tests cover the command line.)
-func vipdCheck(t *testing.T, h *lab.Host, path string) (string, int) {
+func vipdCheck(t *testing.T, h *lab.Host, path, version string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", h.NS, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "VIPD_CHECK_FILE="+path)
+	cmd.Env = append(os.Environ(), "VIPD_CHECK_FILE="+path, "VIPD_CHECK_VERSION="+version)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {
@@ -341,7 +410,7 @@ func vipdCheck(t *testing.T, h *lab.Host, path string) (string, int) {
 // and the tests otherwise.
 func TestMain(m *testing.M) {
 	if path := os.Getenv("VIPD_CHECK_FILE"); path != "" {
-		_, diags := Check(path, Options{Host: OSHost{}})
+		_, diags := Check(path, Options{Host: OSHost{}, KeepalivedVersion: os.Getenv("VIPD_CHECK_VERSION")})
 		fmt.Print(diags.String())
 		os.Exit(diags.ExitCode())
 	}

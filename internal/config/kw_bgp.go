@@ -13,6 +13,28 @@ type BGP struct {
 	RouterID  netip.Addr     `json:"router_id,omitzero"`
 	LocalAS   uint32         `json:"local_as"`
 	Neighbors []*BGPNeighbor `json:"neighbors"`
+	// DrainPause is how long routes carry GRACEFUL_SHUTDOWN before they
+	// are withdrawn (vipd stopping, vipctl bgp drain); 0 keeps the
+	// default, DefaultDrainPause.
+	DrainPause time.Duration `json:"drain_pause,omitempty"`
+	// NoDrainPause: drain_pause 0 was given (withdraw at once).
+	NoDrainPause bool `json:"no_drain_pause,omitempty"`
+}
+
+// DefaultDrainPause is drain_pause's default: long enough for a router
+// that honours GRACEFUL_SHUTDOWN (RFC 8326) to move traffic to the other
+// directors' paths before the withdrawal, short enough for a restart.
+const DefaultDrainPause = time.Second
+
+// Pause is the drain pause in effect.
+func (g *BGP) Pause() time.Duration {
+	switch {
+	case g.NoDrainPause:
+		return 0
+	case g.DrainPause == 0:
+		return DefaultDrainPause
+	}
+	return g.DrainPause
 }
 
 // BGPNeighbor is one neighbor block.
@@ -122,6 +144,11 @@ var bgpSection = newSection("bgp", "vipd's BGP speaker (vipd extension)",
 			c.b.cfg.BGP.LocalAS = uint32(v)
 		}
 	}).vipd().note(bgpNote+"this director's AS number (required)"),
+	kw("drain_pause", "MS", 1, "1000", func(c *cx, n *Node) {
+		g := c.b.cfg.BGP
+		c.ms(n, &g.DrainPause, 0, 600000)
+		g.NoDrainPause = g.DrainPause == 0 && len(n.Args) > 0 && n.Args[0] == "0"
+	}).vipd().note(bgpNote+"milliseconds the routes carry GRACEFUL_SHUTDOWN before they are withdrawn when vipd stops or on vipctl bgp drain (0: withdraw at once); give the routers time to move traffic to the other directors"),
 	block("neighbor", "IP { ... }", 1, bgpNeighborSection, func(c *cx, n *Node) {
 		a, ok := c.addr(n, 0)
 		if !ok {

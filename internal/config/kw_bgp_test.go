@@ -122,3 +122,38 @@ func TestBGPErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestBGPDrainPause: drain_pause in milliseconds, 0 withdraws at once,
+// absent keeps the default; out of range is an error at its line.
+func TestBGPDrainPause(t *testing.T) {
+	conf := func(line string) string {
+		return "bgp {\n    router_id 198.18.1.11\n    local_as 65001\n" + line +
+			"    neighbor 198.18.1.1 {\n        remote_as 65000\n    }\n}\n"
+	}
+	for _, c := range []struct {
+		line string
+		want time.Duration
+		diag string
+	}{
+		{"", DefaultDrainPause, ""},
+		{"    drain_pause 2500\n", 2500 * time.Millisecond, ""},
+		{"    drain_pause 0\n", 0, ""},
+		{"    drain_pause 600001\n", DefaultDrainPause, "k.conf:4"},
+		{"    drain_pause soon\n", DefaultDrainPause, "k.conf:4"},
+	} {
+		cfg, diags := Parse("k.conf", []byte(conf(c.line)), Options{})
+		var got []string
+		for _, d := range diags {
+			got = append(got, d.String())
+		}
+		if c.diag == "" && len(got) > 0 || c.diag != "" && (len(got) == 0 || !strings.Contains(got[0], c.diag)) {
+			t.Errorf("%q: diagnostics %q, want one at %q", c.line, got, c.diag)
+		}
+		if cfg.BGP == nil {
+			t.Fatalf("%q: no bgp block", c.line)
+		}
+		if p := cfg.BGP.Pause(); p != c.want {
+			t.Errorf("%q: pause %v, want %v", c.line, p, c.want)
+		}
+	}
+}

@@ -77,7 +77,12 @@ var globalSection = newSection("global_defs", "Global definitions",
 			c.errf(n, "put the addresses inside the block", "block notification_email has extra parameters %s", strings.Join(n.Args, " "))
 		}
 	}),
-	kw("notification_email_from", "EMAIL", 1, "keepalived@<local host name>", func(c *cx, n *Node) { c.b.cfg.Global.NotificationEmailFrom = n.Args[0] }).noValue(NoValueError),
+	kw("notification_email_from", "EMAIL", 1, "keepalived@<local host name>", func(c *cx, n *Node) {
+		c.b.cfg.Global.NotificationEmailFrom = n.Args[0]
+		if len(n.Args) > 1 && c.b.v24() {
+			c.errf(n, "one address (quote it if it has spaces)", "emailfrom - ignoring extra entries '%s' ...", n.Args[1])
+		}
+	}).noValue(NoValueError),
 	kw("smtp_server", "IP|NAME [PORT]", 1, "port 25", func(c *cx, n *Node) {
 		s := &SMTPServer{Host: n.Args[0], Port: 25}
 		if len(n.Args) > 1 {

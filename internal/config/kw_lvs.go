@@ -779,6 +779,12 @@ var virtualServerKw = block("virtual_server", "IP [PORT] | fwmark N | group NAME
 	c.methodSet = false
 	c.walk(virtualServerSection, n.Children)
 	vs.cset, vs.methodSet = c.cset, c.methodSet
+	if len(vs.RealServers) == 0 && c.b.v24() {
+		// keepalived 2.4 drops a virtual server without real servers.
+		c.errf(n, "add a real_server", "Virtual server %s has no real servers - ignoring", strings.Join(n.Args, " "))
+		c.vs, c.cset = nil, nil
+		return
+	}
 	c.b.cfg.VirtualServers = append(c.b.cfg.VirtualServers, vs)
 	c.vs, c.cset = nil, nil
 })

@@ -1,7 +1,11 @@
 package config
 
 import (
+	"encoding/hex"
+	"fmt"
+	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -217,12 +221,117 @@ var authSection = newSection("authentication", "VRRPv2 authentication",
 	}),
 )
 
-// authHMACSection is keepalived's auth_hmac block (refused as a whole).
-var authHMACSection = newSection("auth_hmac", "HMAC advert authentication (refused)",
-	ign("key", "ID VALUE", 2, "auth_hmac is refused"), ign("active_key", "ID", 1, "auth_hmac is refused"),
-	ign("anti_replay", "time|monotonic", 1, "auth_hmac is refused"), ign("time_window", "SECONDS", 1, "auth_hmac is refused"),
-	ign("mode", "enforce|permissive|receive-only", 1, "auth_hmac is refused"),
+// authHMACSection is keepalived's auth_hmac block (2.4.2+), with its
+// parser's messages.
+var authHMACSection = newSection("auth_hmac", "HMAC advert authentication",
+	kw("key", "ID hex:HEX|file:PATH|STRING", 0, "", authHMACKey).noValue(NoValueError),
+	kw("active_key", "1..255", 0, "", func(c *cx, n *Node) {
+		id, err := strconv.Atoi(arg(n, 0))
+		if err != nil || id < 1 || id > 255 {
+			c.errf(n, "write the id of one of the keys", "(%s) auth_hmac active_key '%s' must be between 1 and 255", c.inst.Name, arg(n, 0))
+			return
+		}
+		c.inst.AuthHMAC.ActiveKey = id
+	}).noValue(NoValueError),
+	kw("anti_replay", "time|monotonic", 0, "time", func(c *cx, n *Node) {
+		switch arg(n, 0) {
+		case "time":
+			c.inst.AuthHMAC.Monotonic = false
+		case "monotonic":
+			c.inst.AuthHMAC.Monotonic = true
+		default:
+			c.errf(n, "time or monotonic", "(%s) auth_hmac anti_replay '%s' must be time or monotonic", c.inst.Name, arg(n, 0))
+		}
+	}).noValue(NoValueError),
+	kw("time_window", "1..300", 0, "max(3 × advert_int, 5)", func(c *cx, n *Node) {
+		w, err := strconv.Atoi(arg(n, 0))
+		if err != nil || w < 1 || w > 300 {
+			c.errf(n, "seconds from 1 to 300", "(%s) auth_hmac time_window '%s' must be between 1 and 300 seconds", c.inst.Name, arg(n, 0))
+			return
+		}
+		c.inst.AuthHMAC.TimeWindow = w
+	}).noValue(NoValueError),
+	kw("mode", "enforce|permissive|receive-only", 0, "enforce", func(c *cx, n *Node) {
+		switch m := arg(n, 0); m {
+		case "enforce", "permissive", "receive-only":
+			c.inst.AuthHMAC.Mode = m
+		default:
+			c.errf(n, "enforce, permissive or receive-only", "(%s) auth_hmac mode '%s' must be enforce, permissive or receive-only", c.inst.Name, m)
+		}
+	}).noValue(NoValueError),
 )
+
+// authHMACKey is auth_hmac's key: an id and a value, inline (hex: for raw
+// bytes, else the ASCII string) or read from a file (file:PATH, which
+// must not be readable by group or others).
+func authHMACKey(c *cx, n *Node) {
+	a := c.inst.AuthHMAC
+	if len(n.Args) < 2 {
+		c.errf(n, "write: key ID VALUE", "(%s) auth_hmac key needs an id and a value", c.inst.Name)
+		return
+	}
+	id, err := strconv.Atoi(n.Args[0])
+	if err != nil || id < 1 || id > 255 {
+		c.errf(n, "key ids are 1 to 255", "(%s) auth_hmac key id '%s' must be between 1 and 255", c.inst.Name, n.Args[0])
+		return
+	}
+	v := n.Args[1]
+	if path, ok := strings.CutPrefix(v, "file:"); ok {
+		f, err := os.Open(path)
+		if err != nil {
+			c.errf(n, "the file must exist and be readable", "(%s) auth_hmac key file '%s' cannot be opened", c.inst.Name, path)
+			return
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
+			c.b.add(n.Pos, Security, n.Name, "chmod 600 the key file", "(%s) auth_hmac key file '%s' is readable by group or others", c.inst.Name, path)
+		}
+		buf := make([]byte, 4+HMACKeyMax*2+8)
+		k, _ := io.ReadFull(f, buf)
+		if k == len(buf)-1 || k == len(buf) {
+			c.errf(n, "the file holds one key", "(%s) auth_hmac key file '%s' is too large", c.inst.Name, path)
+			return
+		}
+		v = strings.TrimRight(string(buf[:k]), "\r\n")
+	}
+	var key []byte
+	if h, ok := strings.CutPrefix(v, "hex:"); ok {
+		key = hexKey(h)
+	} else {
+		key = []byte(v)
+	}
+	if len(key) < HMACKeyMin || len(key) > HMACKeyMax {
+		c.errf(n, fmt.Sprintf("keys are %d to %d bytes", HMACKeyMin, HMACKeyMax), "(%s) auth_hmac key %d length %d not in range [%d, %d]", c.inst.Name, id, len(key), HMACKeyMin, HMACKeyMax)
+		return
+	}
+	for _, k := range a.Keys {
+		if k.ID == id {
+			c.errf(n, "one line per key id", "(%s) duplicate auth_hmac key id %d", c.inst.Name, id)
+			return
+		}
+	}
+	a.Keys = append(a.Keys, HMACKey{ID: id, Key: key, Pos: n.Pos})
+}
+
+// Key lengths keepalived accepts for auth_hmac.
+const (
+	HMACKeyMin = 32
+	HMACKeyMax = 64
+)
+
+// hexKey decodes hex digits, spaces and tabs skipped (keepalived's
+// read_hex_str); a bad digit yields no key (reported as its length).
+func hexKey(s string) []byte {
+	s = strings.NewReplacer(" ", "", "\t", "").Replace(s)
+	if len(s)%2 == 1 {
+		s = "0" + s
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil
+	}
+	return b
+}
 
 // bfdSection lists bfd_instance's keywords; the block is refused as a
 // whole.
@@ -274,6 +383,9 @@ func vipList(name string, excluded bool) *Keyword {
 				continue
 			}
 			v.Pos = it.Pos
+			if c.b.v24() && c.vipDuplicate(it, v, excluded) {
+				continue
+			}
 			if excluded {
 				c.inst.ExcludedVIPs = append(c.inst.ExcludedVIPs, v)
 			} else {
@@ -281,6 +393,38 @@ func vipList(name string, excluded bool) *Keyword {
 			}
 		}
 	})
+}
+
+// vipDuplicate is keepalived 2.4's check that an instance lists an
+// address once (2.2.7 accepts a repeated VIP): a VIP repeating a VIP, or
+// an excluded VIP on the same interface, is reported and skipped.
+func (c *cx) vipDuplicate(it *Node, v VIP, excluded bool) bool {
+	dev := func(d string) string {
+		if d == "" {
+			return c.inst.Interface
+		}
+		return d
+	}
+	kind := ""
+	if excluded {
+		kind = "Excluded "
+	}
+	for _, o := range c.inst.VIPs {
+		if excluded && dev(o.Dev) != dev(v.Dev) {
+			continue
+		}
+		if o.Prefix.Addr() == v.Prefix.Addr() {
+			c.errf(it, "list each address once", "(%s): %sVIP duplicates a VIP %s - ignoring", c.inst.Name, kind, it.Name)
+			return true
+		}
+	}
+	for _, o := range c.inst.ExcludedVIPs {
+		if dev(o.Dev) == dev(v.Dev) && o.Prefix.Addr() == v.Prefix.Addr() {
+			c.errf(it, "list each address once", "(%s): %sVIP duplicates an excluded VIP %s - ignoring", c.inst.Name, kind, it.Name)
+			return true
+		}
+	}
+	return false
 }
 
 func routeList(name string, dst func(c *cx) *[]Route) *Keyword {
@@ -456,17 +600,29 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	kw("timer_expired_backup", "[HIGHEST_PRIORITY_OF_OTHER_INSTANCES]", 0, "254", nil).status(Ignored).
 		note("vipd's timers are not run late by a busy scheduler the way keepalived's are").since("2.3"),
 	flagKw("no_virtual_ipaddress", func(c *cx, n *Node) { c.inst.NoVIPs = true }).since("2.3"),
-	(&Keyword{Name: "auth_hmac", Args: "{ key ID VALUE; active_key ID; anti_replay time|monotonic; time_window S; mode M }", Block: authHMACSection,
-		Status: Refused, Note: "HMAC-SHA256 advert authentication is not implemented", Since: "2.4"}),
+	block("auth_hmac", "{ key ID VALUE; active_key ID; anti_replay time|monotonic; time_window S; mode M }", 0, authHMACSection, func(c *cx, n *Node) {
+		if c.inst.AuthHMAC == nil {
+			c.inst.AuthHMAC = &AuthHMAC{}
+			c.inst.authHMACPos = n.Pos
+		}
+		c.walk(authHMACSection, n.Children)
+	}).since("2.4").note("keepalived 2.4.2's wire format; vipd signs its adverts and verifies its peers' (interop tested with keepalived 2.4.3)"),
 	flagKw("unicast_fault_no_peer", func(c *cx, n *Node) { c.inst.UnicastFaultNoPeer = true }).note("an instance with no unicast_peer stays in FAULT (reason \"Cannot use unicast without any peers\") instead of running over multicast"),
 	kw("unicast_ttl", "0..255", 1, "255", func(c *cx, n *Node) {
 		c.intVal(n, &c.inst.UnicastTTL, 0, 255)
 		c.inheritGARP().unicastKeyword = n
 	}),
 	kw("old_unicast_checksum", "[never]", 0, "", func(c *cx, n *Node) {
-		c.inst.OldUnicastChecksum = arg(n, 0) != "never"
+		switch arg(n, 0) {
+		case "":
+			c.inst.OldUnicastChecksum = "config"
+		case "never":
+			c.inst.OldUnicastChecksum = "never"
+		default:
+			c.errf(n, "write old_unicast_checksum or old_unicast_checksum never", "(%s) Unknown old_unicast_chksum mode %s - ignoring", c.inst.Name, arg(n, 0))
+		}
 		c.inheritGARP().unicastKeyword = n
-	}).notYet("unicast checksums are always RFC ones"),
+	}).note("unicast VRRPv3 IPv4 checksums summed with 224.0.0.18 as destination, as keepalived before 1.3.6; without it vipd switches to that sum when a peer uses it, unless never"),
 	instGARPSeconds("garp_master_delay", "vrrp_garp_master_delay", func(c *cx) (*time.Duration, *bool) {
 		return &c.inst.GARP.MasterDelay, &c.inheritGARP().masterDelay
 	}),

@@ -388,6 +388,24 @@ type Auth struct {
 	Pass string   `json:"auth_pass,omitempty"` // at most 8 bytes (longer is truncated with a warning)
 }
 
+// AuthHMAC is an instance's auth_hmac block: adverts signed with
+// HMAC-SHA256 and a time-based sequence number (keepalived 2.4.2+).
+type AuthHMAC struct {
+	Keys       []HMACKey `json:"keys"`
+	ActiveKey  int       `json:"active_key"`
+	Mode       string    `json:"mode,omitempty"`        // enforce (default), permissive, receive-only
+	Monotonic  bool      `json:"monotonic,omitempty"`   // anti_replay monotonic (default time)
+	TimeWindow int       `json:"time_window,omitempty"` // seconds; 0: max(3 × advert_int, 5)
+}
+
+// HMACKey is one key of auth_hmac. The key itself is a secret: dumps
+// leave it out.
+type HMACKey struct {
+	ID  int    `json:"id"`
+	Key []byte `json:"-"`
+	Pos Pos    `json:"-"`
+}
+
 // VMAC is use_vmac: a macvlan interface carrying the virtual MAC.
 type VMAC struct {
 	Interface string `json:"interface,omitempty"` // "" = vrrp.<VRID>
@@ -424,7 +442,11 @@ type Instance struct {
 	UnicastFaultNoPeer bool          `json:"unicast_fault_no_peer,omitempty"`
 	UnicastTTL         int           `json:"unicast_ttl,omitempty"` // 0: 255
 	CheckUnicastSrc    bool          `json:"check_unicast_src,omitempty"`
-	OldUnicastChecksum bool          `json:"old_unicast_checksum,omitempty"`
+	// OldUnicastChecksum: "" (new sum, switch on hearing the old one),
+	// "config" (old_unicast_checksum: the old sum) or "never".
+	OldUnicastChecksum string `json:"old_unicast_checksum,omitempty"`
+	// AuthHMAC is the auth_hmac block (keepalived 2.4.2+).
+	AuthHMAC *AuthHMAC `json:"auth_hmac,omitempty"`
 	// V3ChecksumAsV2: see Global.V3ChecksumAsV2.
 	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`
 	// NoVIPs suppresses the warning for an instance without VIPs
@@ -476,6 +498,7 @@ type Instance struct {
 
 	ifacePos     Pos
 	statePos     Pos
+	authHMACPos  Pos
 	prioritySet  bool
 	vmacImplicit bool
 	smtpSet      bool

@@ -28,11 +28,64 @@ type Options struct {
 	Glob     func(string) ([]string, error)
 	// RandomSeed seeds ${_RANDOM}; 0 uses a fixed seed.
 	RandomSeed int64
+	// KeepalivedVersion is the keepalived whose judgement vipd applies
+	// ("2.2", the default, what Debian 12 ships; or "2.4"; a patch level
+	// is allowed: "2.4.3"): a keyword that version does not know (Keyword.Since)
+	// is an unknown keyword, reported and skipped as that keepalived does.
+	// ParseKeepalivedVersion checks a value.
+	KeepalivedVersion string
+	// Daemon: the daemon is loading the configuration. A keyword the
+	// chosen keepalived does not know is then refused (the daemon does
+	// not start) rather than skipped: skipping auth_hmac, say, would send
+	// unsigned adverts that the peers reject.
+	Daemon bool
+}
+
+// KeepalivedVersions are the versions Options.KeepalivedVersion accepts:
+// the two vipd's side-by-side tests run against (2.2.7 and 2.4.3).
+var KeepalivedVersions = []string{"2.2", "2.4"}
+
+// DefaultKeepalivedVersion is the version judged by default.
+const DefaultKeepalivedVersion = "2.2"
+
+// ParseKeepalivedVersion returns the minor version ("2.2" or "2.4") of a
+// --keepalived-version value, which may carry a patch level.
+func ParseKeepalivedVersion(v string) (string, error) {
+	if v == "" {
+		return DefaultKeepalivedVersion, nil
+	}
+	mm := v
+	if parts := strings.Split(v, "."); len(parts) == 3 {
+		mm = parts[0] + "." + parts[1]
+	}
+	for _, k := range KeepalivedVersions {
+		if mm == k {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("keepalived version %q: vipd judges as keepalived %s", v, strings.Join(KeepalivedVersions, " or "))
+}
+
+// v24 reports whether the configuration is judged as keepalived 2.4.
+func (b *builder) v24() bool { return !versionBefore(b.opts.KeepalivedVersion, "2.4") }
+
+// versionBefore reports whether keepalived version a (major.minor) is
+// older than b.
+func versionBefore(a, b string) bool {
+	var am, an, bm, bn int
+	fmt.Sscanf(a, "%d.%d", &am, &an)
+	fmt.Sscanf(b, "%d.%d", &bm, &bn)
+	return am < bm || am == bm && an < bn
 }
 
 func (o Options) withDefaults() Options {
 	if o.ConfigID == "" {
 		o.ConfigID = ShortHostname()
+	}
+	if v, err := ParseKeepalivedVersion(o.KeepalivedVersion); err == nil {
+		o.KeepalivedVersion = v
+	} else {
+		o.KeepalivedVersion = DefaultKeepalivedVersion
 	}
 	return o
 }

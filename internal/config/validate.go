@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"time"
 
 	"github.com/vipd/vipd/internal/lvs"
@@ -298,6 +299,20 @@ func (b *builder) validate() {
 		if in.Auth != nil && in.Version == 3 {
 			b.add(in.Pos, Warning, "authentication", "remove the authentication block; VRRPv3 has none", "(%s) cannot use authentication with VRRPv3 - ignoring", in.Name)
 			in.Auth = nil
+		}
+		if a := in.AuthHMAC; a != nil {
+			// keepalived 2.4's checks, in its order.
+			if in.Auth != nil {
+				b.add(in.authHMACPos, Error, "auth_hmac", "remove the authentication block", "(%s) auth_hmac cannot be combined with authentication, dropping legacy auth", in.Name)
+				in.Auth = nil
+			}
+			if !slices.ContainsFunc(a.Keys, func(k HMACKey) bool { return k.ID == a.ActiveKey }) {
+				b.add(in.authHMACPos, Error, "auth_hmac", "set active_key to the id of a key", "(%s) auth_hmac active_key %d is not defined, disabling extension", in.Name, a.ActiveKey)
+				in.AuthHMAC = nil
+			} else if in.Strict && a.Mode != "" && a.Mode != "enforce" {
+				b.add(in.authHMACPos, Error, "auth_hmac", "use mode enforce with vrrp_strict", "(%s) strict mode requires auth_hmac mode enforce", in.Name)
+				a.Mode = "enforce"
+			}
 		}
 		if in.Strict {
 			b.checkStrict(in)

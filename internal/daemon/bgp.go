@@ -16,11 +16,6 @@ import (
 	"github.com/vipd/vipd/internal/vrrp"
 )
 
-// bgpDrainPause is how long routes carry GRACEFUL_SHUTDOWN before the
-// withdrawal when vipd stops: long enough for a router that honours the
-// community to move traffic away, short enough for a restart.
-const bgpDrainPause = time.Second
-
 // bgpDriver connects the loop to the BGP speaker. The loop owns
 // everything but the fields under mu (VRRP states arrive on the VRRP
 // goroutine) and pending (read by the poller).
@@ -46,6 +41,9 @@ type bgpDriver struct {
 	decisions []bgp.Decision
 	// pending: some server is not yet checked; the poller looks.
 	pending atomic.Bool
+	// pause is the drain pause (drain_pause), which a reload changes
+	// without restarting the speaker; read by API calls.
+	pause atomic.Int64
 
 	mu     sync.Mutex
 	master map[string]bool // vrrp instance -> MASTER
@@ -87,6 +85,7 @@ func (d *Daemon) startBGP(prev *bgpDriver) {
 		prev.mu.Unlock()
 	}
 	b.pending.Store(true)
+	b.pause.Store(int64(c.Pause()))
 	d.bgp = b
 	go func() {
 		defer close(b.runDone)
@@ -196,13 +195,14 @@ func (d *Daemon) stopBGP(drain bool) {
 		return
 	}
 	d.bgp = nil
-	ctx, cancel := context.WithTimeout(context.Background(), bgpDrainPause+5*time.Second)
+	pause := time.Duration(b.pause.Load())
+	ctx, cancel := context.WithTimeout(context.Background(), pause+5*time.Second)
 	defer cancel()
 	if drain {
 		st, _ := b.sp.Status(ctx)
 		if len(st.Routes) > 0 {
-			d.log.Info("BGP: draining before stop", "routes", len(st.Routes), "pause", bgpDrainPause)
-			if err := b.sp.Drain(ctx, bgpDrainPause); err != nil {
+			d.log.Info("BGP: draining before stop", "routes", len(st.Routes), "pause", pause)
+			if err := b.sp.Drain(ctx, pause); err != nil {
 				d.log.Warn("BGP drain", "err", err)
 			}
 		}
@@ -231,6 +231,9 @@ func (d *Daemon) reloadBGP(cfg *config.Config) {
 		return
 	}
 	if d.bgp != nil {
+		if p := cfg.BGP.Pause(); time.Duration(d.bgp.pause.Swap(int64(p))) != p {
+			d.log.Info("BGP: drain pause changed", "pause", p)
+		}
 		d.bgp.pending.Store(true)
 		d.bgpUpdate()
 	}
@@ -244,6 +247,7 @@ func sameBGP(a, b *config.BGP) bool {
 	strip := func(g *config.BGP) config.BGP {
 		c := *g
 		c.Pos = config.Pos{}
+		c.DrainPause, c.NoDrainPause = 0, false // applied without a restart
 		c.Neighbors = nil
 		for _, n := range g.Neighbors {
 			nn := *n
@@ -410,15 +414,16 @@ func (d *Daemon) bgpStatus() *api.BGP {
 	return out
 }
 
-// BGPDrain implements api.BGPControl: GRACEFUL_SHUTDOWN, bgpDrainPause,
+// BGPDrain implements api.BGPControl: GRACEFUL_SHUTDOWN, the drain pause,
 // withdrawal; routes stay withdrawn until BGPResume.
 func (s *source) BGPDrain(ctx context.Context) error {
 	b, err := s.d().bgpDriverNow(ctx)
 	if err != nil {
 		return err
 	}
-	s.d().log.Info("BGP: drain requested", "pause", bgpDrainPause)
-	return b.sp.Drain(ctx, bgpDrainPause)
+	pause := time.Duration(b.pause.Load())
+	s.d().log.Info("BGP: drain requested", "pause", pause)
+	return b.sp.Drain(ctx, pause)
 }
 
 // BGPResume implements api.BGPControl.

@@ -41,17 +41,20 @@ type Options struct {
 	// Dataplane: "" (the configuration's vipd_dataplane, else auto),
 	// auto, proxy, ipvs or xdp.
 	Dataplane string
-	Control   string // unix socket of the control API ("" = none)
-	Metrics   string // listen address of metrics and status page ("" = none)
-	PIDFile   string // "" = none
-	DataFile  string // SIGUSR1 dump; default /tmp/vipd.data
-	StatsFile string // SIGUSR2 dump; default /tmp/vipd.stats
-	IPVSState string // ownership record of the ipvs data plane; default /run/vipd/ipvs.json
-	XDPPins   string // bpffs directory of the xdp data plane's maps; default /sys/fs/bpf/vipd
-	VRRPOnly  bool   // -P
-	CheckOnly bool   // -C
-	Version   string
-	Logger    *slog.Logger
+	// KeepalivedVersion: judge the configuration as keepalived 2.2
+	// ("", the default) or 2.4 does (config.Options.KeepalivedVersion).
+	KeepalivedVersion string
+	Control           string // unix socket of the control API ("" = none)
+	Metrics           string // listen address of metrics and status page ("" = none)
+	PIDFile           string // "" = none
+	DataFile          string // SIGUSR1 dump; default /tmp/vipd.data
+	StatsFile         string // SIGUSR2 dump; default /tmp/vipd.stats
+	IPVSState         string // ownership record of the ipvs data plane; default /run/vipd/ipvs.json
+	XDPPins           string // bpffs directory of the xdp data plane's maps; default /sys/fs/bpf/vipd
+	VRRPOnly          bool   // -P
+	CheckOnly         bool   // -C
+	Version           string
+	Logger            *slog.Logger
 	// Handover, when set, is the previous process handing over (vipctl
 	// upgrade, takeover.go): Run takes its sockets and state.
 	Handover *Handover
@@ -175,7 +178,7 @@ func (d *Daemon) chooseDataplane() string {
 	if dp == "" {
 		// The data plane may come from the configuration itself, so
 		// peek at it before validating for it.
-		if c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID}); c != nil {
+		if c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, KeepalivedVersion: d.opts.KeepalivedVersion}); c != nil {
 			dp = c.Global.Dataplane
 		}
 	}
@@ -191,7 +194,7 @@ func (d *Daemon) chooseDataplane() string {
 // item is dropped, as keepalived does: a configuration keepalived runs
 // (the CentOS default's vrrp_garp_interval 0, say) runs.
 func (d *Daemon) load(reload bool) (*config.Config, map[string]bool, error) {
-	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, Dataplane: d.dpName, Host: config.OSHost{}})
+	cfg, diags := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, Dataplane: d.dpName, Host: config.OSHost{}, KeepalivedVersion: d.opts.KeepalivedVersion, Daemon: true})
 	var refuse, logged []string
 	known := map[string]bool{}
 	for _, dg := range diags.Sorted() {
@@ -250,7 +253,7 @@ func resolveDataplane(name string, needsKernel bool) string {
 // needsKernel reports whether the configuration file has virtual servers
 // only the kernel can run: DR or TUN real servers, or fwmark services.
 func (d *Daemon) needsKernel() bool {
-	c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID})
+	c, _ := config.Load(d.opts.ConfigFile, config.Options{ConfigID: d.opts.ConfigID, KeepalivedVersion: d.opts.KeepalivedVersion})
 	if c == nil {
 		return false
 	}

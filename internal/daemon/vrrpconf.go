@@ -120,6 +120,14 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			ic.AuthType = string(in.Auth.Type)
 			ic.AuthPass = in.Auth.Pass
 		}
+		if a := in.AuthHMAC; a != nil {
+			h := &vrrp.AuthHMACConfig{ActiveKey: uint8(a.ActiveKey), Mode: a.Mode, Monotonic: a.Monotonic, TimeWindow: a.TimeWindow}
+			for _, k := range a.Keys {
+				h.Keys = append(h.Keys, vrrp.HMACKey{ID: uint8(k.ID), Key: k.Key})
+			}
+			ic.AuthHMAC = h
+		}
+		ic.OldUnicastChecksum = in.OldUnicastChecksum
 		for _, p := range in.UnicastPeers {
 			ic.UnicastPeers = append(ic.UnicastPeers, p.Addr)
 		}

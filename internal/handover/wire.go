@@ -91,8 +91,9 @@ const FirstFD = 3
 // Listener is one listening socket passed to the new process.
 type Listener struct {
 	// Name says what it is: "control", "metrics", or "proxy/tcp/ADDR:PORT"
-	// (a TCP service of the proxy data plane; a service has one socket
-	// per event loop, so a name may come several times).
+	// and "proxy/udp/ADDR:PORT" (a service of the proxy data plane; a
+	// service has one socket per event loop, so a name may come several
+	// times).
 	Name string `json:"name"`
 	FD   int    `json:"fd"` // in the new process
 }
@@ -281,16 +282,16 @@ func (m *Hello) validate() error {
 		switch {
 		case l.Name == "":
 			return fmt.Errorf("listeners[%d].name: empty", i)
-		case l.Name != "control" && l.Name != "metrics" && !strings.HasPrefix(l.Name, "proxy/tcp/"):
-			return fmt.Errorf("listeners[%d].name %q: not control, metrics or proxy/tcp/ADDR:PORT", i, l.Name)
+		case l.Name != "control" && l.Name != "metrics" && !strings.HasPrefix(l.Name, "proxy/tcp/") && !strings.HasPrefix(l.Name, "proxy/udp/"):
+			return fmt.Errorf("listeners[%d].name %q: not control, metrics, proxy/tcp/ADDR:PORT or proxy/udp/ADDR:PORT", i, l.Name)
 		case l.FD <= FirstFD || l.FD > FirstFD+65536:
 			return fmt.Errorf("listeners[%d].fd %d: out of range (%d..%d)", i, l.FD, FirstFD+1, FirstFD+65536)
 		case seen[l.FD]:
 			return fmt.Errorf("listeners[%d].fd %d: given twice", i, l.FD)
 		}
 		seen[l.FD] = true
-		if rest, ok := strings.CutPrefix(l.Name, "proxy/tcp/"); ok {
-			if _, err := netip.ParseAddrPort(rest); err != nil {
+		if rest, ok := strings.CutPrefix(l.Name, "proxy/"); ok {
+			if _, err := netip.ParseAddrPort(rest[len("tcp/"):]); err != nil {
 				return fmt.Errorf("listeners[%d].name %q: %w", i, l.Name, err)
 			}
 		}

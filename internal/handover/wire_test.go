@@ -12,7 +12,7 @@ import (
 
 func TestRoundTrip(t *testing.T) {
 	msgs := []any{
-		&Hello{PID: 42, Version: "dev", Listeners: []Listener{{Name: "control", FD: 4}, {Name: "proxy/tcp/198.18.0.100:80", FD: 5}}},
+		&Hello{PID: 42, Version: "dev", Listeners: []Listener{{Name: "control", FD: 4}, {Name: "proxy/tcp/198.18.0.100:80", FD: 5}, {Name: "proxy/udp/198.18.0.100:53", FD: 6}}},
 		&Ready{PID: 43, Version: "dev"},
 		&State{
 			VRRP:     []Instance{{Name: "VI_1", State: "MASTER", MasterAdver: 1e9, NextAdvert: 1700000000e9}, {Name: "VI_2", State: "BACKUP", MasterAddr: netip.MustParseAddr("198.18.0.2"), MasterPrio: 150, DownAt: 1700000003e9}},
@@ -70,6 +70,7 @@ func TestBadInput(t *testing.T) {
 		{frame(1, 1, `{"pid":1,"listeners":[{"name":"control","fd":3}]}`), "listeners[0].fd 3"},
 		{frame(1, 1, `{"pid":1,"listeners":[{"name":"ssh","fd":4}]}`), `listeners[0].name "ssh"`},
 		{frame(1, 1, `{"pid":1,"listeners":[{"name":"proxy/tcp/nope","fd":4}]}`), `proxy/tcp/nope`},
+		{frame(1, 1, `{"pid":1,"listeners":[{"name":"proxy/sctp/198.18.0.1:5","fd":4}]}`), `proxy/sctp`},
 		{frame(1, 1, `{"pid":1,"listeners":[{"name":"control","fd":4},{"name":"metrics","fd":4}]}`), "given twice"},
 		{frame(1, 3, `{"vrrp":[{"name":"VI_1","state":"FAULT"}]}`), `vrrp[0].state "FAULT"`},
 		{frame(1, 3, `{"vrrp":[{"name":"VI_1","state":"MASTER","master_prio":300}]}`), `master_prio 300`},

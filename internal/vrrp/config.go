@@ -82,6 +82,14 @@ type InstanceConfig struct {
 	// AuthType "" or "PASS" (VRRPv2 only); "AH" is refused.
 	AuthType string `json:"auth_type,omitempty"`
 	AuthPass string `json:"auth_pass,omitempty"`
+	// AuthHMAC is auth_hmac (keepalived 2.4.2+): signed adverts.
+	AuthHMAC *AuthHMACConfig `json:"auth_hmac,omitempty"`
+	// OldUnicastChecksum is old_unicast_checksum: "" sums unicast VRRPv3
+	// IPv4 adverts with their destination and switches to the old sum
+	// (the multicast group in the pseudo-header, keepalived before 1.3.6)
+	// once a peer is heard using it; "config" always uses the old sum;
+	// "never" never switches (and accepts only the new one).
+	OldUnicastChecksum string `json:"old_unicast_checksum,omitempty"`
 
 	VIPs []VIP `json:"vips"`
 	// McastDstIP is the instance's multicast group (mcast_dst_ip);
@@ -314,6 +322,17 @@ func (c *Config) Validate() (warnings []string, err error) {
 			bad("%s: auth_type AH (IPsec AH) is not supported by vipd; use PASS or, better, no authentication (RFC 3768 removed it)", who)
 		default:
 			bad("%s: auth_type %q, want PASS", who, in.AuthType)
+		}
+		if in.AuthHMAC != nil {
+			if in.AuthType != "" {
+				bad("%s: auth_hmac cannot be combined with authentication", who)
+			}
+			in.AuthHMAC.validate(who, bad)
+		}
+		switch in.OldUnicastChecksum {
+		case "", "config", "never":
+		default:
+			bad("%s: old_unicast_checksum %q, want \"\", \"config\" or \"never\"", who, in.OldUnicastChecksum)
 		}
 		for _, p := range in.UnicastPeers {
 			if p.Is6() != v6 {

@@ -83,6 +83,12 @@ type coreInst struct {
 	joined  netip.Addr // the multicast group last asked for
 
 	prioChanges uint64
+
+	hmac hmacState // auth_hmac sequence and replay state
+	// oldSum: unicast VRRPv3 IPv4 adverts are summed with the multicast
+	// group as destination (old_unicast_checksum, or a peer heard using
+	// that sum).
+	oldSum bool
 }
 
 type coreScript struct {

@@ -43,14 +43,34 @@ func (c *Core) sendAdvert(ci *coreInst, prio uint8) {
 	} else if ci.cfg.UnicastTTL > 0 {
 		ttl = ci.cfg.UnicastTTL
 	}
+	opt := EncodeOptions{V3ChecksumAsV2: ci.cfg.V3ChecksumAsV2}
+	if a := ci.cfg.AuthHMAC; a != nil {
+		// One sequence number for the advert: the unicast copies carry
+		// the same trailer (the HMAC does not cover the destination).
+		p.Trailer = ci.hmac.trailer(a, a.window(mc.AdvertInt), c.now)
+		opt.AuthKey = a.key(a.ActiveKey)
+	}
 	for _, dst := range dsts {
-		b, err := p.Marshal(ci.src, dst, EncodeOptions{V3ChecksumAsV2: ci.cfg.V3ChecksumAsV2})
+		sumDst := dst
+		if c.oldSum(ci) {
+			sumDst = c.mcastGroup(false)
+		}
+		b, err := p.Marshal(ci.src, sumDst, opt)
 		if err != nil {
 			c.logLimited("send:"+name, fmt.Sprintf("(%s) %v", name, err))
 			return
 		}
 		c.emit(Effect{Kind: EffSend, Instance: name, Sock: ci.key, Src: ci.src, Dst: dst, TTL: ttl, Payload: b, Priority: prio})
 	}
+}
+
+// oldSum says whether the instance sums unicast VRRPv3 IPv4 adverts the
+// way keepalived before 1.3.6 did (old_unicast_checksum).
+func (c *Core) oldSum(ci *coreInst) bool {
+	if len(ci.cfg.UnicastPeers) == 0 || ci.key.V6 || ci.cfg.V3ChecksumAsV2 || ci.cfg.version() != 3 {
+		return false
+	}
+	return ci.oldSum || ci.cfg.OldUnicastChecksum == "config"
 }
 
 // receive decodes an advert and hands it to the instances with its VRID
@@ -81,13 +101,20 @@ func (c *Core) receive(key SockKey, r netif.Received) {
 			ci.m.CountDrop(DropOwnPacket)
 			continue
 		}
-		opt := DecodeOptions{V3ChecksumAsV2: ci.cfg.V3ChecksumAsV2, SkipChecksum: key.V6}
-		p, err := Decode(r.Payload, r.Src, r.Dst, opt)
-		if err != nil && len(ci.cfg.UnicastPeers) > 0 && !key.V6 {
+		opt := DecodeOptions{V3ChecksumAsV2: ci.cfg.V3ChecksumAsV2, SkipChecksum: key.V6, AuthTrailer: ci.cfg.AuthHMAC != nil}
+		sumDst := r.Dst
+		if c.oldSum(ci) {
+			sumDst = c.mcastGroup(false)
+		}
+		p, err := Decode(r.Payload, r.Src, sumDst, opt)
+		if err != nil && !c.oldSum(ci) && ci.cfg.OldUnicastChecksum != "never" && len(ci.cfg.UnicastPeers) > 0 && !key.V6 && !ci.cfg.V3ChecksumAsV2 {
 			// keepalived before 1.3.6 summed unicast VRRPv3 adverts with
-			// the multicast group as destination; accept those too.
-			if p2, err2 := Decode(r.Payload, r.Src, c.mcastGroup(false), opt); err2 == nil {
+			// the multicast group as destination: a peer heard doing so
+			// switches our sum to its, as keepalived does.
+			if p2, err2 := Decode(r.Payload, r.Src, c.mcastGroup(false), opt); err2 == nil && p2.Version == 3 {
 				p, err = p2, nil
+				ci.oldSum = true
+				c.logf("(%s) Setting unicast VRRPv3 checksum to old version", name)
 			}
 		}
 		if err != nil {
@@ -99,6 +126,17 @@ func (c *Core) receive(key SockKey, r netif.Received) {
 			ci.m.CountDrop(reason)
 			c.logLimited("drop:"+reason, fmt.Sprintf("(%s) dropping advert from %v: %v", name, r.Src, err))
 			continue
+		}
+		if a := ci.cfg.AuthHMAC; a != nil {
+			v := ci.hmac.verify(a, a.window(ci.cfg.advertInt()), p, r.Payload, r.Src, ci.cfg.UnicastPeers, c.now)
+			if v.reason != "" {
+				ci.m.CountDrop(v.reason)
+				c.logLimited("drop:"+name+":"+v.reason, fmt.Sprintf("(%s) %s", name, v.msg))
+				continue
+			}
+			if v.msg != "" {
+				c.logLimited("skew:"+name, fmt.Sprintf("(%s) %s", name, v.msg))
+			}
 		}
 		// Adverts are judged by their arrival time (a busy loop reads
 		// late); never by a time after now.

@@ -15,18 +15,26 @@ func FuzzDecode(f *testing.F) {
 		src, _, msg := splitFrame(&testing.T{}, frame(&testing.T{}, name))
 		f.Add(msg, src.Is6())
 	}
+	for _, name := range []string{"v3_ipv4.txt", "v2_ipv4.txt", "v3_ipv6.txt"} {
+		src, _, msg := splitFrame(&testing.T{}, frame(&testing.T{}, "hmac/"+name))
+		f.Add(msg, src.Is6())
+	}
 	f.Fuzz(func(t *testing.T, msg []byte, v6 bool) {
 		src, dst := netip.MustParseAddr("198.18.0.11"), MulticastGroup4
 		if v6 {
 			src, dst = netip.MustParseAddr("fe80::ac:ff:fe00:11"), MulticastGroup6
 		}
-		for _, opt := range []DecodeOptions{{}, {V3ChecksumAsV2: true}, {SkipChecksum: true}} {
+		for _, opt := range []DecodeOptions{{}, {V3ChecksumAsV2: true}, {SkipChecksum: true}, {AuthTrailer: true}, {AuthTrailer: true, SkipChecksum: true}} {
 			p, err := Decode(msg, src, dst, opt)
 			if err != nil {
 				if _, ok := err.(*DecodeError); !ok {
 					t.Fatalf("error %T is not a *DecodeError: %v", err, err)
 				}
 				continue
+			}
+			if p.Trailer != nil {
+				// Verifying a trailer never panics, whatever it holds.
+				VerifyAuthDigest(goldenKey1, src, msg)
 			}
 			if opt.SkipChecksum {
 				continue

@@ -52,6 +52,9 @@ type Packet struct {
 	AuthData  [8]byte // VRRPv2 only: the password for AuthPass
 	Addrs     []netip.Addr
 	Checksum  uint16 // as received, or as computed by Marshal
+	// Trailer is the auth_hmac trailer (keepalived 2.4.2+), nil when the
+	// advert has none.
+	Trailer *AuthTrailer
 }
 
 // Interval returns the advertisement interval the packet carries.
@@ -125,6 +128,11 @@ type DecodeOptions struct {
 	// SkipChecksum skips verification (IPv6 sockets with IPV6_CHECKSUM set
 	// have had the kernel verify it already).
 	SkipChecksum bool
+	// AuthTrailer accepts an auth_hmac trailer (an instance with auth_hmac):
+	// a message exactly AuthTrailerLen bytes longer than its addresses
+	// need carries one. Without it such a message is too long, as for
+	// keepalived without auth_hmac.
+	AuthTrailer bool
 }
 
 // Decode parses a VRRP message (the IP payload). src and dst are the IP
@@ -161,8 +169,16 @@ func Decode(b []byte, src, dst netip.Addr, opt DecodeOptions) (*Packet, error) {
 	if p.Version == 2 {
 		want += 8
 	}
-	if len(b) != want {
+	if opt.AuthTrailer && len(b) == want+AuthTrailerLen {
+		p.Trailer = decodeTrailer(b[want:])
+	} else if len(b) != want {
 		return nil, decodeErr("count_ip_addrs", DropLength, "%d addresses need a %d-byte message, got %d bytes", count, want, len(b))
+	}
+	// The IPv4 checksum covers the VRRP message, not the trailer; the
+	// IPv6 one (the kernel's) the whole payload.
+	sumLen := want
+	if v6 {
+		sumLen = len(b)
 	}
 	if p.Version == 2 {
 		p.AuthType = b[4]
@@ -186,14 +202,15 @@ func Decode(b []byte, src, dst netip.Addr, opt DecodeOptions) (*Packet, error) {
 	}
 	if !opt.SkipChecksum {
 		var sum uint16
+		sb := b[:sumLen]
 		if p.Version == 3 && !opt.V3ChecksumAsV2 {
-			sum = checksum(pseudoHeader(src, dst, len(b)), b)
+			sum = checksum(pseudoHeader(src, dst, len(sb)), sb)
 		} else {
-			sum = checksum(nil, b)
+			sum = checksum(nil, sb)
 		}
 		if sum != 0 {
-			c := make([]byte, len(b))
-			copy(c, b)
+			c := make([]byte, len(sb))
+			copy(c, sb)
 			c[6], c[7] = 0, 0
 			var expect uint16
 			if p.Version == 3 && !opt.V3ChecksumAsV2 {
@@ -207,9 +224,12 @@ func Decode(b []byte, src, dst netip.Addr, opt DecodeOptions) (*Packet, error) {
 	return p, nil
 }
 
-// EncodeOptions tune checksum computation.
+// EncodeOptions tune checksum computation and signing.
 type EncodeOptions struct {
 	V3ChecksumAsV2 bool
+	// AuthKey signs the packet's Trailer (its HMAC field is computed);
+	// nil leaves the HMAC as the Trailer has it.
+	AuthKey []byte
 }
 
 // Marshal encodes the packet and fills its checksum. src and dst are the
@@ -234,7 +254,11 @@ func (p *Packet) Marshal(src, dst netip.Addr, opt EncodeOptions) ([]byte, error)
 	if p.Version == 2 {
 		n += 8
 	}
-	b := make([]byte, n)
+	total := n
+	if p.Trailer != nil {
+		total += AuthTrailerLen
+	}
+	b := make([]byte, total)
 	typ := p.Type
 	if typ == 0 {
 		typ = TypeAdvertisement
@@ -271,10 +295,21 @@ func (p *Packet) Marshal(src, dst netip.Addr, opt EncodeOptions) ([]byte, error)
 	if p.Version == 2 {
 		copy(b[8+len(p.Addrs)*4:], p.AuthData[:])
 	}
+	if p.Trailer != nil {
+		p.Trailer.put(b[n:])
+		if opt.AuthKey != nil {
+			p.Trailer.HMAC = AuthDigest(opt.AuthKey, src, b)
+			copy(b[total-hmacTruncLen:], p.Trailer.HMAC[:])
+		}
+	}
+	sb := b[:n]
+	if v6 {
+		sb = b
+	}
 	if p.Version == 3 && !opt.V3ChecksumAsV2 {
-		p.Checksum = checksum(pseudoHeader(src, dst, len(b)), b)
+		p.Checksum = checksum(pseudoHeader(src, dst, len(sb)), sb)
 	} else {
-		p.Checksum = checksum(nil, b)
+		p.Checksum = checksum(nil, sb)
 	}
 	binary.BigEndian.PutUint16(b[6:8], p.Checksum)
 	return b, nil

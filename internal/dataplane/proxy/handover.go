@@ -3,9 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -19,8 +17,7 @@ import (
 // to their end (Active says how many are left).
 
 // Sockets returns the listening sockets of the running services, by
-// protocol and address: one per event loop for a TCP service, one for a
-// UDP service. The descriptors stay the data plane's; pass copies.
+// protocol and address: one per event loop. The descriptors stay the data plane's; pass copies.
 func (dp *Dataplane) Sockets() map[lvs.Protocol]map[netip.AddrPort][]int {
 	dp.mu.Lock()
 	defer dp.mu.Unlock()
@@ -28,12 +25,7 @@ func (dp *Dataplane) Sockets() map[lvs.Protocol]map[netip.AddrPort][]int {
 	for k, s := range dp.services {
 		for _, ln := range s.listeners {
 			if ln.ep.fd >= 0 {
-				out[lvs.TCP][k.Addr] = append(out[lvs.TCP][k.Addr], ln.ep.fd)
-			}
-		}
-		if s.udp != nil {
-			if rc, err := s.udp.conn.SyscallConn(); err == nil {
-				_ = rc.Control(func(fd uintptr) { out[lvs.UDP][k.Addr] = append(out[lvs.UDP][k.Addr], int(fd)) })
+				out[k.Proto][k.Addr] = append(out[k.Proto][k.Addr], ln.ep.fd)
 			}
 		}
 	}
@@ -127,23 +119,6 @@ func checkInherited(fd int, proto lvs.Protocol, ap netip.AddrPort) error {
 	return unix.SetNonblock(fd, true)
 }
 
-// udpConnFrom makes the UDP conn of an inherited socket (the descriptor
-// moves into the conn).
-func udpConnFrom(fd int) (*net.UDPConn, error) {
-	f := os.NewFile(uintptr(fd), "inherited-udp")
-	defer f.Close()
-	pc, err := net.FilePacketConn(f)
-	if err != nil {
-		return nil, err
-	}
-	uc, ok := pc.(*net.UDPConn)
-	if !ok {
-		pc.Close()
-		return nil, errors.New("not a UDP socket")
-	}
-	return uc, nil
-}
-
 // StopAccepting stops taking new connections and datagrams, for the
 // process that hands over: TCP listeners leave the event loops (their
 // sockets, shared with the next process, keep listening there), UDP
@@ -155,10 +130,6 @@ func (dp *Dataplane) StopAccepting() {
 	dp.handedOver = true
 	for _, s := range dp.services {
 		dp.closeListeners(s)
-		if s.udp != nil {
-			s.udp.close()
-			s.udp = nil
-		}
 	}
 }
 
@@ -188,7 +159,7 @@ func (dp *Dataplane) ResumeAccepting() error {
 	dp.handedOver = false
 	var errs []error
 	for k, s := range dp.services {
-		if len(s.listeners) > 0 || s.udp != nil {
+		if len(s.listeners) > 0 {
 			continue
 		}
 		if err := dp.start(s); err != nil {

@@ -6,8 +6,9 @@
 // "HAProxy + Keepalived" setups, with IPVS's semantics.
 //
 // TCP runs on one epoll event loop per core (see worker.go), with
-// SO_REUSEPORT listeners and splice(2) for bulk data. UDP runs a flow
-// table keyed by the client's address (see udp.go).
+// SO_REUSEPORT listeners and splice(2) for bulk data; UDP runs on the
+// same loops, with a flow table per loop keyed by the client's address
+// (see udp.go).
 package proxy
 
 import (
@@ -213,19 +214,7 @@ func (dp *Dataplane) Apply(ctx context.Context, desired []lvs.Service) error {
 // start opens a new service's sockets.
 func (dp *Dataplane) start(s *service) error {
 	if s.key.Proto == lvs.UDP {
-		var fd = -1
-		if fds := dp.takeInherited(lvs.UDP, s.key.Addr); len(fds) > 0 {
-			fd = fds[0]
-			for _, extra := range fds[1:] {
-				sysClose(extra)
-			}
-		}
-		u, err := startUDP(dp, s, fd)
-		if err != nil {
-			return err
-		}
-		s.udp = u
-		return nil
+		return dp.startUDP(s)
 	}
 	// Inherited sockets first, every one of them (a socket left out
 	// would reset the connections in its accept queue when closed),
@@ -265,7 +254,11 @@ func (dp *Dataplane) start(s *service) error {
 
 func (dp *Dataplane) closeListeners(s *service) {
 	for _, ln := range s.listeners {
-		ln.w.call(func() { ln.w.removeListener(ln) })
+		if ln.ep.kind == kindUDP {
+			ln.w.call(func() { ln.w.removeUDP(ln) })
+		} else {
+			ln.w.call(func() { ln.w.removeListener(ln) })
+		}
 	}
 	s.listeners = nil
 }
@@ -273,9 +266,6 @@ func (dp *Dataplane) closeListeners(s *service) {
 // remove stops a service's listeners; its connections drain.
 func (dp *Dataplane) remove(s *service) {
 	dp.closeListeners(s)
-	if s.udp != nil {
-		s.udp.close()
-	}
 	s.mu.Lock()
 	s.removed = true
 	s.mu.Unlock()
@@ -342,11 +332,6 @@ func (dp *Dataplane) Close() error {
 		return nil
 	}
 	dp.closed = true
-	for _, s := range dp.services {
-		if s.udp != nil {
-			s.udp.close()
-		}
-	}
 	dp.mu.Unlock()
 	close(dp.stop)
 	for _, w := range dp.workers {
@@ -356,7 +341,7 @@ func (dp *Dataplane) Close() error {
 	return nil
 }
 
-// housekeeper expires lingering entries, templates and UDP flows every
+// housekeeper expires lingering entries and templates every
 // second and feeds the rate estimators every 2 s.
 func (dp *Dataplane) housekeeper() {
 	tick := time.NewTicker(time.Second)
@@ -370,9 +355,6 @@ func (dp *Dataplane) housekeeper() {
 		case now := <-tick.C:
 			svcs := dp.serviceList(true)
 			for _, s := range svcs {
-				if s.udp != nil {
-					s.udp.expire(now)
-				}
 				s.mu.Lock()
 				s.housekeep(now)
 				s.mu.Unlock()

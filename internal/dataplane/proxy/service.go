@@ -54,10 +54,9 @@ type service struct {
 	key lvs.ServiceKey
 	cfg atomic.Pointer[config]
 
-	// Listening sockets, one per worker (TCP), or the UDP socket. Owned by
-	// Apply (under Dataplane.mu).
+	// Listening sockets (TCP) or VIP sockets (UDP), one per worker. Owned
+	// by Apply (under Dataplane.mu).
 	listeners []*listener
-	udp       *udpService
 
 	mu       sync.Mutex // guards everything below and the lvs.Dest fields
 	sched    lvs.Scheduler
@@ -328,8 +327,5 @@ func (s *service) entries(now time.Time, out []lvs.ConnEntry) []lvs.ConnEntry {
 		}
 		out = append(out, e)
 	})
-	if s.udp != nil {
-		out = s.udp.entries(now, out)
-	}
 	return out
 }

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +100,8 @@ func TestUDPFlows(t *testing.T) {
 			t.Fatalf("entry %+v", e)
 		}
 	}
+	// The reply counters follow the send, which the client may see first.
+	eventually(t, 5*time.Second, func() bool { return dp.Services()[0].Stats.OutPkts >= 7 }, "replies not counted")
 	st := dp.Services()[0]
 	var conns, inact uint64
 	for _, d := range st.Dests {
@@ -183,4 +187,236 @@ func TestUDPRemove(t *testing.T) {
 		t.Fatalf("port still bound: %v", err)
 	}
 	pc.Close()
+}
+
+// workerFlows returns the flows each worker holds, read on the workers.
+func workerFlows(dp *Dataplane) [][]*udpFlow {
+	out := make([][]*udpFlow, len(dp.workers))
+	for i, w := range dp.workers {
+		w.call(func() {
+			for _, ln := range w.udp {
+				for _, f := range ln.flows {
+					if f.ep.fd < 0 || w.fds[f.ep.fd] != &f.ep {
+						panic("flow socket not in its worker's epoll set")
+					}
+					out[i] = append(out[i], f)
+				}
+			}
+		})
+	}
+	return out
+}
+
+// TestUDPManyFlows runs hundreds of flows through the event loops: each
+// client keeps its destination, the flows spread over both workers (the
+// kernel's SO_REUSEPORT hash), each flow's socket is in its worker's
+// epoll set, and all of them expire and close after the udp timeout.
+func TestUDPManyFlows(t *testing.T) {
+	t.Parallel()
+	a, b := udpServer(t, "a"), udpServer(t, "b")
+	// A long timeout while the flows are set up and counted (on a loaded
+	// machine that takes seconds), a short one to watch them expire.
+	dp, v, svc := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Timeouts.UDP = time.Minute
+	}, a, b)
+	const n = 300
+	clients := make([]*net.UDPConn, n)
+	names := map[string]int{}
+	for i := range clients {
+		clients[i] = udpClient(t)
+		names[ask(t, clients[i], v, "one")]++
+	}
+	if names["a"] != n/2 || names["b"] != n/2 {
+		t.Fatalf("rr over %d clients: %v", n, names)
+	}
+	per := workerFlows(dp)
+	total := 0
+	for i, fl := range per {
+		if len(fl) == 0 {
+			t.Fatalf("worker %d holds no flow of %d: the flows are not spread over the loops", i, n)
+		}
+		total += len(fl)
+	}
+	if total != n {
+		t.Fatalf("workers hold %d flows, want %d", total, n)
+	}
+	if e := connsOf(dp, "UDP"); len(e) != n {
+		t.Fatalf("%d UDP entries, want %d", len(e), n)
+	}
+	var inact int
+	for _, d := range dp.Services()[0].Dests {
+		inact += d.InactiveConns
+	}
+	if inact != n {
+		t.Fatalf("%d inactive entries counted, want %d", inact, n)
+	}
+	svc.Timeouts.UDP = time.Second
+	apply(t, dp, svc)
+	eventually(t, 10*time.Second, func() bool { return len(connsOf(dp, "UDP")) == 0 }, "flows did not expire")
+	for _, fl := range per {
+		for _, f := range fl {
+			if f.ep.fd >= 0 {
+				t.Fatalf("expired flow of %v kept its socket", f.client)
+			}
+		}
+	}
+	for _, d := range dp.Services()[0].Dests {
+		if d.InactiveConns != 0 {
+			t.Fatalf("expired flows still counted: %+v", d)
+		}
+	}
+}
+
+// TestUDPIdleExpiry: a flow that keeps passing datagrams outlives the udp
+// timeout; an idle one beside it expires, and the busy one expires once it
+// stops.
+func TestUDPIdleExpiry(t *testing.T) {
+	t.Parallel()
+	a := udpServer(t, "a")
+	dp, v, _ := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Timeouts.UDP = 3 * time.Second
+	}, a)
+	busy, idle := udpClient(t), udpClient(t)
+	ask(t, busy, v, "q")
+	ask(t, idle, v, "q")
+	busyAddr := busy.LocalAddr().(*net.UDPAddr).AddrPort()
+	start := time.Now()
+	idleGone := false
+	for time.Since(start) < 7*time.Second {
+		ask(t, busy, v, "q")
+		e := connsOf(dp, "UDP")
+		if len(e) == 0 || e[0].Client != busyAddr && len(e) == 1 {
+			t.Fatalf("after %v the busy flow is gone: %+v", time.Since(start), e)
+		}
+		if len(e) == 1 {
+			idleGone = true
+		}
+		time.Sleep(100 * time.Millisecond) // the pace of the busy flow
+	}
+	if !idleGone {
+		t.Fatalf("the idle flow outlived twice its 3 s timeout: %+v", connsOf(dp, "UDP"))
+	}
+	eventually(t, 10*time.Second, func() bool { return len(connsOf(dp, "UDP")) == 0 }, "the busy flow did not expire after it stopped")
+	if d := dp.Services()[0].Dests[0]; d.InactiveConns != 0 {
+		t.Fatalf("expired flows still counted: %+v", d)
+	}
+}
+
+// TestUDPRealServerRemoved: a real server removed (as a failed check
+// removes it) gets no new flow; its existing flow drains until it idles
+// out, as TCP connections drain, and the client's next datagram is then
+// scheduled on a remaining server.
+func TestUDPRealServerRemoved(t *testing.T) {
+	t.Parallel()
+	a, b := udpServer(t, "a"), udpServer(t, "b")
+	dp, v, svc := serveUDP(t, "rr", func(s *lvs.Service) {
+		s.Timeouts.UDP = time.Minute
+	}, a, b)
+	c1, c2 := udpClient(t), udpClient(t)
+	n1, n2 := ask(t, c1, v, "q"), ask(t, c2, v, "q")
+	onB := c1
+	if n2 == "b" {
+		onB = c2
+	} else if n1 != "b" {
+		t.Fatalf("rr put both clients on %s", n1)
+	}
+	without := svc
+	without.Destinations = slices.DeleteFunc(slices.Clone(svc.Destinations), func(d lvs.Destination) bool { return d.Addr == b })
+	apply(t, dp, without)
+	for range 5 {
+		if n := ask(t, udpClient(t), v, "new"); n != "a" {
+			t.Fatalf("new flow went to %s, the removed server", n)
+		}
+	}
+	if n := ask(t, onB, v, "q"); n != "b" {
+		t.Fatalf("the removed server's flow moved to %s before idling out", n)
+	}
+	without.Timeouts.UDP = time.Second
+	apply(t, dp, without)
+	eventually(t, 10*time.Second, func() bool {
+		for _, e := range connsOf(dp, "UDP") {
+			if e.Dest == b {
+				return false
+			}
+		}
+		return true
+	}, "the removed server's flow did not expire")
+	if n := ask(t, onB, v, "q"); n != "a" {
+		t.Fatalf("after its flow expired the client went to %s", n)
+	}
+	if ds := dp.Services()[0].Dests; len(ds) != 1 || ds[0].Addr != a {
+		t.Fatalf("destinations %+v", ds)
+	}
+}
+
+// TestUDPBurstAndLarge: a burst of datagrams from one client (more than
+// one recvmmsg and one sendmmsg batch) all come back, and a datagram near
+// the largest size passes whole.
+func TestUDPBurstAndLarge(t *testing.T) {
+	t.Parallel()
+	a := udpServer(t, "a")
+	dp, v, _ := serveUDP(t, "rr", nil, a)
+	c := udpClient(t)
+	const n = 3 * udpBatch
+	for i := range n {
+		if _, err := c.WriteToUDPAddrPort(fmt.Appendf(nil, "m%d", i), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]bool{}
+	buf := make([]byte, 64<<10)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for len(got) < n {
+		k, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("%d of %d replies: %v", len(got), n, err)
+		}
+		if from != v {
+			t.Fatalf("reply from %v, want the VIP %v", from, v)
+		}
+		got[string(buf[:k])] = true
+	}
+	for i := range n {
+		if !got[fmt.Sprintf("a:m%d", i)] {
+			t.Fatalf("reply to m%d missing", i)
+		}
+	}
+	big := strings.Repeat("x", 60000)
+	ask(t, c, v, big)
+	// The counters follow the send, which the client may see first.
+	eventually(t, 5*time.Second, func() bool {
+		st := dp.Services()[0].Stats
+		return st.InPkts == n+1 && st.OutPkts == n+1
+	}, "stats %+v, want %d datagrams each way", dp.Services()[0].Stats, n+1)
+}
+
+// TestUDPManyClientsAtOnce: replies of many flows waiting at once leave
+// in shared sendmmsg batches, each to its own client.
+func TestUDPManyClientsAtOnce(t *testing.T) {
+	t.Parallel()
+	a, b := udpServer(t, "a"), udpServer(t, "b")
+	_, v, _ := serveUDP(t, "rr", nil, a, b)
+	clients := make([]*net.UDPConn, 2*udpBatch)
+	for i := range clients {
+		clients[i] = udpClient(t)
+	}
+	for round := range 3 {
+		for i, c := range clients {
+			if _, err := c.WriteToUDPAddrPort(fmt.Appendf(nil, "r%dc%d", round, i), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		buf := make([]byte, 1024)
+		for i, c := range clients {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			k, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatalf("round %d client %d: %v", round, i, err)
+			}
+			_, payload, _ := strings.Cut(string(buf[:k]), ":")
+			if from != v || payload != fmt.Sprintf("r%dc%d", round, i) {
+				t.Fatalf("round %d client %d: %q from %v", round, i, buf[:k], from)
+			}
+		}
+	}
 }

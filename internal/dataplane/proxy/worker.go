@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -40,6 +41,8 @@ const (
 	kindClient
 	kindBackend
 	kindWake
+	kindUDP     // a UDP service's socket on VIP:port
+	kindUDPFlow // a UDP flow's socket towards its destination
 
 	tickEvery       = time.Second            // idle scan and counter sampling
 	connectCheck    = 100 * time.Millisecond // connect timeout resolution
@@ -61,14 +64,19 @@ type endpoint struct {
 	failed   bool // an error or hang-up was reported: the next call surfaces it
 	c        *tcpConn
 	ln       *listener
+	uf       *udpFlow
 }
 
-// listener is a service's listening socket in one worker.
+// listener is a service's listening socket in one worker: a TCP
+// listener, or a UDP service's socket with the flows through it.
 type listener struct {
 	svc    *service
 	w      *worker
 	ep     endpoint
 	paused bool
+
+	flows map[netip.AddrPort]*udpFlow // UDP: by client
+	hdr   uint64                      // UDP: IP and UDP header bytes charged per datagram
 }
 
 type pipePair struct{ r, w int }
@@ -92,7 +100,9 @@ type worker struct {
 	ready      []*tcpConn
 	pipes      []pipePair
 	paused     []*listener
+	udp        []*listener // UDP services' sockets
 	buf        []byte
+	uin, uout  *udpVec // UDP datagrams in, and replies queued out; made on first use
 	events     []unix.EpollEvent
 	ev         unix.EpollEvent
 	sa         unix.RawSockaddrAny
@@ -103,6 +113,7 @@ type worker struct {
 	done       chan struct{}
 
 	lastAcceptLog time.Time
+	lastFlowLog   time.Time
 }
 
 func newWorker(dp *Dataplane, id int) (*worker, error) {
@@ -249,6 +260,9 @@ func (w *worker) run() {
 			w.dispatch(&w.events[i])
 		}
 		w.runReady()
+		if w.uout != nil && w.uout.n > 0 {
+			w.flushUDP()
+		}
 		if len(w.connecting) > 0 {
 			w.checkConnecting()
 		}
@@ -286,6 +300,10 @@ func (w *worker) dispatch(ev *unix.EpollEvent) {
 		w.runCmds()
 	case kindListener:
 		w.accept(ep.ln)
+	case kindUDP:
+		w.udpIn(ep.ln)
+	case kindUDPFlow:
+		w.udpOut(ep.uf)
 	default:
 		e := ev.Events
 		if e&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -424,6 +442,7 @@ func (w *worker) tick() {
 			w.sample(c, false)
 		}
 	}
+	w.expireFlows(now)
 	for _, ln := range w.paused {
 		if ln.ep.fd >= 0 {
 			ln.paused = false
@@ -470,13 +489,16 @@ func (w *worker) entries(now time.Time, out []lvs.ConnEntry) []lvs.ConnEntry {
 			Client: c.client, Virtual: c.svc.key.Addr, Dest: c.dest.Addr,
 		})
 	}
-	return out
+	return w.udpEntries(m, out)
 }
 
 // shutdown closes everything the worker owns when the data plane closes.
 func (w *worker) shutdown() {
 	for len(w.conns) > 0 {
 		w.finish(w.conns[len(w.conns)-1], true)
+	}
+	for len(w.udp) > 0 {
+		w.removeUDP(w.udp[0])
 	}
 	for _, ep := range w.fds {
 		if ep != nil && ep.kind == kindListener {

@@ -40,6 +40,9 @@ type Spec struct {
 	AdvertInt time.Duration
 	VIPs      []netip.Prefix
 	AuthPass  string // PASS authentication when set (VRRPv2)
+	// HMACKey signs the adverts with auth_hmac (keepalived 2.4.2+): key
+	// id 1, active, mode enforce, when set (32 to 64 bytes).
+	HMACKey   string
 	NoPreempt bool
 	// Unicast: UnicastSrc and UnicastPeers set.
 	UnicastSrc   netip.Addr
@@ -72,6 +75,9 @@ func (s Spec) Config() vrrp.Config {
 	}
 	if s.AuthPass != "" {
 		in.AuthType, in.AuthPass = "PASS", s.AuthPass
+	}
+	if s.HMACKey != "" {
+		in.AuthHMAC = &vrrp.AuthHMACConfig{Keys: []vrrp.HMACKey{{ID: 1, Key: []byte(s.HMACKey)}}, ActiveKey: 1}
 	}
 	for _, v := range s.VIPs {
 		in.VIPs = append(in.VIPs, vrrp.VIP{Prefix: v, Dev: s.iface()})
@@ -111,6 +117,9 @@ func (s Spec) Keepalived() string {
 	}
 	if s.AuthPass != "" {
 		fmt.Fprintf(&b, "    authentication {\n        auth_type PASS\n        auth_pass %s\n    }\n", s.AuthPass)
+	}
+	if s.HMACKey != "" {
+		fmt.Fprintf(&b, "    auth_hmac {\n        key 1 %s\n        active_key 1\n    }\n", s.HMACKey)
 	}
 	if s.UnicastSrc.IsValid() {
 		fmt.Fprintf(&b, "    unicast_src_ip %s\n    unicast_peer {\n", s.UnicastSrc)
