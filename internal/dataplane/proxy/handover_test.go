@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -90,5 +91,38 @@ func TestHandoverSockets(t *testing.T) {
 	c.echo(t, "back")
 	if o := conns(old); o != 2 {
 		t.Fatalf("after ResumeAccepting the old data plane took %d connections in all, want 2", o)
+	}
+}
+
+// TestHandoverUDPSockets: a UDP service's sockets (one per loop) move
+// to the next data plane, which answers from the VIP; the old one no
+// longer reads them.
+func TestHandoverUDPSockets(t *testing.T) {
+	rs := udpServer(t, "rs1")
+	old, v, svc := serveUDP(t, "rr", nil, rs)
+	c := udpClient(t)
+	if got := ask(t, c, v, "before"); got != "rs1" {
+		t.Fatalf("answer from %q", got)
+	}
+	socks := dupSockets(t, old)
+	if n := len(socks[lvs.UDP][v]); n != 2 {
+		t.Fatalf("%d UDP sockets for %s, want one per event loop (2)", n, v)
+	}
+	next := newDP(t)
+	if err := next.Inherit(lvs.UDP, v, socks[lvs.UDP][v]); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Inherit(lvs.TCP, v, socks[lvs.UDP][v][:1]); err == nil {
+		t.Fatal("a UDP socket passed for TCP")
+	}
+	apply(t, next, svc)
+	old.StopAccepting()
+	for i := range 10 {
+		if got := ask(t, udpClient(t), v, fmt.Sprint("after ", i)); got != "rs1" {
+			t.Fatalf("answer from %q", got)
+		}
+	}
+	if n := next.Services()[0].Stats.InPkts; n < 10 {
+		t.Fatalf("the next data plane forwarded %d datagrams, want the 10 sent after the handover", n)
 	}
 }
