@@ -221,6 +221,12 @@ func (d *Daemon) upgrade(ctx context.Context) (api.UpgradeResult, error) {
 	ex := &exchange{conn: conn, exited: exited, pid: pid}
 
 	if err := handover.Encode(conn, hello); err != nil {
+		select {
+		case werr := <-exited:
+			exited <- werr
+			err = fmt.Errorf("the new vipd (pid %d) exited before hello: %v", pid, exitText(werr))
+		case <-time.After(200 * time.Millisecond):
+		}
 		return api.UpgradeResult{}, abort(stepHello, err)
 	}
 	m, err := ex.expect(handover.TypeReady, readyTimeout)
