@@ -1,10 +1,18 @@
 // Command checks measures the cost of health checking at scale: N real
 // servers with HTTP_GET at delay_loop D against local nginx servers, run by
-// check.Runner in this process. It prints checks per second, CPU use (as a
-// share of one core), checks per CPU-second and peak RSS, and, as a
-// reference measured in the same run, the CPU cost of the same HTTP check
-// made in a bare sequential loop (no Runner), so the ratio shows what the
-// scheduling costs on top of the probes themselves.
+// check.Runner in this process, once with each engine: the event loop
+// (loop, the default since issue 17) and a goroutine per attempt
+// (goroutines, check.Options.NoLoop, the engine before). It prints checks
+// per second, attempt latency, the share of servers checked on schedule,
+// CPU use (getrusage of the process: CPU-seconds per check, and the share
+// of one core at N/D checks/s), RSS and the load average, and, as
+// references measured in the same run, the CPU cost of the same HTTP check
+// made in a bare sequential loop (no Runner), of the bare blocking system
+// calls (the floor), and of a bare epoll loop on one locked thread
+// (rawloop.go), with the ratios.
+//
+// With -vm it is the program bench/checks/vm.sh runs in a QEMU VM beside
+// keepalived's checker (vm.go).
 //
 // keepalived's checker is tried too (-keepalived): on a kernel without IPVS
 // it exits at start ("IPVS: Can't initialize ipvs"), which the report says.
@@ -45,8 +53,21 @@ func main() {
 	keepalived := flag.Bool("keepalived", true, "also try keepalived's checker on the same configuration")
 	coalesce := flag.Duration("coalesce", 0, "check.Options.Coalesce (0: the Runner's default)")
 	raw := flag.Bool("raw", true, "also measure the same checks run by a bare epoll loop (one thread, no goroutines) as a second reference")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measurement window to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the first engine's measurement window to this file")
+	flag.StringVar(&engines, "engines", "loop,goroutines", "Runner engines to measure, in this order: loop (the event loop) and goroutines (check.Options.NoLoop, the engine before issue 17)")
+	vm := flag.Bool("vm", false, "inside the VM of bench/checks/vm.sh: compare vipd with keepalived's checker (vm.go)")
+	vmWindow := flag.Duration("vm-window", 60*time.Second, "with -vm: measurement window per daemon")
+	vmRounds := flag.Int("vm-rounds", 1, "with -vm: rounds (each measures both daemons, alternating who goes first)")
+	vipdPath := flag.String("vipd", "/usr/local/bin/vipd", "with -vm: the vipd binary")
+	vmDataplane := flag.String("vm-dataplane", "ipvs", "with -vm: vipd's data plane (ipvs as keepalived; proxy when programming IPVS does not finish in a starved VM)")
 	flag.Parse()
+	if *vm {
+		if err := vmCompare(*servers, *delay, *vmWindow, *vmRounds, *vipdPath, *vmDataplane); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/checks -vm:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	profilePath = *cpuProfile
 	rawRef = *raw
 	coalesceOpt = *coalesce
@@ -62,6 +83,7 @@ var (
 	profilePath string
 	rawRef      bool
 	coalesceOpt time.Duration
+	engines     string
 )
 
 func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) error {
@@ -111,82 +133,36 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 	for i := range n {
 		srv = append(srv, check.Server{Name: addr(i).String(), Weight: 1, Checkers: []check.Spec{{Name: "HTTP_GET", Checker: mkHTTP(i), Timing: tm}}})
 	}
-	var downs atomic.Int64
-	r := check.NewRunner(srv, check.Options{
-		Coalesce: coalesceOpt,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnEvent: func(e check.Event) {
-			if e.Kind == check.ServerDown {
-				downs.Add(1)
-			}
-		},
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	reasons := map[string]int{}
-	countChecks := func() (total, failed uint64) {
-		st, _ := r.Status(context.Background())
-		clear(reasons)
-		for _, s := range st {
-			total += s.Checks
-			failed += s.Failed
-			if s.Failed > 0 {
-				reasons[s.Last.Reason]++
-			}
+	fmt.Printf("load average before: %s", loadavg())
+	var runs []runnerRun
+	for _, e := range strings.Split(engines, ",") {
+		if e != "loop" && e != "goroutines" {
+			return fmt.Errorf("engine %q: want loop or goroutines", e)
 		}
-		return
-	}
-	// warmup spreads the first round over one delay_loop; measure after it.
-	time.Sleep(delay + delay/2)
-	c0, f0 := countChecks()
-	cpu1, w1 := cpuTime(), time.Now()
-	var ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	if profilePath != "" {
-		f, err := os.Create(profilePath)
+		rr, err := measureRunner(srv, e, delay, measure)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+		runs = append(runs, rr)
+		fmt.Printf("load average after %s: %s", e, loadavg())
 	}
-	time.Sleep(measure)
-	if profilePath != "" {
-		pprof.StopCPUProfile()
-	}
-	var ru2 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru2)
-	c1, f1 := countChecks()
-	cpu2, w2 := cpuTime(), time.Now()
-	cancel()
-	<-done
-
 	// Measured after the Runner's window so its thousands of closed
 	// connections do not disturb the window.
 	floorPerCheck, err := syscallFloor(addr(2), 3000)
 	if err != nil {
 		return err
 	}
-	checks := float64(c1 - c0)
-	wall := w2.Sub(w1).Seconds()
-	cpu := (cpu2 - cpu1).Seconds()
-	perCheck := time.Duration(float64(cpu2-cpu1) / checks)
-	fmt.Printf("vipd check.Runner: %d real servers, HTTP_GET, delay_loop %v, window %v\n", n, delay, w2.Sub(w1).Round(time.Millisecond))
-	fmt.Printf("  checks:            %.0f (%.0f/s; expected %.0f/s), failed %d, servers down %d\n", checks, checks/wall, float64(n)/delay.Seconds(), f1-f0, downs.Load())
-	fmt.Printf("  CPU:               %.3f s in %.1f s = %.2f %% of one core (user %.2f s, system %.2f s)\n", cpu, wall, 100*cpu/wall,
-		time.Duration(ru2.Utime.Nano()-ru1.Utime.Nano()).Seconds(), time.Duration(ru2.Stime.Nano()-ru1.Stime.Nano()).Seconds())
-	fmt.Printf("  checks per CPU-s:  %.0f (%v CPU per check)\n", checks/cpu, perCheck.Round(time.Microsecond))
-	fmt.Printf("  peak RSS:          %s (now %s)\n", procStatus("VmHWM"), procStatus("VmRSS"))
+	for _, rr := range runs {
+		rr.print(n, delay)
+	}
 	fmt.Printf("reference, same check in a bare loop: %d checks, %v CPU per check, %.0f checks per CPU-s (%.0f checks/s wall)\n",
 		refChecks, refPerCheck.Round(time.Microsecond), float64(refChecks)/refCPU.Seconds(), float64(refChecks)/refWall.Seconds())
 	fmt.Printf("floor, blocking syscalls only (socket, connect, write, read to EOF, close): %v CPU per check\n", floorPerCheck.Round(time.Microsecond))
-	fmt.Printf("ratio Runner/bare CPU per check: %.2f, Runner/floor: %.2f\n", float64(perCheck)/float64(refPerCheck), float64(perCheck)/float64(floorPerCheck))
-	if f1 > f0 {
-		fmt.Printf("  last reason of the checkers that failed: %v\n", reasons)
+	for _, rr := range runs {
+		fmt.Printf("ratio Runner[%s]/bare CPU per check: %.2f, Runner[%s]/floor: %.2f\n", rr.engine, float64(rr.perCheck)/float64(refPerCheck), rr.engine, float64(rr.perCheck)/float64(floorPerCheck))
+	}
+	if len(runs) == 2 {
+		fmt.Printf("ratio Runner[%s]/Runner[%s] CPU per check: %.2f (the engine before issue 17 is goroutines)\n", runs[0].engine, runs[1].engine, float64(runs[0].perCheck)/float64(runs[1].perCheck))
 	}
 	if rawRef {
 		addrs := make([]netip.AddrPort, n)
@@ -201,7 +177,9 @@ func run(n int, delay, measure time.Duration, ports int, tryKeepalived bool) err
 		rawPer := time.Duration(float64(rcpu) / float64(rc))
 		fmt.Printf("reference, bare epoll loop (one thread, non-blocking sockets, same checks and rate): %d checks (%.0f/s), failed %d, %.2f %% of one core, %v CPU per check\n",
 			rc, float64(rc)/window.Seconds(), rf, 100*rcpu.Seconds()/window.Seconds(), rawPer.Round(time.Microsecond))
-		fmt.Printf("ratio Runner/epoll loop CPU per check: %.2f\n", float64(perCheck)/float64(rawPer))
+		for _, rr := range runs {
+			fmt.Printf("ratio Runner[%s]/epoll loop CPU per check: %.2f\n", rr.engine, float64(rr.perCheck)/float64(rawPer))
+		}
 	}
 	if tryKeepalived {
 		fmt.Println("keepalived checker:", runKeepalived(dir, n, delay, addr))
@@ -286,7 +264,7 @@ func startNginx(dir string, ports int) (func(), error) {
 	}
 	conf := filepath.Join(dir, "nginx.conf")
 	cfg := fmt.Sprintf(`daemon off;
-worker_processes 1;
+worker_processes 2;
 worker_rlimit_nofile 65536;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;
@@ -354,4 +332,121 @@ func runKeepalived(dir string, n int, delay time.Duration, addr func(int) netip.
 		return "ran 15 s; measure it with pidstat on a kernel with IPVS"
 	}
 	return fmt.Sprintf("exited: %v", err)
+}
+
+// runnerRun is one engine's measurement window.
+type runnerRun struct {
+	engine         string
+	checks         float64
+	failed         uint64
+	downs          int64
+	wall           time.Duration
+	cpu, user, sys time.Duration
+	perCheck       time.Duration
+	rss, hwm       string
+	meanDur        time.Duration
+	maxDur         time.Duration
+	onTime         float64 // share of the servers checked as often as the schedule allows
+	reasons        map[string]int
+}
+
+func (rr runnerRun) print(n int, delay time.Duration) {
+	fmt.Printf("vipd check.Runner[%s]: %d real servers, HTTP_GET, delay_loop %v, window %v\n", rr.engine, n, delay, rr.wall.Round(time.Millisecond))
+	fmt.Printf("  checks:            %.0f (%.0f/s; expected %.0f/s), failed %d, servers down %d; attempt mean %v, max %v\n", rr.checks, rr.checks/rr.wall.Seconds(), float64(n)/delay.Seconds(), rr.failed, rr.downs, rr.meanDur.Round(time.Microsecond), rr.maxDur.Round(time.Millisecond))
+	fmt.Printf("  on schedule:       %.1f %% of the servers checked at every due time in the window\n", 100*rr.onTime)
+	fmt.Printf("  CPU:               %.3f s in %.1f s = %.2f %% of one core (user %.2f s, system %.2f s)\n", rr.cpu.Seconds(), rr.wall.Seconds(), 100*rr.cpu.Seconds()/rr.wall.Seconds(), rr.user.Seconds(), rr.sys.Seconds())
+	fmt.Printf("  checks per CPU-s:  %.0f (%v CPU per check; at %.0f checks/s that is %.2f %% of one core)\n", rr.checks/rr.cpu.Seconds(), rr.perCheck.Round(time.Microsecond), float64(n)/delay.Seconds(), 100*rr.perCheck.Seconds()*float64(n)/delay.Seconds())
+	fmt.Printf("  RSS:               %s (peak of the process so far %s)\n", rr.rss, rr.hwm)
+	if rr.failed > 0 {
+		fmt.Printf("  last reason of the checkers that failed: %v\n", rr.reasons)
+	}
+}
+
+// measureRunner runs a Runner over srv with one engine, waits out the
+// warmup, and measures one window.
+func measureRunner(srv []check.Server, engine string, delay, measure time.Duration) (runnerRun, error) {
+	rr := runnerRun{engine: engine, reasons: map[string]int{}}
+	runtime.GC()
+	var downs atomic.Int64
+	r := check.NewRunner(srv, check.Options{
+		Coalesce: coalesceOpt,
+		NoLoop:   engine == "goroutines",
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnEvent: func(e check.Event) {
+			if e.Kind == check.ServerDown {
+				downs.Add(1)
+			}
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	snap := func() []check.Status {
+		st, _ := r.Status(context.Background())
+		return st
+	}
+	// warmup spreads the first round over one delay_loop; measure after it.
+	time.Sleep(delay + delay/2)
+	st0 := snap()
+	cpu1, w1 := cpuTime(), time.Now()
+	var ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	if profilePath != "" {
+		f, err := os.Create(profilePath)
+		if err != nil {
+			return rr, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return rr, err
+		}
+	}
+	time.Sleep(measure)
+	if profilePath != "" {
+		pprof.StopCPUProfile()
+		profilePath = ""
+	}
+	var ru2 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru2)
+	cpu2, w2 := cpuTime(), time.Now()
+	st1 := snap()
+	rr.rss, rr.hwm = procStatus("VmRSS"), procStatus("VmHWM")
+	cancel()
+	<-done
+	var total, failed uint64
+	var durSum time.Duration
+	onTime := 0
+	for i := range st1 {
+		a, b := st0[i], st1[i]
+		total += b.Checks - a.Checks
+		failed += b.Failed - a.Failed
+		durSum += b.Duration
+		rr.maxDur = max(rr.maxDur, b.Duration)
+		if b.Failed > a.Failed {
+			rr.reasons[b.Last.Reason]++
+		}
+		// On schedule: the checks a server got in the window are as
+		// many as its due times that fell in it (delay_loop after each
+		// attempt ended), give or take the one at each edge.
+		due := int(measure / (delay + b.Duration))
+		if int(b.Checks-a.Checks) >= due {
+			onTime++
+		}
+	}
+	rr.checks, rr.failed, rr.downs = float64(total), failed, downs.Load()
+	rr.wall, rr.cpu = w2.Sub(w1), cpu2-cpu1
+	rr.user = time.Duration(ru2.Utime.Nano() - ru1.Utime.Nano())
+	rr.sys = time.Duration(ru2.Stime.Nano() - ru1.Stime.Nano())
+	if total > 0 {
+		rr.perCheck = time.Duration(float64(rr.cpu) / float64(total))
+		rr.meanDur = durSum / time.Duration(len(st1))
+		rr.onTime = float64(onTime) / float64(len(st1))
+	}
+	return rr, nil
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return string(b)
 }

@@ -14,6 +14,14 @@
 // (the daemon, cmd/vipd): -failover.vipd '{vipd} -n -l -f {conf} -p
 // {dir}/vipd.pid --control {dir}/vipd.sock'.
 //
+// The load scenario counts false failovers at advert_int 0.02 and 0.01
+// under busy loops, every implementation at once in one table; there
+// "vipd" is the daemon (-failover.load-vipd), and a +rt suffix adds
+// vrrp_rt_priority 1:
+//
+//	go test -v -run XXX -bench Failover -benchtime 1x -timeout 30m ./bench/failover \
+//	    -args -failover.scenarios load -failover.load 10m
+//
 // Results and how to read them: docs/benchmarks-failover.md.
 package failover
 
@@ -22,8 +30,10 @@ import (
 	"fmt"
 	"math/rand"
 	"net/netip"
+	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -38,10 +48,14 @@ var (
 	runs      = flag.Int("failover.runs", 20, "failovers per scenario and implementation")
 	vipdCmd   = flag.String("failover.vipd", vrrptest.VipdCommand, "command template of a vipd director")
 	kaCmd     = flag.String("failover.keepalived", vrrptest.KeepalivedCommand, "command template of a keepalived director")
-	scenarios = flag.String("failover.scenarios", "v2-1s-cut,v3-100ms-cut,v3-100ms-term,v3-50ms-cut,v3-50ms-cut-prio250,v3-20ms-load",
+	scenarios = flag.String("failover.scenarios", "v2-1s-cut,v3-100ms-cut,v3-100ms-term,v3-50ms-cut,v3-50ms-cut-prio250,load",
 		"comma-separated scenarios")
-	loadFor = flag.Duration("failover.load", time.Minute, "duration of the v3-20ms-load scenario (the full run is 10m)")
 	impls   = flag.String("failover.impls", "vipd,keepalived", "implementations to measure")
+	loadFor = flag.Duration("failover.load", time.Minute, "duration of the load scenarios (the full run is 10m)")
+	loadInt = flag.String("failover.load-intervals", "20ms,10ms", "advert intervals of the load scenario, all measured at once under the same load")
+	loadImp = flag.String("failover.load-impls", "vipd,keepalived,vipd+rt,keepalived+rt",
+		"implementations of the load scenarios: vipd (the daemon, -failover.load-vipd), vrrpnode (the vrrp.Node test program, -failover.vipd), keepalived; a +rt suffix adds vrrp_rt_priority 1 to global_defs; or NAME=TEMPLATE (a variant, e.g. vipd with other settings)")
+	loadVipd = flag.String("failover.load-vipd", vrrptest.DaemonCommand, "command template of the vipd daemon in the load scenarios")
 )
 
 // Keep the main goroutine on the main thread (see internal/lab's Do).
@@ -54,25 +68,26 @@ var vip = netip.MustParseAddr("198.18.0.100")
 type scenario struct {
 	version  int
 	interval time.Duration
-	event    string // cut or term
-	prio1    int    // master priority
-	prio2    int    // backup priority
+	event    string   // cut or term
+	prio1    int      // master priority
+	prio2    int      // backup priority
+	global   []string // global_defs lines
 }
 
 func parse(name string) (scenario, bool) {
 	switch name {
 	case "v2-1s-cut":
-		return scenario{2, time.Second, "cut", 150, 100}, true
+		return scenario{2, time.Second, "cut", 150, 100, nil}, true
 	case "v3-100ms-cut":
-		return scenario{3, 100 * time.Millisecond, "cut", 150, 100}, true
+		return scenario{3, 100 * time.Millisecond, "cut", 150, 100, nil}, true
 	case "v3-100ms-term":
-		return scenario{3, 100 * time.Millisecond, "term", 150, 100}, true
+		return scenario{3, 100 * time.Millisecond, "term", 150, 100, nil}, true
 	case "v3-50ms-cut":
-		return scenario{3, 50 * time.Millisecond, "cut", 150, 100}, true
+		return scenario{3, 50 * time.Millisecond, "cut", 150, 100, nil}, true
 	case "v3-50ms-cut-prio250":
 		// The skew shrinks with the backup's priority: 250 gives 1.2 ms
 		// instead of 30.5 ms, the down interval 151 ms instead of 180 ms.
-		return scenario{3, 50 * time.Millisecond, "cut", 254, 250}, true
+		return scenario{3, 50 * time.Millisecond, "cut", 254, 250, nil}, true
 	}
 	return scenario{}, false
 }
@@ -87,18 +102,24 @@ type pairLab struct {
 }
 
 func spec(s scenario, prio int) vrrptest.Spec {
-	return vrrptest.Spec{VRID: 51, Version: s.version, Priority: prio, AdvertInt: s.interval,
+	return vrrptest.Spec{VRID: 51, Version: s.version, Priority: prio, AdvertInt: s.interval, Global: s.global,
 		VIPs: []netip.Prefix{netip.MustParsePrefix("198.18.0.100/24")}}
 }
 
 func newPairLab(b *testing.B, impl string, s scenario) *pairLab {
-	l := lab.New(b)
-	pl := &pairLab{name: impl, d1: l.Host("d1"), d2: l.Host("d2"), cl: l.Host("client")}
 	cmd := *vipdCmd
 	if impl == "keepalived" {
-		lab.RequireCommand(b, "keepalived")
 		cmd = *kaCmd
 	}
+	return newPairLabCmd(b, impl, cmd, s)
+}
+
+func newPairLabCmd(b *testing.B, impl, cmd string, s scenario) *pairLab {
+	if strings.HasPrefix(impl, "keepalived") {
+		lab.RequireCommand(b, "keepalived")
+	}
+	l := lab.New(b)
+	pl := &pairLab{name: impl, d1: l.Host("d1"), d2: l.Host("d2"), cl: l.Host("client")}
 	vrrptest.Responder(b, pl.d1, port)
 	vrrptest.Responder(b, pl.d2, port)
 	pl.r1 = vrrptest.Start(b, pl.d1, impl, cmd, spec(s, s.prio1))
@@ -174,8 +195,8 @@ func BenchmarkFailover(b *testing.B) {
 	lab.RequireRoot(b)
 	for _, name := range strings.Split(*scenarios, ",") {
 		name = strings.TrimSpace(name)
-		if name == "v3-20ms-load" {
-			b.Run(name, benchLoad)
+		if ivs, ok := loadIntervals(name); ok {
+			b.Run(name, func(b *testing.B) { benchLoad(b, ivs) })
 			continue
 		}
 		s, ok := parse(name)
@@ -231,21 +252,98 @@ func roundAll(d []time.Duration) []time.Duration {
 	return out
 }
 
-// benchLoad runs a pair at advert_int 0.02 (VRRPv3) while busy loops
-// saturate every core, and counts false failovers: the backup taking the
-// master role although the master never failed (keepalived's "thread
-// timer expired" complaint).
-func benchLoad(b *testing.B) {
-	s := scenario{3, 20 * time.Millisecond, "none", 150, 100}
-	want := strings.Split(*impls, ",")
-	labs := map[string]*pairLab{}
-	for _, impl := range want {
-		labs[impl] = newPairLab(b, impl, s)
-		labs[impl].settle(b)
+// loadIntervals returns the advert intervals of a load scenario: "load"
+// is every interval of -failover.load-intervals at once, v3-20ms-load
+// and v3-10ms-load one each.
+func loadIntervals(name string) ([]time.Duration, bool) {
+	switch name {
+	case "v3-20ms-load":
+		return []time.Duration{20 * time.Millisecond}, true
+	case "v3-10ms-load":
+		return []time.Duration{10 * time.Millisecond}, true
+	case "load":
+		var out []time.Duration
+		for _, f := range strings.Split(*loadInt, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(f))
+			if err != nil || d < 10*time.Millisecond || d%(10*time.Millisecond) != 0 {
+				return nil, false // VRRPv3 counts in centiseconds
+			}
+			out = append(out, d)
+		}
+		return out, len(out) > 0
+	}
+	return nil, false
+}
+
+// loadPair is one pair of the load scenario with its taps.
+type loadPair struct {
+	*pairLab
+	impl     string
+	interval time.Duration
+	out, in  *tap // adverts leaving d1, adverts reaching d2
+	before   int
+}
+
+// benchLoad runs one pair per implementation and advert interval (VRRPv3,
+// priorities 150/100), all at once, while busy loops saturate every core,
+// and counts false failovers: the backup taking the master role although
+// the master never failed (keepalived's "thread timer expired"
+// complaint). Every pair sees the same load for the same minutes. Taps
+// on both directors' interfaces say where the time went (see tap).
+func benchLoad(b *testing.B, intervals []time.Duration) {
+	// The taps' reading threads are real-time, but a Go thread back from
+	// a system call needs a P: spare Ps and no garbage collection in this
+	// process during the window keep the bench's own runtime out of what
+	// the taps measure.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4 * runtime.NumCPU()))
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	var pairs []*loadPair
+	for _, iv := range intervals {
+		for _, impl := range strings.Split(*loadImp, ",") {
+			impl = strings.TrimSpace(impl)
+			s := scenario{3, iv, "none", 150, 100, nil}
+			// NAME+rt: the same with vrrp_rt_priority 1 in global_defs
+			// (keepalived: its VRRP process real-time; vipd: every thread).
+			base := impl
+			if b, ok := strings.CutSuffix(impl, "+rt"); ok {
+				base, s.global = b, []string{"vrrp_rt_priority 1"}
+			}
+			var cmd string
+			switch base {
+			case "vipd":
+				cmd = *loadVipd
+			case "vrrpnode":
+				cmd = *vipdCmd
+			case "keepalived":
+				cmd = *kaCmd
+			default:
+				// A variant of vipd, measured beside the others: name=template.
+				name, tmpl, ok := strings.Cut(impl, "=")
+				if !ok || strings.HasPrefix(name, "keepalived") || s.global != nil {
+					b.Fatalf("unknown implementation %q", impl)
+				}
+				impl, cmd = name, tmpl
+				b.Logf("%s = %q", name, tmpl)
+			}
+			pl := newPairLabCmd(b, impl, cmd, s)
+			pairs = append(pairs, &loadPair{pairLab: pl, impl: impl, interval: iv,
+				out: startTap(b, pl.d1, true), in: startTap(b, pl.d2, false)})
+		}
+	}
+	for _, p := range pairs {
+		p.settle(b)
 	}
 	// Saturate: two busy loops per core, niced like ordinary batch work
 	// is not (nice 0, same as the daemons).
 	var hogs []*exec.Cmd
+	stopHogs := func() {
+		for _, c := range hogs {
+			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+			_ = c.Wait()
+		}
+		hogs = nil
+	}
+	defer stopHogs()
 	for i := 0; i < 2*runtime.NumCPU(); i++ {
 		c := exec.Command("sh", "-c", "while :; do :; done")
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -254,44 +352,96 @@ func benchLoad(b *testing.B) {
 		}
 		hogs = append(hogs, c)
 	}
-	defer func() {
-		for _, c := range hogs {
-			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-			_ = c.Wait()
-		}
-	}()
-	before := map[string]int{}
-	for _, impl := range want {
-		before[impl] = strings.Count(labs[impl].r2.Log(), "Entering MASTER STATE")
+	for _, p := range pairs {
+		p.before = strings.Count(p.r2.Log(), "Entering MASTER STATE")
+	}
+	load0 := loadavg()
+	steal0, soft0 := cpuStat()
+	// Canaries: what the machine does to a plain C program waking every
+	// 10 ms at the daemons' priorities (keepalived: nice 0; vipd's loop:
+	// SCHED_RR 1) and at a high real-time one.
+	canaries := []*canary{
+		startCanary("nice 0 (keepalived's)", "other", 0, *loadFor),
+		startCanary("SCHED_RR 1 (vipd's loop)", "rr", 1, *loadFor),
+		startCanary("SCHED_FIFO 90", "fifo", 90, *loadFor),
 	}
 	t0 := time.Now()
 	time.Sleep(*loadFor)
-	for _, impl := range want {
-		pl := labs[impl]
-		false2 := strings.Count(pl.r2.Log(), "Entering MASTER STATE") - before[impl]
-		// Gaps the client saw while nothing failed.
-		var worst time.Duration
-		var last time.Time
-		for _, r := range pl.p.Replies() {
-			if r.At.Before(t0) {
-				continue
+	t1 := time.Now()
+	load1 := loadavg()
+	steal1, soft1 := cpuStat()
+	var canaryNote strings.Builder
+	for i, c := range canaries {
+		name := []string{"nice 0 (keepalived's)", "SCHED_RR 1 (vipd's loop)", "SCHED_FIFO 90"}[i]
+		fmt.Fprintf(&canaryNote, "\n  %-26s %s", name, c.wait())
+	}
+	stopHogs()
+
+	b.Logf("load: %d busy loops (nice 0) on %d cores for %v; load average before/after %s / %s (other work on the machine included)",
+		2*runtime.NumCPU(), runtime.NumCPU(), *loadFor, load0, load1)
+	b.Logf("machine during the window: steal %v, softirq %v (both cores together)", steal1-steal0, soft1-soft0)
+	b.Logf("cyclictest every 10 ms during the window:%s", canaryNote.String())
+	b.Logf("vipd = %q", *loadVipd)
+	var table strings.Builder
+	fmt.Fprintf(&table, "\n%-9s %-11s %6s  %-52s  %-52s  %s\n", "interval", "impl", "false", "adverts sent by d1 (gaps, kernel time)", "adverts reaching d2's veth (gaps)", "d1 veth to d2 veth (bridge)")
+	// Late sends of each pair, to tell a stall of one process from one
+	// of the machine (several unrelated processes late at once).
+	long2 := make([][]span, len(pairs))
+	for i, p := range pairs {
+		sent, _ := p.out.since(t0)
+		long2[i] = longGaps(before(sent, t1), 2*p.interval)
+	}
+	var sharedNote strings.Builder
+	for i, p := range pairs {
+		falseN := strings.Count(p.r2.Log(), "Entering MASTER STATE") - p.before
+		down := vrrptest.DownInterval(3, 100, p.interval)
+		sent, _ := p.out.since(t0)
+		got, _ := p.in.since(t0)
+		sent, got = before(sent, t1), before(got, t1)
+		others := slices.Concat(long2[:i], long2[i+1:])
+		late := longGaps(sent, 3*p.interval)
+		fmt.Fprintf(&sharedNote, "\n%-9v %-11s %d send gaps over 3 intervals, %d of them overlapping a send gap over 2 intervals of another pair's (other processes)",
+			p.interval, p.impl, len(late), shared(late, others...))
+		fmt.Fprintf(&table, "%-9v %-11s %6d  %-52s  %-52s  %s\n", p.interval, p.impl, falseN,
+			gaps(sent, p.interval, down), gaps(got, p.interval, down), durStats(delivery(sent, got)))
+		b.ReportMetric(float64(falseN), fmt.Sprintf("%s-%v-false-failovers", p.impl, p.interval))
+		if os.Getenv("FF_GC") != "" {
+			for _, r := range []*vrrptest.Director{p.r1, p.r2} {
+				b.Logf("TMP %s %v %s gc lines: %d", p.impl, p.interval, r.Host.Name, strings.Count(r.Log(), "\ngc "))
 			}
-			if !last.IsZero() && r.At.Sub(last) > worst {
-				worst = r.At.Sub(last)
-			}
-			last = r.At
 		}
-		b.ReportMetric(float64(false2), impl+"-false-failovers")
-		if false2 > 0 && testing.Verbose() {
-			for _, r := range []*vrrptest.Director{pl.r1, pl.r2} {
+		if falseN > 0 && testing.Verbose() {
+			for _, r := range []*vrrptest.Director{p.r1, p.r2} {
+				n := 0
 				for _, l := range strings.Split(r.Log(), "\n") {
-					if strings.Contains(l, "timeout") || strings.Contains(l, "Entering") || strings.Contains(l, "priority") {
-						b.Logf("%s %s: %s", impl, r.Host.Name, l)
+					if n < 20 && (strings.Contains(l, "timeout") || strings.Contains(l, "Entering") || strings.Contains(l, "priority")) {
+						b.Logf("%v %s %s: %s", p.interval, p.impl, r.Host.Name, l)
+						n++
 					}
 				}
 			}
 		}
-		b.Logf("%-10s advert_int 0.02 under load for %v: %d false failovers, longest gap between probe replies %v",
-			impl, *loadFor, false2, worst.Round(time.Millisecond))
 	}
+	b.Logf("false failovers in %v under load, same run (down interval: 3 intervals + skew %v at 10 ms, %v at 20 ms; >1.5i etc. count gaps longer than 1.5, 2, 3 intervals and the down interval):%s",
+		*loadFor, vrrptest.DownInterval(3, 100, 10*time.Millisecond).Round(10*time.Microsecond),
+		vrrptest.DownInterval(3, 100, 20*time.Millisecond).Round(10*time.Microsecond), table.String())
+	b.Logf("stalls shared between pairs:%s", sharedNote.String())
+}
+
+// before returns the prefix of sorted times before t1.
+func before(ts []time.Time, t1 time.Time) []time.Time {
+	i, _ := slices.BinarySearchFunc(ts, t1, func(a, b time.Time) int { return a.Compare(b) })
+	return ts[:i]
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }

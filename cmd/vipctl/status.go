@@ -22,7 +22,8 @@ func init() {
 			help: `Prints the daemon (version, uptime, configuration, readiness), then one
 line per VRRP instance: state, configured and effective priority, the
 master as last heard, VIPs, transitions and when the last one happened;
-then sync groups, tracking scripts, and advert counters with the dropped
+then sync groups, tracking scripts, tracked processes (vrrp_track_process:
+running count against the quorum), and advert counters with the dropped
 adverts by reason (checksum, vrid, version, ttl, auth, length, ...).
 With -o json, prints the daemon's status document.`,
 			run: runStatus,
@@ -92,6 +93,13 @@ func writeStatus(w io.Writer, st api.Status, rd api.Readiness, now time.Time) er
 	})
 	section(w, st.Scripts, "SCRIPT\tSTATE\tWEIGHT\tLAST CHANGE", func(tw io.Writer, s api.Script) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Name, s.State, s.Weight, ago(now, s.LastChange))
+	})
+	section(w, st.Processes, "TRACK PROCESS\tSTATE\tRUNNING\tQUORUM\tWEIGHT\tLAST CHANGE", func(tw io.Writer, p api.Process) {
+		q := fmt.Sprintf("%d..%d", p.Quorum, p.QuorumMax)
+		if p.QuorumMax < 0 {
+			q = fmt.Sprintf("%d..", p.Quorum)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", p.Name, p.State, p.Count, q, p.Weight, ago(now, p.LastChange))
 	})
 	section(w, st.Instances, "INSTANCE\tADVERTS SENT\tRECEIVED\tBECAME MASTER\tPRIO 0 RCVD\tPRIO 0 SENT\tDROPPED", func(tw io.Writer, in api.Instance) {
 		s := in.Stats

@@ -15,6 +15,7 @@ import (
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/daemon"
+	"github.com/vipd/vipd/internal/vrrp"
 )
 
 // run starts the daemon and runs it until SIGTERM or SIGINT. SIGHUP
@@ -34,6 +35,10 @@ func run(o Options) int {
 	}
 	log := slog.New(h)
 	slog.SetDefault(log)
+	// Before any goroutine of the daemon starts: see vrrp.PrepareRuntime.
+	if tuned := vrrp.PrepareRuntime(); tuned != "" {
+		log.Debug("Go runtime: " + tuned)
+	}
 
 	dp := o.Dataplane
 	if dp == config.DataplaneAuto {

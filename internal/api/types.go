@@ -98,6 +98,7 @@ type Status struct {
 	Services   []lvs.ServiceStatus `json:"services"`
 	Checks     []Check             `json:"checks"`
 	Scripts    []Script            `json:"scripts,omitempty"`
+	Processes  []Process           `json:"processes,omitempty"`
 	// Quorum is each virtual server's quorum state (keepalived's quorum
 	// with hysteresis), by the same name as Check.VirtualServer.
 	Quorum map[string]bool `json:"quorum,omitempty"`
@@ -180,6 +181,18 @@ type Check struct {
 	Duration      time.Duration `json:"duration"` // of the last check
 	Checks        uint64        `json:"checks"`
 	Failures      uint64        `json:"failures"`
+}
+
+// Process is a vrrp_track_process: how many matching processes run,
+// against its quorum.
+type Process struct {
+	Name       string    `json:"name"`
+	State      string    `json:"state"` // UP (quorum held), DOWN, INIT
+	Count      int       `json:"count"`
+	Quorum     int       `json:"quorum"`
+	QuorumMax  int       `json:"quorum_max"` // -1: unlimited
+	Weight     int       `json:"weight"`
+	LastChange time.Time `json:"last_change"`
 }
 
 // Script is a vrrp_script (tracking script).

@@ -26,48 +26,16 @@ import (
 // 102 s with the bind, 9.7 s without), and adds getsockname,
 // getpeername, TCP_NODELAY and address strings to every connection.
 func (e Endpoint) dialTCP(ctx context.Context) (net.Conn, error) {
-	raddr, err := sockaddr(e.Addr)
+	fd, inProgress, err := e.connectRaw(false)
 	if err != nil {
 		return nil, err
-	}
-	family := unix.AF_INET
-	if _, ok := raddr.(*unix.SockaddrInet6); ok {
-		family = unix.AF_INET6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return nil, os.NewSyscallError("socket", err)
-	}
-	if err := e.setsockopts(fd); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	if local := e.localAddrPort(); local.IsValid() {
-		la, err := sockaddr(local)
-		if err == nil {
-			err = unix.Bind(fd, la)
-		}
-		if err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("bind %s: %w", local, err)
-		}
-	}
-	err = unix.Connect(fd, raddr)
-	for err == unix.EINTR {
-		// A non-blocking connect interrupted by a signal goes on in
-		// the background; wait for it like EINPROGRESS.
-		err = unix.EINPROGRESS
-	}
-	if err != nil && err != unix.EINPROGRESS {
-		unix.Close(fd)
-		return nil, os.NewSyscallError("connect", err)
 	}
 	// os.NewFile sees the non-blocking flag and registers the socket
 	// with the poller, so reads, writes and deadlines park goroutines
 	// rather than threads.
 	f := os.NewFile(uintptr(fd), "tcp "+e.String())
 	c := &sockConn{File: f, raddr: e.Addr}
-	if err == nil {
+	if !inProgress {
 		return c, nil
 	}
 	if err := c.waitConnected(ctx); err != nil {
@@ -76,6 +44,67 @@ func (e Endpoint) dialTCP(ctx context.Context) (net.Conn, error) {
 	}
 	return c, nil
 }
+
+// connectRaw opens a non-blocking socket with the endpoint's options and
+// starts connecting it: the first half of dialTCP, shared with the
+// Runner's event loop (loop.go). inProgress says the connect goes on in
+// the background (EINPROGRESS); the caller owns fd. raw makes the socket
+// and connect calls with RawSyscall (rawsys.go), for the event loop.
+func (e Endpoint) connectRaw(raw bool) (fd int, inProgress bool, err error) {
+	raddr, err := e.sockaddr()
+	if err != nil {
+		return -1, false, err
+	}
+	family := unix.AF_INET
+	if _, ok := raddr.(*unix.SockaddrInet6); ok {
+		family = unix.AF_INET6
+	}
+	if raw {
+		fd, err = rawSocket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	} else {
+		fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	}
+	if err != nil {
+		return -1, false, os.NewSyscallError("socket", err)
+	}
+	if err := e.setsockopts(fd); err != nil {
+		unix.Close(fd)
+		return -1, false, err
+	}
+	if local := e.localAddrPort(); local.IsValid() {
+		la, err := sockaddr(local)
+		if err == nil {
+			err = unix.Bind(fd, la)
+		}
+		if err != nil {
+			unix.Close(fd)
+			return -1, false, fmt.Errorf("bind %s: %w", local, err)
+		}
+	}
+	done := false
+	if raw {
+		done, err = rawConnect(fd, e.Addr)
+	}
+	if !done {
+		err = unix.Connect(fd, raddr)
+	}
+	if err == unix.EINTR {
+		// A non-blocking connect interrupted by a signal goes on in
+		// the background; wait for it like EINPROGRESS.
+		err = unix.EINPROGRESS
+	}
+	switch err {
+	case nil:
+		return fd, false, nil
+	case unix.EINPROGRESS:
+		return fd, true, nil
+	}
+	unix.Close(fd)
+	return -1, false, os.NewSyscallError("connect", err)
+}
+
+// sockaddr is the endpoint's address for connect.
+func (e Endpoint) sockaddr() (unix.Sockaddr, error) { return sockaddr(e.Addr) }
 
 // waitConnected waits until a non-blocking connect ends, or ctx does.
 func (c *sockConn) waitConnected(ctx context.Context) error {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"os"
@@ -124,10 +125,7 @@ func (c *HTTP) Check(ctx context.Context) Result {
 	}
 	for i := range c.URLs {
 		if r := c.checkURL(ctx, &c.URLs[i]); !r.Up {
-			if len(c.URLs) > 1 {
-				r.Reason = fmt.Sprintf("url %d %s: %s", i+1, c.URLs[i].Path, r.Reason)
-			}
-			return r
+			return c.urlFailed(i, r)
 		}
 	}
 	return up("")
@@ -198,14 +196,24 @@ func (c *HTTP) checkURL(ctx context.Context, u *URL) Result {
 	if _, err := conn.Write(httpRequest(u.Path, c.Protocol, host)); err != nil {
 		return down("%s", reason("write", ctxErr(ctx, err)))
 	}
-	max := c.MaxBody
-	if max <= 0 {
-		max = 16 << 20
-	}
-	resp, err := readResponse(conn, max, u.Regex != nil)
+	resp, err := readResponse(conn, c.maxBody(), u.Regex != nil)
 	if err != nil {
 		return down("%s", reason("read", ctxErr(ctx, err)))
 	}
+	return u.judge(resp)
+}
+
+func (c *HTTP) maxBody() int64 {
+	if c.MaxBody > 0 {
+		return c.MaxBody
+	}
+	return 16 << 20
+}
+
+// judge says whether a complete response passes the URL's status_code,
+// digest and regex; both the goroutine path (checkURL) and the Runner's
+// event loop (loop.go) use it, so they give the same verdicts and words.
+func (u *URL) judge(resp *httpResponse) Result {
 	if !statusOK(u.Status, resp.code) {
 		return down("HTTP status %d not in %s", resp.code, statusText(u.Status))
 	}
@@ -222,7 +230,16 @@ func (c *HTTP) checkURL(ctx context.Context, u *URL) Result {
 			return down("body does not match regex %q", u.Regex.String())
 		}
 	}
-	return up(fmt.Sprintf("HTTP status %d", resp.code))
+	return up("")
+}
+
+// urlFailed prefixes the reason of a failed URL with its number and path
+// when the checker has several.
+func (c *HTTP) urlFailed(i int, r Result) Result {
+	if len(c.URLs) > 1 {
+		r.Reason = fmt.Sprintf("url %d %s: %s", i+1, c.URLs[i].Path, r.Reason)
+	}
+	return r
 }
 
 // ctxErr prefers the context's deadline over the error a closed socket
@@ -248,45 +265,13 @@ var errNoData = errors.New("no data received")
 // and genhash do), up to its Content-Length when the header gives one
 // (read as genhash reads it: contentLength), as keepalived does.
 func readResponse(r io.Reader, maxBody int64, keepBody bool) (*httpResponse, error) {
-	const maxHeader = 64 << 10
-	var hdr []byte
+	var p respParser
+	p.reset(maxBody, keepBody)
 	buf := make([]byte, 4096)
-	h := md5.New()
-	resp := &httpResponse{code: -1}
-	var bodyLen int64
-	clen := int64(-1)
-	inBody := false
-	total := 0
 	for {
 		n, err := r.Read(buf)
-		total += n
-		data := buf[:n]
-		if !inBody && n > 0 {
-			hdr = append(hdr, data...)
-			if end := headerEnd(hdr); end >= 0 {
-				code, perr := parseStatusLine(hdr[:end])
-				if perr != nil {
-					return nil, perr
-				}
-				resp.code = code
-				clen = contentLength(hdr)
-				data = hdr[end:]
-				inBody = true
-			} else if len(hdr) > maxHeader {
-				return nil, errors.New("HTTP header longer than 64 KiB")
-			} else {
-				data = nil
-			}
-		}
-		if inBody && len(data) > 0 {
-			h.Write(data[:bodyTake(clen, bodyLen, len(data))])
-			bodyLen += int64(len(data))
-			if bodyLen > maxBody {
-				return nil, fmt.Errorf("body longer than %d bytes", maxBody)
-			}
-			if keepBody {
-				resp.body = append(resp.body, data...)
-			}
+		if ferr := p.feed(buf[:n]); ferr != nil {
+			return nil, ferr
 		}
 		if err == io.EOF {
 			break
@@ -295,20 +280,88 @@ func readResponse(r io.Reader, maxBody int64, keepBody bool) (*httpResponse, err
 			return nil, err
 		}
 	}
-	if total == 0 {
+	return p.finish()
+}
+
+// respParser takes a response in pieces as they arrive (readResponse's
+// reads, or the event loop's) and gives the status code and the digest of
+// the body once the server has closed. A parser is reused: reset clears
+// it without giving its buffers back.
+type respParser struct {
+	maxBody  int64
+	keepBody bool
+	hdr      []byte
+	h        hash.Hash
+	resp     httpResponse
+	bodyLen  int64
+	clen     int64
+	inBody   bool
+	total    int
+}
+
+func (p *respParser) reset(maxBody int64, keepBody bool) {
+	p.maxBody, p.keepBody = maxBody, keepBody
+	p.hdr = p.hdr[:0]
+	if p.h == nil {
+		p.h = md5.New()
+	} else {
+		p.h.Reset()
+	}
+	p.resp = httpResponse{code: -1}
+	p.bodyLen, p.clen, p.inBody, p.total = 0, -1, false, 0
+}
+
+// feed takes the next bytes of the response.
+func (p *respParser) feed(data []byte) error {
+	const maxHeader = 64 << 10
+	p.total += len(data)
+	if !p.inBody && len(data) > 0 {
+		p.hdr = append(p.hdr, data...)
+		if end := headerEnd(p.hdr); end >= 0 {
+			code, err := parseStatusLine(p.hdr[:end])
+			if err != nil {
+				return err
+			}
+			p.resp.code = code
+			p.clen = contentLength(p.hdr)
+			data = p.hdr[end:]
+			p.inBody = true
+		} else if len(p.hdr) > maxHeader {
+			return errors.New("HTTP header longer than 64 KiB")
+		} else {
+			data = nil
+		}
+	}
+	if p.inBody && len(data) > 0 {
+		p.h.Write(data[:bodyTake(p.clen, p.bodyLen, len(data))])
+		p.bodyLen += int64(len(data))
+		if p.bodyLen > p.maxBody {
+			return fmt.Errorf("body longer than %d bytes", p.maxBody)
+		}
+		if p.keepBody {
+			p.resp.body = append(p.resp.body, data...)
+		}
+	}
+	return nil
+}
+
+// finish ends the response at the server's close. The result is valid
+// until the next reset.
+func (p *respParser) finish() (*httpResponse, error) {
+	if p.total == 0 {
 		return nil, errNoData
 	}
-	if !inBody {
+	if !p.inBody {
 		// keepalived takes a response without the blank line as all
 		// header; it still needs a status line.
-		code, err := parseStatusLine(hdr)
+		code, err := parseStatusLine(p.hdr)
 		if err != nil {
 			return nil, err
 		}
-		resp.code = code
+		p.resp.code = code
 	}
-	copy(resp.sum[:], h.Sum(nil))
-	return resp, nil
+	p.h.Sum(p.resp.sum[:0])
+	return &p.resp, nil
 }
 
 // headerEnd returns the offset just past the blank line ending the header

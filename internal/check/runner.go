@@ -44,10 +44,17 @@ type Options struct {
 	// about 100 times a second rather than 1,667; default 10 ms, negative
 	// for none.
 	Coalesce time.Duration
+	// NoLoop runs HTTP_GET and TCP_CHECK attempts on goroutines like
+	// every other checker, instead of on the Runner's event loop
+	// (loop.go): the engine before issue 17, kept as the reference
+	// bench/checks measures the loop against in the same run.
+	NoLoop bool
 }
 
 // Runner runs the checkers of a set of real servers with keepalived's
-// timing. One goroutine owns all state (a Scheduler); attempts run on a
+// timing. One goroutine owns all state (a Scheduler); HTTP_GET (without
+// TLS) and TCP_CHECK attempts run on that goroutine's event loop
+// (probeLoop: raw non-blocking sockets on one epoll set), the others on a
 // pool of goroutines that grows with the attempts in flight, so 10,000
 // idle checkers cost a heap entry each, not a goroutine. Events reach
 // OnEvent from a goroutine of their own, in order, so a slow consumer
@@ -203,12 +210,58 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	// inflight cancels the attempts of checkers that Update removes.
 	inflight := map[int]context.CancelFunc{}
+	var lp *probeLoop
+	if !r.opts.NoLoop {
+		var err error
+		if lp, err = newProbeLoop(clk.Now); err != nil {
+			r.opts.Logger.Warn("health checks: no event loop, every attempt runs on a goroutine", "err", err)
+			lp = nil
+		} else {
+			defer lp.close()
+		}
+	}
+	// While attempts run on the loop, the Runner polls it this often:
+	// a socket that becomes ready waits at most that long, and one poll
+	// serves all the sockets that became ready meanwhile.
+	pollEvery := max(r.opts.Coalesce, time.Millisecond)
+	pollT := time.NewTimer(time.Hour)
+	pollT.Stop()
+	pollArmed := false
+	_, realTime := clk.(realClock)
+	finished := func(d attemptDone) {
+		delete(inflight, d.id)
+		before, known := s.Check(d.id)
+		sp, _ := s.Spec(d.id)
+		evs := s.Done(clk.Now(), d.id, d.d, d.res)
+		if known {
+			after, _ := s.Check(d.id)
+			r.logAttempt(sp, before, after, d.res)
+		}
+		for _, e := range evs {
+			r.emit(e)
+		}
+	}
+	loopDone := func() {
+		for i, d := range lp.done {
+			finished(d)
+			lp.done[i] = attemptDone{}
+		}
+		lp.done = lp.done[:0]
+	}
 	var timer <-chan time.Time
 	var timerAt time.Time
 	for {
+		if lp != nil && lp.inFlight() > 0 {
+			lp.poll()
+			loopDone()
+		}
 		now := clk.Now()
 		for _, id := range s.Due(now.Add(r.opts.Coalesce)) {
 			sp, _ := s.Spec(id)
+			if lp != nil && loopable(sp.Checker) {
+				lp.start(id, sp.Checker, sp.Timing.Timeout)
+				continue
+			}
 			j := job{id: id, checker: sp.Checker}
 			j.ctx, j.cancel = context.WithTimeout(actx, sp.Timing.Timeout)
 			inflight[id] = j.cancel
@@ -223,26 +276,30 @@ func (r *Runner) Run(ctx context.Context) error {
 		// One timer at a time, replaced only when an earlier one is
 		// needed: results arrive 1,667 times a second at scale and
 		// most do not move the next wake-up.
+		if lp != nil {
+			loopDone() // attempts that ended as they started
+		}
 		if next, ok := s.Next(); ok && (timer == nil || next.Before(timerAt)) {
 			timer, timerAt = clk.After(next.Sub(now)), next
+		}
+		if lp != nil {
+			// A wake-up for the next due checker polls the loop too:
+			// no separate poll when one comes within pollEvery (on
+			// the real clock only: a test's clock may never move).
+			if lp.inFlight() > 0 && !pollArmed && (!realTime || timer == nil || timerAt.After(now.Add(pollEvery))) {
+				pollT.Reset(pollEvery)
+				pollArmed = true
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer:
 			timer = nil
+		case <-pollT.C:
+			pollArmed = false
 		case d := <-results:
-			delete(inflight, d.id)
-			before, known := s.Check(d.id)
-			sp, _ := s.Spec(d.id)
-			evs := s.Done(clk.Now(), d.id, d.d, d.res)
-			if known {
-				after, _ := s.Check(d.id)
-				r.logAttempt(sp, before, after, d.res)
-			}
-			for _, e := range evs {
-				r.emit(e)
-			}
+			finished(d)
 			idle++
 			if idle > maxIdle {
 				// Let an idle worker go: it exits on an empty job.
@@ -253,7 +310,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				}
 			}
 		case u := <-r.updates:
-			r.update(s, u.servers, inflight)
+			r.update(s, u.servers, inflight, lp)
 			close(u.done)
 		case q := <-r.status:
 			q <- snapshot{checks: s.Status(), servers: s.Servers()}
@@ -262,7 +319,7 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // update applies a reload on the Run goroutine.
-func (r *Runner) update(s *Scheduler, servers []Server, inflight map[int]context.CancelFunc) {
+func (r *Runner) update(s *Scheduler, servers []Server, inflight map[int]context.CancelFunc, lp *probeLoop) {
 	keep := make(map[string]bool, len(servers))
 	for _, srv := range servers {
 		keep[srv.Name] = true
@@ -278,6 +335,9 @@ func (r *Runner) update(s *Scheduler, servers []Server, inflight map[int]context
 		if c := inflight[id]; c != nil {
 			c()
 			delete(inflight, id)
+		}
+		if lp != nil {
+			lp.cancel(id)
 		}
 	}
 	if len(removed) > 0 {

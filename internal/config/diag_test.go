@@ -227,7 +227,7 @@ var diagCases = []diagCase{
 	// vipd: keywords it ignores or refuses, data-plane checks, extensions
 	{name: "ignored keyword still checks its value", conf: gdefs("    vrrp_priority -30 # <-"), sev: Error, kw: "vrrp_priority", msg: "outside range [-20, 19]"},
 	{name: "ignored boolean keyword still checks its value", conf: gdefs("    data_use_instance maybe # <-"), sev: Error, kw: "data_use_instance", msg: "invalid boolean"},
-	{name: "ignored keyword is a notice", conf: gdefs("    vrrp_no_swap # <-"), sev: Notice, kw: "vrrp_no_swap", msg: "ignored by vipd"},
+	{name: "ignored keyword is a notice", conf: gdefs("    checker_no_swap # <-"), sev: Notice, kw: "checker_no_swap", msg: "ignored by vipd"},
 	{name: "refused keyword is a notice for -t", conf: "bfd_instance b1 {\n    neighbor_ip 198.18.0.11\n}\n" + vsrv("", "        BFD_CHECK { # <-\n            name b1\n        }\n"), sev: Notice, kw: "BFD_CHECK", msg: "refuses"},
 	{name: "refused keyword is an error for the daemon", conf: "bfd_instance b1 {\n    neighbor_ip 198.18.0.11\n}\n" + vsrv("", "        BFD_CHECK { # <-\n            name b1\n        }\n"), sev: Error, kw: "BFD_CHECK", msg: "refuses", dataplane: DataplaneIPVS, vipdOnly: true},
 	{name: "BFD_CHECK naming an unknown bfd_instance", conf: vsrv("", "        BFD_CHECK {\n            name b1 # <-\n        }\n"), sev: Error, kw: "name", msg: "BFD b1 not configured"},

@@ -206,9 +206,6 @@ func (k *Keyword) note(s string) *Keyword { k.Note = s; return k }
 // what happens instead.
 func (k *Keyword) notYet(note string) *Keyword { k.Status, k.Note = NotYet, note; return k }
 
-// refused marks a keyword the daemon refuses (vipd -t accepts it).
-func (k *Keyword) refused(note string) *Keyword { k.Status, k.Note = Refused, note; return k }
-
 // noValue says what keepalived does when the keyword has no value.
 func (k *Keyword) noValue(v NoValue) *Keyword      { k.NoValue = v; return k }
 func (k *Keyword) status(s Status) *Keyword        { k.Status = s; return k }

@@ -109,7 +109,7 @@ var topSection = newSection("top level", "Top-level blocks",
 			return
 		}
 		c.b.cfg.TrackProcesses = append(c.b.cfg.TrackProcesses, tp)
-	}).refused("not implemented yet; track the process with a vrrp_script instead, e.g. script \"/usr/bin/pidof haproxy\""),
+	}).note("followed through the kernel's process events connector (CONFIG_PROC_EVENTS), after one read of /proc, as keepalived; vipd opens the connector in the initial network namespace even when it runs in another one"),
 	trackFileKw,
 	alias("vrrp_track_file", trackFileKw, false),
 	namedBlock("vrrp_sync_group", "NAME { group { ... } ... }", syncGroupSection, func(c *cx, n *Node) {

@@ -99,23 +99,57 @@ var vrrpScriptSection = newSection("vrrp_script", "VRRP tracking script",
 )
 
 var trackProcessSection = newSection("vrrp_track_process", "VRRP process tracking",
-	kw("process", "STRING|QUOTED_STRING [PARAM ...]", 1, "", func(c *cx, n *Node) { c.tp.Process = append([]string(nil), n.Args...) }),
-	kw("param_match", "initial|partial", 1, "exact", func(c *cx, n *Node) {
-		switch n.Args[0] {
-		case "initial", "partial":
-			c.tp.ParamMatch = n.Args[0]
-		default:
-			c.errf(n, "use initial or partial", "unknown param_match '%s'", n.Args[0])
+	kw("process", "STRING|QUOTED_STRING [PARAM ...]", 1, "", func(c *cx, n *Node) {
+		if len(c.tp.Process) > 0 {
+			c.errf(n, "give process once", "Process already set for track process %s - ignoring %s", c.tp.Name, n.Args[0])
+			return
 		}
-	}).noValue(NoValueIgnored),
+		c.tp.Process = append([]string(nil), n.Args...)
+	}),
+	kw("param_match", "[initial|partial]", 0, "exact with parameters", func(c *cx, n *Node) {
+		switch a := arg(n, 0); a {
+		case "":
+			// keepalived: the parameters given (maybe none) exactly.
+			c.tp.ParamMatch = "exact"
+		case "initial", "partial":
+			c.tp.ParamMatch = a
+		default:
+			c.errf(n, "use initial or partial", "Invalid param_match type %s - ignoring", a)
+		}
+	}).note("parameters, or param_match, match the command line (/proc/PID/cmdline) as full_command does; param_match alone: the process has no parameters"),
 	kw("weight", "-254..254 [reverse]", 1, "0", func(c *cx, n *Node) {
 		w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -254, 254)
 		if set {
 			c.tp.Weight, c.tp.Reverse = w, rev
 		}
 	}).noValue(NoValueError),
-	kw("quorum", "NUM", 1, "1", func(c *cx, n *Node) { c.intVal(n, &c.tp.Quorum, 1, 65535) }),
-	kw("quorum_max", "NUM", 1, "unlimited", func(c *cx, n *Node) { c.intVal(n, &c.tp.QuorumMax, 0, 65535) }),
+	kw("quorum", "NUM", 1, "1", func(c *cx, n *Node) {
+		if v, ok := c.integer(n, 0, 1, 65535); ok {
+			if c.tp.QuorumMax >= 0 && int(v) > c.tp.QuorumMax {
+				c.errf(n, "give quorum_max after quorum, or a larger one", "Quorum is greater than quorum_max - ignoring")
+				return
+			}
+			c.tp.Quorum = int(v)
+		}
+	}),
+	kw("quorum_max", "NUM", 1, "unlimited", func(c *cx, n *Node) {
+		v, ok := c.integer(n, 0, 0, 65535)
+		if !ok {
+			return
+		}
+		// keepalived allows quorum_max 0 (no such process may run)
+		// unless a quorum above 1 was given.
+		if (v != 0 || c.tp.Quorum > 1) && int(v) < c.tp.Quorum {
+			c.errf(n, "give a quorum_max of at least quorum", "quorum_max is less than quorum - ignoring")
+			return
+		}
+		c.tp.QuorumMax = int(v)
+		if v == 0 {
+			c.tp.Quorum = 0
+		} else if c.tp.Quorum == 0 {
+			c.tp.Quorum = 1
+		}
+	}),
 	kw("fork_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.ForkDelay, 0.000001, 3600) }),
 	kw("terminate_delay", "SECONDS", 1, "0", func(c *cx, n *Node) { c.durVal(n, &c.tp.TerminateDelay, 0.000001, 3600) }),
 	kw("delay", "SECONDS", 1, "0", func(c *cx, n *Node) {
@@ -156,7 +190,7 @@ var syncGroupSection = newSection("vrrp_sync_group", "VRRP synchronization group
 	trackList("track_interface", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.Interfaces }),
 	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.Scripts }),
 	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Files }),
-	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Processes }).refused("not implemented yet; use track_script with a vrrp_script running pidof"),
+	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Processes }),
 	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.BFDs }).status(Refused).note(noBFD),
 	notifyKw("notify_master", func(c *cx) **Script { return &notifyOf(c).Master }),
 	notifyKw("notify_backup", func(c *cx) **Script { return &notifyOf(c).Backup }),
@@ -542,7 +576,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	trackList("track_interface", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Interfaces }),
 	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Scripts }),
 	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Files }),
-	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Processes }).refused("not implemented yet; use track_script with a vrrp_script running pidof"),
+	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Processes }),
 	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.BFDs }).status(Refused).note(noBFD),
 	instSrcIP("mcast_src_ip"),
 	instSrcIP("unicast_src_ip"),

@@ -147,6 +147,11 @@ type Global struct {
 	// (vrrp_delay_after_boot, keepalived >= 2.3). The longer one applies.
 	StartupDelay   time.Duration `json:"vrrp_startup_delay,omitempty"`
 	DelayAfterBoot time.Duration `json:"vrrp_delay_after_boot,omitempty"`
+	// VRRPRTPriority is the SCHED_RR priority of the VRRP thread
+	// (vrrp_rt_priority; 0: the default, 1). VRRPNoSwap locks the
+	// daemon's memory (vrrp_no_swap).
+	VRRPRTPriority int  `json:"vrrp_rt_priority,omitempty"`
+	VRRPNoSwap     bool `json:"vrrp_no_swap,omitempty"`
 	// V3ChecksumAsV2 leaves the IPv4 pseudo-header out of VRRPv3
 	// checksums, as Cisco and Juniper do (default of v3_checksum_as_v2).
 	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`
@@ -273,7 +278,7 @@ type TrackProcess struct {
 	Pos            Pos           `json:"pos"`
 	Name           string        `json:"name"`
 	Process        []string      `json:"process"`               // name, then parameters to match
-	ParamMatch     string        `json:"param_match,omitempty"` // "", "initial" or "partial"
+	ParamMatch     string        `json:"param_match,omitempty"` // "", "exact" (param_match alone), "initial" or "partial"
 	Weight         int           `json:"weight"`                // -254..254, default 0... see keepalived
 	Reverse        bool          `json:"reverse,omitempty"`
 	Quorum         int           `json:"quorum"`     // default 1

@@ -87,6 +87,7 @@ type Daemon struct {
 	quorum  map[string]bool
 	node    *vrrp.Node
 	promote *promoter // promote_secondaries set by vipd, reset at stop
+	memLock *memLock  // vrrp_no_swap
 	// trackMu orders the track_group states (trackUp) handed to VRRP.
 	trackMu  sync.Mutex
 	trackUp  map[string]bool
@@ -403,6 +404,12 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 				d.promote.reset()
 			}
 		}()
+	}
+
+	if !d.opts.CheckOnly {
+		d.memLock = newMemLock(d.log)
+		d.memLock.apply(g.cfg.Global.VRRPNoSwap)
+		defer d.memLock.apply(false)
 	}
 
 	// Like keepalived, no VRRP runs without a vrrp_instance (a reload

@@ -315,6 +315,12 @@ func (d *Daemon) commitSteps(next *generation, newNotifier **notify.Notifier) []
 				}})
 		}
 	}
+	if d.memLock != nil && next.cfg.Global.VRRPNoSwap != d.memLock.locked {
+		// Cannot fail: a failed mlockall is logged, as at start.
+		steps = append(steps, step{name: "vrrp_no_swap",
+			do:   func() error { d.memLock.apply(next.cfg.Global.VRRPNoSwap); return nil },
+			undo: func() error { d.memLock.apply(prev.cfg.Global.VRRPNoSwap); return nil }})
+	}
 	if d.routing != nil {
 		steps = append(steps, step{name: "routing", do: func() error { d.routing.reload(next.cfg); return nil }})
 	}

@@ -98,6 +98,10 @@ func (s *source) Status() api.Status {
 		for _, sc := range vs.Scripts {
 			st.Scripts = append(st.Scripts, api.Script{Name: sc.Name, State: sc.State, Weight: sc.Weight, LastChange: sc.LastChange})
 		}
+		for _, p := range vs.Processes {
+			st.Processes = append(st.Processes, api.Process{Name: p.Name, State: p.State, Count: p.Count, Quorum: p.Quorum,
+				QuorumMax: p.QuorumMax, Weight: p.Weight, LastChange: p.LastChange})
+		}
 	}
 	if snap.dp != nil {
 		st.Services = snap.dp.Services()

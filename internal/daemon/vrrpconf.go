@@ -10,6 +10,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/netif"
+	"github.com/vipd/vipd/internal/proctrack"
 	"github.com/vipd/vipd/internal/vrrp"
 )
 
@@ -33,6 +34,10 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		DelayAfterBoot: g.DelayAfterBoot,
 
 		FIFOStatesOnReload: g.FIFOWriteVRRPStatesOnReload,
+		// vrrp_rt_priority: the whole process real-time, as keepalived
+		// makes its VRRP process; without it the VRRP thread alone.
+		RTPriority:      g.VRRPRTPriority,
+		ProcessRealtime: g.VRRPRTPriority > 0,
 	}
 	for _, ld := range c.InterfaceDelays {
 		if out.LinkDelays == nil {
@@ -68,6 +73,9 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		w := f.Weight
 		out.TrackFiles = append(out.TrackFiles, vrrp.TrackFileConfig{Name: f.Name, Path: f.File, Weight: &w, Reverse: f.Reverse})
 	}
+	for _, tp := range c.TrackProcesses {
+		out.TrackProcesses = append(out.TrackProcesses, processConfig(tp))
+	}
 	for _, sg := range c.SyncGroups {
 		out.Groups = append(out.Groups, vrrp.GroupConfig{
 			Name:            sg.Name,
@@ -75,6 +83,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			TrackInterfaces: trackRefs(sg.Track.Interfaces),
 			TrackScripts:    trackRefs(without(sg.Track.Scripts, refused)),
 			TrackFiles:      trackRefs(sg.Track.Files),
+			TrackProcesses:  trackRefs(sg.Track.Processes),
 		})
 	}
 	for _, in := range c.Instances {
@@ -96,6 +105,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			TrackInterfaces:      trackRefs(in.Track.Interfaces),
 			TrackScripts:         trackRefs(without(in.Track.Scripts, refused)),
 			TrackFiles:           trackRefs(in.Track.Files),
+			TrackProcesses:       trackRefs(in.Track.Processes),
 			DownTimerAdverts:     in.DownTimerAdverts,
 			LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
 			HigherPrioSendAdvert: in.HigherPrioSendAdvert,
@@ -148,6 +158,33 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		out.Instances = append(out.Instances, ic)
 	}
 	return out
+}
+
+// processConfig maps a vrrp_track_process block: the first word of
+// process is the name, the others parameters, which (like param_match)
+// make keepalived match the command line, exactly by default.
+func processConfig(tp *config.TrackProcess) vrrp.ProcessConfig {
+	s := proctrack.Spec{
+		Name: tp.Name, FullCommand: tp.FullCommand,
+		Quorum: tp.Quorum, QuorumMax: tp.QuorumMax,
+		ForkDelay: tp.ForkDelay, TerminateDelay: tp.TerminateDelay,
+	}
+	if len(tp.Process) > 0 {
+		s.Process, s.Params = tp.Process[0], slices.Clone(tp.Process[1:])
+	}
+	switch tp.ParamMatch {
+	case "initial":
+		s.ParamMatch = proctrack.MatchInitial
+	case "partial":
+		s.ParamMatch = proctrack.MatchPartial
+	case "exact":
+		s.ParamMatch = proctrack.MatchExact
+	default:
+		if len(s.Params) > 0 {
+			s.ParamMatch = proctrack.MatchExact
+		}
+	}
+	return vrrp.ProcessConfig{Spec: s, Weight: tp.Weight, Reverse: tp.Reverse}
 }
 
 // trackGroupRef names a track_group as the external object VRRP tracks.

@@ -283,3 +283,18 @@ vrrp_instance VI_1 {
 		t.Errorf("link delays %+v", got)
 	}
 }
+
+func TestRealtimeConfig(t *testing.T) {
+	inst := "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress { 198.18.0.1 }\n}\n"
+	c := parse(t, "global_defs {\n    vrrp_rt_priority 20\n    vrrp_no_swap\n}\n"+inst)
+	vc := vrrpConfig(c, nil, slog.Default())
+	if vc.RTPriority != 20 || !vc.ProcessRealtime || !c.Global.VRRPNoSwap {
+		t.Errorf("vrrp_rt_priority 20, vrrp_no_swap: RTPriority %d ProcessRealtime %v NoSwap %v", vc.RTPriority, vc.ProcessRealtime, c.Global.VRRPNoSwap)
+	}
+	// Without the keywords: the VRRP thread alone real-time, nothing locked.
+	c = parse(t, inst)
+	vc = vrrpConfig(c, nil, slog.Default())
+	if vc.RTPriority != 0 || vc.ProcessRealtime || vc.NoRealtime || c.Global.VRRPNoSwap {
+		t.Errorf("defaults: %+v NoSwap %v", vc, c.Global.VRRPNoSwap)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/netif"
+	"github.com/vipd/vipd/internal/proctrack"
 )
 
 // VIP is a virtual address (virtual_ipaddress entry).
@@ -24,6 +25,8 @@ type Config struct {
 	Groups     []GroupConfig     `json:"groups,omitempty"`
 	Scripts    []ScriptConfig    `json:"scripts,omitempty"`
 	TrackFiles []TrackFileConfig `json:"track_files,omitempty"`
+	// TrackProcesses are the vrrp_track_process blocks.
+	TrackProcesses []ProcessConfig `json:"track_processes,omitempty"`
 
 	// McastGroup4/6: vrrp_mcast_group4/6 (224.0.0.18, ff02::12).
 	McastGroup4 netip.Addr `json:"mcast_group4,omitzero"`
@@ -37,6 +40,10 @@ type Config struct {
 	// under the normal scheduler (keepalived's default).
 	RTPriority int  `json:"rt_priority,omitempty"`
 	NoRealtime bool `json:"no_realtime,omitempty"`
+	// ProcessRealtime runs every thread of the process SCHED_RR at
+	// RTPriority, not the VRRP thread alone (see rtprocess.go): what
+	// keepalived's vrrp_rt_priority does to its VRRP process.
+	ProcessRealtime bool `json:"process_realtime,omitempty"`
 	// StartupDelay holds every instance back when Run starts
 	// (keepalived's vrrp_startup_delay / vrrp_delay_after_boot): no
 	// socket, no advert sent or read, no VIP, until it has passed; then
@@ -115,6 +122,7 @@ type InstanceConfig struct {
 	TrackInterfaces  []TrackRef `json:"track_interfaces,omitempty"`
 	TrackScripts     []TrackRef `json:"track_scripts,omitempty"`
 	TrackFiles       []TrackRef `json:"track_files,omitempty"`
+	TrackProcesses   []TrackRef `json:"track_processes,omitempty"`
 	// TrackExternal names objects the daemon reports through
 	// Node.SetTrack (health checker quorum, ...).
 	TrackExternal []TrackRef `json:"track_external,omitempty"`
@@ -161,6 +169,7 @@ type GroupConfig struct {
 	TrackInterfaces []TrackRef `json:"track_interfaces,omitempty"`
 	TrackScripts    []TrackRef `json:"track_scripts,omitempty"`
 	TrackFiles      []TrackRef `json:"track_files,omitempty"`
+	TrackProcesses  []TrackRef `json:"track_processes,omitempty"`
 }
 
 // ScriptConfig is a vrrp_script.
@@ -190,6 +199,15 @@ type TrackFileConfig struct {
 	Reverse bool   `json:"reverse,omitempty"`
 }
 
+// ProcessConfig is a vrrp_track_process: the processes to count (Spec)
+// and the default weight of the instances that track it (0: FAULT while
+// the quorum is lost; with Reverse, while it is held).
+type ProcessConfig struct {
+	proctrack.Spec
+	Weight  int  `json:"weight,omitempty"`
+	Reverse bool `json:"reverse,omitempty"`
+}
+
 // clone copies the parts Validate adjusts, so that the caller's
 // configuration is never modified.
 func (c Config) clone() Config {
@@ -197,6 +215,7 @@ func (c Config) clone() Config {
 	c.Groups = slices.Clone(c.Groups)
 	c.Scripts = slices.Clone(c.Scripts)
 	c.TrackFiles = slices.Clone(c.TrackFiles)
+	c.TrackProcesses = slices.Clone(c.TrackProcesses)
 	c.LinkDelays = maps.Clone(c.LinkDelays)
 	return c
 }
@@ -244,6 +263,22 @@ func (c *Config) Validate() (warnings []string, err error) {
 		files[f.Name] = true
 		if f.Path == "" {
 			bad("vrrp_track_file %s: no file", f.Name)
+		}
+	}
+	procs := map[string]bool{}
+	for _, p := range c.TrackProcesses {
+		if p.Name == "" || procs[p.Name] {
+			bad("vrrp_track_process %q: empty or duplicate name", p.Name)
+		}
+		procs[p.Name] = true
+		if p.Process == "" {
+			bad("vrrp_track_process %s: no process", p.Name)
+		}
+		if p.Weight < -254 || p.Weight > 254 {
+			bad("vrrp_track_process %s: weight %d outside -254..254", p.Name, p.Weight)
+		}
+		if p.QuorumMax >= 0 && p.Quorum > p.QuorumMax {
+			bad("vrrp_track_process %s: quorum %d above quorum_max %d", p.Name, p.Quorum, p.QuorumMax)
 		}
 	}
 	checkRefs := func(who, what string, refs []TrackRef, known map[string]bool, lo, hi int) {
@@ -356,6 +391,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 		checkRefs(who, "track_interface", in.TrackInterfaces, nil, -253, 253)
 		checkRefs(who, "track_script", in.TrackScripts, scripts, -253, 253)
 		checkRefs(who, "track_file", in.TrackFiles, files, -254, 254)
+		checkRefs(who, "track_process", in.TrackProcesses, procs, -254, 254)
 		checkRefs(who, "track_external", in.TrackExternal, nil, -254, 254)
 
 		// keepalived's adjustments, with its warnings.
@@ -431,6 +467,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 		}
 		checkRefs(who, "track_script", g.TrackScripts, scripts, -253, 253)
 		checkRefs(who, "track_file", g.TrackFiles, files, -254, 254)
+		checkRefs(who, "track_process", g.TrackProcesses, procs, -254, 254)
 		checkRefs(who, "track_interface", g.TrackInterfaces, nil, -253, 253)
 	}
 	if len(problems) > 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/netif"
+	"github.com/vipd/vipd/internal/proctrack"
 )
 
 // Core is every VRRP decision of one node, as a value (etcd raft's
@@ -39,6 +40,7 @@ type Core struct {
 	external     map[string]bool
 	scripts      map[string]*coreScript
 	files        map[string]*coreFile
+	procs        map[string]*coreProc
 	limiter      logLimiter
 	timer        time.Time // the deadline last reported by EffTimer
 	stopped      bool
@@ -137,6 +139,9 @@ const (
 	InFile
 	// InExternal: external tracked object Name is Up or not (SetTrack).
 	InExternal
+	// InProcess: the process monitor reports vrrp_track_process Name:
+	// Value processes counted, its quorum Up.
+	InProcess
 	// InStop: stop every instance (a master resigns with priority 0) and
 	// remove every VIP.
 	InStop
@@ -202,6 +207,10 @@ const (
 	EffWatchFile
 	// EffStopFile: stop watching file Name.
 	EffStopFile
+	// EffTrackProcesses: monitor exactly Processes (none: stop
+	// monitoring); the first scan's quorums and later changes come back
+	// as InProcess.
+	EffTrackProcesses
 	// EffTimer: step an InTick at At (zero: no timer). It replaces the
 	// previous timer.
 	EffTimer
@@ -225,6 +234,7 @@ type Effect struct {
 	Group        netip.Addr
 	Script       ScriptConfig
 	File         TrackFileConfig
+	Processes    []proctrack.Spec
 	Name         string
 	At           time.Time
 }
@@ -234,7 +244,7 @@ func NewCore() *Core {
 	return &Core{
 		insts: map[string]*coreInst{}, groups: map[string]*Group{}, grpState: map[string]State{},
 		socks: map[SockKey]*coreSock{}, links: map[string]LinkFacts{}, external: map[string]bool{},
-		scripts: map[string]*coreScript{}, files: map[string]*coreFile{}, limiter: logLimiter{},
+		scripts: map[string]*coreScript{}, files: map[string]*coreFile{}, procs: map[string]*coreProc{}, limiter: logLimiter{},
 	}
 }
 
@@ -264,6 +274,7 @@ var handlers = map[InputKind]func(*Core, Input){
 	InScript:   func(c *Core, in Input) { c.scriptResult(in.Name, in.OK, in.Detail) },
 	InFile:     func(c *Core, in Input) { c.fileValue(in.Name, in.Value) },
 	InExternal: (*Core).setExternal,
+	InProcess:  func(c *Core, in Input) { c.processChanged(in.Name, in.Up, in.Value) },
 	InStop:     func(c *Core, _ Input) { c.stop() },
 	InDetach:   func(c *Core, _ Input) { c.detach() },
 }
@@ -447,6 +458,7 @@ func (c *Core) reload(in Input) {
 		c.exec(c.insts[name].m.Regroup(c.now))
 	}
 	c.syncTracked(cfg, in.Files)
+	c.syncProcesses(cfg)
 	// Start new instances now that groups and tracking exist.
 	for _, name := range c.order {
 		c.ready(c.insts[name])
@@ -767,6 +779,9 @@ func (c *Core) stop() {
 	}
 	for _, name := range sortedKeys(c.files) {
 		c.emit(Effect{Kind: EffStopFile, Name: name})
+	}
+	if len(c.procs) > 0 {
+		c.emit(Effect{Kind: EffTrackProcesses})
 	}
 	keys := slices.Collect(maps.Keys(c.socks))
 	slices.SortFunc(keys, func(a, b SockKey) int { return strings.Compare(a.String(), b.String()) })

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/vipd/vipd/internal/proctrack"
 )
 
 func (c *Core) setExternal(in Input) {
@@ -134,10 +136,20 @@ func (c *Core) retrack(ci *coreInst) {
 					t.Reverse = fr.cfg.Reverse
 				}
 				t.Known, t.Value = true, fr.value
-			case TrackProcess:
+			case TrackExternal:
 				up, ok := c.external[r.Name]
 				t.Weight = orDefault(r.Weight, 0)
 				t.Known, t.Up = ok, up
+			case TrackProcess:
+				pr := c.procs[r.Name]
+				if pr == nil {
+					continue
+				}
+				t.Weight = orDefault(r.Weight, pr.cfg.Weight)
+				if r.Weight == nil {
+					t.Reverse = pr.cfg.Reverse
+				}
+				t.Known, t.Up = pr.known, pr.up
 			}
 			items = append(items, t)
 		}
@@ -145,12 +157,14 @@ func (c *Core) retrack(ci *coreInst) {
 	addRefs(ci.cfg.TrackInterfaces, TrackInterface)
 	addRefs(ci.cfg.TrackScripts, TrackScript)
 	addRefs(ci.cfg.TrackFiles, TrackFile)
-	addRefs(ci.cfg.TrackExternal, TrackProcess)
+	addRefs(ci.cfg.TrackProcesses, TrackProcess)
+	addRefs(ci.cfg.TrackExternal, TrackExternal)
 	for _, g := range c.cfg.Groups {
 		if g.Name == ci.group {
 			addRefs(g.TrackInterfaces, TrackInterface)
 			addRefs(g.TrackScripts, TrackScript)
 			addRefs(g.TrackFiles, TrackFile)
+			addRefs(g.TrackProcesses, TrackProcess)
 		}
 	}
 	delta, faults := Evaluate(items)
@@ -262,5 +276,87 @@ func (c *Core) fileValue(name string, v int) {
 	}
 	fr.value = v
 	c.logf("VRRP_Track_File(%s) value %d", name, v)
+	c.retrackAll()
+}
+
+// coreProc is a vrrp_track_process as the core knows it: its quorum as
+// the driver's process monitor last reported, and its count.
+type coreProc struct {
+	cfg     ProcessConfig
+	known   bool // the monitor's first scan has been reported
+	up      bool
+	count   int
+	changed time.Time
+}
+
+// syncProcesses keeps the processes that some instance or sync group
+// tracks, and asks the driver to monitor exactly those (one effect with
+// all of them: one connector socket serves them all). A process whose
+// spec is unchanged keeps its state; any change restarts the monitor,
+// whose first scan reports every quorum again.
+func (c *Core) syncProcesses(cfg Config) {
+	used := map[string]bool{}
+	for _, in := range cfg.Instances {
+		for _, r := range in.TrackProcesses {
+			used[r.Name] = true
+		}
+	}
+	for _, g := range cfg.Groups {
+		for _, r := range g.TrackProcesses {
+			used[r.Name] = true
+		}
+	}
+	var want []ProcessConfig
+	for _, pc := range cfg.TrackProcesses {
+		if used[pc.Name] {
+			want = append(want, pc)
+		}
+	}
+	same := len(want) == len(c.procs)
+	for _, pc := range want {
+		if pr := c.procs[pc.Name]; pr == nil || !pr.cfg.Spec.Equal(pc.Spec) {
+			same = false
+		}
+	}
+	if same {
+		for _, pc := range want {
+			c.procs[pc.Name].cfg = pc // weights may change in place
+		}
+		return
+	}
+	old := c.procs
+	c.procs = map[string]*coreProc{}
+	specs := make([]proctrack.Spec, 0, len(want))
+	for _, pc := range want {
+		pr := &coreProc{cfg: pc}
+		if o := old[pc.Name]; o != nil && o.cfg.Spec.Equal(pc.Spec) {
+			pr.known, pr.up, pr.count, pr.changed = o.known, o.up, o.count, o.changed
+		}
+		c.procs[pc.Name] = pr
+		specs = append(specs, pc.Spec)
+	}
+	if len(specs) == 0 {
+		specs = nil
+	}
+	c.emit(Effect{Kind: EffTrackProcesses, Processes: specs})
+}
+
+// processChanged records what the process monitor reports: a count, and
+// whether the quorum changed; keepalived logs "Quorum gained/lost for
+// tracked process NAME" (not for the first scan, whose effect the
+// instances' start shows).
+func (c *Core) processChanged(name string, up bool, count int) {
+	pr := c.procs[name]
+	if pr == nil {
+		return
+	}
+	pr.count = count
+	if pr.known && pr.up == up {
+		return
+	}
+	if pr.known {
+		c.logf("Quorum %s for tracked process %s", map[bool]string{true: "gained", false: "lost"}[up], name)
+	}
+	pr.known, pr.up, pr.changed = true, up, c.now
 	c.retrackAll()
 }

@@ -67,6 +67,20 @@ func (g *Group) canGoMaster(m *Machine) bool {
 	return true
 }
 
+// heldBackup reports whether a member other than m is a backup that
+// hears a master and does not want to take over: the group cannot be
+// all MASTER. A member still starting (INIT) or waiting out its down
+// timer without having heard a master does not count: it may yet join
+// the masters.
+func (g *Group) heldBackup(m *Machine) bool {
+	for _, o := range g.members {
+		if o != m && o.state == StateBackup && !o.wantMaster && !o.masterRxAt.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
 // sync brings the other members in line after m went from prev to its
 // current state. Their actions are appended to m's output.
 func (g *Group) sync(m *Machine, prev State, now time.Time) {

@@ -45,6 +45,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.efdMu.Unlock()
 	defer n.closeEfd()
 	n.setScheduling()
+	defer n.stopProcessRT()
 
 	wctx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
@@ -187,18 +188,62 @@ func (n *Node) closeEfd() {
 }
 
 // setScheduling gives the loop's thread SCHED_RR (reset on fork, so that
-// nothing this thread might start inherits it).
+// nothing this thread might start inherits it), or with ProcessRealtime
+// every thread of the process (see rtprocess.go).
 func (n *Node) setScheduling() {
+	n.stopProcessRT()
 	if n.cfg.NoRealtime {
+		_ = unix.SchedSetAttr(0, schedAttr(0), 0)
 		return
 	}
 	prio := n.cfg.RTPriority
 	if prio <= 0 {
 		prio = 1
 	}
-	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_RR, Flags: unix.SCHED_FLAG_RESET_ON_FORK, Priority: uint32(prio)}
-	if err := unix.SchedSetAttr(0, attr, 0); err != nil {
+	if n.cfg.ProcessRealtime {
+		n.startProcessRT(prio)
+	}
+	if err := unix.SchedSetAttr(0, schedAttr(prio), 0); err != nil {
 		n.log.Warn(fmt.Sprintf("vrrp: cannot run the VRRP thread SCHED_RR priority %d (%v); a busy host may delay adverts", prio, err))
+	}
+}
+
+// startProcessRT raises every thread of the process to SCHED_RR prio now
+// and every rtScanEvery until stopProcessRT.
+func (n *Node) startProcessRT(prio int) {
+	if _, err := setProcessPriority(prio); err != nil {
+		n.log.Warn(fmt.Sprintf("vrrp: cannot run the process SCHED_RR priority %d (%v); only the VRRP thread is", prio, err))
+		return
+	}
+	n.log.Info(fmt.Sprintf("vrrp: every thread of the process runs SCHED_RR priority %d (vrrp_rt_priority)", prio))
+	stop, done := make(chan struct{}), make(chan struct{})
+	n.rtStop, n.rtDone = stop, done
+	go func() {
+		defer close(done)
+		t := time.NewTicker(rtScanEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_, _ = setProcessPriority(prio)
+			}
+		}
+	}()
+}
+
+// stopProcessRT ends the scans and puts every thread back under the
+// normal scheduler (setScheduling then raises the loop's thread again).
+func (n *Node) stopProcessRT() {
+	if n.rtStop == nil {
+		return
+	}
+	close(n.rtStop)
+	<-n.rtDone
+	n.rtStop, n.rtDone = nil, nil
+	if _, err := setProcessPriority(0); err != nil {
+		n.log.Warn(fmt.Sprintf("vrrp: cannot put the process back under the normal scheduler: %v", err))
 	}
 }
 

@@ -425,6 +425,13 @@ func (m *Machine) start(now time.Time) {
 	m.logf("removing VIPs.")
 	m.emit(Action{Kind: ActRemoveVIPs, Stale: true})
 	if m.faulted() {
+		for _, f := range m.Faults() {
+			// keepalived names each tracked process that keeps an
+			// instance from starting.
+			if strings.HasPrefix(f, "tracked process ") {
+				m.logf("entering FAULT state (%s)", f)
+			}
+		}
 		m.logf("Entering FAULT STATE")
 		m.setState(now, StateFault)
 		return
@@ -823,6 +830,14 @@ func (m *Machine) Regroup(now time.Time) []Action {
 	}
 	if m.state == StateBackup && m.wantMaster && (m.group == nil || m.group.canGoMaster(m)) {
 		m.becomeMaster(now)
+	}
+	// A reload that puts a master into a group beside a backup (one that
+	// hears a better master, so it will not take over) would leave the
+	// group split for good: the master follows the backup, as a member
+	// going to BACKUP takes its group along.
+	if m.group != nil && m.state == StateMaster && m.group.heldBackup(m) {
+		m.logf("VRRP_Group(%s) a member is BACKUP: leaving MASTER to keep the group together", m.group.name)
+		m.leaveMaster(now, StateBackup, false)
 	}
 	if m.group != nil {
 		m.group.sync(m, prev, now)

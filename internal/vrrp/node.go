@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/netif"
+	"github.com/vipd/vipd/internal/proctrack"
 )
 
 // Notification is a state change for notify scripts, SMTP alerts and the
@@ -80,10 +81,13 @@ type Node struct {
 	socks    map[SockKey]*sock
 	scripts  map[string]*scriptRunner
 	files    map[string]*fileRunner
+	procMon  *proctrack.Monitor
 	limiter  logLimiter // for errors of the host
 	ctx      context.Context
 	readBuf  []byte
 	stopping bool
+	rtStop   chan struct{} // ends the ProcessRealtime scans
+	rtDone   chan struct{}
 	// resume: the states handed over by the previous process, for the
 	// first reload (SetResume); handoff: Handoff asked Run to return
 	// without a word to the network.
@@ -135,7 +139,11 @@ func (n *Node) Reload(cfg Config) error {
 		for _, w := range warnings {
 			n.log.Warn(w)
 		}
+		sched := cfg.RTPriority != n.cfg.RTPriority || cfg.NoRealtime != n.cfg.NoRealtime || cfg.ProcessRealtime != n.cfg.ProcessRealtime
 		n.cfg = cfg
+		if sched {
+			n.setScheduling() // vrrp_rt_priority changed
+		}
 		n.reload(cfg)
 	})
 }
@@ -252,6 +260,8 @@ func (n *Node) exec(effects []Effect) {
 			n.startFile(e.File)
 		case EffStopFile:
 			n.stopFile(e.Name)
+		case EffTrackProcesses:
+			n.trackProcesses(e.Processes)
 		case EffTimer:
 			n.deadline = e.At
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/netif"
+	"github.com/vipd/vipd/internal/proctrack"
 )
 
 // Scripted scenarios in testdata/scenarios, in the style of
@@ -30,6 +31,7 @@ import (
 //	script NAME ok|fail
 //	link IFACE up|down
 //	external NAME up|down
+//	process NAME up|down COUNT   the process monitor's report
 //	stop
 //	status            each instance's state, priorities and faults
 //	counters          each instance's counters, unknown VRIDs
@@ -142,6 +144,9 @@ func (sc *scenario) run(where, cmd string, input []string) []string {
 		sc.step(Input{Kind: InLink, Link: LinkFacts{Name: arg(1), Up: arg(2) == "up", Addr4: scenarioMe}})
 	case "external":
 		sc.step(Input{Kind: InExternal, Name: arg(1), Up: arg(2) == "up"})
+	case "process":
+		n, _ := strconv.Atoi(arg(3))
+		sc.step(Input{Kind: InProcess, Name: arg(1), Up: arg(2) == "up", Value: n})
 	case "stop":
 		sc.step(Input{Kind: InStop})
 	case "status":
@@ -154,6 +159,9 @@ func (sc *scenario) run(where, cmd string, input []string) []string {
 		}
 		for _, g := range sc.core.Status().Groups {
 			sc.out = append(sc.out, fmt.Sprintf("group %s %s", g.Name, g.State))
+		}
+		for _, p := range sc.core.Status().Processes {
+			sc.out = append(sc.out, fmt.Sprintf("process %s %s running %d quorum %d..%d weight %d", p.Name, p.State, p.Count, p.Quorum, p.QuorumMax, p.Weight))
 		}
 	case "counters":
 		st := sc.core.Status()
@@ -220,6 +228,12 @@ func (sc *scenario) format(e Effect) string {
 		return "watch file " + e.File.Name
 	case EffStopFile:
 		return "stop file " + e.Name
+	case EffTrackProcesses:
+		var names []string
+		for _, s := range e.Processes {
+			names = append(names, s.Name)
+		}
+		return fmt.Sprintf("track processes %v", names)
 	case EffTimer:
 		sc.timer = e.At
 	}
@@ -308,6 +322,8 @@ func (sc *scenario) advert(where, name string, args []string) {
 //	    [track_interface=I[:W]] [track_external=X[:W]] [lower_prio_no_advert]
 //	    [notify_priority_changes] [garp_delay=D] [interface=I]
 //	script NAME weight=N [rise=N] [fall=N] [reverse] [init_fail]
+//	process NAME [weight=N] [reverse] (tracked process; instances and
+//	    groups list it with track_process=NAME[:W])
 //	group NAME MEMBER... [track_interface=I[:W]] [track_script=S[:W]]
 func parseScenarioConfig(lines []string) (Config, error) {
 	var cfg Config
@@ -335,7 +351,7 @@ func parseScenarioConfig(lines []string) (Config, error) {
 			flags := map[string]*bool{"nopreempt": &ic.NoPreempt, "lower_prio_no_advert": &ic.LowerPrioNoAdvert,
 				"notify_priority_changes": &ic.NotifyPriorityChanges}
 			refs := map[string]*[]TrackRef{"track_script": &ic.TrackScripts, "track_interface": &ic.TrackInterfaces,
-				"track_external": &ic.TrackExternal}
+				"track_external": &ic.TrackExternal, "track_process": &ic.TrackProcesses}
 			err := options(f[2:], func(k, v string, n int, d time.Duration) bool {
 				switch {
 				case numbers[k] != nil:
@@ -380,6 +396,25 @@ func parseScenarioConfig(lines []string) (Config, error) {
 				return cfg, fmt.Errorf("script: %w", err)
 			}
 			cfg.Scripts = append(cfg.Scripts, sc)
+		case "process":
+			pc := ProcessConfig{Spec: proctrack.Spec{Name: f[1], Process: f[1], Quorum: 1, QuorumMax: -1}}
+			err := options(f[2:], func(k, _ string, n int, _ time.Duration) bool {
+				switch k {
+				case "weight":
+					pc.Weight = n
+				case "reverse":
+					pc.Reverse = true
+				case "quorum":
+					pc.Quorum = n
+				default:
+					return false
+				}
+				return true
+			})
+			if err != nil {
+				return cfg, fmt.Errorf("process: %w", err)
+			}
+			cfg.TrackProcesses = append(cfg.TrackProcesses, pc)
 		case "group":
 			g := GroupConfig{Name: f[1]}
 			for _, a := range f[2:] {
@@ -391,6 +426,8 @@ func parseScenarioConfig(lines []string) (Config, error) {
 					g.TrackInterfaces = append(g.TrackInterfaces, ref(v))
 				case k == "track_script":
 					g.TrackScripts = append(g.TrackScripts, ref(v))
+				case k == "track_process":
+					g.TrackProcesses = append(g.TrackProcesses, ref(v))
 				default:
 					return cfg, fmt.Errorf("group: unknown %q", a)
 				}

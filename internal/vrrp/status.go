@@ -11,6 +11,7 @@ type Status struct {
 	Instances []InstanceStatus `json:"instances"`
 	Groups    []GroupStatus    `json:"groups,omitempty"`
 	Scripts   []ScriptStatus   `json:"scripts,omitempty"`
+	Processes []ProcessStatus  `json:"processes,omitempty"`
 	// UnknownVRID counts adverts with a VRID no instance has, per
 	// interface (IPv6 sockets as "eth0/v6").
 	UnknownVRID map[string]uint64 `json:"unknown_vrid,omitempty"`
@@ -56,6 +57,18 @@ type ScriptStatus struct {
 	LastChange time.Time `json:"last_change"`
 }
 
+// ProcessStatus is a vrrp_track_process's state: State is UP while its
+// quorum holds, DOWN, or INIT before the first scan.
+type ProcessStatus struct {
+	Name       string    `json:"name"`
+	State      string    `json:"state"`
+	Count      int       `json:"count"`
+	Quorum     int       `json:"quorum"`
+	QuorumMax  int       `json:"quorum_max"` // -1: unlimited
+	Weight     int       `json:"weight"`
+	LastChange time.Time `json:"last_change"`
+}
+
 // Status returns a snapshot of the core.
 func (c *Core) Status() Status {
 	var st Status
@@ -87,6 +100,16 @@ func (c *Core) Status() Status {
 	for _, sc := range c.cfg.Scripts {
 		if sr := c.scripts[sc.Name]; sr != nil {
 			st.Scripts = append(st.Scripts, ScriptStatus{Name: sc.Name, State: sr.tracker.State().String(), Weight: sc.Weight, LastChange: sr.changed})
+		}
+	}
+	for _, pc := range c.cfg.TrackProcesses {
+		if pr := c.procs[pc.Name]; pr != nil {
+			state := "INIT"
+			if pr.known {
+				state = map[bool]string{true: "UP", false: "DOWN"}[pr.up]
+			}
+			st.Processes = append(st.Processes, ProcessStatus{Name: pc.Name, State: state, Count: pr.count,
+				Quorum: pc.Quorum, QuorumMax: pc.QuorumMax, Weight: pr.cfg.Weight, LastChange: pr.changed})
 		}
 	}
 	for k, s := range c.socks {

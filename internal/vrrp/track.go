@@ -88,6 +88,10 @@ const (
 	TrackScript TrackKind = iota + 1
 	TrackInterface
 	TrackFile
+	// TrackExternal is an object the daemon reports (Node.SetTrack),
+	// such as a track_group; its fault reason reads "process NAME down".
+	TrackExternal
+	// TrackProcess is a vrrp_track_process: Up while its quorum holds.
 	TrackProcess
 )
 
@@ -99,8 +103,10 @@ func (k TrackKind) String() string {
 		return "interface"
 	case TrackFile:
 		return "file"
-	case TrackProcess:
+	case TrackExternal:
 		return "process"
+	case TrackProcess:
+		return "track_process"
 	}
 	return "track"
 }
@@ -158,6 +164,10 @@ func Evaluate(items []Tracked) (delta int, faults []string) {
 			continue
 		}
 		switch {
+		case it.Weight == 0 && it.Kind == TrackProcess:
+			if it.Up == it.Reverse {
+				faults = append(faults, fmt.Sprintf("tracked process %s quorum %s", it.Name, map[bool]string{true: "held (reverse)", false: "not achieved"}[it.Up]))
+			}
 		case it.Weight == 0:
 			if it.Up == it.Reverse {
 				faults = append(faults, fmt.Sprintf("%s %s %s", it.Kind, it.Name, upDown(it.Up)))

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vipd/vipd/internal/proctrack"
 )
 
 // scriptRunner runs one vrrp_script every interval in its own goroutine
@@ -186,4 +188,40 @@ func readTrackFile(path string) int {
 		return 0
 	}
 	return v
+}
+
+// trackProcesses (re)starts the process monitor for specs (none: stops
+// it). The first scan's quorums are stepped before any other answer, so
+// that an instance whose socket is answered in the same batch starts
+// knowing them (keepalived reads /proc before its instances start).
+func (n *Node) trackProcesses(specs []proctrack.Spec) {
+	if n.procMon != nil {
+		n.procMon.Stop()
+		n.procMon = nil
+	}
+	if len(specs) == 0 {
+		return
+	}
+	var mon *proctrack.Monitor
+	report := func(cs []proctrack.Change) {
+		n.post(func() {
+			if n.procMon != mon { // stopped since
+				return
+			}
+			for _, c := range cs {
+				n.step(Input{Kind: InProcess, Now: time.Now(), Name: c.Name, Up: c.Up, Value: c.Count})
+			}
+		})
+	}
+	mon, first, err := proctrack.Start(specs, report, n.log)
+	if err != nil {
+		n.log.Error(fmt.Sprintf("%v: vrrp_track_process is not followed", err))
+		return
+	}
+	n.procMon = mon
+	var ins []Input
+	for _, c := range first {
+		ins = append(ins, Input{Kind: InProcess, Now: time.Now(), Name: c.Name, Up: c.Up, Value: c.Count})
+	}
+	n.answers = append(ins, n.answers...)
 }

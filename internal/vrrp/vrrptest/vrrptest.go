@@ -50,6 +50,9 @@ type Spec struct {
 	// Extra adjusts the vipd configuration (scripts, tracking...); the
 	// keepalived.conf does not see it.
 	Extra func(*vrrp.Config)
+	// Global lines go into keepalived.conf's global_defs (read by
+	// keepalived and the vipd daemon; the vrrpnode program ignores them).
+	Global []string
 }
 
 func (s Spec) name() string {
@@ -100,7 +103,11 @@ func (s Spec) Keepalived() string {
 	if version == 0 {
 		version = 2
 	}
-	fmt.Fprintf(&b, "global_defs {\n    router_id %s\n    vrrp_version %d\n}\n", s.name()+"_rid", version)
+	fmt.Fprintf(&b, "global_defs {\n    router_id %s\n    vrrp_version %d\n", s.name()+"_rid", version)
+	for _, l := range s.Global {
+		fmt.Fprintf(&b, "    %s\n", l)
+	}
+	b.WriteString("}\n")
 	fmt.Fprintf(&b, "vrrp_instance %s {\n", s.name())
 	state := s.State
 	if state == "" {

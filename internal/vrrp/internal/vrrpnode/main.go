@@ -31,6 +31,9 @@ func main() {
 	statusPath := flag.String("status", "", "file SIGUSR1 writes the status to")
 	flag.Parse()
 	log := slog.New(&consoleHandler{w: os.Stderr})
+	if tuned := vrrp.PrepareRuntime(); tuned != "" {
+		log.Info("Go runtime: " + tuned)
+	}
 	if err := run(*confPath, *statusPath, log); err != nil {
 		log.Error(err.Error())
 		os.Exit(1)
