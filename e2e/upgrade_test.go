@@ -536,6 +536,7 @@ func TestUpgradeFailureKeepsRunning(t *testing.T) {
 	last = pid
 	kStart := len(k.Output())
 	capt := captureVRRP(t, dk, dv.Addr)
+	capStart := time.Now()
 
 	var conn net.Conn
 	if err := client.Do(func() (err error) { conn, err = net.DialTimeout("tcp4", vip+":80", 3*time.Second); return err }); err != nil {
@@ -612,7 +613,7 @@ func TestUpgradeFailureKeepsRunning(t *testing.T) {
 		maxGap = max(maxGap, g)
 	}
 	t.Logf("adverts: %d, longest gap %v", len(gaps)+1, maxGap.Round(time.Millisecond))
-	if len(gaps) < 3 || maxGap > 1500*time.Millisecond || prio0 > 0 {
+	if heard, want := len(gaps)+1, int(time.Since(capStart)/time.Second)-1; heard < want || maxGap > 1500*time.Millisecond || prio0 > 0 {
 		t.Errorf("vipd's adverts: longest gap %v, %d priority 0", maxGap, prio0)
 	}
 	if kl := k.Output()[kStart:]; strings.Contains(kl, "VI_1") {

@@ -308,8 +308,10 @@ func (x *exchange) expect(want handover.Type, timeout time.Duration) (any, error
 		}
 	case err := <-x.exited:
 		x.exited <- err // abort waits for it too
-		<-ch
-		return nil, fmt.Errorf("the new vipd (pid %d) exited: %v", x.pid, exitText(err))
+		// What it said before it went (a Fail) is the better reason.
+		if r = <-ch; r.err != nil || r.f.Type != handover.TypeFail {
+			return nil, fmt.Errorf("the new vipd (pid %d) exited before %s: %v", x.pid, want, exitText(err))
+		}
 	}
 	switch {
 	case errors.Is(r.err, os.ErrDeadlineExceeded):
