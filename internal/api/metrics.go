@@ -171,6 +171,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range bgpDescriptions {
 		ch <- d
 	}
+	for _, d := range bfdDescriptions {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -348,6 +351,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		unix(vCheckChanged, chk.LastChange, chk.LastChange.IsZero(), l...)
 	}
 	collectBGP(st, emit)
+	collectBFD(st, emit)
 }
 
 // RealServerKey names a real server of a virtual server as Check does:

@@ -9,6 +9,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/vipd/vipd/internal/bfd"
 	"net/netip"
 	"time"
 
@@ -103,6 +104,8 @@ type Status struct {
 	// with hysteresis), by the same name as Check.VirtualServer.
 	Quorum map[string]bool `json:"quorum,omitempty"`
 	BGP    *BGP            `json:"bgp,omitempty"`
+	// BFD lists the bfd_instance sessions, by name.
+	BFD []bfd.SessionStatus `json:"bfd,omitempty"`
 	// Packets counts what a packet-path data plane (xdp) did with each
 	// packet, by reason (docs/dataplanes.md): tx and redirect forwarded
 	// it; flow_hit, flow_new and persist say how the server was chosen

@@ -404,10 +404,15 @@ var (
 			}
 		}).noValue(NoValueError),
 	)
-	bfdCheckSection = newSection(string(CheckBFD), "BFD_CHECK checker (refused: "+noBFD+")",
-		(&Keyword{Name: "name", Args: "STRING", Min: 1, Status: Ignored, Note: noBFD, set: func(c *cx, n *Node) {
+	bfdCheckSection = newSection(string(CheckBFD), "BFD_CHECK checker: the real server is up while its bfd_instance's session is Up",
+		kw("name", "STRING", 1, "", func(c *cx, n *Node) {
+			if c.bfdName != "" {
+				c.errf(n, "give one name", "(%s) BFD_CHECK - BFD %s already specified as %s", c.rs.Addr, n.Args[0], c.bfdName)
+				return
+			}
 			c.bfdName, c.bfdNamePos = n.Args[0], n.Pos
-		}}), ign("alpha", "[<BOOL>]", 0, noBFD),
+		}),
+		flagKw("alpha", func(c *cx, n *Node) { c.boolVal(n, &c.chk.Alpha) }).args("[<BOOL>]", 0),
 	)
 )
 
@@ -518,7 +523,7 @@ var realServerSection = newSection("real_server", "Real server",
 	checkerKw(CheckPing, pingSection, Supported, ""),
 	checkerKw(CheckUDP, udpSection, Supported, ""),
 	checkerKw(CheckFile, fileSection, Supported, ""),
-	checkerKw(CheckBFD, bfdCheckSection, Refused, noBFD),
+	checkerKw(CheckBFD, bfdCheckSection, Supported, ""),
 )
 
 func init() {

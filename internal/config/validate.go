@@ -47,6 +47,9 @@ func (b *builder) finishChecker(c *cx, n *Node, ch *Checker) bool {
 			c.errf(n, "add name BFD_INSTANCE", "no name has been specified for BFD_CHECK - skipping")
 		} else if !b.bfdInstances[c.bfdName] {
 			b.add(c.bfdNamePos, Error, "name", "define bfd_instance "+c.bfdName+" { ... }", "BFD_CHECK - BFD %s not configured", c.bfdName)
+		} else {
+			ch.BFD = c.bfdName
+			return true
 		}
 		return false
 	}
@@ -320,6 +323,7 @@ func (b *builder) validate() {
 		in.Track.Scripts = b.checkRefs(in.Name, "track script", in.Track.Scripts, func(n string) bool { return scripts[n] != nil })
 		in.Track.Files = b.checkRefs(in.Name, "track file", in.Track.Files, func(n string) bool { return files[n] != nil })
 		in.Track.Processes = b.checkRefs(in.Name, "track process", in.Track.Processes, func(n string) bool { return procs[n] != nil })
+		in.Track.BFDs = b.resolveTrackBFD(in.Name, in.Track.BFDs)
 		if in.Priority == 255 {
 			b.zeroOwnerWeights(in, scripts, files, procs)
 		}
@@ -361,6 +365,7 @@ func (b *builder) validate() {
 		sg.Track.Scripts = b.checkRefs(sg.Name, "track script", sg.Track.Scripts, func(n string) bool { return scripts[n] != nil })
 		sg.Track.Files = b.checkRefs(sg.Name, "track file", sg.Track.Files, func(n string) bool { return files[n] != nil })
 		sg.Track.Processes = b.checkRefs(sg.Name, "track process", sg.Track.Processes, func(n string) bool { return procs[n] != nil })
+		sg.Track.BFDs = b.resolveTrackBFD(sg.Name, sg.Track.BFDs)
 		groups = append(groups, sg)
 	}
 	cfg.SyncGroups = groups

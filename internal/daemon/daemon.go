@@ -100,6 +100,7 @@ type Daemon struct {
 	notifier *notify.Notifier
 	routing  *routing   // static addresses/routes/rules, virtual routes/rules (static.go)
 	bgp      *bgpDriver // BGP speaker (bgp.go); nil without a bgp block
+	bfd      *bfdDriver // BFD sessions (bfd.go); nil without bfd_instance
 
 	// Upgrade (upgrade.go): one at a time; handedOver is closed once the
 	// next process took over.
@@ -133,6 +134,7 @@ type snapshot struct {
 	// bgp.go's driver and the policy's decisions.
 	bgp          *bgpDriver
 	bgpDecisions []bgp.Decision
+	bfd          *bfdDriver
 }
 
 // rsRef locates a check server in the configuration.
@@ -431,9 +433,16 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	d.startBGP(nil)
 	defer d.stopBGP(true)
+	d.startBFD(g.cfg)
+	// Registered before stopVRRP's defer, so it runs after it: the
+	// instances leave first, then the BFD peers hear AdminDown.
+	defer d.stopBFD()
 	if d.node != nil {
 		d.startVRRP()
 		d.replayTrackGroups(d.node)
+		if d.bfd != nil {
+			d.bfd.replay(d.node, true)
+		}
 	}
 	defer d.stopVRRP()
 

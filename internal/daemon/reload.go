@@ -125,7 +125,7 @@ func (d *Daemon) build(cfg *config.Config, known map[string]bool) (*generation, 
 		return nil, &api.ConfigError{Diagnostics: ds}
 	}
 	policy := d.scriptPolicy(cfg)
-	if g.servers, err = checkServers(cfg, g.plans, policy, d.log); err != nil {
+	if g.servers, err = checkServers(cfg, g.plans, policy, d.bfdSessionUp, d.log); err != nil {
 		return nil, &api.ConfigError{Diagnostics: []string{err.Error()}}
 	}
 	if err := check.Validate(g.servers); err != nil {
@@ -227,6 +227,7 @@ func (d *Daemon) reload() (err error) {
 	d.gen, d.health, d.quorum = next, next.health, next.quorum
 	d.promote.apply(next.cfg)
 	d.reloadBGP(next.cfg) // cannot fail: a speaker that does not start is logged (bgp.go)
+	d.reloadBFD(next.cfg) // a session that cannot start is logged; the others run
 	if newNotifier != nil {
 		d.notifier = newNotifier
 		go func() {
@@ -295,6 +296,9 @@ func (d *Daemon) commitSteps(next *generation, newNotifier **notify.Notifier) []
 					d.mu.Unlock()
 					d.startVRRP()
 					d.replayTrackGroups(node)
+					if d.bfd != nil {
+						d.bfd.replay(node, true)
+					}
 					return nil
 				},
 				undo: func() error {

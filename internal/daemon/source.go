@@ -140,6 +140,7 @@ func (s *source) Status() api.Status {
 		})
 	}
 	st.BGP = d.bgpStatus()
+	st.BFD = d.bfdStatus()
 	return st
 }
 

@@ -83,6 +83,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			TrackInterfaces: trackRefs(sg.Track.Interfaces),
 			TrackScripts:    trackRefs(without(sg.Track.Scripts, refused)),
 			TrackFiles:      trackRefs(sg.Track.Files),
+			TrackBFDs:       bfdTrackRefs(sg.Track.BFDs),
 			TrackProcesses:  trackRefs(sg.Track.Processes),
 		})
 	}
@@ -105,6 +106,7 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			TrackInterfaces:      trackRefs(in.Track.Interfaces),
 			TrackScripts:         trackRefs(without(in.Track.Scripts, refused)),
 			TrackFiles:           trackRefs(in.Track.Files),
+			TrackBFDs:            bfdTrackRefs(in.Track.BFDs),
 			TrackProcesses:       trackRefs(in.Track.Processes),
 			DownTimerAdverts:     in.DownTimerAdverts,
 			LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
@@ -238,6 +240,17 @@ func without(refs []config.TrackRef, refused map[string]bool) []config.TrackRef 
 		if !refused[r.Name] {
 			out = append(out, r)
 		}
+	}
+	return out
+}
+
+// bfdTrackRefs always carries the weight: config gave entries without
+// one their bfd_instance's weight (0: FAULT while down).
+func bfdTrackRefs(in []config.TrackRef) []vrrp.TrackRef {
+	var out []vrrp.TrackRef
+	for _, r := range in {
+		w := r.Weight
+		out = append(out, vrrp.TrackRef{Name: r.Name, Weight: &w, Reverse: r.Reverse})
 	}
 	return out
 }

@@ -126,6 +126,9 @@ type InstanceConfig struct {
 	// TrackExternal names objects the daemon reports through
 	// Node.SetTrack (health checker quorum, ...).
 	TrackExternal []TrackRef `json:"track_external,omitempty"`
+	// TrackBFDs are track_bfd entries: bfd_instance sessions the daemon
+	// reports through Node.SetTrack(BFDRef(name), up).
+	TrackBFDs []TrackRef `json:"track_bfd,omitempty"`
 
 	// GARP schedule; nil means keepalived's default (repeat 5, delay 5 s,
 	// refresh off, refresh repeat 1, lower-prio ones as the master ones).
@@ -169,6 +172,7 @@ type GroupConfig struct {
 	TrackInterfaces []TrackRef `json:"track_interfaces,omitempty"`
 	TrackScripts    []TrackRef `json:"track_scripts,omitempty"`
 	TrackFiles      []TrackRef `json:"track_files,omitempty"`
+	TrackBFDs       []TrackRef `json:"track_bfd,omitempty"`
 	TrackProcesses  []TrackRef `json:"track_processes,omitempty"`
 }
 
@@ -393,6 +397,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 		checkRefs(who, "track_file", in.TrackFiles, files, -254, 254)
 		checkRefs(who, "track_process", in.TrackProcesses, procs, -254, 254)
 		checkRefs(who, "track_external", in.TrackExternal, nil, -254, 254)
+		checkRefs(who, "track_bfd", in.TrackBFDs, nil, -253, 253)
 
 		// keepalived's adjustments, with its warnings.
 		prio := in.priority()
@@ -469,6 +474,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 		checkRefs(who, "track_file", g.TrackFiles, files, -254, 254)
 		checkRefs(who, "track_process", g.TrackProcesses, procs, -254, 254)
 		checkRefs(who, "track_interface", g.TrackInterfaces, nil, -253, 253)
+		checkRefs(who, "track_bfd", g.TrackBFDs, nil, -253, 253)
 	}
 	if len(problems) > 0 {
 		return warnings, &ConfigError{Problems: problems}

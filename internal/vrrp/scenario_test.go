@@ -144,6 +144,8 @@ func (sc *scenario) run(where, cmd string, input []string) []string {
 		sc.step(Input{Kind: InLink, Link: LinkFacts{Name: arg(1), Up: arg(2) == "up", Addr4: scenarioMe}})
 	case "external":
 		sc.step(Input{Kind: InExternal, Name: arg(1), Up: arg(2) == "up"})
+	case "bfd":
+		sc.step(Input{Kind: InExternal, Name: BFDRef(arg(1)), Up: arg(2) == "up"})
 	case "process":
 		n, _ := strconv.Atoi(arg(3))
 		sc.step(Input{Kind: InProcess, Name: arg(1), Up: arg(2) == "up", Value: n})
@@ -351,7 +353,7 @@ func parseScenarioConfig(lines []string) (Config, error) {
 			flags := map[string]*bool{"nopreempt": &ic.NoPreempt, "lower_prio_no_advert": &ic.LowerPrioNoAdvert,
 				"notify_priority_changes": &ic.NotifyPriorityChanges}
 			refs := map[string]*[]TrackRef{"track_script": &ic.TrackScripts, "track_interface": &ic.TrackInterfaces,
-				"track_external": &ic.TrackExternal, "track_process": &ic.TrackProcesses}
+				"track_external": &ic.TrackExternal, "track_bfd": &ic.TrackBFDs, "track_process": &ic.TrackProcesses}
 			err := options(f[2:], func(k, v string, n int, d time.Duration) bool {
 				switch {
 				case numbers[k] != nil:
@@ -426,6 +428,8 @@ func parseScenarioConfig(lines []string) (Config, error) {
 					g.TrackInterfaces = append(g.TrackInterfaces, ref(v))
 				case k == "track_script":
 					g.TrackScripts = append(g.TrackScripts, ref(v))
+				case k == "track_bfd":
+					g.TrackBFDs = append(g.TrackBFDs, ref(v))
 				case k == "track_process":
 					g.TrackProcesses = append(g.TrackProcesses, ref(v))
 				default:
