@@ -106,6 +106,8 @@ func (d *Daemon) upgrade(ctx context.Context) (api.UpgradeResult, error) {
 		switch {
 		case d.handedOverNow():
 			refuse = errors.New("this vipd has already handed over")
+		case d.bfd != nil:
+			refuse = errors.New("bfd_instance sessions run: they are not carried across an upgrade yet (a new session starts down, which track_bfd would act on; restart instead)")
 		case d.bgp != nil:
 			refuse = errors.New("a bgp block runs: the BGP sessions are not carried across an upgrade yet (restart instead)")
 		case d.dpName == config.DataplaneXDP:
