@@ -86,7 +86,10 @@ type Status struct {
 	Reloads      uint64    `json:"reloads"`
 	// ReloadResults counts reload attempts by result (ReloadResults).
 	ReloadResults map[string]uint64 `json:"reload_results,omitempty"`
-	Dataplane     string            `json:"dataplane"` // proxy or ipvs
+	// UpgradeResults counts vipctl upgrade attempts by result
+	// (UpgradeResults).
+	UpgradeResults map[string]uint64 `json:"upgrade_results,omitempty"`
+	Dataplane      string            `json:"dataplane"` // proxy or ipvs
 	// IPVS is what the kernel's IPVS reports (IPVS_CMD_GET_INFO), with the
 	// ipvs data plane only: vipctl list prints it first, as ipvsadm does.
 	IPVS *IPVSInfo `json:"ipvs,omitempty"`

@@ -36,6 +36,9 @@ type Options struct {
 	// Logger logs checker failures and state changes; defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// Resume are the checkers' verdicts handed over by the previous
+	// process (Scheduler.Resume); nil at an ordinary start.
+	Resume map[CheckerKey]bool
 	// Coalesce starts, at each wake-up, the checkers due within this much
 	// time, so 10,000 checkers spread over a delay_loop wake the process
 	// about 100 times a second rather than 1,667; default 10 ms, negative
@@ -161,6 +164,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	clk := r.opts.Clock
 	s := NewScheduler(r.servers, clk.Now(), r.opts.Jitter)
+	if r.opts.Resume != nil {
+		s.Resume(r.opts.Resume)
+	}
 	r.servers = nil // the Scheduler has them; Update replaces them
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -190,6 +190,25 @@ func (s *Scheduler) newCheck(ss *serverState, sp Spec, now time.Time) *checkStat
 	return c
 }
 
+// CheckerKey names one checker of one server.
+type CheckerKey struct{ Server, Checker string }
+
+// Resume sets the checkers' verdicts another process reached (vipctl
+// upgrade), before Initial: a server that was down stays down and one
+// that was up stays up, with no event, while the checks carry on.
+// Checkers not in up keep their initial state.
+func (s *Scheduler) Resume(up map[CheckerKey]bool) {
+	for _, ss := range s.servers {
+		for _, c := range ss.checks {
+			if v, ok := up[CheckerKey{ss.name, c.spec.Name}]; ok {
+				c.up = v
+				c.st.Up = v
+			}
+		}
+		ss.recount()
+	}
+}
+
 // recount recomputes a server's aggregate from its checkers.
 func (ss *serverState) recount() {
 	ss.downs = 0

@@ -183,6 +183,9 @@ func (d *Daemon) build(cfg *config.Config, known map[string]bool) (*generation, 
 // change keeps its state: VRRP instances, services' connections,
 // checkers of unchanged real servers.
 func (d *Daemon) Reload(ctx context.Context) error {
+	if d.upgrading.Load() {
+		return errors.New("an upgrade is running or done: reload the new vipd")
+	}
 	var err error
 	if cerr := d.call(ctx, func() { err = d.reload() }); cerr != nil {
 		return cerr

@@ -44,8 +44,12 @@ type Core struct {
 	limiter      logLimiter
 	timer        time.Time // the deadline last reported by EffTimer
 	stopped      bool
-	out          []Effect
-	now          time.Time // time of the Input being stepped
+	// resume: instances to resume rather than start (Input.Resume),
+	// until they start; resuming is set while one resumes.
+	resume   map[string]Resume
+	resuming bool
+	out      []Effect
+	now      time.Time // time of the Input being stepped
 }
 
 // SockKey names a VRRP socket: one per interface and address family.
@@ -141,6 +145,9 @@ const (
 	// InStop: stop every instance (a master resigns with priority 0) and
 	// remove every VIP.
 	InStop
+	// InDetach: stop without a word to the network (no priority 0, VIPs
+	// kept): another process resumes the instances (vipctl upgrade).
+	InDetach
 )
 
 // Input is one event for Core.Step.
@@ -160,6 +167,10 @@ type Input struct {
 	Detail string
 	Value  int
 	Up     bool
+	// Resume, with the first InReload, are the states of instances
+	// another process handed over (vipctl upgrade), by name: they
+	// resume rather than start.
+	Resume map[string]Resume
 }
 
 // EffectKind says what an Effect asks the driver to do.
@@ -274,6 +285,7 @@ var handlers = map[InputKind]func(*Core, Input){
 	InExternal: (*Core).setExternal,
 	InProcess:  func(c *Core, in Input) { c.processChanged(in.Name, in.Up, in.Value) },
 	InStop:     func(c *Core, _ Input) { c.stop() },
+	InDetach:   func(c *Core, _ Input) { c.detach() },
 }
 
 // Deadline returns when the core next needs an InTick (zero: never).
@@ -368,6 +380,9 @@ func (l logLimiter) pass(key, msg string, now time.Time) (string, bool) {
 // state (no VIP flap, no extra GARP); its other settings change in place.
 func (c *Core) reload(in Input) {
 	cfg := in.Config
+	if in.Resume != nil {
+		c.resume = maps.Clone(in.Resume)
+	}
 	// The link watch is the authority on states it reported (with its
 	// log lines); the facts fill in the rest and the addresses.
 	for _, l := range in.Links {
@@ -484,9 +499,17 @@ func (c *Core) ready(ci *coreInst) {
 		return
 	}
 	c.retrack(ci)
-	if ci.m.State() == StateInit {
-		c.step(ci, Event{Kind: EvStart})
+	if ci.m.State() != StateInit {
+		return
 	}
+	if r, ok := c.resume[ci.cfg.Name]; ok {
+		delete(c.resume, ci.cfg.Name)
+		c.resuming = true
+		c.step(ci, Event{Kind: EvResume, Resume: r})
+		c.resuming = false
+		return
+	}
+	c.step(ci, Event{Kind: EvStart})
 }
 
 func (c *Core) addInstance(ic InstanceConfig) {
@@ -695,7 +718,9 @@ func (c *Core) exec(actions []Action) {
 				}
 			}
 		case ActStateChange:
-			c.notify(ci, a.To.String(), a.From.String())
+			n := c.notification(ci, a.To.String(), a.From.String())
+			n.Resumed = a.Resumed
+			c.emit(Effect{Kind: EffNotify, Instance: name, Notification: n})
 		case ActMasterRxLowerPrio:
 			c.notify(ci, "MASTER_RX_LOWER_PRI", "MASTER")
 		case ActPriorityChange:
@@ -722,7 +747,7 @@ func (c *Core) exec(actions []Action) {
 			prev := c.grpState[name]
 			c.grpState[name] = st
 			if st != StateInit {
-				c.emit(Effect{Kind: EffNotify, Notification: Notification{Time: c.now, Type: "GROUP", Name: name, State: st.String(), Prev: prev.String()}})
+				c.emit(Effect{Kind: EffNotify, Notification: Notification{Time: c.now, Type: "GROUP", Name: name, State: st.String(), Prev: prev.String(), Resumed: c.resuming}})
 			}
 		}
 	}
