@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/bfd"
 )
 
 func init() {
@@ -24,7 +25,10 @@ line per VRRP instance: state, configured and effective priority, the
 master as last heard, VIPs, transitions and when the last one happened;
 then sync groups, tracking scripts, tracked processes (vrrp_track_process:
 running count against the quorum), and advert counters with the dropped
-adverts by reason (checksum, vrid, version, ttl, auth, length, ...).
+adverts by reason (checksum, vrid, version, ttl, auth, length, ...);
+then the BFD sessions (bfd_instance): peer, state (local/remote),
+discriminators, the negotiated transmit interval and detection time,
+and the reason of the last fall.
 With -o json, prints the daemon's status document.`,
 			run: runStatus,
 		},
@@ -100,6 +104,10 @@ func writeStatus(w io.Writer, st api.Status, rd api.Readiness, now time.Time) er
 			q = fmt.Sprintf("%d..", p.Quorum)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", p.Name, p.State, p.Count, q, p.Weight, ago(now, p.LastChange))
+	})
+	section(w, st.BFD, "BFD SESSION\tPEER\tSTATE\tREMOTE\tLOCAL DISCR\tREMOTE DISCR\tTX\tDETECT\tSINCE\tLAST DOWN", func(tw io.Writer, s bfd.SessionStatus) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Name, s.Peer, s.State, s.Remote, s.LocalDiscr, s.RemoteDiscr,
+			shortDur(time.Duration(s.TxIntervalUS)*time.Microsecond), shortDur(time.Duration(s.DetectUS)*time.Microsecond), ago(now, s.Since), orDash(s.LastDown))
 	})
 	section(w, st.Instances, "INSTANCE\tADVERTS SENT\tRECEIVED\tBECAME MASTER\tPRIO 0 RCVD\tPRIO 0 SENT\tDROPPED", func(tw io.Writer, in api.Instance) {
 		s := in.Stats

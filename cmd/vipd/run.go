@@ -44,6 +44,15 @@ func run(o Options) int {
 	if dp == config.DataplaneAuto {
 		dp = ""
 	}
+	// Started by `vipctl upgrade`: the running vipd hands over on fd 3.
+	var ho *daemon.Handover
+	if os.Getenv(daemon.HandoverEnv) != "" {
+		var err error
+		if ho, err = daemon.AcceptHandover(); err != nil {
+			log.Error("upgrade: " + err.Error())
+			return 1
+		}
+	}
 	d, err := daemon.New(daemon.Options{
 		ConfigFile: o.ConfigFile,
 		ConfigID:   o.ConfigID,
@@ -63,8 +72,11 @@ func run(o Options) int {
 		CheckOnly:         o.CheckOnly,
 		Version:           version,
 		Logger:            log,
+		Handover:          ho,
 	})
 	if err != nil {
+		// The previous vipd keeps running and reports this.
+		ho.Fail("load the configuration", err)
 		var ce *api.ConfigError
 		if errors.As(err, &ce) {
 			for _, dg := range ce.Diagnostics {

@@ -177,6 +177,9 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 		if eb.Commit != nil {
 			return eb.Commit
 		}
+		if eb.Upgrade != nil {
+			return eb.Upgrade
+		}
 		return &StatusError{Code: resp.StatusCode, Message: eb.Error}
 	}
 	if err := json.Unmarshal(body, out); err != nil {

@@ -103,6 +103,7 @@ var (
 	vStart        = desc("vipd_start_time_seconds", "When the daemon started, Unix time.")
 	vLoaded       = desc("vipd_config_loaded_timestamp_seconds", "When the running configuration was loaded, Unix time.")
 	vReloads      = desc("vipd_config_reloads_total", "Successful configuration reloads.")
+	vUpgrades     = desc("vipd_upgrades_total", "vipctl upgrade attempts this process ran, by result: ok (a new process took over; this one drains and exits) or failed (nothing changed; the log and vipctl name the step).", "result")
 	vReloadRes    = desc("vipd_reloads_total", "Reload attempts by result: ok, refused (the configuration was invalid; nothing changed) or failed (a commit step failed; see the log for the step and what runs).", "result")
 	vVRRPState    = desc("vipd_vrrp_state", "1 for the instance's current state, 0 for the others.", append(instLabels, "state")...)
 	vPriority     = desc("vipd_vrrp_priority", "Configured priority.", instLabels...)
@@ -156,7 +157,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		kaUp, kaState, kaScriptStatus,
 		ipvsConns, ipvsInPkts, ipvsOutPkts, ipvsInBytes, ipvsOutBytes, ipvsActive, ipvsInactive, ipvsWeight,
-		vInfo, vReady, vStart, vLoaded, vReloads, vReloadRes, vVRRPState, vPriority, vEffPriority, vMasterPrio,
+		vInfo, vReady, vStart, vLoaded, vReloads, vReloadRes, vUpgrades, vVRRPState, vPriority, vEffPriority, vMasterPrio,
 		vTransitions, vLastTrans, vAdvSent, vAdvRcvd, vAdvDropped, vVIPs, vSyncState, vScriptState,
 		vVSInfo, vVSConns, vVSInPkts, vVSOutPkts, vVSInBytes, vVSOutBytes, vVSUp, vVSReal, vVSQuorum,
 		vRSUp, vRSWeight, vRSInfo, vRSActive, vRSInactive, vRSPersist, vRSConns, vRSInPkts, vRSOutPkts, vRSInBytes, vRSOutBytes,
@@ -168,6 +169,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- k.d
 	}
 	for _, d := range bgpDescriptions {
+		ch <- d
+	}
+	for _, d := range bfdDescriptions {
 		ch <- d
 	}
 }
@@ -200,6 +204,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(vReloads, st.Reloads)
 	for _, r := range ReloadResults {
 		counter(vReloadRes, st.ReloadResults[r], r)
+	}
+	for _, r := range UpgradeResults {
+		counter(vUpgrades, st.UpgradeResults[r], r)
 	}
 
 	for _, in := range st.Instances {
@@ -344,6 +351,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		unix(vCheckChanged, chk.LastChange, chk.LastChange.IsZero(), l...)
 	}
 	collectBGP(st, emit)
+	collectBFD(st, emit)
 }
 
 // RealServerKey names a real server of a virtual server as Check does:

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/vipd/vipd/internal/lvs"
@@ -63,6 +64,8 @@ type ErrorBody struct {
 	Diagnostics []string `json:"diagnostics,omitempty"`
 	// Commit is set when a valid configuration failed to apply.
 	Commit *CommitError `json:"commit,omitempty"`
+	// Upgrade is set when an upgrade failed (the step and why).
+	Upgrade *UpgradeError `json:"upgrade,omitempty"`
 }
 
 // Options tune a Server. The zero value is usable.
@@ -127,6 +130,7 @@ func NewServer(src Source, opts Options) *Server {
 		})
 	})
 	s.route(http.MethodPost, PathReload, s.reload)
+	s.route(http.MethodPost, PathUpgrade, s.upgrade)
 	s.routeBGP()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no such endpoint %s %s", r.Method, r.URL.Path)})
@@ -293,10 +297,26 @@ func Listen(path string, perm os.FileMode) (net.Listener, error) {
 type socketListener struct {
 	*net.UnixListener
 	path string
+	keep atomic.Bool
 }
+
+// SocketFromListener wraps the control socket another process opened at
+// path (vipctl upgrade) as Listen's listener: closing it removes the
+// file.
+func SocketFromListener(ln *net.UnixListener, path string) net.Listener {
+	ln.SetUnlinkOnClose(false)
+	return &socketListener{UnixListener: ln, path: path}
+}
+
+// KeepFile makes Close leave the socket file: another process serves
+// on the same socket now (vipctl upgrade).
+func (l *socketListener) KeepFile() { l.keep.Store(true) }
 
 func (l *socketListener) Close() error {
 	err := l.UnixListener.Close()
+	if l.keep.Load() {
+		return err
+	}
 	if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
 		err = rerr
 	}

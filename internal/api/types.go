@@ -9,6 +9,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/vipd/vipd/internal/bfd"
 	"net/netip"
 	"time"
 
@@ -85,7 +86,10 @@ type Status struct {
 	Reloads      uint64    `json:"reloads"`
 	// ReloadResults counts reload attempts by result (ReloadResults).
 	ReloadResults map[string]uint64 `json:"reload_results,omitempty"`
-	Dataplane     string            `json:"dataplane"` // proxy or ipvs
+	// UpgradeResults counts vipctl upgrade attempts by result
+	// (UpgradeResults).
+	UpgradeResults map[string]uint64 `json:"upgrade_results,omitempty"`
+	Dataplane      string            `json:"dataplane"` // proxy or ipvs
 	// IPVS is what the kernel's IPVS reports (IPVS_CMD_GET_INFO), with the
 	// ipvs data plane only: vipctl list prints it first, as ipvsadm does.
 	IPVS *IPVSInfo `json:"ipvs,omitempty"`
@@ -100,6 +104,8 @@ type Status struct {
 	// with hysteresis), by the same name as Check.VirtualServer.
 	Quorum map[string]bool `json:"quorum,omitempty"`
 	BGP    *BGP            `json:"bgp,omitempty"`
+	// BFD lists the bfd_instance sessions, by name.
+	BFD []bfd.SessionStatus `json:"bfd,omitempty"`
 	// Packets counts what a packet-path data plane (xdp) did with each
 	// packet, by reason (docs/dataplanes.md): tx and redirect forwarded
 	// it; flow_hit, flow_new and persist say how the server was chosen

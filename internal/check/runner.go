@@ -36,6 +36,9 @@ type Options struct {
 	// Logger logs checker failures and state changes; defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// Resume are the checkers' verdicts handed over by the previous
+	// process (Scheduler.Resume); nil at an ordinary start.
+	Resume map[CheckerKey]bool
 	// Coalesce starts, at each wake-up, the checkers due within this much
 	// time, so 10,000 checkers spread over a delay_loop wake the process
 	// about 100 times a second rather than 1,667; default 10 ms, negative
@@ -78,6 +81,10 @@ type snapshot struct {
 type update struct {
 	servers []Server
 	done    chan struct{}
+	// suspend, when not nil, is a Suspend instead of a reload; the
+	// names that changed come back on changed (buffered).
+	suspend map[string]bool
+	changed chan []string
 }
 
 type attemptDone struct {
@@ -157,6 +164,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	clk := r.opts.Clock
 	s := NewScheduler(r.servers, clk.Now(), r.opts.Jitter)
+	if r.opts.Resume != nil {
+		s.Resume(r.opts.Resume)
+	}
 	r.servers = nil // the Scheduler has them; Update replaces them
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -304,7 +314,11 @@ func (r *Runner) Run(ctx context.Context) error {
 				}
 			}
 		case u := <-r.updates:
-			r.update(s, u.servers, inflight, lp)
+			if u.suspend != nil {
+				u.changed <- s.Suspend(u.suspend)
+			} else {
+				r.update(s, u.servers, inflight, lp)
+			}
 			close(u.done)
 		case q := <-r.status:
 			q <- snapshot{checks: s.Status(), servers: s.Servers()}
@@ -389,6 +403,32 @@ func (r *Runner) Update(ctx context.Context, servers []Server) error {
 	// The Run goroutine applies it at once and never blocks meanwhile.
 	<-u.done
 	return nil
+}
+
+// Suspend sets which servers have their checkers suspended (ha_suspend:
+// see Scheduler.Suspend) and returns those whose setting changed. Like
+// Update it waits for Run to have started.
+func (r *Runner) Suspend(ctx context.Context, suspended map[string]bool) ([]string, error) {
+	if suspended == nil {
+		suspended = map[string]bool{}
+	}
+	select {
+	case <-r.started:
+	case <-r.done:
+		return nil, ErrStopped
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	u := update{suspend: suspended, changed: make(chan []string, 1), done: make(chan struct{})}
+	select {
+	case r.updates <- u:
+	case <-r.done:
+		return nil, ErrStopped
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	<-u.done
+	return <-u.changed, nil
 }
 
 // emit logs a server event and queues it for OnEvent.

@@ -17,6 +17,9 @@ type Server struct {
 	// Checkers all have to be up for the server to be up. A server with
 	// no checker is always up.
 	Checkers []Spec
+	// Suspended starts a new server with its checkers suspended (see
+	// Scheduler.Suspend); a kept server keeps its own setting.
+	Suspended bool
 }
 
 // Spec is one checker of a server with its resolved timing.
@@ -84,6 +87,9 @@ type Status struct {
 	Next       time.Time     // when the next attempt is due (zero while running)
 	Checks     uint64        // attempts made
 	Failed     uint64        // attempts that failed
+	// Suspended: ha_suspend holds the checker (its server's virtual
+	// address is not on this host).
+	Suspended bool
 }
 
 // ServerStatus is a server's aggregate state.
@@ -107,11 +113,12 @@ type checkState struct {
 }
 
 type serverState struct {
-	name   string
-	base   int64
-	checks []*checkState
-	downs  int // checkers down
-	weight int64
+	name      string
+	suspended bool
+	base      int64
+	checks    []*checkState
+	downs     int // checkers down
+	weight    int64
 }
 
 // Scheduler is the pure core of the Runner: it decides when each checker
@@ -158,7 +165,7 @@ func NewScheduler(servers []Server, now time.Time, jitter func(max time.Duration
 
 // addServer starts a server as new: every checker up unless alpha.
 func (s *Scheduler) addServer(srv Server, now time.Time) *serverState {
-	ss := &serverState{name: srv.Name, base: srv.Weight}
+	ss := &serverState{name: srv.Name, base: srv.Weight, suspended: srv.Suspended}
 	s.servers = append(s.servers, ss)
 	for _, sp := range srv.Checkers {
 		ss.checks = append(ss.checks, s.newCheck(ss, sp, now))
@@ -181,6 +188,25 @@ func (s *Scheduler) newCheck(ss *serverState, sp Spec, now time.Time) *checkStat
 	s.byID[c.id] = c
 	heap.Push(&s.queue, c)
 	return c
+}
+
+// CheckerKey names one checker of one server.
+type CheckerKey struct{ Server, Checker string }
+
+// Resume sets the checkers' verdicts another process reached (vipctl
+// upgrade), before Initial: a server that was down stays down and one
+// that was up stays up, with no event, while the checks carry on.
+// Checkers not in up keep their initial state.
+func (s *Scheduler) Resume(up map[CheckerKey]bool) {
+	for _, ss := range s.servers {
+		for _, c := range ss.checks {
+			if v, ok := up[CheckerKey{ss.name, c.spec.Name}]; ok {
+				c.up = v
+				c.st.Up = v
+			}
+		}
+		ss.recount()
+	}
 }
 
 // recount recomputes a server's aggregate from its checkers.
@@ -321,15 +347,41 @@ func (s *Scheduler) Next() (time.Time, bool) {
 }
 
 // Due marks the checkers due at or before now as running and returns their
-// ids, for the driver to start.
+// ids, for the driver to start. A checker of a suspended server is not
+// started: it comes due again delay_loop later, as keepalived's disabled
+// checker threads do.
 func (s *Scheduler) Due(now time.Time) []int {
 	var ids []int
+	var held []*checkState
 	for len(s.queue) > 0 && !s.queue[0].due.After(now) {
 		c := heap.Pop(&s.queue).(*checkState)
+		if c.srv.suspended {
+			c.due = now.Add(max(c.spec.Timing.DelayLoop, time.Second))
+			held = append(held, c)
+			continue
+		}
 		c.running = true
 		ids = append(ids, c.id)
 	}
+	for _, c := range held {
+		heap.Push(&s.queue, c)
+	}
 	return ids
+}
+
+// Suspend sets which servers have their checkers suspended (keepalived's
+// ha_suspend: the virtual server's address is not on this host); the
+// others run. A suspended server keeps its state and weight, and an
+// attempt in flight still counts. It returns the servers whose setting
+// changed, in configuration order.
+func (s *Scheduler) Suspend(suspended map[string]bool) (changed []string) {
+	for _, ss := range s.servers {
+		if ss.suspended != suspended[ss.name] {
+			ss.suspended = suspended[ss.name]
+			changed = append(changed, ss.name)
+		}
+	}
+	return changed
 }
 
 // Spec returns the spec of checker id; false when Update removed it.
@@ -434,6 +486,7 @@ func (s *Scheduler) Status() []Status {
 func (c *checkState) status() Status {
 	st := c.st
 	st.Running = c.running
+	st.Suspended = c.srv.suspended
 	if !c.running {
 		st.Next = c.due
 	}

@@ -409,3 +409,45 @@ func BenchmarkScheduler(b *testing.B) {
 		}
 	}
 }
+
+// TestSchedulerSuspend: a suspended server's checkers do not start (they
+// come due again a delay_loop later, as keepalived's disabled checkers
+// do), keep their state, and start again once resumed; Suspend reports
+// only changes. A new server may start suspended.
+func TestSchedulerSuspend(t *testing.T) {
+	tm := Timing{DelayLoop: sec(5), Timeout: sec(1)}
+	servers := []Server{
+		{Name: "a", Weight: 1, Checkers: []Spec{{Name: "ca", Timing: tm}}},
+		{Name: "b", Weight: 1, Checkers: []Spec{{Name: "cb", Timing: tm}}, Suspended: true},
+	}
+	s := NewScheduler(servers, t0, nil)
+	if got := s.Due(t0); !slices.Equal(got, []int{0}) {
+		t.Fatalf("due at start: %v, want only a's checker 0 (b starts suspended)", got)
+	}
+	s.Done(t0.Add(sec(0.5)), 0, sec(0.5), Result{Reason: "connect: connection refused"})
+	if ch := s.Suspend(map[string]bool{"a": true, "b": true}); !slices.Equal(ch, []string{"a"}) {
+		t.Fatalf("changed %v, want [a]", ch)
+	}
+	if ch := s.Suspend(map[string]bool{"a": true, "b": true}); len(ch) != 0 {
+		t.Fatalf("changed %v again, want none", ch)
+	}
+	for at := sec(1); at <= sec(30); at += sec(1) {
+		if got := s.Due(t0.Add(at)); len(got) != 0 {
+			t.Fatalf("suspended checkers %v started at %v", got, at)
+		}
+	}
+	st := s.Status()
+	if !st[0].Suspended || !st[1].Suspended || st[0].Checks != 1 || st[0].Up || !st[1].Up {
+		t.Fatalf("status while suspended: %+v", st)
+	}
+	if ch := s.Suspend(map[string]bool{"b": true}); !slices.Equal(ch, []string{"a"}) {
+		t.Fatalf("changed %v, want [a]", ch)
+	}
+	next, _ := s.Next()
+	if got := s.Due(next); !slices.Equal(got, []int{0}) {
+		t.Fatalf("after resuming a: due %v at %v, want [0]", got, next.Sub(t0))
+	}
+	if next.Sub(t0) > sec(36) {
+		t.Fatalf("a's checker resumed at %v, want within a delay_loop of resuming (30 s)", next.Sub(t0))
+	}
+}

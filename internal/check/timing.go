@@ -16,9 +16,10 @@ const (
 	KindPing             // PING_CHECK
 	KindUDP              // UDP_CHECK
 	KindFile             // FILE_CHECK
+	KindBFD              // BFD_CHECK
 )
 
-var kindNames = [...]string{"HTTP_GET", "SSL_GET", "TCP_CHECK", "SMTP_CHECK", "DNS_CHECK", "MISC_CHECK", "PING_CHECK", "UDP_CHECK", "FILE_CHECK"}
+var kindNames = [...]string{"HTTP_GET", "SSL_GET", "TCP_CHECK", "SMTP_CHECK", "DNS_CHECK", "MISC_CHECK", "PING_CHECK", "UDP_CHECK", "FILE_CHECK", "BFD_CHECK"}
 
 // String returns the keepalived.conf keyword.
 func (k Kind) String() string {

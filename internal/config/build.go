@@ -50,6 +50,7 @@ type cx struct {
 	scr  *VRRPScript
 	tp   *TrackProcess
 	tf   *TrackFile
+	bfd  *BFDInstance
 	gg   *GARPGroup
 	tg   *TrackGroup
 	vs   *VirtualServer

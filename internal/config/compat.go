@@ -41,7 +41,7 @@ var Differences = []Difference{
 		"unknown keywords",
 		"supported",
 		"vipd-only features; keep them out of files shared with keepalived nodes"},
-	{"Keywords vipd refuses (BFD, AH authentication, ...)",
+	{"Keywords vipd refuses (AH authentication, VRFs, ...)",
 		"supported",
 		"`vipd -t` accepts them as keepalived does, with a notice; the daemon (and `vipd -t --dataplane ...`) refuses to run the configuration",
 		"vipd cannot honour them; running without them silently would be worse"},
@@ -126,7 +126,7 @@ func CompatMarkdown() []byte {
 	p("Supported as in keepalived: `#` and `!` comments anywhere (also glued to a word, `33#comment`), braces\n")
 	p("glued to words (`VI_2{`), double-quoted strings (single quotes and backslash escapes are interpreted in\n")
 	p("script commands, as keepalived does), `include` with globs and `{a,b}` braces relative to the\n")
-	p("X")
+	p("including file's directory (a pattern matching nothing is a notice, as keepalived ignores it; `includea` makes it\n")
 	p("an error), `$NAME=value` definitions (lazy, recursive, multi-line with `\\`), `$NAME` and `${NAME}`,\n")
 	p("the predefined `${_PWD}`, `${_INSTANCE}`, `${_RANDOM [MIN [MAX]]}`, `${_HASH}`, `${_BANG}`,\n")
 	p("`${_ENV VAR}`, `@id`/`@^id` conditional lines (`-i/--config-id`, default the short host name),\n")

@@ -218,6 +218,23 @@ func (b *builder) validateBGP() {
 			b.cfg.BGP = nil
 		}
 	}
+	// GoBGP runs its own BFD for the neighbors (internal/bgp) and binds
+	// UDP 3784 as the single-hop bfd_instance sessions do: whichever
+	// bound second would fail at run time, so say it here.
+	if g := b.cfg.BGP; g != nil {
+		for _, nb := range g.Neighbors {
+			if nb.BFD == nil {
+				continue
+			}
+			for _, bi := range b.cfg.BFDInstances {
+				if !bi.Multihop {
+					b.add(bi.Pos, Error, "bfd_instance", "drop the neighbor's bfd or this bfd_instance (multihop bfd_instances use UDP 4784 and can stay): docs/bfd.md",
+						"bfd_instance %s and BGP neighbor %s's bfd (%s) both need UDP port 3784", bi.Name, nb.Addr, nb.Pos)
+				}
+			}
+			break
+		}
+	}
 	for _, vs := range b.cfg.VirtualServers {
 		if vs.BGPAnnounce == nil {
 			continue

@@ -157,3 +157,29 @@ func TestBGPDrainPause(t *testing.T) {
 		}
 	}
 }
+
+// TestBGPBFDPortClash: GoBGP's BFD for a neighbor and a single-hop
+// bfd_instance both need UDP 3784: an error at the bfd_instance; a
+// multihop one (4784) is fine.
+func TestBGPBFDPortClash(t *testing.T) {
+	conf := func(multihop string) string {
+		return "bgp {\n    router_id 198.18.1.11\n    local_as 65001\n    neighbor 198.18.1.1 {\n        remote_as 65000\n        bfd\n    }\n}\n" +
+			"bfd_instance B1 {\n    neighbor_ip 198.18.1.2\n" + multihop + "}\n"
+	}
+	_, diags := Parse("k.conf", []byte(conf("")), Options{KeepalivedVersion: "2.4"})
+	found := false
+	for _, d := range diags {
+		if strings.Contains(d.String(), "k.conf:9") && strings.Contains(d.String(), "3784") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no error at k.conf:9 naming port 3784: %q", diags)
+	}
+	_, diags = Parse("k.conf", []byte(conf("    multihop\n")), Options{KeepalivedVersion: "2.4"})
+	for _, d := range diags {
+		if strings.Contains(d.String(), "3784") {
+			t.Errorf("multihop bfd_instance: %s", d)
+		}
+	}
+}

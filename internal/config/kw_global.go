@@ -235,8 +235,8 @@ var globalSection = newSection("global_defs", "Global definitions",
 	}),
 	kw("lvs_sync_daemon", "INTERFACE [[inst] VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL] [group IP]", 1, "", lvsSyncDaemon).noValue(NoValueError).
 		note("runs the kernel's sync daemon with the ipvs data plane (master on the VRRP master, backup elsewhere, as keepalived); ignored with a notice on the proxy data plane, which has no connections to sync"),
-	flagKw("lvs_flush", func(c *cx, n *Node) { c.b.cfg.Global.LVSFlush = true }).notYet("vipd never flushes IPVS services it did not create (the ipvs data plane owns only its own)"),
-	lvsFlushOnStop("lvs_flush_on_stop").notYet("the ipvs data plane removes the services it created at stop, and only those"),
+	flagKw("lvs_flush", func(c *cx, n *Node) { c.b.cfg.Global.LVSFlush = true }).note("ipvs data plane: the whole IPVS table is flushed at start (not on reload), services vipd did not create included; the proxy and xdp data planes have no IPVS table and flush nothing"),
+	lvsFlushOnStop("lvs_flush_on_stop").note("ipvs data plane: without VS the whole IPVS table is flushed at stop; with VS vipd's virtual servers are deleted without their real servers first, as it does by default"),
 	alias("lvs_flush_onstop", lvsFlushOnStop("lvs_flush_on_stop"), false),
 	fifoKw("notify_fifo", func(g *Global) **FIFO { return &g.NotifyFIFO }, false).noValue(NoValueError),
 	fifoKw("notify_fifo_script", func(g *Global) **FIFO { return &g.NotifyFIFO }, true).noValue(NoValueError),
@@ -258,8 +258,8 @@ var globalSection = newSection("global_defs", "Global definitions",
 	}),
 	flagKw("rs_init_notifies", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.RSInitNotifies) }).note("a real server that starts up (at start, or new in a reload) is notified as up: notify_up, the FIFO line, mail as smtp_alert says; an alpha server starts down and is notified when it comes up").args("[<BOOL>]", 0),
 	flagKw("no_checker_emails", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NoCheckerEmails) }).notYet("checker mails follow smtp_alert_checker only").args("[<BOOL>]", 0),
-	kw("vmac_prefix", "STRING", 1, "vrrp", func(c *cx, n *Node) { c.b.cfg.Global.VMACPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),
-	kw("vmac_addr_prefix", "STRING", 1, "vmac_prefix", func(c *cx, n *Node) { c.b.cfg.Global.VMACAddrPrefix = n.Args[0] }).notYet("use_vmac is not implemented yet"),
+	kw("vmac_prefix", "STRING", 1, "vrrp", func(c *cx, n *Node) { c.b.cfg.Global.VMACPrefix = n.Args[0] }),
+	kw("vmac_addr_prefix", "STRING", 1, "vmac_prefix", func(c *cx, n *Node) { c.b.cfg.Global.VMACAddrPrefix = n.Args[0] }).status(Ignored).note("names per-address VMACs (use_vmac_addr), which vipd refuses"),
 	kw("vipd_dataplane", "auto|proxy|ipvs|xdp", 1, "auto", func(c *cx, n *Node) {
 		switch n.Args[0] {
 		case DataplaneAuto, DataplaneProxy, DataplaneIPVS, DataplaneXDP:

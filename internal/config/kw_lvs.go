@@ -404,10 +404,15 @@ var (
 			}
 		}).noValue(NoValueError),
 	)
-	bfdCheckSection = newSection(string(CheckBFD), "BFD_CHECK checker (refused: "+noBFD+")",
-		(&Keyword{Name: "name", Args: "STRING", Min: 1, Status: Ignored, Note: noBFD, set: func(c *cx, n *Node) {
+	bfdCheckSection = newSection(string(CheckBFD), "BFD_CHECK checker: the real server is up while its bfd_instance's session is Up",
+		kw("name", "STRING", 1, "", func(c *cx, n *Node) {
+			if c.bfdName != "" {
+				c.errf(n, "give one name", "(%s) BFD_CHECK - BFD %s already specified as %s", c.rs.Addr, n.Args[0], c.bfdName)
+				return
+			}
 			c.bfdName, c.bfdNamePos = n.Args[0], n.Pos
-		}}), ign("alpha", "[<BOOL>]", 0, noBFD),
+		}),
+		flagKw("alpha", func(c *cx, n *Node) { c.boolVal(n, &c.chk.Alpha) }).args("[<BOOL>]", 0),
 	)
 )
 
@@ -518,7 +523,7 @@ var realServerSection = newSection("real_server", "Real server",
 	checkerKw(CheckPing, pingSection, Supported, ""),
 	checkerKw(CheckUDP, udpSection, Supported, ""),
 	checkerKw(CheckFile, fileSection, Supported, ""),
-	checkerKw(CheckBFD, bfdCheckSection, Refused, noBFD),
+	checkerKw(CheckBFD, bfdCheckSection, Supported, ""),
 )
 
 func init() {
@@ -574,7 +579,7 @@ var virtualServerSection = newSection("virtual_server", "Virtual server",
 		}
 		c.vs.protoSet = true
 	}),
-	flagKw("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }).notYet("checkers run whether or not the VIP is here"),
+	flagKw("ha_suspend", func(c *cx, n *Node) { c.vs.HASuspend = true }).note("the checkers run only while one of the virtual server's addresses is on the host (netlink address events, as keepalived); refused for fwmarks as keepalived does"),
 	smtpAlertKw(),
 	virtualhostKw(false),
 	kw("snmp_name", "STRING", 1, "", func(c *cx, n *Node) { c.vs.SNMPName = n.Args[0] }).noValue(NoValueError).note("kept for vipctl output; no SNMP"),

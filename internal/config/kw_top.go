@@ -147,13 +147,7 @@ var topSection = newSection("top level", "Top-level blocks",
 		}
 		c.b.cfg.Instances = append(c.b.cfg.Instances, in)
 	}).noValue(NoValueError),
-	&Keyword{Name: "bfd_instance", Args: "NAME { ... }", Min: 1, NoValue: NoValueError, Block: bfdSection, Status: Refused, Note: noBFD, set: func(c *cx, n *Node) {
-		if c.b.bfdInstances == nil {
-			c.b.bfdInstances = map[string]bool{}
-		}
-		c.b.bfdInstances[n.Args[0]] = true
-		c.walk(bfdSection, n.Children)
-	}},
+	&Keyword{Name: "bfd_instance", Args: "NAME { ... }", Min: 1, NoValue: NoValueError, Block: bfdSection, Note: noteBFD, set: bfdInstance},
 	vsGroupKw,
 	virtualServerKw,
 	block("SSL", "{ password ...; ca ...; certificate ...; key ... }", 0, sslSectionTop, func(c *cx, n *Node) {

@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-const noBFD = "BFD (RFC 5880) is not implemented in vipd"
+// noteBFD says what vipd's BFD is.
+const noteBFD = "BFD (RFC 5880/5881, 5883 with multihop) in vipd itself (no separate BFD process)"
 
 // notePrioChanges says what notify_priority_changes does in vipd.
 const notePrioChanges = "a change of the effective priority writes INSTANCE \"NAME\" MASTER_PRIORITY|BACKUP_PRIORITY PRIO to the FIFOs (not to notify scripts, as keepalived); instance, else sync group, else vrrp_notify_priority_changes"
@@ -191,7 +192,7 @@ var syncGroupSection = newSection("vrrp_sync_group", "VRRP synchronization group
 	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.Scripts }),
 	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Files }),
 	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.sg.Track.Processes }),
-	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.BFDs }).status(Refused).note(noBFD),
+	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.sg.Track.BFDs }),
 	notifyKw("notify_master", func(c *cx) **Script { return &notifyOf(c).Master }),
 	notifyKw("notify_backup", func(c *cx) **Script { return &notifyOf(c).Backup }),
 	notifyKw("notify_fault", func(c *cx) **Script { return &notifyOf(c).Fault }),
@@ -367,14 +368,28 @@ func hexKey(s string) []byte {
 	return b
 }
 
-// bfdSection lists bfd_instance's keywords; the block is refused as a
-// whole.
-var bfdSection = newSection("bfd_instance", "BFD instance (refused: "+noBFD+")",
-	ign("neighbor_ip", "IP", 1, noBFD).noValue(NoValueError), ign("neighbour_ip", "IP", 1, noBFD).noValue(NoValueError), ign("source_ip", "IP", 1, noBFD),
-	ign("min_rx", "MS", 1, noBFD), ign("min_tx", "MS", 1, noBFD), ign("idle_tx", "MS", 1, noBFD),
-	ign("multiplier", "INTEGER", 1, noBFD), ign("passive", "", 0, noBFD), ign("ttl", "INTEGER", 1, noBFD),
-	ign("hoplimit", "INTEGER", 1, noBFD), ign("max_hops", "INTEGER", 1, noBFD), ign("weight", "-253..253 [reverse]", 1, noBFD),
-	ign("vrrp", "", 0, noBFD), ign("checker", "", 0, noBFD), ign("multihop", "[<BOOL>]", 0, noBFD).since("2.3"),
+// bfdSection lists bfd_instance's keywords (see kw_bfd.go).
+var bfdSection = newSection("bfd_instance", "BFD instance",
+	kw("neighbor_ip", "IP", 1, "", func(c *cx, n *Node) { bfdAddr(c, n, &c.bfd.Neighbor, "neighbor") }).noValue(NoValueError),
+	kw("neighbour_ip", "IP", 1, "", func(c *cx, n *Node) { bfdAddr(c, n, &c.bfd.Neighbor, "neighbour") }).noValue(NoValueError),
+	kw("source_ip", "IP", 1, "", func(c *cx, n *Node) { bfdAddr(c, n, &c.bfd.Source, "source") }),
+	kw("min_rx", "MS", 1, "10", func(c *cx, n *Node) { bfdMS(c, n, &c.bfd.MinRx, 1, 10000) }),
+	kw("min_tx", "MS", 1, "10", func(c *cx, n *Node) { bfdMS(c, n, &c.bfd.MinTx, 1, 10000) }),
+	kw("idle_tx", "MS", 1, "1000", func(c *cx, n *Node) { bfdMS(c, n, &c.bfd.IdleTx, 1000, 10000) }),
+	kw("multiplier", "1..255", 1, "5", func(c *cx, n *Node) { bfdInt(c, n, &c.bfd.Multiplier, "multiplier", 1, 255) }),
+	flagKw("passive", func(c *cx, n *Node) { c.bfd.Passive = true }),
+	kw("ttl", "1..255", 1, "255 (IPv4), 64 (IPv6)", func(c *cx, n *Node) { bfdInt(c, n, &c.bfd.TTL, "ttl/hoplimit", 1, 255) }),
+	kw("hoplimit", "1..255", 1, "255 (IPv4), 64 (IPv6)", func(c *cx, n *Node) { bfdInt(c, n, &c.bfd.TTL, "ttl/hoplimit", 1, 255) }),
+	kw("max_hops", "-1..255", 1, "0", func(c *cx, n *Node) { bfdInt(c, n, &c.bfd.MaxHops, "max_hops", -1, 255) }),
+	kw("weight", "-253..253 [reverse]", 1, "0", func(c *cx, n *Node) {
+		w, set, rev := c.weightArgs(&Node{Pos: n.Pos, Name: n.Name, Args: append([]string{"weight"}, n.Args...)}, 0, -253, 253)
+		if set {
+			c.bfd.Weight, c.bfd.Reverse = w, rev
+		}
+	}).noValue(NoValueError),
+	ign("vrrp", "", 0, "vipd's one process serves VRRP and the checkers alike: both always see the session"),
+	ign("checker", "", 0, "vipd's one process serves VRRP and the checkers alike: both always see the session"),
+	flagKw("multihop", func(c *cx, n *Node) { c.boolVal(n, &c.bfd.Multihop) }).args("[<BOOL>]", 0).since("2.3"),
 )
 
 // instGARPSeconds is an instance's garp_* delay keyword (whole seconds,
@@ -548,20 +563,30 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 		c.inst.ifacePos = n.Pos
 	}),
 	kw("vrf", "VRF_IF", 1, "", func(c *cx, n *Node) { c.inst.VRF = n.Args[0] }).status(Refused).note("VRFs are not supported by vipd"),
-	kw("use_vmac", "[IFNAME] [MAC]", 0, "vrrp.<VRID>", func(c *cx, n *Node) {
+	kw("use_vmac", "[[name] IFNAME] [MAC] [netlink_notify_msg] [group GROUP]", 0, "<vmac_prefix>.<VRID>", func(c *cx, n *Node) {
 		v := &VMAC{}
 		if c.inst.UseVMAC != nil {
 			v.XmitBase = c.inst.UseVMAC.XmitBase
 		}
-		for _, a := range n.Args {
-			if strings.Count(a, ":") >= 4 {
+		c.inst.vmacImplicit = false
+		for i := 0; i < len(n.Args); i++ {
+			switch a := n.Args[i]; {
+			case a == "netlink_notify_msg":
+				// A netlink message keepalived forces for its own view of
+				// the base interface; vipd needs none.
+			case a == "group" && i+1 < len(n.Args):
+				i++ // the link group: vipd leaves the macvlan in group 0
+			case a == "name" && i+1 < len(n.Args):
+				i++
+				v.Interface = n.Args[i]
+			case strings.Count(a, ":") >= 4:
 				v.MAC = a
-			} else {
+			default:
 				v.Interface = a
 			}
 		}
 		c.inst.UseVMAC = v
-	}).notYet("no virtual MAC yet: the VIP moves by gratuitous ARP with the interface's own MAC"),
+	}).note("a macvlan (private mode) on the instance's interface with the virtual MAC 00:00:5e:00:01:VRID (IPv6 02:VRID), up in every state; the VIPs without dev live on it; removed at stop. `group` is accepted and not applied; IGMP reports from the macvlan are not moved to the base interface (keepalived does that with nftables)"),
 	flagKw("use_vmac_addr", nil).status(Refused).note("per-address VMACs are not implemented"),
 	flagKw("vmac_xmit_base", func(c *cx, n *Node) {
 		if c.inst.UseVMAC == nil {
@@ -569,7 +594,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 			c.inst.vmacImplicit = true
 		}
 		c.inst.UseVMAC.XmitBase = true
-	}).notYet("use_vmac is not implemented yet"),
+	}).note("adverts go out and come in on the base interface, the VIPs stay on the macvlan"),
 	refuse("use_ipvlan", "[IFNAME] [IP] [bridge|private|vepa]", 0, "ipvlan interfaces are not implemented"),
 	flagKw("native_ipv6", func(c *cx, n *Node) { c.inst.NativeIPv6 = true }),
 	flagKw("dont_track_primary", func(c *cx, n *Node) { c.inst.DontTrackPrimary = true }),
@@ -577,7 +602,7 @@ var instanceSection = newSection("vrrp_instance", "VRRP instance",
 	trackList("track_script", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.Scripts }),
 	trackList("track_file", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Files }),
 	trackList("track_process", -254, 254, func(c *cx) *[]TrackRef { return &c.inst.Track.Processes }),
-	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.BFDs }).status(Refused).note(noBFD),
+	trackList("track_bfd", -253, 253, func(c *cx) *[]TrackRef { return &c.inst.Track.BFDs }),
 	instSrcIP("mcast_src_ip"),
 	instSrcIP("unicast_src_ip"),
 	kw("mcast_dst_ip", "MULTICAST_IPADDR", 1, "vrrp_mcast_group4/6", func(c *cx, n *Node) {

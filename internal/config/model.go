@@ -64,6 +64,7 @@ type Config struct {
 	Scripts        []*VRRPScript   `json:"vrrp_scripts,omitempty"`
 	TrackProcesses []*TrackProcess `json:"track_processes,omitempty"`
 	TrackFiles     []*TrackFile    `json:"track_files,omitempty"`
+	BFDInstances   []*BFDInstance  `json:"bfd_instances,omitempty"`
 	SyncGroups     []*SyncGroup    `json:"sync_groups,omitempty"`
 	GARPGroups     []*GARPGroup    `json:"garp_groups,omitempty"`
 	Instances      []*Instance     `json:"vrrp_instances,omitempty"`
@@ -849,6 +850,8 @@ type Checker struct {
 	Misc *MiscCheck `json:"misc,omitempty"`
 	UDP  *UDPCheck  `json:"udp,omitempty"`
 	File *FileCheck `json:"file,omitempty"`
+	// BFD is the bfd_instance a BFD_CHECK follows.
+	BFD string `json:"bfd,omitempty"`
 }
 
 // HTTPCheck holds the HTTP_GET / SSL_GET specifics.
@@ -943,4 +946,30 @@ func protoLower(p lvs.Protocol) string {
 		return "sctp"
 	}
 	return p.String()
+}
+
+// BFDInstance is a bfd_instance block: one BFD session (RFC 5880) to a
+// neighbor, tracked by track_bfd and BFD_CHECK.
+type BFDInstance struct {
+	Pos      Pos        `json:"pos"`
+	Name     string     `json:"name"`
+	Neighbor netip.Addr `json:"neighbor_ip"`
+	Source   netip.Addr `json:"source_ip,omitzero"`
+	// Timers as keepalived reads them (ms, 3 decimals): min_rx and
+	// min_tx default 10 ms, idle_tx 1 s, multiplier 5.
+	MinRx      time.Duration `json:"min_rx"`
+	MinTx      time.Duration `json:"min_tx"`
+	IdleTx     time.Duration `json:"idle_tx"`
+	Multiplier int           `json:"multiplier"`
+	Passive    bool          `json:"passive,omitempty"`
+	// TTL is sent and expected (0: 255 for IPv4, 64 for IPv6, as
+	// keepalived); MaxHops is how many hops a packet may have crossed
+	// (-1: no check).
+	TTL      int  `json:"ttl,omitempty"`
+	MaxHops  int  `json:"max_hops"`
+	Multihop bool `json:"multihop,omitempty"`
+	// Weight is the default weight of track_bfd entries naming this
+	// instance (0: the instance goes to FAULT when the session is down).
+	Weight  int  `json:"weight,omitempty"`
+	Reverse bool `json:"reverse,omitempty"`
 }

@@ -47,6 +47,9 @@ func (b *builder) finishChecker(c *cx, n *Node, ch *Checker) bool {
 			c.errf(n, "add name BFD_INSTANCE", "no name has been specified for BFD_CHECK - skipping")
 		} else if !b.bfdInstances[c.bfdName] {
 			b.add(c.bfdNamePos, Error, "name", "define bfd_instance "+c.bfdName+" { ... }", "BFD_CHECK - BFD %s not configured", c.bfdName)
+		} else {
+			ch.BFD = c.bfdName
+			return true
 		}
 		return false
 	}
@@ -118,6 +121,33 @@ func (b *builder) finish() {
 		}
 		if in.vmacImplicit {
 			b.add(in.Pos, Warning, "vmac_xmit_base", "add use_vmac", "(%s) vmac_xmit_base has no effect without use_vmac", in.Name)
+			in.UseVMAC = nil
+		}
+		// use_vmac on an address: keepalived's rules. On the
+		// instance's own interface and family with the instance's
+		// VMAC it is redundant (reported; the address goes on the
+		// VMAC anyway); elsewhere it asks for a VMAC per address,
+		// which vipd does not make (as use_vmac_addr).
+		for _, list := range [][]VIP{in.VIPs, in.ExcludedVIPs} {
+			for _, v := range list {
+				if !v.UseVMAC {
+					continue
+				}
+				if in.UseVMAC != nil && (v.Dev == "" || v.Dev == in.Interface) && v.Prefix.Addr().Is6() == in.Family() {
+					b.add(v.Pos, Warning, "use_vmac", "remove use_vmac from the address: the instance's use_vmac puts it on the VMAC",
+						"(%s) use_vmac specified for VIP/eVIP %s and vrrp instance", in.Name, v.Prefix)
+					continue
+				}
+				sev := Notice
+				if b.opts.Dataplane != "" {
+					sev = Error
+				}
+				d := b.add(v.Pos, sev, "use_vmac", "per-address VMACs are not implemented: remove use_vmac from the address",
+					"(%s) use_vmac on address %s: not supported by vipd; the daemon refuses this configuration", in.Name, v.Prefix)
+				if sev == Error {
+					d.Exit = ExitConfig
+				}
+			}
 		}
 	}
 	for _, vs := range b.cfg.VirtualServers {
@@ -127,6 +157,11 @@ func (b *builder) finish() {
 
 func (b *builder) finishVS(vs *VirtualServer) {
 	g := &b.cfg.Global
+	if vs.HASuspend && vs.Kind == VSFWMark {
+		b.add(vs.Pos, Warning, "ha_suspend", "remove ha_suspend: a fwmark has no address to follow",
+			"Virtual server FWM %d: cannot use ha_suspend with fwmarks - clearing ha_suspend", vs.FWMark)
+		vs.HASuspend = false
+	}
 	cs := vs.cset
 	if cs == nil {
 		cs = newCheckSet()
@@ -320,6 +355,7 @@ func (b *builder) validate() {
 		in.Track.Scripts = b.checkRefs(in.Name, "track script", in.Track.Scripts, func(n string) bool { return scripts[n] != nil })
 		in.Track.Files = b.checkRefs(in.Name, "track file", in.Track.Files, func(n string) bool { return files[n] != nil })
 		in.Track.Processes = b.checkRefs(in.Name, "track process", in.Track.Processes, func(n string) bool { return procs[n] != nil })
+		in.Track.BFDs = b.resolveTrackBFD(in.Name, in.Track.BFDs)
 		if in.Priority == 255 {
 			b.zeroOwnerWeights(in, scripts, files, procs)
 		}
@@ -361,6 +397,7 @@ func (b *builder) validate() {
 		sg.Track.Scripts = b.checkRefs(sg.Name, "track script", sg.Track.Scripts, func(n string) bool { return scripts[n] != nil })
 		sg.Track.Files = b.checkRefs(sg.Name, "track file", sg.Track.Files, func(n string) bool { return files[n] != nil })
 		sg.Track.Processes = b.checkRefs(sg.Name, "track process", sg.Track.Processes, func(n string) bool { return procs[n] != nil })
+		sg.Track.BFDs = b.resolveTrackBFD(sg.Name, sg.Track.BFDs)
 		groups = append(groups, sg)
 	}
 	cfg.SyncGroups = groups

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"regexp"
 	"syscall"
+	"time"
 
 	"github.com/vipd/vipd/internal/check"
 	"github.com/vipd/vipd/internal/config"
@@ -18,7 +19,9 @@ import (
 // its checkers. Errors name the checker's file:line. A MISC_CHECK whose
 // script the policy refuses is left out with an error logged, as
 // keepalived disables it.
-func checkServers(c *config.Config, plans []*vsPlan, policy scriptPolicy, log *slog.Logger) ([]check.Server, error) {
+//
+// bfdUp answers BFD_CHECK: whether a bfd_instance's session is Up.
+func checkServers(c *config.Config, plans []*vsPlan, policy scriptPolicy, bfdUp func(string) bool, log *slog.Logger) ([]check.Server, error) {
 	var tlsConf *tls.Config
 	trackFiles := map[string]*config.TrackFile{}
 	for _, tf := range c.TrackFiles {
@@ -33,7 +36,7 @@ func checkServers(c *config.Config, plans []*vsPlan, policy scriptPolicy, log *s
 				rsAddr = netip.AddrPortFrom(rsAddr.Addr(), p.port())
 			}
 			for _, ck := range rs.cfg.Checkers {
-				spec, err := checkSpec(c, ck, rsAddr, &tlsConf, trackFiles, policy)
+				spec, err := checkSpec(c, ck, rsAddr, &tlsConf, trackFiles, policy, bfdUp)
 				var refused *refusedScript
 				if errors.As(err, &refused) {
 					log.Error(fmt.Sprintf("%s: MISC_CHECK of %s disabled: %v", ck.Pos, rs.check, refused.err))
@@ -95,7 +98,7 @@ type refusedScript struct{ err error }
 
 func (r *refusedScript) Error() string { return r.err.Error() }
 
-func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsConf **tls.Config, trackFiles map[string]*config.TrackFile, policy scriptPolicy) (check.Spec, error) {
+func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsConf **tls.Config, trackFiles map[string]*config.TrackFile, policy scriptPolicy, bfdUp func(string) bool) (check.Spec, error) {
 	ip := ck.ConnectIP
 	if !ip.IsValid() {
 		ip = rsAddr.Addr()
@@ -213,6 +216,15 @@ func checkSpec(c *config.Config, ck *config.Checker, rsAddr netip.AddrPort, tlsC
 		}
 		spec.Name = fmt.Sprintf("FILE_CHECK %s", tf.File)
 		spec.Checker = &check.File{Path: tf.File, Weight: int64(w), Reverse: ck.File.Reverse != tf.Reverse}
+	case config.CheckBFD:
+		// keepalived moves the real server on the session's events;
+		// vipd reads the session's state every check.BFDPoll, with no
+		// retry: down at the first read after the session fell.
+		spec.Name = "BFD_CHECK " + ck.BFD
+		spec.Checker = &check.BFD{Name: ck.BFD, Up: bfdUp}
+		spec.Timing = check.Timing{DelayLoop: check.BFDPoll, Timeout: time.Second, Alpha: ck.Alpha}
+		spec.LogAllFailures = false
+		return spec, nil
 	default:
 		return spec, fmt.Errorf("checker not supported by vipd")
 	}
@@ -232,6 +244,7 @@ var checkKinds = map[config.CheckerType]check.Kind{
 	config.CheckPing: check.KindPing,
 	config.CheckUDP:  check.KindUDP,
 	config.CheckFile: check.KindFile,
+	config.CheckBFD:  check.KindBFD,
 }
 
 func checkKind(t config.CheckerType) (check.Kind, error) {

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/vipd/vipd/internal/check"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/dataplane"
+	"github.com/vipd/vipd/internal/dataplane/proxy"
 	"github.com/vipd/vipd/internal/lvs"
 	"github.com/vipd/vipd/internal/notify"
 	"github.com/vipd/vipd/internal/vrrp"
@@ -53,6 +55,9 @@ type Options struct {
 	CheckOnly         bool   // -C
 	Version           string
 	Logger            *slog.Logger
+	// Handover, when set, is the previous process handing over (vipctl
+	// upgrade, takeover.go): Run takes its sockets and state.
+	Handover *Handover
 
 	// XDPIfaces get the xdp program besides the interfaces real servers
 	// are reached through (a director whose VIP traffic comes in on
@@ -77,7 +82,8 @@ type Daemon struct {
 	quit chan struct{} // closed when the loop has returned
 
 	// Owned by the loop goroutine.
-	gen     *generation // the running configuration and what was built from it
+	gen     *generation       // the running configuration and what was built from it
+	local   map[hostAddr]bool // the host's addresses, for ha_suspend (hasuspend.go); nil: not watched
 	health  map[string]health
 	quorum  map[string]bool
 	node    *vrrp.Node
@@ -95,10 +101,19 @@ type Daemon struct {
 	notifier *notify.Notifier
 	routing  *routing   // static addresses/routes/rules, virtual routes/rules (static.go)
 	bgp      *bgpDriver // BGP speaker (bgp.go); nil without a bgp block
+	bfd      *bfdDriver // BFD sessions (bfd.go); nil without bfd_instance
+
+	// Upgrade (upgrade.go): one at a time; handedOver is closed once the
+	// next process took over.
+	upgrading  atomic.Bool
+	handedOver chan struct{}
+	handOnce   sync.Once
 
 	// Read by API goroutines.
 	mu   sync.Mutex
 	snap snapshot
+	// The control and metrics listeners, for an upgrade to pass on.
+	ctlLn, webLn net.Listener
 }
 
 // snapshot is what API readers see of the loop's state.
@@ -108,15 +123,19 @@ type snapshot struct {
 	loaded        time.Time
 	reloads       uint64
 	reloadResults map[string]uint64 // by api.ReloadOK, ...
-	ready         error
-	rsOfName      map[string]rsRef
-	quorum        map[string]bool // by the API's virtual_server name
-	notifier      *notify.Notifier
-	runner        *check.Runner
-	dp            dataplane.Dataplane // safe for concurrent reads (the interface's promise)
+	// upgradeResults counts vipctl upgrade attempts by result (ok,
+	// failed).
+	upgradeResults map[string]uint64
+	ready          error
+	rsOfName       map[string]rsRef
+	quorum         map[string]bool // by the API's virtual_server name
+	notifier       *notify.Notifier
+	runner         *check.Runner
+	dp             dataplane.Dataplane // safe for concurrent reads (the interface's promise)
 	// bgp.go's driver and the policy's decisions.
 	bgp          *bgpDriver
 	bgpDecisions []bgp.Decision
+	bfd          *bfdDriver
 }
 
 // rsRef locates a check server in the configuration.
@@ -140,7 +159,7 @@ func New(opts Options) (*Daemon, error) {
 	if opts.IPVSState == "" {
 		opts.IPVSState = "/run/vipd/ipvs.json"
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), in: newInbox(), quit: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Logger, started: time.Now(), in: newInbox(), quit: make(chan struct{}), handedOver: make(chan struct{})}
 	d.dpName = d.chooseDataplane()
 	cfg, known, err := d.load(false)
 	if err != nil {
@@ -267,23 +286,49 @@ func (d *Daemon) needsKernel() bool {
 // once), then checkers, data plane and notifications.
 func (d *Daemon) Run(ctx context.Context) (err error) {
 	d.log.Info(fmt.Sprintf("Starting vipd %s (data plane %s)", d.opts.Version, d.dpName))
-	if d.opts.PIDFile != "" {
-		if err := writePIDFile(d.opts.PIDFile); err != nil {
-			return err
+	ho := d.opts.Handover
+	var resumeChecks map[check.CheckerKey]bool
+	var resumeVRRP map[string]vrrp.Resume
+	if ho != nil {
+		// The configuration is loaded (New): the previous process stops
+		// and sends its state.
+		if err := ho.ready(d.opts.Version); err != nil {
+			return d.takeoverFail("receive the state", err)
 		}
-		defer os.Remove(d.opts.PIDFile)
+		resumeChecks, resumeVRRP = d.resumed(ho.state)
+		d.log.Info(fmt.Sprintf("Taking over from vipd pid %d: %d VRRP instances, %d checkers", ho.PreviousPID(), len(resumeVRRP), len(resumeChecks)))
+	}
+	if d.opts.PIDFile != "" {
+		prev := 0
+		if ho != nil {
+			prev = ho.PreviousPID()
+		}
+		if err := writePIDFile(d.opts.PIDFile, prev); err != nil {
+			return d.takeoverFail("write the pid file", err)
+		}
+		defer func() {
+			if !d.handedOverNow() {
+				os.Remove(d.opts.PIDFile)
+			}
+		}()
 	}
 	g := d.gen
 	// startup_script runs before anything starts, shutdown_script after
-	// everything has stopped (the first defer runs last).
-	d.globalScript("startup", g.cfg.Global.StartupScript, g.cfg.Global.StartupTimeout, g.notifyCf)
+	// everything has stopped (the first defer runs last); across an
+	// upgrade neither runs: vipd did not start or stop.
+	if ho == nil {
+		d.globalScript("startup", g.cfg.Global.StartupScript, g.cfg.Global.StartupTimeout, g.notifyCf)
+	}
 	defer func() {
+		if d.handedOverNow() {
+			return
+		}
 		// The running generation's, as keepalived's last configuration.
 		gl := d.gen.cfg.Global
 		d.globalScript("shutdown", gl.ShutdownScript, gl.ShutdownTimeout, d.gen.notifyCf)
 	}()
 	if d.notifier, err = notify.New(g.notifyCf); err != nil {
-		return fmt.Errorf("notifications: %w", err)
+		return d.takeoverFail("start notifications", fmt.Errorf("notifications: %w", err))
 	}
 	d.publish(errors.New("starting"))
 	defer func() {
@@ -293,36 +338,73 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}()
 	if !d.opts.CheckOnly {
 		d.routing = startRouting(g.cfg, d.log, d.trackGroup)
-		defer d.routing.stop()
+		defer func() {
+			if d.handedOverNow() {
+				d.routing.abandon()
+			} else {
+				d.routing.stop()
+			}
+		}()
 	}
 
 	if !d.opts.VRRPOnly {
 		if d.dp, err = d.newDataplane(); err != nil {
-			return err
+			return d.takeoverFail("start the data plane", err)
+		}
+		if g.cfg.Global.LVSFlush && ho == nil {
+			// Not on an upgrade: the table is the old process's, to adopt.
+			d.flushIPVS("lvs_flush")
 		}
 		defer func() {
+			if d.handedOverNow() {
+				// The new process owns the data plane now: no flush.
+				d.releaseDataplane()
+			} else if d.gen.cfg.Global.LVSFlushOnStop == "all" {
+				// lvs_flush_on_stop (the running generation's): the whole
+				// table at once. With VS, vipd's own services go one by one
+				// without their real servers first, which is what Close
+				// does anyway.
+				d.flushIPVS("lvs_flush_on_stop")
+			}
 			if cerr := d.dp.Close(); cerr != nil {
 				d.log.Warn("closing the data plane", "err", cerr)
 			}
 		}()
+		if px, ok := d.dp.(*proxy.Dataplane); ok && ho != nil {
+			if err := ho.proxySockets(px); err != nil {
+				return d.takeoverFail("adopt the proxy's sockets", err)
+			}
+		}
 	}
 
 	// Health starts as the checkers will report it (up unless alpha), so
 	// the first Apply is right before the first check completes.
 	d.health, d.quorum = g.health, g.quorum
 	for _, p := range g.plans {
-		if p.cfg.QuorumUp != nil || p.cfg.QuorumDown != nil || p.cfg.SorryServer != nil {
+		if ho == nil && (p.cfg.QuorumUp != nil || p.cfg.QuorumDown != nil || p.cfg.SorryServer != nil) {
 			d.quorumEvent(p, d.quorum[p.name], quorumSum(p, d.health), true, false)
 		}
 	}
 	if d.dp != nil {
 		if err := d.applyServices(g.desired); err != nil {
-			return err
+			return d.takeoverFail("apply the services", err)
+		}
+		if px, ok := d.dp.(*proxy.Dataplane); ok && ho != nil {
+			if n := px.ReleaseInherited(); n > 0 {
+				d.log.Info(fmt.Sprintf("upgrade: closed %d passed sockets of services the configuration no longer has", n))
+			}
 		}
 		if g.cfg.Global.LVSSyncDaemon != nil {
-			// Backup until VRRP says master, as keepalived starts it.
-			d.syncDaemonState("INIT")
-			defer d.syncDaemonState("STOP")
+			// Backup until VRRP says master, as keepalived starts it
+			// (across an upgrade the resumed states set it).
+			if ho == nil {
+				d.syncDaemonState("INIT")
+			}
+			defer func() {
+				if !d.handedOverNow() {
+					d.syncDaemonState("STOP")
+				}
+			}()
 		}
 	}
 
@@ -331,7 +413,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		// off after VRRP has stopped (defers run in reverse).
 		d.promote = newPromoter(d.log)
 		d.promote.apply(g.cfg)
-		defer d.promote.reset()
+		defer func() {
+			if !d.handedOverNow() {
+				d.promote.reset()
+			}
+		}()
 	}
 
 	if !d.opts.CheckOnly {
@@ -345,20 +431,39 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if g.vrrp != nil {
 		d.node, err = vrrp.New(*g.vrrp, vrrp.Deps{Logger: d.log, Notifier: vrrp.NotifierFunc(d.vrrpNotify)})
 		if err != nil {
-			return err
+			return d.takeoverFail("start VRRP", err)
+		}
+		if ho != nil {
+			d.node.SetResume(resumeVRRP)
 		}
 	}
 
 	defer func() { d.in.close(); close(d.quit) }()
 	if !d.opts.VRRPOnly {
-		d.startRunner(g.servers)
+		// ha_suspend follows the host's addresses.
+		addrCtx, stopAddrs := context.WithCancel(context.Background())
+		defer stopAddrs()
+		if err := d.watchAddrs(addrCtx); err != nil {
+			d.log.Error(err.Error() + "; ha_suspend suspends nothing")
+			d.local = nil
+		}
+		d.markSuspended(g.plans, g.servers)
+		d.startRunner(g.servers, resumeChecks)
 		defer d.stopRunner()
+		d.applySuspend(g.plans, true)
 	}
 	d.startBGP(nil)
 	defer d.stopBGP(true)
+	d.startBFD(g.cfg)
+	// Registered before stopVRRP's defer, so it runs after it: the
+	// instances leave first, then the BFD peers hear AdminDown.
+	defer d.stopBFD()
 	if d.node != nil {
 		d.startVRRP()
 		d.replayTrackGroups(d.node)
+		if d.bfd != nil {
+			d.bfd.replay(d.node, true)
+		}
 	}
 	defer d.stopVRRP()
 
@@ -368,36 +473,66 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	apiCtx, stopAPI := context.WithCancel(context.Background())
 	defer stopAPI()
 	if d.opts.Control != "" {
-		ln, err := api.Listen(d.opts.Control, 0o600)
+		ln, err := d.controlListener()
 		if err != nil {
-			return fmt.Errorf("control socket: %w", err)
+			return d.takeoverFail("open the control socket", fmt.Errorf("control socket: %w", err))
 		}
+		d.mu.Lock()
+		d.ctlLn = ln
+		d.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer os.Remove(d.opts.Control)
-			if err := api.Serve(apiCtx, ln, (*source)(d)); err != nil && !errors.Is(err, context.Canceled) {
+			defer func() {
+				if !d.handedOverNow() {
+					os.Remove(d.opts.Control)
+				}
+			}()
+			if err := api.Serve(apiCtx, ln, (*source)(d)); err != nil && !errors.Is(err, context.Canceled) && !d.handedOverNow() {
 				d.log.Error("control API stopped", "err", err)
 			}
 		}()
 	}
 	if d.opts.Metrics != "" {
-		ln, err := net.Listen("tcp", d.opts.Metrics)
+		ln, err := d.metricsListener()
 		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
+			return d.takeoverFail("open the metrics listener", fmt.Errorf("metrics listener: %w", err))
 		}
+		d.mu.Lock()
+		d.webLn = ln
+		d.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := api.ServeWeb(apiCtx, ln, (*source)(d), api.WebOptions{Logger: d.log}); err != nil && !errors.Is(err, context.Canceled) {
+			if err := api.ServeWeb(apiCtx, ln, (*source)(d), api.WebOptions{Logger: d.log}); err != nil && !errors.Is(err, context.Canceled) && !d.handedOverNow() {
 				d.log.Error("metrics listener stopped", "err", err)
 			}
 		}()
 	}
-	sdNotify("READY=1\nSTATUS=running")
+	if ho != nil {
+		ho.closeUnused()
+		if err := ho.finish(); err != nil {
+			// The previous process takes everything back and kills
+			// this one.
+			return d.takeoverFail("say done", err)
+		}
+		d.log.Info(fmt.Sprintf("Took over from vipd pid %d", ho.PreviousPID()))
+		// The previous process tells systemd this one is the main
+		// process (MAINPID=); READY=1 from here would be refused.
+	} else {
+		sdNotify("READY=1\nSTATUS=running")
+	}
 
 	for {
 		select {
+		case <-d.handedOver:
+			d.log.Info("Handed over to the new vipd: not accepting any more")
+			if kl, ok := d.ctlLn.(interface{ KeepFile() }); ok {
+				kl.KeepFile()
+			}
+			stopAPI()
+			d.drain(ctx)
+			return nil
 		case <-ctx.Done():
 			sdNotify("STOPPING=1")
 			d.log.Info("Stopping")
@@ -419,6 +554,20 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		case <-d.in.ready:
 			d.in.serve()
 		}
+	}
+}
+
+// flushIPVS empties the kernel's IPVS table (lvs_flush, lvs_flush_on_stop)
+// when the data plane is ipvs; the other data planes have no IPVS table
+// of their own to flush, and vipd leaves the kernel's alone.
+func (d *Daemon) flushIPVS(why string) {
+	f, ok := d.dp.(interface{ Flush() error })
+	if !ok {
+		d.log.Info(why + ": the " + d.dpName + " data plane has no IPVS table; nothing flushed")
+		return
+	}
+	if err := f.Flush(); err != nil {
+		d.log.Error(why, "err", err)
 	}
 }
 
@@ -471,13 +620,15 @@ func (d *Daemon) scriptPolicy(c *config.Config) scriptPolicy {
 }
 
 // startRunner starts a check runner for servers; its events come to the
-// loop.
-func (d *Daemon) startRunner(servers []check.Server) {
+// loop. Its checkers start with the verdicts in resume (handed over by
+// the previous process; nil at an ordinary start).
+func (d *Daemon) startRunner(servers []check.Server, resume map[check.CheckerKey]bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopRun = cancel
 	d.runDone = make(chan struct{})
 	d.runner = check.NewRunner(servers, check.Options{
 		Logger: d.log,
+		Resume: resume,
 		OnEvent: func(ev check.Event) {
 			// The runner must not block on us for long; the loop is
 			// quick, and runs until the runner is stopped.
@@ -699,6 +850,18 @@ func (d *Daemon) vrrpNotify(n vrrp.Notification) {
 		d.currentNotifier().VRRP(ev)
 		return
 	}
+	if n.Resumed {
+		// Handed over by the previous process: nothing changed for
+		// scripts, FIFOs or mail; what this process runs follows it.
+		if !ev.Group {
+			d.routing.vrrpState(n.Name, n.State)
+		}
+		d.bgpVRRP(n)
+		if cfg := d.currentConfig(); !ev.Group && cfg != nil && cfg.Global.LVSSyncDaemon != nil && cfg.Global.LVSSyncDaemon.Instance == n.Name {
+			d.do(func() { d.syncDaemonState(n.State) })
+		}
+		return
+	}
 	if !ev.Group {
 		d.routing.vrrpState(n.Name, n.State)
 	}
@@ -789,12 +952,14 @@ func initialHealth(s check.Server) health {
 	return health{up: true, weight: s.Weight}
 }
 
-func writePIDFile(path string) error {
+// writePIDFile writes this process's pid to path, unless another live
+// vipd's is there (prev, the process handing over, is not another).
+func writePIDFile(path string, prev int) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	if b, err := os.ReadFile(path); err == nil {
-		if pid, err := strconv.Atoi(string(trimNL(b))); err == nil && pid != os.Getpid() && processAlive(pid) {
+		if pid, err := strconv.Atoi(string(trimNL(b))); err == nil && pid != os.Getpid() && pid != prev && processAlive(pid) {
 			return fmt.Errorf("pid file %s: vipd already running as pid %d (use -p for another instance)", path, pid)
 		}
 	}

@@ -41,7 +41,7 @@ virtual_server 198.18.0.100 80 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	servers, err := checkServers(c, plans, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	servers, err := checkServers(c, plans, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func (d *Daemon) build(cfg *config.Config, known map[string]bool) (*generation, 
 		return nil, &api.ConfigError{Diagnostics: ds}
 	}
 	policy := d.scriptPolicy(cfg)
-	if g.servers, err = checkServers(cfg, g.plans, policy, d.log); err != nil {
+	if g.servers, err = checkServers(cfg, g.plans, policy, d.bfdSessionUp, d.log); err != nil {
 		return nil, &api.ConfigError{Diagnostics: []string{err.Error()}}
 	}
 	if err := check.Validate(g.servers); err != nil {
@@ -183,6 +183,9 @@ func (d *Daemon) build(cfg *config.Config, known map[string]bool) (*generation, 
 // change keeps its state: VRRP instances, services' connections,
 // checkers of unchanged real servers.
 func (d *Daemon) Reload(ctx context.Context) error {
+	if d.upgrading.Load() {
+		return errors.New("an upgrade is running or done: reload the new vipd")
+	}
 	var err error
 	if cerr := d.call(ctx, func() { err = d.reload() }); cerr != nil {
 		return cerr
@@ -224,6 +227,7 @@ func (d *Daemon) reload() (err error) {
 	d.gen, d.health, d.quorum = next, next.health, next.quorum
 	d.promote.apply(next.cfg)
 	d.reloadBGP(next.cfg) // cannot fail: a speaker that does not start is logged (bgp.go)
+	d.reloadBFD(next.cfg) // a session that cannot start is logged; the others run
 	if newNotifier != nil {
 		d.notifier = newNotifier
 		go func() {
@@ -275,8 +279,8 @@ func (d *Daemon) commitSteps(next *generation, newNotifier **notify.Notifier) []
 	}
 	if d.runner != nil {
 		steps = append(steps, step{name: "health checks",
-			do:   func() error { return d.updateRunner(next.servers) },
-			undo: func() error { return d.updateRunner(prev.servers) }})
+			do:   func() error { return d.updateRunner(next.plans, next.servers) },
+			undo: func() error { return d.updateRunner(prev.plans, prev.servers) }})
 	}
 	if next.vrrp != nil {
 		if d.node == nil {
@@ -292,6 +296,9 @@ func (d *Daemon) commitSteps(next *generation, newNotifier **notify.Notifier) []
 					d.mu.Unlock()
 					d.startVRRP()
 					d.replayTrackGroups(node)
+					if d.bfd != nil {
+						d.bfd.replay(node, true)
+					}
 					return nil
 				},
 				undo: func() error {
@@ -333,10 +340,17 @@ func (d *Daemon) applyServices(desired []lvs.Service) error {
 
 // updateRunner moves the checkers to servers: unchanged ones keep their
 // state; the events of the others come to the loop's queue.
-func (d *Daemon) updateRunner(servers []check.Server) error {
+// ha_suspend holds new servers from the start, and kept ones as the
+// plans now say.
+func (d *Daemon) updateRunner(plans []*vsPlan, servers []check.Server) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return d.runner.Update(ctx, servers)
+	d.markSuspended(plans, servers)
+	if err := d.runner.Update(ctx, servers); err != nil {
+		return err
+	}
+	d.applySuspend(plans, false)
+	return nil
 }
 
 // countReload counts a reload's result for Status and the metrics.

@@ -34,21 +34,23 @@ func (s *source) Status() api.Status {
 	d.mu.Lock()
 	snap := d.snap
 	results := maps.Clone(snap.reloadResults)
+	upgrades := maps.Clone(snap.upgradeResults)
 	d.mu.Unlock()
 	host, _ := os.Hostname()
 	st := api.Status{
-		Version:       d.opts.Version,
-		Hostname:      host,
-		PID:           os.Getpid(),
-		Started:       d.started,
-		ConfigFile:    d.opts.ConfigFile,
-		ConfigLoaded:  snap.loaded,
-		Reloads:       snap.reloads,
-		ReloadResults: results,
-		Dataplane:     d.dpName,
-		Services:      []lvs.ServiceStatus{},
-		Instances:     []api.Instance{},
-		Checks:        []api.Check{},
+		Version:        d.opts.Version,
+		Hostname:       host,
+		PID:            os.Getpid(),
+		Started:        d.started,
+		ConfigFile:     d.opts.ConfigFile,
+		ConfigLoaded:   snap.loaded,
+		Reloads:        snap.reloads,
+		ReloadResults:  results,
+		UpgradeResults: upgrades,
+		Dataplane:      d.dpName,
+		Services:       []lvs.ServiceStatus{},
+		Instances:      []api.Instance{},
+		Checks:         []api.Check{},
 	}
 	if d.opts.VRRPOnly {
 		st.Dataplane = "none"
@@ -138,6 +140,7 @@ func (s *source) Status() api.Status {
 		})
 	}
 	st.BGP = d.bgpStatus()
+	st.BFD = d.bfdStatus()
 	return st
 }
 
@@ -159,4 +162,11 @@ func (s *source) Ready() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.snap.ready
+}
+
+var _ api.Upgrader = (*source)(nil)
+
+// Upgrade replaces the daemon's process (upgrade.go).
+func (s *source) Upgrade(ctx context.Context) (api.UpgradeResult, error) {
+	return s.d().Upgrade(ctx)
 }

@@ -430,6 +430,21 @@ func (r *routing) stop() {
 	<-r.done
 }
 
+// abandon stops the worker and leaves every address, route and rule in
+// place: the next process (vipctl upgrade) runs them now.
+func (r *routing) abandon() {
+	if r == nil {
+		return
+	}
+	r.cancel()
+	r.wait(func() { r.closed = true })
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.poke()
+	<-r.done
+}
+
 func (r *routing) poke() {
 	select {
 	case r.wake <- struct{}{}:

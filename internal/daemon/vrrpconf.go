@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -83,8 +84,15 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			TrackInterfaces: trackRefs(sg.Track.Interfaces),
 			TrackScripts:    trackRefs(without(sg.Track.Scripts, refused)),
 			TrackFiles:      trackRefs(sg.Track.Files),
+			TrackBFDs:       bfdTrackRefs(sg.Track.BFDs),
 			TrackProcesses:  trackRefs(sg.Track.Processes),
 		})
+	}
+	vmacNames := map[string]bool{}
+	for _, in := range c.Instances {
+		if in.UseVMAC != nil && in.UseVMAC.Interface != "" {
+			vmacNames[in.UseVMAC.Interface] = true
+		}
 	}
 	for _, in := range c.Instances {
 		ic := vrrp.InstanceConfig{
@@ -105,12 +113,31 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 			TrackInterfaces:      trackRefs(in.Track.Interfaces),
 			TrackScripts:         trackRefs(without(in.Track.Scripts, refused)),
 			TrackFiles:           trackRefs(in.Track.Files),
+			TrackBFDs:            bfdTrackRefs(in.Track.BFDs),
 			TrackProcesses:       trackRefs(in.Track.Processes),
 			DownTimerAdverts:     in.DownTimerAdverts,
 			LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
 			HigherPrioSendAdvert: in.HigherPrioSendAdvert,
 			SkipCheckAdvAddr:     in.SkipCheckAdvAddr || g.SkipCheckAdvAddr,
 			Strict:               in.Strict || g.Strict,
+		}
+		if vm := in.UseVMAC; vm != nil {
+			ic.VMAC = &vrrp.VMACConfig{Name: vm.Interface, MAC: vmacMAC(vm.MAC, in.VRID), XmitBase: vm.XmitBase}
+			if ic.VMAC.Name == "" {
+				ic.VMAC.Name = vmacName(g.VMACPrefix, in.VRID, in.Family(), vmacNames)
+				vmacNames[ic.VMAC.Name] = true
+			}
+			// keepalived: addresses of the instance's family with no
+			// dev, or dev the instance's interface, go on the VMAC.
+			onVMAC := func(vs []vrrp.VIP) {
+				for i := range vs {
+					if vs[i].Dev == in.Interface && vs[i].Prefix.Addr().Is6() == in.Family() {
+						vs[i].Dev = ic.VMAC.Name
+					}
+				}
+			}
+			onVMAC(ic.VIPs)
+			onVMAC(ic.ExcludedVIPs)
 		}
 		ic.NotifyPriorityChanges = notifyPrioChanges(c, in)
 		for _, tg := range c.TrackGroups {
@@ -159,6 +186,48 @@ func vrrpConfig(c *config.Config, policy scriptPolicy, log *slog.Logger) vrrp.Co
 		out.Instances = append(out.Instances, ic)
 	}
 	return out
+}
+
+// vmacName is keepalived's name for an instance's VMAC: PREFIX.VRID,
+// else (taken by another instance) PREFIXn.VRID, IPv6 instances trying
+// n=6 first; cut to the 15 bytes of an interface name by shortening the
+// prefix.
+func vmacName(prefix string, vrid int, v6 bool, taken map[string]bool) string {
+	if prefix == "" {
+		prefix = "vrrp"
+	}
+	mk := func(num string) string {
+		tail := num + "." + strconv.Itoa(vrid)
+		if len(prefix)+len(tail) > 15 {
+			return prefix[:15-len(tail)] + tail
+		}
+		return prefix + tail
+	}
+	nums := []string{""}
+	if v6 {
+		nums = append(nums, "6")
+	}
+	for i := 1; i < 100; i++ {
+		if !v6 || i != 6 {
+			nums = append(nums, strconv.Itoa(i))
+		}
+	}
+	for _, n := range nums {
+		if name := mk(n); !taken[name] {
+			return name
+		}
+	}
+	return mk("")
+}
+
+// vmacMAC completes a use_vmac MAC given with five octets with the VRID,
+// as keepalived does; a full one is kept, none stays empty (the virtual
+// router MAC).
+func vmacMAC(mac string, vrid int) string {
+	if strings.Count(mac, ":") == 4 {
+		return fmt.Sprintf("%s:%02x", mac, vrid)
+	}
+	return mac
 }
 
 // processConfig maps a vrrp_track_process block: the first word of
@@ -239,6 +308,17 @@ func without(refs []config.TrackRef, refused map[string]bool) []config.TrackRef 
 		if !refused[r.Name] {
 			out = append(out, r)
 		}
+	}
+	return out
+}
+
+// bfdTrackRefs always carries the weight: config gave entries without
+// one their bfd_instance's weight (0: FAULT while down).
+func bfdTrackRefs(in []config.TrackRef) []vrrp.TrackRef {
+	var out []vrrp.TrackRef
+	for _, r := range in {
+		w := r.Weight
+		out = append(out, vrrp.TrackRef{Name: r.Name, Weight: &w, Reverse: r.Reverse})
 	}
 	return out
 }

@@ -284,6 +284,75 @@ vrrp_instance VI_1 {
 	}
 }
 
+// TestVMACMapping checks how use_vmac reaches the VRRP configuration:
+// keepalived's default names (vmac_prefix.VRID; an IPv6 instance whose
+// name is taken tries PREFIX6.VRID), a MAC of five octets completed with
+// the VRID, VIPs without dev on the macvlan, and vmac_xmit_base alone
+// ignored.
+func TestVMACMapping(t *testing.T) {
+	c := parse(t, `
+global_defs {
+    vmac_prefix vr
+}
+vrrp_instance V4 {
+    interface lo
+    virtual_router_id 7
+    use_vmac
+    virtual_ipaddress {
+        198.18.0.1/24
+        198.18.1.1/24 dev lo
+    }
+    virtual_ipaddress_excluded {
+        2001:db8::7/64
+        198.18.2.1/24 dev eth9
+    }
+}
+vrrp_instance V6 {
+    interface lo
+    virtual_router_id 7
+    use_vmac 02:00:00:00:01 netlink_notify_msg
+    vmac_xmit_base
+    virtual_ipaddress { 2001:db8::1/64 }
+}
+vrrp_instance NAMED {
+    interface lo
+    virtual_router_id 8
+    use_vmac name group
+    virtual_ipaddress { 198.18.0.2 }
+}
+vrrp_instance BASEONLY {
+    interface lo
+    virtual_router_id 9
+    vmac_xmit_base
+    virtual_ipaddress { 198.18.0.3 }
+}
+`)
+	got := map[string]vrrp.InstanceConfig{}
+	for _, ic := range vrrpConfig(c, nil, slog.Default()).Instances {
+		got[ic.Name] = ic
+	}
+	check := func(name string, want *vrrp.VMACConfig) {
+		t.Helper()
+		g := got[name].VMAC
+		if (g == nil) != (want == nil) || (g != nil && *g != *want) {
+			t.Errorf("%s: VMAC %+v, want %+v", name, g, want)
+		}
+	}
+	check("V4", &vrrp.VMACConfig{Name: "vr.7"})
+	check("V6", &vrrp.VMACConfig{Name: "vr6.7", MAC: "02:00:00:00:01:07", XmitBase: true})
+	check("NAMED", &vrrp.VMACConfig{Name: "group"})
+	check("BASEONLY", nil)
+	if v := got["V4"].VIPs; len(v) != 2 || v[0].Dev != "vr.7" || v[1].Dev != "vr.7" {
+		t.Errorf("V4 VIPs %+v: want both on vr.7 (no dev, dev the instance's interface)", v)
+	}
+	if v := got["V4"].ExcludedVIPs; len(v) != 2 || v[0].Dev != "lo" || v[1].Dev != "eth9" {
+		t.Errorf("V4 excluded VIPs %+v: want the IPv6 one on lo, the other on eth9", v)
+	}
+	if n := vmacName("averyverylongprefix", 255, false, nil); n != "averyverylo.255" {
+		t.Errorf("long prefix: %q, want averyverylo.255", n)
+	}
+}
+
 func TestRealtimeConfig(t *testing.T) {
 	inst := "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress { 198.18.0.1 }\n}\n"
 	c := parse(t, "global_defs {\n    vrrp_rt_priority 20\n    vrrp_no_swap\n}\n"+inst)

@@ -3,6 +3,7 @@ package vrrp
 import (
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -130,6 +131,9 @@ type InstanceConfig struct {
 	// TrackExternal names objects the daemon reports through
 	// Node.SetTrack (health checker quorum, ...).
 	TrackExternal []TrackRef `json:"track_external,omitempty"`
+	// TrackBFDs are track_bfd entries: bfd_instance sessions the daemon
+	// reports through Node.SetTrack(BFDRef(name), up).
+	TrackBFDs []TrackRef `json:"track_bfd,omitempty"`
 
 	// GARP schedule; nil means keepalived's default (repeat 5, delay 5 s,
 	// refresh off, refresh repeat 1, lower-prio ones as the master ones).
@@ -155,6 +159,53 @@ type InstanceConfig struct {
 	// V3ChecksumAsV2 computes and checks VRRPv3 checksums without the
 	// pseudo-header, for old peers.
 	V3ChecksumAsV2 bool `json:"v3_checksum_as_v2,omitempty"`
+	// VMAC (use_vmac) puts the instance on a macvlan of Interface that
+	// carries the VRRP virtual MAC: its VIPs without a dev go there, and
+	// its adverts are sent and received there unless XmitBase.
+	// Interface stays the tracked link and the source of the adverts'
+	// address, as in keepalived.
+	VMAC *VMACConfig `json:"vmac,omitempty"`
+}
+
+// VMACConfig is an instance's use_vmac and vmac_xmit_base.
+type VMACConfig struct {
+	// Name of the macvlan (keepalived's default: vrrp.VRID).
+	Name string `json:"name"`
+	// MAC: empty means the virtual router MAC 00:00:5e:00:01:VRID
+	// (IPv6: 00:00:5e:00:02:VRID).
+	MAC string `json:"mac,omitempty"`
+	// XmitBase sends and receives the adverts on Interface, not on the
+	// macvlan (vmac_xmit_base).
+	XmitBase bool `json:"xmit_base,omitempty"`
+}
+
+// sockIface is the interface the instance's adverts go out and come in
+// on.
+func (in *InstanceConfig) sockIface() string {
+	if in.VMAC != nil && !in.VMAC.XmitBase {
+		return in.VMAC.Name
+	}
+	return in.Interface
+}
+
+// vipDev is where a VIP without a dev goes.
+func (in *InstanceConfig) vipDev() string {
+	if in.VMAC != nil {
+		return in.VMAC.Name
+	}
+	return in.Interface
+}
+
+// vmacLink is the macvlan the driver creates for the instance.
+func (in *InstanceConfig) vmacLink() netif.VMAC {
+	v6 := in.family6()
+	mac := netif.VirtualMAC(in.VRID, v6)
+	if in.VMAC.MAC != "" {
+		if hw, err := net.ParseMAC(in.VMAC.MAC); err == nil {
+			mac = hw
+		}
+	}
+	return netif.VMAC{Name: in.VMAC.Name, Base: in.Interface, MAC: mac, V6: v6}
 }
 
 // TrackRef is an entry of track_interface, track_script or track_file:
@@ -173,6 +224,7 @@ type GroupConfig struct {
 	TrackInterfaces []TrackRef `json:"track_interfaces,omitempty"`
 	TrackScripts    []TrackRef `json:"track_scripts,omitempty"`
 	TrackFiles      []TrackRef `json:"track_files,omitempty"`
+	TrackBFDs       []TrackRef `json:"track_bfd,omitempty"`
 	TrackProcesses  []TrackRef `json:"track_processes,omitempty"`
 }
 
@@ -246,6 +298,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 		unicast bool
 	}
 	ids := map[ifv]string{}
+	vmacs := map[string]string{} // VMAC name -> instance
 	scripts := map[string]bool{}
 	for _, s := range c.Scripts {
 		if s.Name == "" || scripts[s.Name] {
@@ -387,6 +440,30 @@ func (c *Config) Validate() (warnings []string, err error) {
 		if in.PreemptDelay < 0 || in.PreemptDelay > 1000*time.Second {
 			bad("%s: preempt_delay %v outside 0..1000 s", who, in.PreemptDelay)
 		}
+		if vm := in.VMAC; vm != nil {
+			switch {
+			case vm.Name == "" || len(vm.Name) >= 16 || strings.ContainsAny(vm.Name, "/ "):
+				bad("%s: use_vmac: %q is not an interface name", who, vm.Name)
+			case vm.Name == in.Interface:
+				bad("%s: use_vmac: the VMAC cannot be the instance's interface %s", who, in.Interface)
+			case vmacs[vm.Name] != "":
+				bad("%s: use_vmac: interface %s is already the VMAC of %s", who, vm.Name, vmacs[vm.Name])
+			}
+			vmacs[vm.Name] = in.Name
+			if vm.MAC != "" {
+				if hw, err := net.ParseMAC(vm.MAC); err != nil || len(hw) != 6 {
+					bad("%s: use_vmac: %q is not an Ethernet MAC address", who, vm.MAC)
+				}
+			}
+			if len(in.UnicastPeers) > 0 && !vm.XmitBase {
+				// keepalived's rule (NOTE 2 of use_vmac).
+				bad("%s: use_vmac with unicast peers needs vmac_xmit_base", who)
+			}
+			if vm.XmitBase && (in.Strict) {
+				warn("(%s) xmit_base is incompatible with strict mode - resetting", in.Name)
+				c.Instances[i].VMAC = &VMACConfig{Name: vm.Name, MAC: vm.MAC}
+			}
+		}
 		key := ifv{in.Interface, in.VRID, v6, len(in.UnicastPeers) > 0}
 		if other, ok := ids[key]; ok && !key.unicast {
 			bad("%s: virtual_router_id %d already used by %s on %s", who, in.VRID, other, in.Interface)
@@ -397,6 +474,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 		checkRefs(who, "track_file", in.TrackFiles, files, -254, 254)
 		checkRefs(who, "track_process", in.TrackProcesses, procs, -254, 254)
 		checkRefs(who, "track_external", in.TrackExternal, nil, -254, 254)
+		checkRefs(who, "track_bfd", in.TrackBFDs, nil, -253, 253)
 
 		// keepalived's adjustments, with its warnings.
 		prio := in.priority()
@@ -473,6 +551,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 		checkRefs(who, "track_file", g.TrackFiles, files, -254, 254)
 		checkRefs(who, "track_process", g.TrackProcesses, procs, -254, 254)
 		checkRefs(who, "track_interface", g.TrackInterfaces, nil, -253, 253)
+		checkRefs(who, "track_bfd", g.TrackBFDs, nil, -253, 253)
 	}
 	if len(problems) > 0 {
 		return warnings, &ConfigError{Problems: problems}
@@ -562,5 +641,10 @@ func (in *InstanceConfig) machineConfig() MachineConfig {
 // identity is what makes an instance the same instance across a reload:
 // changing any of these replaces it.
 func (in *InstanceConfig) identity() string {
-	return fmt.Sprintf("%s|%d|%d|%v|%v|%v", in.Interface, in.VRID, in.version(), in.family6(), len(in.UnicastPeers) > 0, in.UnicastSrcIP)
+	id := fmt.Sprintf("%s|%d|%d|%v|%v|%v", in.Interface, in.VRID, in.version(), in.family6(), len(in.UnicastPeers) > 0, in.UnicastSrcIP)
+	if in.VMAC != nil {
+		// The VMAC is made with the instance and goes with it.
+		id += fmt.Sprintf("|vmac %s %s %v", in.VMAC.Name, in.VMAC.MAC, in.VMAC.XmitBase)
+	}
+	return id
 }

@@ -44,8 +44,12 @@ type Core struct {
 	limiter      logLimiter
 	timer        time.Time // the deadline last reported by EffTimer
 	stopped      bool
-	out          []Effect
-	now          time.Time // time of the Input being stepped
+	// resume: instances to resume rather than start (Input.Resume),
+	// until they start; resuming is set while one resumes.
+	resume   map[string]Resume
+	resuming bool
+	out      []Effect
+	now      time.Time // time of the Input being stepped
 }
 
 // SockKey names a VRRP socket: one per interface and address family.
@@ -147,6 +151,9 @@ const (
 	// InStop: stop every instance (a master resigns with priority 0) and
 	// remove every VIP.
 	InStop
+	// InDetach: stop without a word to the network (no priority 0, VIPs
+	// kept): another process resumes the instances (vipctl upgrade).
+	InDetach
 )
 
 // Input is one event for Core.Step.
@@ -166,6 +173,10 @@ type Input struct {
 	Detail string
 	Value  int
 	Up     bool
+	// Resume, with the first InReload, are the states of instances
+	// another process handed over (vipctl upgrade), by name: they
+	// resume rather than start.
+	Resume map[string]Resume
 }
 
 // EffectKind says what an Effect asks the driver to do.
@@ -209,6 +220,14 @@ const (
 	// EffTimer: step an InTick at At (zero: no timer). It replaces the
 	// previous timer.
 	EffTimer
+	// EffAddVMAC: create (or take over) the macvlan VMAC and bring it up
+	// (use_vmac); it stays up whatever the instance's state, as in
+	// keepalived: only the VIPs move. It comes before the instance's
+	// EffListen, which needs it.
+	EffAddVMAC
+	// EffRemoveVMAC: delete the macvlan Name, after the instance has
+	// resigned and closed its socket on it.
+	EffRemoveVMAC
 )
 
 // Effect is one thing the driver must do, in order.
@@ -232,6 +251,7 @@ type Effect struct {
 	Processes    []proctrack.Spec
 	Name         string
 	At           time.Time
+	VMAC         netif.VMAC
 }
 
 // NewCore returns an empty core; its first InReload starts it.
@@ -272,6 +292,7 @@ var handlers = map[InputKind]func(*Core, Input){
 	InProcess:  func(c *Core, in Input) { c.processChanged(in.Name, in.Up, in.Value) },
 	InAddrs:    func(c *Core, in Input) { c.addrsChanged(in.Link) },
 	InStop:     func(c *Core, _ Input) { c.stop() },
+	InDetach:   func(c *Core, _ Input) { c.detach() },
 }
 
 // Deadline returns when the core next needs an InTick (zero: never).
@@ -366,6 +387,9 @@ func (l logLimiter) pass(key, msg string, now time.Time) (string, bool) {
 // state (no VIP flap, no extra GARP); its other settings change in place.
 func (c *Core) reload(in Input) {
 	cfg := in.Config
+	if in.Resume != nil {
+		c.resume = maps.Clone(in.Resume)
+	}
 	// The link watch is the authority on states it reported (with its
 	// log lines); the facts fill in the rest and the addresses.
 	for _, l := range in.Links {
@@ -482,13 +506,24 @@ func (c *Core) ready(ci *coreInst) {
 		return
 	}
 	c.retrack(ci)
-	if ci.m.State() == StateInit {
-		c.step(ci, Event{Kind: EvStart})
+	if ci.m.State() != StateInit {
+		return
 	}
+	if r, ok := c.resume[ci.cfg.Name]; ok {
+		delete(c.resume, ci.cfg.Name)
+		c.resuming = true
+		c.step(ci, Event{Kind: EvResume, Resume: r})
+		c.resuming = false
+		return
+	}
+	c.step(ci, Event{Kind: EvStart})
 }
 
 func (c *Core) addInstance(ic InstanceConfig) {
-	ci := &coreInst{cfg: ic, vips: instanceVIPs(ic), key: SockKey{ic.Interface, ic.family6()}}
+	ci := &coreInst{cfg: ic, vips: instanceVIPs(ic), key: SockKey{ic.sockIface(), ic.family6()}}
+	if ic.VMAC != nil {
+		c.emit(Effect{Kind: EffAddVMAC, Instance: ic.Name, VMAC: ic.vmacLink()})
+	}
 	switch {
 	case ic.UnicastSrcIP.IsValid():
 		ci.src, ci.ownSrc = ic.UnicastSrcIP, true
@@ -564,7 +599,7 @@ func instanceVIPs(ic InstanceConfig) []VIP {
 	var out []VIP
 	for _, v := range append(slices.Clone(ic.VIPs), ic.ExcludedVIPs...) {
 		if v.Dev == "" {
-			v.Dev = ic.Interface
+			v.Dev = ic.vipDev()
 		}
 		out = append(out, v)
 	}
@@ -581,6 +616,9 @@ func (c *Core) removeInstance(ci *coreInst) {
 			delete(c.socks, ci.key)
 			c.emit(Effect{Kind: EffUnlisten, Sock: ci.key})
 		}
+	}
+	if ci.cfg.VMAC != nil {
+		c.emit(Effect{Kind: EffRemoveVMAC, Instance: ci.cfg.Name, Name: ci.cfg.VMAC.Name})
 	}
 	delete(c.insts, ci.cfg.Name)
 	c.order = slices.DeleteFunc(c.order, func(s string) bool { return s == ci.cfg.Name })
@@ -674,7 +712,12 @@ func (c *Core) exec(actions []Action) {
 				c.announce(ci, v, a.Count)
 			}
 		case ActSendGARPExtra:
-			done := map[string]bool{ci.cfg.Interface: true}
+			// Not on the interface the adverts go out on (keepalived:
+			// with vmac_xmit_base, the VMAC gets them too).
+			done := map[string]bool{ci.cfg.sockIface(): true}
+			if vm := ci.cfg.VMAC; vm != nil && vm.XmitBase {
+				done = map[string]bool{}
+			}
 			for _, v := range ci.vips {
 				if !done[v.Dev] {
 					done[v.Dev] = true
@@ -682,7 +725,9 @@ func (c *Core) exec(actions []Action) {
 				}
 			}
 		case ActStateChange:
-			c.notify(ci, a.To.String(), a.From.String())
+			n := c.notification(ci, a.To.String(), a.From.String())
+			n.Resumed = a.Resumed
+			c.emit(Effect{Kind: EffNotify, Instance: name, Notification: n})
 		case ActMasterRxLowerPrio:
 			c.notify(ci, "MASTER_RX_LOWER_PRI", "MASTER")
 		case ActPriorityChange:
@@ -709,7 +754,7 @@ func (c *Core) exec(actions []Action) {
 			prev := c.grpState[name]
 			c.grpState[name] = st
 			if st != StateInit {
-				c.emit(Effect{Kind: EffNotify, Notification: Notification{Time: c.now, Type: "GROUP", Name: name, State: st.String(), Prev: prev.String()}})
+				c.emit(Effect{Kind: EffNotify, Notification: Notification{Time: c.now, Type: "GROUP", Name: name, State: st.String(), Prev: prev.String(), Resumed: c.resuming}})
 			}
 		}
 	}
@@ -769,6 +814,11 @@ func (c *Core) stop() {
 	slices.SortFunc(keys, func(a, b SockKey) int { return strings.Compare(a.String(), b.String()) })
 	for _, k := range keys {
 		c.emit(Effect{Kind: EffUnlisten, Sock: k})
+	}
+	for _, name := range c.order {
+		if ci := c.insts[name]; ci.cfg.VMAC != nil {
+			c.emit(Effect{Kind: EffRemoveVMAC, Instance: name, Name: ci.cfg.VMAC.Name})
+		}
 	}
 	c.stopped = true
 }

@@ -170,6 +170,11 @@ func (c *Core) retrack(ci *coreInst) {
 					t.Reverse = pr.cfg.Reverse
 				}
 				t.Known, t.Up = pr.known, pr.up
+			case TrackBFD:
+				// Down until the daemon reports it Up, as keepalived
+				// starts every tracked BFD down.
+				t.Weight = orDefault(r.Weight, 0)
+				t.Known, t.Up = true, c.external[BFDRef(r.Name)]
 			}
 			items = append(items, t)
 		}
@@ -179,12 +184,14 @@ func (c *Core) retrack(ci *coreInst) {
 	addRefs(ci.cfg.TrackFiles, TrackFile)
 	addRefs(ci.cfg.TrackProcesses, TrackProcess)
 	addRefs(ci.cfg.TrackExternal, TrackExternal)
+	addRefs(ci.cfg.TrackBFDs, TrackBFD)
 	for _, g := range c.cfg.Groups {
 		if g.Name == ci.group {
 			addRefs(g.TrackInterfaces, TrackInterface)
 			addRefs(g.TrackScripts, TrackScript)
 			addRefs(g.TrackFiles, TrackFile)
 			addRefs(g.TrackProcesses, TrackProcess)
+			addRefs(g.TrackBFDs, TrackBFD)
 		}
 	}
 	delta, faults := Evaluate(items)
@@ -383,3 +390,7 @@ func (c *Core) processChanged(name string, up bool, count int) {
 	pr.known, pr.up, pr.changed = true, up, c.now
 	c.retrackAll()
 }
+
+// BFDRef is the external object name under which the daemon reports a
+// bfd_instance's session (Node.SetTrack) for track_bfd.
+func BFDRef(name string) string { return "bfd " + name }

@@ -32,6 +32,12 @@ type Host interface {
 	// Announce sends count gratuitous ARPs or unsolicited NAs for ip,
 	// interval apart.
 	Announce(dev string, ip netip.Addr, count int, interval time.Duration) error
+	// AddVMAC creates a VRRP virtual MAC interface (use_vmac) and
+	// brings it up; RemoveVMAC deletes one AddVMAC made; RemoveAllVMACs
+	// deletes whatever AddVMAC made and is still there.
+	AddVMAC(netif.VMAC) error
+	RemoveVMAC(name string) error
+	RemoveAllVMACs() error
 	// Close releases what the host opened (announcement sockets).
 	Close() error
 }
@@ -50,11 +56,12 @@ type Conn interface {
 type NetifHost struct {
 	addrs *netif.Addrs
 	ann   *netif.Announcer
+	vmacs *netif.VMACs
 }
 
 // NewNetifHost returns a Host that remembers the addresses it added.
 func NewNetifHost() *NetifHost {
-	return &NetifHost{addrs: netif.NewAddrs(), ann: netif.NewAnnouncer()}
+	return &NetifHost{addrs: netif.NewAddrs(), ann: netif.NewAnnouncer(), vmacs: netif.NewVMACs()}
 }
 
 // Listen implements Host.
@@ -99,6 +106,15 @@ func (h *NetifHost) Announce(dev string, ip netip.Addr, count int, interval time
 	h.ann.Interval = interval
 	return h.ann.Announce(dev, ip, count)
 }
+
+// AddVMAC implements Host.
+func (h *NetifHost) AddVMAC(v netif.VMAC) error { return h.vmacs.Add(v) }
+
+// RemoveVMAC implements Host.
+func (h *NetifHost) RemoveVMAC(name string) error { return h.vmacs.Remove(name) }
+
+// RemoveAllVMACs implements Host.
+func (h *NetifHost) RemoveAllVMACs() error { return h.vmacs.RemoveAll() }
 
 // Close implements Host.
 func (h *NetifHost) Close() error { return h.ann.Close() }

@@ -98,7 +98,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 
 	var startAt time.Time
-	if d := startupDelay(n.cfg, uptime()); d > 0 {
+	if d := startupDelay(n.cfg, uptime()); d > 0 && n.resume == nil {
 		startAt = time.Now().Add(d)
 		n.delayed = true
 		n.log.Info(fmt.Sprintf("Delaying startup for %g seconds", d.Seconds()))
@@ -110,6 +110,10 @@ func (n *Node) Run(ctx context.Context) error {
 	for {
 		n.readEventfd()
 		n.runInbox()
+		if n.handoff {
+			n.detach()
+			return nil
+		}
 		if n.stopping {
 			n.shutdown()
 			return nil

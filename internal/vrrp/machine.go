@@ -142,6 +142,10 @@ type Action struct {
 	Stale            bool
 	Msg              string
 	Key              string
+	// Resumed marks the ActStateChange of an instance resumed in the
+	// state another process left it in: not a change for the network,
+	// the scripts or the FIFOs.
+	Resumed bool
 }
 
 // EventKind says what happened.
@@ -161,6 +165,9 @@ const (
 	EvTrack
 	// EvShutdown: stop; a master resigns with a priority 0 advert.
 	EvShutdown
+	// EvResume leaves INIT into the state of Resume (another process
+	// handed the instance over: vipctl upgrade).
+	EvResume
 )
 
 // Event is one input to Machine.Step.
@@ -173,6 +180,7 @@ type Event struct {
 	TTL    int
 	Delta  int
 	Faults []string
+	Resume Resume
 }
 
 // Stats are the counters of one instance, named after keepalived's.
@@ -354,6 +362,8 @@ func (m *Machine) step(ev Event) {
 		m.track(ev.Now, ev.Delta, ev.Faults)
 	case EvShutdown:
 		m.shutdown(ev.Now)
+	case EvResume:
+		m.resume(ev.Now, ev.Resume)
 	}
 }
 

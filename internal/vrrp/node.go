@@ -28,6 +28,11 @@ type Notification struct {
 	// Reload marks a repeat of a state kept through a reload
 	// (fifo_write_vrrp_states_on_reload): for the FIFOs only.
 	Reload bool
+	// Resumed marks the state an instance (or group) resumed in, handed
+	// over by the previous process (vipctl upgrade): nothing changed on
+	// the network; for the daemon's bookkeeping (routes, BGP, sync
+	// daemon), not for scripts, FIFOs or mail.
+	Resumed bool
 	// VIPs of the instance (for the data plane).
 	VIPs []netip.Prefix
 }
@@ -83,6 +88,11 @@ type Node struct {
 	stopping bool
 	rtStop   chan struct{} // ends the ProcessRealtime scans
 	rtDone   chan struct{}
+	// resume: the states handed over by the previous process, for the
+	// first reload (SetResume); handoff: Handoff asked Run to return
+	// without a word to the network.
+	resume  map[string]Resume
+	handoff bool
 }
 
 type sock struct {
@@ -138,6 +148,45 @@ func (n *Node) Reload(cfg Config) error {
 	})
 }
 
+// SetResume makes Run resume the named instances in the given states
+// rather than start them (no startup delay, no listen before claiming,
+// no GARP): the states another process handed over (Handoff). Call it
+// before Run.
+func (n *Node) SetResume(r map[string]Resume) { n.resume = r }
+
+// Handoff stops Run as if the process vanished, for a process that
+// takes over (vipctl upgrade): a master sends no priority 0 advert and
+// keeps its VIPs, nothing is notified; sockets, scripts and file watches
+// close. It returns the states of the instances, taken at the moment
+// the loop stopped, and waits until Run has returned.
+func (n *Node) Handoff() (map[string]Resume, error) {
+	var r map[string]Resume
+	if err := n.call(func() {
+		r = n.core.Resumable()
+		n.handoff = true
+	}); err != nil {
+		return nil, err
+	}
+	<-n.done
+	return r, nil
+}
+
+// detach is Handoff's end of Run: the core stops its scripts and
+// sockets; the VIPs stay.
+func (n *Node) detach() {
+	n.step(Input{Kind: InDetach, Now: time.Now()})
+	for _, s := range n.socks {
+		s.conn.Close()
+	}
+	for name := range n.scripts {
+		n.stopScript(name)
+	}
+	for name := range n.files {
+		n.stopFile(name)
+	}
+	n.host.Close()
+}
+
 // reload gathers the facts the core needs about cfg's interfaces and
 // track files, and steps it.
 func (n *Node) reload(cfg Config) {
@@ -145,7 +194,8 @@ func (n *Node) reload(cfg Config) {
 		// vrrp_startup_delay: Run starts n.cfg when the delay is over.
 		return
 	}
-	in := Input{Kind: InReload, Now: time.Now(), Config: cfg, Files: map[string]int{}}
+	in := Input{Kind: InReload, Now: time.Now(), Config: cfg, Files: map[string]int{}, Resume: n.resume}
+	n.resume = nil
 	for _, name := range Interfaces(cfg) {
 		in.Links = append(in.Links, n.host.Link(name))
 	}
@@ -214,6 +264,17 @@ func (n *Node) exec(effects []Effect) {
 			n.trackProcesses(e.Processes)
 		case EffTimer:
 			n.deadline = e.At
+		case EffAddVMAC:
+			// A failure shows as the instance's socket error (FAULT).
+			if err := n.host.AddVMAC(e.VMAC); err != nil {
+				n.log.Error(fmt.Sprintf("(%s) %v", e.Instance, err))
+			} else {
+				n.log.Info(fmt.Sprintf("(%s) VMAC %s up on %s with MAC %s", e.Instance, e.VMAC.Name, e.VMAC.Base, e.VMAC.MAC))
+			}
+		case EffRemoveVMAC:
+			if err := n.host.RemoveVMAC(e.Name); err != nil {
+				n.log.Error(fmt.Sprintf("(%s) %v", e.Instance, err))
+			}
 		}
 	}
 }
@@ -312,6 +373,9 @@ func (n *Node) shutdown() {
 	}
 	for _, s := range n.socks {
 		s.conn.Close()
+	}
+	if err := n.host.RemoveAllVMACs(); err != nil {
+		n.log.Error(fmt.Sprintf("vrrp: %v", err))
 	}
 	for name := range n.scripts {
 		n.stopScript(name)

@@ -106,6 +106,7 @@ type fakeHost struct {
 	added map[netip.Prefix]bool // by this process, for RemoveAllVIPs
 	garps int
 	sent  []string // "dev addr" of each Announce
+	vmacs []string // "+name" / "-name" of each AddVMAC / RemoveVMAC
 }
 
 func newFakeHost(lan *fakeLAN, addr netip.Addr) *fakeHost {
@@ -178,6 +179,19 @@ func (h *fakeHost) Announce(dev string, a netip.Addr, _ int, _ time.Duration) er
 	return nil
 }
 func (h *fakeHost) Close() error { return nil }
+func (h *fakeHost) AddVMAC(v netif.VMAC) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.vmacs = append(h.vmacs, "+"+v.Name)
+	return nil
+}
+func (h *fakeHost) RemoveVMAC(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.vmacs = append(h.vmacs, "-"+name)
+	return nil
+}
+func (h *fakeHost) RemoveAllVMACs() error { return nil }
 
 func (h *fakeHost) has(p netip.Prefix) bool {
 	h.mu.Lock()

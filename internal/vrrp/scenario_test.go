@@ -148,6 +148,8 @@ func (sc *scenario) run(where, cmd string, input []string) []string {
 		sc.step(Input{Kind: InLink, Link: LinkFacts{Name: arg(1), Up: arg(2) == "up", Addr4: scenarioMe}})
 	case "external":
 		sc.step(Input{Kind: InExternal, Name: arg(1), Up: arg(2) == "up"})
+	case "bfd":
+		sc.step(Input{Kind: InExternal, Name: BFDRef(arg(1)), Up: arg(2) == "up"})
 	case "process":
 		n, _ := strconv.Atoi(arg(3))
 		sc.step(Input{Kind: InProcess, Name: arg(1), Up: arg(2) == "up", Value: n})
@@ -241,6 +243,10 @@ func (sc *scenario) format(e Effect) string {
 		return "watch file " + e.File.Name
 	case EffStopFile:
 		return "stop file " + e.Name
+	case EffAddVMAC:
+		return fmt.Sprintf("add vmac %s on %s mac %s ipv6 %v", e.VMAC.Name, e.VMAC.Base, e.VMAC.MAC, e.VMAC.V6)
+	case EffRemoveVMAC:
+		return fmt.Sprintf("remove vmac %s", e.Name)
 	case EffTrackProcesses:
 		var names []string
 		for _, s := range e.Processes {
@@ -365,7 +371,7 @@ func parseScenarioConfig(lines []string) (Config, error) {
 			flags := map[string]*bool{"nopreempt": &ic.NoPreempt, "lower_prio_no_advert": &ic.LowerPrioNoAdvert,
 				"notify_priority_changes": &ic.NotifyPriorityChanges, "track_src_ip": &ic.TrackSrcIP}
 			refs := map[string]*[]TrackRef{"track_script": &ic.TrackScripts, "track_interface": &ic.TrackInterfaces,
-				"track_external": &ic.TrackExternal, "track_process": &ic.TrackProcesses}
+				"track_external": &ic.TrackExternal, "track_bfd": &ic.TrackBFDs, "track_process": &ic.TrackProcesses}
 			err := options(f[2:], func(k, v string, n int, d time.Duration) bool {
 				switch {
 				case numbers[k] != nil:
@@ -380,6 +386,8 @@ func parseScenarioConfig(lines []string) (Config, error) {
 					*refs[k] = append(*refs[k], ref(v))
 				case k == "mcast_src":
 					ic.McastSrcIP = netip.MustParseAddr(v)
+				case k == "vmac" || k == "vmac_xmit_base":
+					ic.VMAC = &VMACConfig{Name: v, XmitBase: k == "vmac_xmit_base"}
 				case k == "vips":
 					for _, p := range strings.Split(v, ",") {
 						ic.VIPs = append(ic.VIPs, VIP{Prefix: netip.MustParsePrefix(p)})
@@ -442,6 +450,8 @@ func parseScenarioConfig(lines []string) (Config, error) {
 					g.TrackInterfaces = append(g.TrackInterfaces, ref(v))
 				case k == "track_script":
 					g.TrackScripts = append(g.TrackScripts, ref(v))
+				case k == "track_bfd":
+					g.TrackBFDs = append(g.TrackBFDs, ref(v))
 				case k == "track_process":
 					g.TrackProcesses = append(g.TrackProcesses, ref(v))
 				default:

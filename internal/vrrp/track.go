@@ -93,6 +93,9 @@ const (
 	TrackExternal
 	// TrackProcess is a vrrp_track_process: Up while its quorum holds.
 	TrackProcess
+	// TrackBFD is a track_bfd entry: Up while the bfd_instance's
+	// session is (the daemon reports it under BFDRef).
+	TrackBFD
 )
 
 func (k TrackKind) String() string {
@@ -105,6 +108,8 @@ func (k TrackKind) String() string {
 		return "file"
 	case TrackExternal:
 		return "process"
+	case TrackBFD:
+		return "bfd"
 	case TrackProcess:
 		return "track_process"
 	}

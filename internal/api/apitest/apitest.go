@@ -9,6 +9,7 @@ package apitest
 import (
 	"context"
 	"errors"
+	"github.com/vipd/vipd/internal/bfd"
 	"maps"
 	"net/netip"
 	"path/filepath"
@@ -52,6 +53,7 @@ func (s *Source) Status() api.Status {
 func cloneStatus(st api.Status) api.Status {
 	out := st
 	out.Instances = slices.Clone(st.Instances)
+	out.BFD = slices.Clone(st.BFD)
 	for i := range out.Instances {
 		in := &out.Instances[i]
 		in.VIPs = slices.Clone(in.VIPs)
@@ -260,6 +262,15 @@ func Sample() api.Status {
 		// The fwmark service has no quorum entry: the daemon lists only
 		// the virtual servers it plans for.
 		Quorum: map[string]bool{"TCP 198.18.0.100:80": true, "UDP 198.18.0.100:53": false},
+		BFD: []bfd.SessionStatus{
+			{Name: "to_router", Peer: netip.MustParseAddr("198.18.0.1"), State: "Up", Remote: "Up",
+				LocalDiscr: 0x1a2b3c4d, RemoteDiscr: 7, TxIntervalUS: 10000, DetectUS: 30000,
+				RemoteMinRx: 10000, RemoteMinTx: 10000, RemoteMult: 3, LastDown: "Control Detection Time Expired",
+				Since: T0.Add(-10 * time.Minute), SentPackets: 60012, RecvPackets: 60007},
+			{Name: "to_rs1", Peer: netip.MustParseAddr("198.18.0.21"), State: "Down", Remote: "Down",
+				LocalDiscr: 0x55aa, TxIntervalUS: 1000000, RemoteMinRx: 1,
+				Since: T0.Add(-time.Hour), SentPackets: 3600},
+		},
 		Checks: []api.Check{
 			{
 				VirtualServer: "TCP 198.18.0.100:80", RealServer: "198.18.0.21:80", Kind: "HTTP_GET",

@@ -465,6 +465,15 @@ func (d *Dataplane) Conns() []lvs.ConnEntry {
 	return c
 }
 
+// Release makes Close leave the services, timeouts and sync daemons in
+// the kernel, as KeepOnClose does: another process adopted them (vipctl
+// upgrade).
+func (d *Dataplane) Release() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.opts.KeepOnClose = true
+}
+
 // Close removes the services vipd owns, restores the timeouts it changed
 // and stops the sync daemons it started (all unless Options.KeepOnClose),
 // then closes the netlink sockets. Connections through deleted services

@@ -115,6 +115,14 @@ func (o *owners) remove(k svcKey) {
 	}
 }
 
+// clear forgets every service (after a flush); the timeouts are kept.
+func (o *owners) clear() {
+	if len(o.keys) > 0 {
+		clear(o.keys)
+		o.dirty = true
+	}
+}
+
 func (o *owners) setOrig(t *lvs.Timeouts) {
 	o.orig = t
 	o.dirty = true

@@ -46,6 +46,11 @@ type Dataplane struct {
 	services map[lvs.ServiceKey]*service
 	draining []*service // removed, with connections still open
 	closed   bool
+	// inherited: listening sockets of the previous process, for the
+	// services Apply starts (handover.go); handedOver: StopAccepting
+	// was called.
+	inherited  map[inheritKey][]int
+	handedOver bool
 
 	stop chan struct{}
 	bg   sync.WaitGroup
@@ -167,6 +172,9 @@ func (dp *Dataplane) Apply(ctx context.Context, desired []lvs.Service) error {
 	if dp.closed {
 		return errors.New("proxy: closed")
 	}
+	if dp.handedOver {
+		return errors.New("proxy: handed over to the next process")
+	}
 	var errs []error
 	keep := map[lvs.ServiceKey]bool{}
 	for _, d := range desired {
@@ -208,9 +216,23 @@ func (dp *Dataplane) start(s *service) error {
 	if s.key.Proto == lvs.UDP {
 		return dp.startUDP(s)
 	}
-	for _, w := range dp.workers {
-		fd, err := listenTCP(s.key.Addr)
+	// Inherited sockets first, every one of them (a socket left out
+	// would reset the connections in its accept queue when closed),
+	// spread over the event loops; then new ones for the loops left.
+	inh := dp.takeInherited(lvs.TCP, s.key.Addr)
+	for i := range max(len(dp.workers), len(inh)) {
+		w := dp.workers[i%len(dp.workers)]
+		var fd int
+		var err error
+		if i < len(inh) {
+			fd = inh[i]
+		} else {
+			fd, err = listenTCP(s.key.Addr)
+		}
 		if err != nil {
+			for _, rest := range inh[min(i+1, len(inh)):] {
+				sysClose(rest)
+			}
 			dp.closeListeners(s)
 			return err
 		}

@@ -109,9 +109,21 @@ func udpHdr(k lvs.ServiceKey) uint64 {
 
 // startUDP opens a UDP service's socket in every worker.
 func (dp *Dataplane) startUDP(s *service) error {
-	for _, w := range dp.workers {
-		fd, err := listenUDP(s.key.Addr)
+	// Inherited sockets first, every one of them, as for TCP.
+	inh := dp.takeInherited(lvs.UDP, s.key.Addr)
+	for i := range max(len(dp.workers), len(inh)) {
+		w := dp.workers[i%len(dp.workers)]
+		var fd int
+		var err error
+		if i < len(inh) {
+			fd = inh[i]
+		} else {
+			fd, err = listenUDP(s.key.Addr)
+		}
 		if err != nil {
+			for _, rest := range inh[min(i+1, len(inh)):] {
+				sysClose(rest)
+			}
 			dp.closeListeners(s)
 			return err
 		}
@@ -148,6 +160,10 @@ func (w *worker) removeUDP(ln *listener) {
 	}
 	for _, f := range ln.flows {
 		w.dropFlow(f)
+	}
+	// Out of the epoll set before the close (see removeListener).
+	if ln.ep.fd >= 0 {
+		_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, ln.ep.fd, nil)
 	}
 	w.closeEP(&ln.ep)
 	w.udp = slices.DeleteFunc(w.udp, func(l *listener) bool { return l == ln })

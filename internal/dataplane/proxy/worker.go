@@ -379,6 +379,13 @@ func (w *worker) addListener(ln *listener) error {
 }
 
 func (w *worker) removeListener(ln *listener) {
+	// Out of the epoll set first: close(2) only drops the registration
+	// when no other descriptor shares the socket, and after an upgrade
+	// passed it on, another process's does (the stale registration
+	// would keep waking this loop for connections it must not take).
+	if ln.ep.fd >= 0 {
+		_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, ln.ep.fd, nil)
+	}
 	w.closeEP(&ln.ep)
 }
 

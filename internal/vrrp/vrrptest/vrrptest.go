@@ -47,6 +47,8 @@ type Spec struct {
 	// Unicast: UnicastSrc and UnicastPeers set.
 	UnicastSrc   netip.Addr
 	UnicastPeers []netip.Addr
+	// VMAC writes use_vmac (VMACXmitBase adds vmac_xmit_base).
+	VMAC, VMACXmitBase bool
 	// Extra adjusts the vipd configuration (scripts, tracking...); the
 	// keepalived.conf does not see it.
 	Extra func(*vrrp.Config)
@@ -121,6 +123,12 @@ func (s Spec) Keepalived() string {
 	fmt.Fprintf(&b, "    advert_int %s\n", seconds(ai))
 	if s.NoPreempt {
 		b.WriteString("    nopreempt\n")
+	}
+	if s.VMAC {
+		b.WriteString("    use_vmac\n")
+	}
+	if s.VMACXmitBase {
+		b.WriteString("    vmac_xmit_base\n")
 	}
 	if s.AuthPass != "" {
 		fmt.Fprintf(&b, "    authentication {\n        auth_type PASS\n        auth_pass %s\n    }\n", s.AuthPass)
