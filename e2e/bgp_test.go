@@ -157,7 +157,7 @@ func nexthops(t testing.TB, r *lab.Host) int {
 // returns how long that took from since.
 func waitNexthops(t testing.TB, r *lab.Host, n int, since time.Time, timeout time.Duration, what string) time.Duration {
 	t.Helper()
-	lab.Eventually(t, timeout, func() bool { return nexthops(t, r) == n }, "%s: router does not have %d next hops for %s: %q", what, n, bgpVIP, func() string { s, _ := r.Run("ip", "route", "show", bgpVIP); return s }())
+	lab.Eventually(t, timeout, func() bool { return nexthops(t, r) == n }, "%s: router does not have %d next hops for %s: %q", what, n, bgpVIP, func() string { s, _ := r.Run("ip", "route", "show", bgpVIP); return s })
 	return time.Since(since)
 }
 
@@ -409,10 +409,12 @@ func TestBGPActiveActive(t *testing.T) {
 		if err != nil || !strings.Contains(out, "0 routes announced (draining)") {
 			t.Fatalf("vipctl bgp drain: %v\n%s", err, out)
 		}
-		if got := nexthops(t, r); got != 2 {
-			t.Errorf("after drain: %d next hops, want 2", got)
-		}
 		t.Logf("vipctl bgp drain (GRACEFUL_SHUTDOWN, 1 s, withdrawal) returned after %v", time.Since(t0).Round(time.Millisecond))
+		// The withdrawal is sent before drain returns; BIRD then updates
+		// the kernel's route (once in CI that came after the first look).
+		t1 := time.Now()
+		took := waitNexthops(t, r, 2, t1, 5*time.Second, "after drain")
+		t.Logf("drain returned -> 2 next hops: %v", took.Round(time.Millisecond))
 		// A health change while drained announces nothing.
 		// A reload runs the policy again: still nothing announced.
 		reloads := ds[1].status().Reloads

@@ -283,6 +283,10 @@ func TestExampleQuickstart(t *testing.T) {
 		}, "%s through %s: %v\n%s", what, vip, &got, v.Output())
 	}
 	roundRobin("round robin")
+	// The proxy may serve a moment before the control socket is open
+	// (the daemon opens it last).
+	lab.Eventually(t, 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil },
+		"no control socket %s:\n%s", sock, v.Output)
 
 	vipctl := func(args ...string) string {
 		out, err := h.Run("setpriv", asUser(append([]string{bins["./cmd/vipctl"], "--socket", sock}, args...)...)...)

@@ -613,7 +613,11 @@ func TestUpgradeFailureKeepsRunning(t *testing.T) {
 		maxGap = max(maxGap, g)
 	}
 	t.Logf("adverts: %d, longest gap %v", len(gaps)+1, maxGap.Round(time.Millisecond))
-	if heard, want := len(gaps)+1, int(time.Since(capStart)/time.Second)-1; heard < want || maxGap > 1500*time.Millisecond || prio0 > 0 {
+	// A rollback resumes the old process's instances after the new one
+	// failed, which under CI load took up to 1.9 s once; what matters is
+	// the BACKUP's master-down interval (3 x 1 s + skew: 3.6 s), and
+	// keepalived's silence is checked below.
+	if heard, want := len(gaps)+1, int(time.Since(capStart)/time.Second)-1; heard < want || maxGap > 2500*time.Millisecond || prio0 > 0 {
 		t.Errorf("vipd's adverts: longest gap %v, %d priority 0", maxGap, prio0)
 	}
 	if kl := k.Output()[kStart:]; strings.Contains(kl, "VI_1") {

@@ -113,9 +113,9 @@ func TestStartupDelayWithKeepalived(t *testing.T) {
 	// From ready: without the delay vipd would take over after one master
 	// down interval (3 x 0.5 s + skew); with it, 2 s later still.
 	start := time.Now()
-	if !strings.Contains(v.proc.Output(), "Delaying startup for 2 seconds") {
-		t.Errorf("vipd did not log keepalived's line for the delay:\n%s", v.proc.Output())
-	}
+	// The line may follow the control socket's readiness by a moment.
+	lab.Eventually(t, time.Second, func() bool { return strings.Contains(v.proc.Output(), "Delaying startup for 2 seconds") },
+		"vipd did not log keepalived's line for the delay:\n%s", v.proc.Output)
 	if hasAddr(dv, vip) || !hasAddr(dk, vip) || strings.Contains(k.Output(), "higher priority 200") {
 		if time.Since(start) < time.Second {
 			t.Fatalf("vipd acted during its startup delay")

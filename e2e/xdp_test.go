@@ -197,7 +197,7 @@ func TestXDPDirector(t *testing.T) {
 		_, _ = client.Run("ping", "-c1", "-W1", vip)
 		neigh, _ = client.Run("ip", "neigh", "show", vip)
 		return strings.Contains(neigh, d1.MAC)
-	}, "the client's neighbour entry for the VIP does not name d1 (%s) after the restart: %s", d1.MAC, &neigh)
+	}, "the client's neighbour entry for the VIP does not name d1 (%s) after the restart: %s", d1.MAC, func() string { return neigh })
 	if !strings.Contains(d.proc.Output(), "adopted pinned maps") {
 		t.Errorf("the restarted vipd did not adopt the pinned maps:\n%s", d.proc.Output())
 	}

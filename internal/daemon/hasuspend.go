@@ -43,7 +43,13 @@ func (d *Daemon) watchAddrs(ctx context.Context) error {
 	ch := make(chan netlink.AddrUpdate, 64)
 	done := make(chan struct{})
 	err = netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
-		ErrorCallback: func(err error) { d.log.Error("ha_suspend: address updates", "err", err) },
+		ErrorCallback: func(err error) {
+			// Closing the subscription at stop fails its pending read
+			// (EAGAIN): not an error worth a line.
+			if ctx.Err() == nil {
+				d.log.Error("ha_suspend: address updates", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("ha_suspend: watch addresses: %w", err)

@@ -346,7 +346,9 @@ func setns(fd int) error {
 }
 
 // Eventually polls cond every 10 ms until it returns true or the timeout
-// passes, then fails the test with msg. Use it instead of sleeping.
+// passes, then fails the test with msg. Use it instead of sleeping. An
+// argument of type func() string is called when the message is printed,
+// so it shows the state at the deadline (p.Output, not p.Output()).
 func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -355,6 +357,11 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format st
 			return
 		}
 		if time.Now().After(deadline) {
+			for i, a := range args {
+				if f, ok := a.(func() string); ok {
+					args[i] = f()
+				}
+			}
 			t.Fatalf("after %v: "+format, append([]any{timeout}, args...)...)
 		}
 		time.Sleep(10 * time.Millisecond)
