@@ -257,7 +257,7 @@ var globalSection = newSection("global_defs", "Global definitions",
 		}
 	}),
 	flagKw("rs_init_notifies", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.RSInitNotifies) }).note("a real server that starts up (at start, or new in a reload) is notified as up: notify_up, the FIFO line, mail as smtp_alert says; an alpha server starts down and is notified when it comes up").args("[<BOOL>]", 0),
-	flagKw("no_checker_emails", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NoCheckerEmails) }).notYet("checker mails follow smtp_alert_checker only").args("[<BOOL>]", 0),
+	flagKw("no_checker_emails", func(c *cx, n *Node) { c.boolVal(n, &c.b.cfg.Global.NoCheckerEmails) }).note("what vipd always does: mail when a real server is added or removed, never for one checker's change while others keep the server's state (keepalived without it also mails each checker's change)").args("[<BOOL>]", 0),
 	kw("vmac_prefix", "STRING", 1, "vrrp", func(c *cx, n *Node) { c.b.cfg.Global.VMACPrefix = n.Args[0] }),
 	kw("vmac_addr_prefix", "STRING", 1, "vmac_prefix", func(c *cx, n *Node) { c.b.cfg.Global.VMACAddrPrefix = n.Args[0] }).status(Ignored).note("names per-address VMACs (use_vmac_addr), which vipd refuses"),
 	kw("vipd_dataplane", "auto|proxy|ipvs|xdp", 1, "auto", func(c *cx, n *Node) {
