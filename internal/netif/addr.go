@@ -272,30 +272,5 @@ func WatchAddrs(ctx context.Context, errc chan<- error) (<-chan int, error) {
 		close(done)
 		return nil, fmt.Errorf("subscribe to address updates: %w", err)
 	}
-	out := make(chan int, 64)
-	go func() {
-		defer close(out)
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case err := <-failed:
-				if errc != nil {
-					errc <- fmt.Errorf("address updates: %w", err)
-				}
-				return
-			case u, ok := <-updates:
-				if !ok {
-					return
-				}
-				select {
-				case out <- u.LinkIndex:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return out, nil
+	return relay(ctx, updates, done, failed, errc, "address updates", func(u netlink.AddrUpdate) int { return u.LinkIndex }), nil
 }

@@ -51,7 +51,17 @@ func WatchLinks(ctx context.Context, errc chan<- error) (<-chan LinkState, error
 		close(done)
 		return nil, fmt.Errorf("subscribe to link updates: %w", err)
 	}
-	out := make(chan LinkState, 64)
+	return relay(ctx, updates, done, failed, errc, "link updates", func(u netlink.LinkUpdate) LinkState {
+		return LinkState{Name: u.Attrs().Name, Index: int(u.Index), Up: flagsUp(u.Flags), Gone: u.Header.Type == unix.RTM_DELLINK}
+	}), nil
+}
+
+// relay forwards a netlink subscription's updates, converted, until ctx
+// ends or the subscription reports an error (sent to errc if not nil,
+// prefixed with what); then it closes done (which ends the
+// subscription) and the returned channel.
+func relay[U, T any](ctx context.Context, updates <-chan U, done chan struct{}, failed <-chan error, errc chan<- error, what string, conv func(U) T) <-chan T {
+	out := make(chan T, 64)
 	go func() {
 		defer close(out)
 		defer close(done)
@@ -61,21 +71,20 @@ func WatchLinks(ctx context.Context, errc chan<- error) (<-chan LinkState, error
 				return
 			case err := <-failed:
 				if errc != nil {
-					errc <- fmt.Errorf("link updates: %w", err)
+					errc <- fmt.Errorf("%s: %w", what, err)
 				}
 				return
 			case u, ok := <-updates:
 				if !ok {
 					return
 				}
-				st := LinkState{Name: u.Attrs().Name, Index: int(u.Index), Up: flagsUp(u.Flags), Gone: u.Header.Type == unix.RTM_DELLINK}
 				select {
-				case out <- st:
+				case out <- conv(u):
 				case <-ctx.Done():
 					return
 				}
 			}
 		}
 	}()
-	return out, nil
+	return out
 }
