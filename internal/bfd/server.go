@@ -339,55 +339,56 @@ func (s *Server) listen(c SessionConfig) error {
 	return nil
 }
 
+// rxFrom reads one datagram into b: its length, the TTL or hop limit
+// it arrived with (-1 when unknown) and its destination and source.
+type rxFrom func(b []byte) (n, ttl int, dst, src netip.Addr, err error)
+
 func (s *Server) read4(p *ipv4.PacketConn, multihop bool) {
-	defer s.wg.Done()
-	for {
-		b := make([]byte, 128)
+	s.read(multihop, func(b []byte) (int, int, netip.Addr, netip.Addr, error) {
 		n, cm, src, err := p.ReadFrom(b)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		r := rxPacket{multihop: multihop, ttl: -1, b: b[:n]}
-		if u, ok := src.(*net.UDPAddr); ok {
-			r.src = u.AddrPort().Addr().Unmap()
-		}
+		ttl, dst := -1, netip.Addr{}
 		if cm != nil {
-			r.ttl = cm.TTL
-			r.dst, _ = netip.AddrFromSlice(cm.Dst)
-			r.dst = r.dst.Unmap()
+			ttl = cm.TTL
+			dst, _ = netip.AddrFromSlice(cm.Dst)
 		}
-		select {
-		case s.rx <- r:
-		case <-s.done:
-			return
-		}
-	}
+		return n, ttl, dst.Unmap(), udpSource(src).Unmap(), err
+	})
 }
 
 func (s *Server) read6(p *ipv6.PacketConn, multihop bool) {
+	s.read(multihop, func(b []byte) (int, int, netip.Addr, netip.Addr, error) {
+		n, cm, src, err := p.ReadFrom(b)
+		ttl, dst := -1, netip.Addr{}
+		if cm != nil {
+			ttl = cm.HopLimit
+			dst, _ = netip.AddrFromSlice(cm.Dst)
+		}
+		return n, ttl, dst, udpSource(src), err
+	})
+}
+
+func udpSource(a net.Addr) netip.Addr {
+	if u, ok := a.(*net.UDPAddr); ok {
+		return u.AddrPort().Addr()
+	}
+	return netip.Addr{}
+}
+
+// read hands the datagrams of one socket to the server's goroutine until
+// the socket is closed.
+func (s *Server) read(multihop bool, from rxFrom) {
 	defer s.wg.Done()
 	for {
 		b := make([]byte, 128)
-		n, cm, src, err := p.ReadFrom(b)
+		n, ttl, dst, src, err := from(b)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		r := rxPacket{multihop: multihop, ttl: -1, b: b[:n]}
-		if u, ok := src.(*net.UDPAddr); ok {
-			r.src = u.AddrPort().Addr()
-		}
-		if cm != nil {
-			r.ttl = cm.HopLimit
-			r.dst, _ = netip.AddrFromSlice(cm.Dst)
-		}
 		select {
-		case s.rx <- r:
+		case s.rx <- rxPacket{multihop: multihop, ttl: ttl, b: b[:n], src: src, dst: dst}:
 		case <-s.done:
 			return
 		}
