@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -216,10 +217,21 @@ func (dp *Dataplane) start(s *service) error {
 	if s.key.Proto == lvs.UDP {
 		return dp.startUDP(s)
 	}
-	// Inherited sockets first, every one of them (a socket left out
-	// would reset the connections in its accept queue when closed),
-	// spread over the event loops; then new ones for the loops left.
-	inh := dp.takeInherited(lvs.TCP, s.key.Addr)
+	return dp.openListeners(s, listenTCP, func(w *worker, fd int) (*listener, error) {
+		ln := &listener{svc: s, w: w, ep: endpoint{fd: fd, kind: kindListener}}
+		ln.ep.ln = ln
+		return ln, w.addListener(ln)
+	})
+}
+
+// openListeners gives every event loop a socket of the service:
+// inherited sockets first, every one of them (a socket left out would
+// reset the connections in its accept queue when closed, or drop the
+// datagrams in its queue), spread over the loops; then new ones from
+// open for the loops left. add runs on the loop and registers the
+// socket there. On an error every socket of the service is closed.
+func (dp *Dataplane) openListeners(s *service, open func(netip.AddrPort) (int, error), add func(w *worker, fd int) (*listener, error)) error {
+	inh := dp.takeInherited(s.key.Proto, s.key.Addr)
 	for i := range max(len(dp.workers), len(inh)) {
 		w := dp.workers[i%len(dp.workers)]
 		var fd int
@@ -227,7 +239,7 @@ func (dp *Dataplane) start(s *service) error {
 		if i < len(inh) {
 			fd = inh[i]
 		} else {
-			fd, err = listenTCP(s.key.Addr)
+			fd, err = open(s.key.Addr)
 		}
 		if err != nil {
 			for _, rest := range inh[min(i+1, len(inh)):] {
@@ -236,10 +248,9 @@ func (dp *Dataplane) start(s *service) error {
 			dp.closeListeners(s)
 			return err
 		}
-		ln := &listener{svc: s, w: w, ep: endpoint{fd: fd, kind: kindListener}}
-		ln.ep.ln = ln
+		var ln *listener
 		var rerr error
-		if !w.call(func() { rerr = w.addListener(ln) }) {
+		if !w.call(func() { ln, rerr = add(w, fd) }) {
 			rerr = errors.New("worker stopped")
 		}
 		if rerr != nil {

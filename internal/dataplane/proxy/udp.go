@@ -109,38 +109,11 @@ func udpHdr(k lvs.ServiceKey) uint64 {
 
 // startUDP opens a UDP service's socket in every worker.
 func (dp *Dataplane) startUDP(s *service) error {
-	// Inherited sockets first, every one of them, as for TCP.
-	inh := dp.takeInherited(lvs.UDP, s.key.Addr)
-	for i := range max(len(dp.workers), len(inh)) {
-		w := dp.workers[i%len(dp.workers)]
-		var fd int
-		var err error
-		if i < len(inh) {
-			fd = inh[i]
-		} else {
-			fd, err = listenUDP(s.key.Addr)
-		}
-		if err != nil {
-			for _, rest := range inh[min(i+1, len(inh)):] {
-				sysClose(rest)
-			}
-			dp.closeListeners(s)
-			return err
-		}
+	return dp.openListeners(s, listenUDP, func(w *worker, fd int) (*listener, error) {
 		ln := &listener{svc: s, w: w, ep: endpoint{fd: fd, kind: kindUDP}, flows: map[netip.AddrPort]*udpFlow{}, hdr: udpHdr(s.key)}
 		ln.ep.ln = ln
-		var rerr error
-		if !w.call(func() { rerr = w.addUDP(ln) }) {
-			rerr = fmt.Errorf("worker stopped")
-		}
-		if rerr != nil {
-			sysClose(fd)
-			dp.closeListeners(s)
-			return rerr
-		}
-		s.listeners = append(s.listeners, ln)
-	}
-	return nil
+		return ln, w.addUDP(ln)
+	})
 }
 
 func (w *worker) addUDP(ln *listener) error {
