@@ -113,8 +113,8 @@ rxpkts() { on rs ip -s -j link show eth0 | python3 -c 'import json,sys; print(js
 TICK_NS=$(( 1000000000 / $(getconf CLK_TCK) ))
 dircpu() {
 	case $1 in
-	xdp) cat /proc/$(cat $TMP/x.pid)/fdinfo/* 2>/dev/null | awk '/^run_time_ns:/ { t += $2 } END { printf "%d\n", t }' ;;
-	proxy) awk -v k=$TICK_NS '{ printf "%d\n", ($14 + $15) * k }' /proc/$(cat $TMP/p.pid)/stat ;;
+	xdp) cat /proc/$(cat $TMP/x.pid)/fdinfo/* 2>/dev/null | awk '/^run_time_ns:/ { t += $2 } END { printf "%.0f\n", t }' ;;
+	proxy) awk -v k=$TICK_NS '{ printf "%.0f\n", ($14 + $15) * k }' /proc/$(cat $TMP/p.pid)/stat ;;
 	*) echo 0 ;;
 	esac
 }
