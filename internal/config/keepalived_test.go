@@ -277,10 +277,8 @@ func keepalived243(t *testing.T) string {
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	if out, err := exec.Command("bash", script).CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("keepalived 2.4.3: %s: %v\n%s", script, err, out)
-		}
-		t.Skipf("keepalived 2.4.3: %s: %v", script, err)
+		// lab.Skipf fails the test under CI.
+		lab.Skipf(t, "keepalived 2.4.3: %s: %v\n%s", script, err, out)
 	}
 	return installed
 }

@@ -2,7 +2,6 @@ package vrrp
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +31,7 @@ func TestPrepareRuntime(t *testing.T) {
 }
 
 func TestSetProcessPriority(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_SYS_NICE) to set real-time priorities") // not an e2e test: the unit tests above cover the logic
-	}
+	lab.RequireRoot(t) // CAP_SYS_NICE sets real-time priorities
 	policies := func() map[int]string {
 		tids, err := threadIDs()
 		if err != nil || len(tids) == 0 {
@@ -91,9 +88,7 @@ func rrThreads(t *testing.T, prio int) (rr, other int) {
 // process runs SCHED_RR, a reload without it leaves the VRRP thread
 // alone real-time, and a stopped node leaves none.
 func TestNodeProcessRealtime(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_SYS_NICE) to set real-time priorities")
-	}
+	lab.RequireRoot(t) // CAP_SYS_NICE sets real-time priorities
 	defer setProcessPriority(0)
 	rt := func(on bool) Config {
 		return fakeConfig(100, func(c *Config) { c.NoRealtime, c.RTPriority, c.ProcessRealtime = false, 2, on })
