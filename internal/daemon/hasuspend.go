@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/vipd/vipd/internal/check"
+	"github.com/vipd/vipd/internal/netif"
 )
 
 // ha_suspend, as keepalived does it: the checkers of a virtual server
@@ -30,6 +31,12 @@ type hostAddr struct {
 // change to the loop until ctx ends. It returns once the first list is
 // in.
 func (d *Daemon) watchAddrs(ctx context.Context) error {
+	// Watch first, then list: a change in between is read again.
+	errc := make(chan error, 1)
+	changed, err := netif.WatchAddrs(ctx, errc)
+	if err != nil {
+		return fmt.Errorf("ha_suspend: %w", err)
+	}
 	d.local = map[hostAddr]bool{}
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
@@ -40,44 +47,27 @@ func (d *Daemon) watchAddrs(ctx context.Context) error {
 			d.local[hostAddr{ip.Unmap(), a.LinkIndex}] = true
 		}
 	}
-	ch := make(chan netlink.AddrUpdate, 64)
-	done := make(chan struct{})
-	err = netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
-		ErrorCallback: func(err error) {
-			// Closing the subscription at stop fails its pending read
-			// (EAGAIN): not an error worth a line.
-			if ctx.Err() == nil {
-				d.log.Error("ha_suspend: address updates", "err", err)
-			}
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("ha_suspend: watch addresses: %w", err)
-	}
 	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case u, ok := <-ch:
-				if !ok {
-					return
-				}
-				ip, ok := netip.AddrFromSlice(u.LinkAddress.IP)
-				if !ok {
-					continue
-				}
-				k := hostAddr{ip.Unmap(), u.LinkIndex}
-				d.do(func() {
-					if u.NewAddr {
-						d.local[k] = true
-					} else {
+		for index := range changed {
+			// A link that is gone has no addresses left.
+			now, _ := netif.LinkIndexAddrs(index)
+			d.do(func() {
+				for k := range d.local {
+					if k.index == index {
 						delete(d.local, k)
 					}
-					d.applySuspend(d.gen.plans, false)
-				})
-			}
+				}
+				for _, a := range now {
+					d.local[hostAddr{a, index}] = true
+				}
+				d.applySuspend(d.gen.plans, false)
+			})
+		}
+		// The channel closes at stop (ctx done) or when the socket failed.
+		select {
+		case err := <-errc:
+			d.log.Error("ha_suspend: address updates stopped", "err", err)
+		default:
 		}
 	}()
 	return nil

@@ -237,9 +237,22 @@ func LinkAddrs(ifname string) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("interface %s: %w", ifname, err)
 	}
+	return linkAddrs(link)
+}
+
+// LinkIndexAddrs is LinkAddrs by interface index (what WatchAddrs sends).
+func LinkIndexAddrs(index int) ([]netip.Addr, error) {
+	link, err := netlink.LinkByIndex(index)
+	if err != nil {
+		return nil, fmt.Errorf("interface %d: %w", index, err)
+	}
+	return linkAddrs(link)
+}
+
+func linkAddrs(link netlink.Link) ([]netip.Addr, error) {
 	list, err := netlink.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, fmt.Errorf("list addresses of %s: %w", ifname, err)
+		return nil, fmt.Errorf("list addresses of %s: %w", link.Attrs().Name, err)
 	}
 	out := make([]netip.Addr, 0, len(list))
 	for _, x := range list {
