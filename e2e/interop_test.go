@@ -527,13 +527,7 @@ func TestInteropWrongPassword(t *testing.T) {
 func TestInteropWrongHMACKey(t *testing.T) {
 	lab.RequireRoot(t)
 	t.Parallel()
-	var peer keepalivedPeer
-	for _, p := range keepalivedPeers {
-		if p.Name == "2.4.3" {
-			peer = p
-		}
-	}
-	bin := peer.binary(t)
+	bin := keepalivedPeerNamed(t, "2.4.3").binary(t)
 	c := interopCase{version: 3, hmac: true}
 	l := lab.New(t)
 	hosts := []*lab.Host{l.Host("d1", interopAddr4[0]), l.Host("d2", interopAddr4[1])}
@@ -594,13 +588,7 @@ func TestInteropWrongHMACKey(t *testing.T) {
 func TestInteropOldUnicastChecksum(t *testing.T) {
 	lab.RequireRoot(t)
 	t.Parallel()
-	var peer keepalivedPeer
-	for _, p := range keepalivedPeers {
-		if p.Name == "2.4.3" {
-			peer = p
-		}
-	}
-	bin := peer.binary(t)
+	bin := keepalivedPeerNamed(t, "2.4.3").binary(t)
 	c := interopCase{version: 3, unicast: true}
 	old := func(conf string) string {
 		return strings.Replace(conf, "    unicast_peer {", "    old_unicast_checksum\n    unicast_peer {", 1)
@@ -654,13 +642,7 @@ func TestInteropOldUnicastChecksum(t *testing.T) {
 func TestInteropHMACRollout(t *testing.T) {
 	lab.RequireRoot(t)
 	t.Parallel()
-	var peer keepalivedPeer
-	for _, p := range keepalivedPeers {
-		if p.Name == "2.4.3" {
-			peer = p
-		}
-	}
-	bin := peer.binary(t)
+	bin := keepalivedPeerNamed(t, "2.4.3").binary(t)
 	c := interopCase{version: 3, hmac: true}
 	mode := func(conf, m string) string {
 		if m == "none" {
@@ -705,4 +687,16 @@ func TestInteropHMACRollout(t *testing.T) {
 			t.Errorf("vipd dropped %d adverts for %s during the rollout", n, r)
 		}
 	}
+}
+
+// keepalivedPeerNamed is the keepalivedPeers entry of a version.
+func keepalivedPeerNamed(t *testing.T, name string) keepalivedPeer {
+	t.Helper()
+	for _, p := range keepalivedPeers {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("no keepalived peer %q", name)
+	return keepalivedPeer{}
 }
