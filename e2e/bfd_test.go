@@ -16,14 +16,7 @@ import (
 // processes (keepalived() runs VRRP only, which has no BFD).
 func keepalivedFull(t testing.TB, h *lab.Host, conf string) *lab.Proc {
 	t.Helper()
-	lab.RequireCommand(t, "keepalived")
-	dir := t.TempDir()
-	cf := filepath.Join(dir, "keepalived.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := h.Start("keepalived", "-n", "-l", "-D", "-f", cf,
-		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"), "-b", filepath.Join(dir, "b.pid"))
+	p := lab.StartKeepalived(t, h, conf)
 	t.Cleanup(func() { _ = p.Stop(10 * time.Second) })
 	return p
 }

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,14 +12,7 @@ import (
 // IPVS) on conf in h, with private pid files.
 func keepalived(t testing.TB, h *lab.Host, conf string) *lab.Proc {
 	t.Helper()
-	lab.RequireCommand(t, "keepalived")
-	dir := t.TempDir()
-	cf := filepath.Join(dir, "keepalived.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return h.Start("keepalived", "-n", "-l", "-D", "-P", "-f", cf,
-		"-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"), "-c", filepath.Join(dir, "c.pid"), "-b", filepath.Join(dir, "b.pid"))
+	return lab.StartKeepalived(t, h, conf, "-P")
 }
 
 // mixedVIP is the address the mixed-pair tests' configurations share.
